@@ -1,0 +1,286 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// A Provider is the cloud a node pool runs on.
+// +kubebuilder:validation:Enum=aws;azure
+type Provider string
+
+// Providers.
+const (
+	ProviderAWS   Provider = "aws"
+	ProviderAzure Provider = "azure"
+)
+
+// A Backend is the Cluster API object family that runs a node pool.
+// +kubebuilder:validation:Enum=Auto;MachineDeployment;MachinePool;Managed
+type Backend string
+
+// Backends.
+const (
+	// BackendAuto lets the platform policy (and, where known, the Cluster)
+	// choose the backend.
+	BackendAuto Backend = "Auto"
+	// BackendMachineDeployment runs the pool as Cluster API Machines: a
+	// MachineDeployment with infrastructure and bootstrap templates.
+	BackendMachineDeployment Backend = "MachineDeployment"
+	// BackendMachinePool runs the pool as the cloud's own scale group (ASG,
+	// VMSS) through a Cluster API MachinePool.
+	BackendMachinePool Backend = "MachinePool"
+	// BackendManaged runs the pool as a managed node group (EKS, AKS).
+	BackendManaged Backend = "Managed"
+)
+
+// FleetNodePoolSpec is what an application team asks for: a pool of worker
+// nodes in one Cluster API cluster, described without cloud specifics.
+//
+// +kubebuilder:validation:XValidation:rule="!(has(self.channel) && has(self.version))",message="set either spec.channel or spec.version, not both"
+type FleetNodePoolSpec struct {
+	// ClusterName is the name of the Cluster API Cluster, in the
+	// FleetNodePool's namespace, that the pool joins. It cannot be changed:
+	// create a new FleetNodePool to move nodes to another cluster.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.clusterName is immutable: create a new FleetNodePool for another cluster"
+	ClusterName string `json:"clusterName"`
+
+	// Provider is the cloud the cluster runs on. When omitted it is derived
+	// from the Cluster's infrastructure.
+	// +optional
+	Provider Provider `json:"provider,omitempty"`
+
+	// Backend selects how the pool is run. Auto (the default) lets the
+	// platform policy decide.
+	// +optional
+	// +kubebuilder:default=Auto
+	Backend Backend `json:"backend,omitempty"`
+
+	// Channel is a version channel defined by the platform policy, e.g.
+	// stable. The policy's default channel applies when neither channel nor
+	// version is set.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Channel string `json:"channel,omitempty"`
+
+	// Version pins the pool's Kubernetes version, e.g. v1.33.4, instead of
+	// following a channel.
+	// +optional
+	// +kubebuilder:validation:Pattern=`^v(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$`
+	Version string `json:"version,omitempty"`
+
+	// Machine describes each node.
+	// +required
+	Machine Machine `json:"machine"`
+
+	// Scaling is either a fixed replica count or autoscaler bounds.
+	// +required
+	Scaling Scaling `json:"scaling"`
+
+	// Zones spreads the pool over these failure domains (e.g. eu-west-1a on
+	// AWS, 1 on Azure): one MachineDeployment per zone. Omit to let the
+	// cluster place machines.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=6
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=63
+	Zones []string `json:"zones,omitempty"`
+
+	// Labels are added to every node of the pool (kubelet --node-labels).
+	// +optional
+	// +kubebuilder:validation:MaxProperties=32
+	Labels map[string]string `json:"labels,omitempty"`
+
+	// Taints are added to every node of the pool when it registers.
+	// +optional
+	// +listType=map
+	// +listMapKey=key
+	// +listMapKey=effect
+	// +kubebuilder:validation:MaxItems=16
+	Taints []Taint `json:"taints,omitempty"`
+
+	// Rollout bounds how many machines are added or removed at once while
+	// the pool rolls. Platform policy supplies the defaults.
+	// +optional
+	Rollout *Rollout `json:"rollout,omitempty"`
+
+	// AWS holds the few AWS-only settings a pool may override.
+	// +optional
+	AWS *AWSOptions `json:"aws,omitempty"`
+
+	// Azure holds the few Azure-only settings a pool may override.
+	// +optional
+	Azure *AzureOptions `json:"azure,omitempty"`
+}
+
+// Machine describes one node of a pool.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.__class__) != has(self.type)",message="set exactly one of spec.machine.class (a catalog size class) or spec.machine.type (a provider instance type)"
+type Machine struct {
+	// Class is a size class from the platform catalog, e.g. medium.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Class string `json:"class,omitempty"`
+
+	// Type is a provider instance type used as is, e.g. m6i.2xlarge or
+	// Standard_D8s_v5. Platform policy may forbid it.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	Type string `json:"type,omitempty"`
+
+	// DiskGiB is the size of the root disk. Platform policy supplies the
+	// default.
+	// +optional
+	// +kubebuilder:validation:Minimum=8
+	// +kubebuilder:validation:Maximum=2048
+	DiskGiB *int32 `json:"diskGiB,omitempty"`
+
+	// Spot runs the pool on spot (preemptible) capacity.
+	// +optional
+	Spot *bool `json:"spot,omitempty"`
+}
+
+// Scaling is either a fixed replica count or autoscaler bounds.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.replicas) != (has(self.min) || has(self.max))",message="set either spec.scaling.replicas (fixed size) or spec.scaling.min and spec.scaling.max (autoscaled), not both"
+// +kubebuilder:validation:XValidation:rule="has(self.min) == has(self.max)",message="set both spec.scaling.min and spec.scaling.max for an autoscaled pool"
+// +kubebuilder:validation:XValidation:rule="!has(self.min) || !has(self.max) || self.min <= self.max",message="spec.scaling.min must be less than or equal to spec.scaling.max"
+type Scaling struct {
+	// Replicas is the fixed number of nodes.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Replicas *int32 `json:"replicas,omitempty"`
+
+	// Min is the smallest size the cluster-autoscaler may scale the pool to.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Min *int32 `json:"min,omitempty"`
+
+	// Max is the largest size the cluster-autoscaler may scale the pool to.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	Max *int32 `json:"max,omitempty"`
+}
+
+// Autoscaled reports whether the cluster-autoscaler owns the pool's size.
+func (s Scaling) Autoscaled() bool { return s.Min != nil || s.Max != nil }
+
+// A TaintEffect is what a taint does to pods that do not tolerate it.
+// +kubebuilder:validation:Enum=NoSchedule;PreferNoSchedule;NoExecute
+type TaintEffect string
+
+// Taint is a Kubernetes node taint.
+type Taint struct {
+	// Key of the taint.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Key string `json:"key"`
+
+	// Value of the taint.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	Value string `json:"value,omitempty"`
+
+	// Effect of the taint.
+	// +required
+	Effect TaintEffect `json:"effect"`
+}
+
+// Rollout bounds a rolling replacement of the pool's machines.
+type Rollout struct {
+	// MaxSurge is how many machines may be created above the desired size
+	// during a rollout: a number or a percentage.
+	// +optional
+	// +kubebuilder:validation:XIntOrString
+	MaxSurge *intstr.IntOrString `json:"maxSurge,omitempty"`
+
+	// MaxUnavailable is how many machines may be unavailable during a
+	// rollout: a number or a percentage.
+	// +optional
+	// +kubebuilder:validation:XIntOrString
+	MaxUnavailable *intstr.IntOrString `json:"maxUnavailable,omitempty"`
+}
+
+// AWSOptions are AWS-only settings of a pool.
+type AWSOptions struct {
+	// AMI is the ID of the machine image to boot, e.g. ami-0123456789abcdef0.
+	// By default the platform policy's image for the pool's version is used,
+	// or Cluster API looks one up for the version.
+	// +optional
+	// +kubebuilder:validation:Pattern=`^ami-[0-9a-f]{8,17}$`
+	AMI string `json:"ami,omitempty"`
+}
+
+// AzureOptions are Azure-only settings of a pool.
+type AzureOptions struct {
+	// ImageID is the resource ID of the image to boot. By default the platform
+	// policy's image for the pool's version is used, or Cluster API picks its
+	// reference image for the version.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	ImageID string `json:"imageID,omitempty"`
+}
+
+// FleetNodePoolStatus is what the function observed of the pool.
+type FleetNodePoolStatus struct {
+	// Provider the pool runs on.
+	// +optional
+	Provider Provider `json:"provider,omitempty"`
+
+	// Backend that runs the pool.
+	// +optional
+	Backend Backend `json:"backend,omitempty"`
+
+	// Version is the Kubernetes version the pool's machines are asked to run.
+	// +optional
+	Version string `json:"version,omitempty"`
+
+	// MachineType is the provider instance type the pool resolved to.
+	// +optional
+	MachineType string `json:"machineType,omitempty"`
+
+	// Replicas is the number of machines, summed over the pool's zones.
+	// +optional
+	Replicas *int32 `json:"replicas,omitempty"`
+
+	// ReadyReplicas is the number of ready machines.
+	// +optional
+	ReadyReplicas *int32 `json:"readyReplicas,omitempty"`
+
+	// AvailableReplicas is the number of available machines.
+	// +optional
+	AvailableReplicas *int32 `json:"availableReplicas,omitempty"`
+
+	// UpToDateReplicas is the number of machines that run the current
+	// templates and version.
+	// +optional
+	UpToDateReplicas *int32 `json:"upToDateReplicas,omitempty"`
+}
+
+// A FleetNodePool is a provider-neutral pool of worker nodes for a Cluster
+// API cluster.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:resource:categories=crossplane
+// +kubebuilder:printcolumn:name="Cluster",type=string,JSONPath=`.spec.clusterName`
+// +kubebuilder:printcolumn:name="Provider",type=string,JSONPath=`.status.provider`
+// +kubebuilder:printcolumn:name="Backend",type=string,JSONPath=`.status.backend`
+// +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.status.version`
+// +kubebuilder:printcolumn:name="Replicas",type=integer,JSONPath=`.status.replicas`
+// +kubebuilder:printcolumn:name="Ready-Replicas",type=integer,JSONPath=`.status.readyReplicas`
+type FleetNodePool struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   FleetNodePoolSpec   `json:"spec"`
+	Status FleetNodePoolStatus `json:"status,omitempty"`
+}

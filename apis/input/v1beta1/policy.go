@@ -1,0 +1,158 @@
+package v1beta1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/fleetnodepool/function-fleetnodepool/apis/fleet/v1alpha1"
+)
+
+// A Policy is the platform team's rules for every FleetNodePool composed by
+// one Composition: which machine sizes exist, which Kubernetes versions each
+// channel means, defaults, and limits. Bumping a channel's version here rolls
+// every pool that follows the channel.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:storageversion
+// +kubebuilder:resource:categories=crossplane
+type Policy struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// Catalog maps a size class (e.g. medium) to a machine type per provider.
+	// +optional
+	Catalog map[string]MachineClass `json:"catalog,omitempty"`
+
+	// Channels maps a channel name (e.g. stable) to a Kubernetes version
+	// (e.g. v1.33.4).
+	// +optional
+	Channels map[string]string `json:"channels,omitempty"`
+
+	// Defaults apply where a FleetNodePool leaves a field unset.
+	// +optional
+	Defaults Defaults `json:"defaults,omitempty,omitzero"`
+
+	// Limits bound what a FleetNodePool may ask for.
+	// +optional
+	Limits Limits `json:"limits,omitempty,omitzero"`
+
+	// AWS holds the AWS-wide settings.
+	// +optional
+	AWS *AWSPolicy `json:"aws,omitempty"`
+
+	// Azure holds the Azure-wide settings.
+	// +optional
+	Azure *AzurePolicy `json:"azure,omitempty"`
+}
+
+// MachineClass is one size class of the catalog, per provider.
+type MachineClass struct {
+	// AWS is the EC2 instance type, e.g. m6i.xlarge.
+	// +optional
+	AWS string `json:"aws,omitempty"`
+
+	// Azure is the VM size, e.g. Standard_D4s_v5.
+	// +optional
+	Azure string `json:"azure,omitempty"`
+}
+
+// Defaults apply where a FleetNodePool leaves a field unset.
+type Defaults struct {
+	// Channel is the version channel of pools that name neither a channel
+	// nor a version.
+	// +optional
+	Channel string `json:"channel,omitempty"`
+
+	// Backend is what a pool's backend Auto means on self-managed (kubeadm)
+	// clusters. Only MachineDeployment is implemented so far.
+	// +optional
+	// +kubebuilder:validation:Enum=MachineDeployment;MachinePool
+	Backend v1alpha1.Backend `json:"backend,omitempty"`
+
+	// DiskGiB is the root disk size of pools that do not set one.
+	// +optional
+	// +kubebuilder:validation:Minimum=8
+	// +kubebuilder:validation:Maximum=2048
+	DiskGiB *int32 `json:"diskGiB,omitempty"`
+
+	// Rollout is the rollout of pools that do not set one.
+	// +optional
+	Rollout *v1alpha1.Rollout `json:"rollout,omitempty"`
+}
+
+// Limits bound what a FleetNodePool may ask for.
+type Limits struct {
+	// MaxReplicas is the largest fixed size or autoscaler maximum of a pool.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	MaxReplicas *int32 `json:"maxReplicas,omitempty"`
+
+	// AllowedClasses lists the catalog classes pools may use. Empty allows
+	// every class of the catalog.
+	// +optional
+	// +listType=set
+	AllowedClasses []string `json:"allowedClasses,omitempty"`
+
+	// AllowMachineTypes lets pools name a provider instance type directly
+	// (spec.machine.type) instead of a catalog class.
+	// +optional
+	AllowMachineTypes bool `json:"allowMachineTypes,omitempty"`
+}
+
+// AWSPolicy holds the AWS-wide settings of a Policy.
+type AWSPolicy struct {
+	// IAMInstanceProfile is the instance profile of worker nodes.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	IAMInstanceProfile string `json:"iamInstanceProfile"`
+
+	// SSHKeyName is the EC2 key pair of worker nodes. Unset uses the
+	// cluster's key; empty means no key.
+	// +optional
+	SSHKeyName *string `json:"sshKeyName,omitempty"`
+
+	// RootVolumeType is the EBS volume type of root disks, e.g. gp3.
+	// +optional
+	// +kubebuilder:validation:Enum=standard;gp2;gp3;io1;io2
+	RootVolumeType string `json:"rootVolumeType,omitempty"`
+
+	// AMIs pins a machine image per Kubernetes version (version -> AMI ID).
+	// Versions without an entry use Cluster API's image lookup.
+	// +optional
+	AMIs map[string]string `json:"amis,omitempty"`
+
+	// Zones lists the availability zones pools may use. Empty allows any.
+	// +optional
+	// +listType=set
+	Zones []string `json:"zones,omitempty"`
+}
+
+// AzurePolicy holds the Azure-wide settings of a Policy.
+type AzurePolicy struct {
+	// Location is the Azure region of the clusters, e.g. westeurope.
+	// +optional
+	Location string `json:"location,omitempty"`
+
+	// SSHPublicKey is the base64-encoded OpenSSH public key of worker nodes.
+	// It is always set explicitly: left empty, Cluster API Azure would
+	// generate a random key and every later apply would fail.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	SSHPublicKey string `json:"sshPublicKey"`
+
+	// OSDiskType is the managed disk storage account type of OS disks, e.g.
+	// Premium_LRS.
+	// +optional
+	OSDiskType string `json:"osDiskType,omitempty"`
+
+	// Images pins a machine image per Kubernetes version (version -> image
+	// resource ID). Versions without an entry use Cluster API's reference
+	// image for the version.
+	// +optional
+	Images map[string]string `json:"images,omitempty"`
+
+	// Zones lists the failure domains pools may use, e.g. "1". Empty allows
+	// any.
+	// +optional
+	// +listType=set
+	Zones []string `json:"zones,omitempty"`
+}

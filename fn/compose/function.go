@@ -1,0 +1,258 @@
+// Package compose adapts the planning core to Crossplane's RunFunction: it
+// decodes the request (the FleetNodePool, the policy input, the observed
+// composed resources), calls plan, and encodes the desired Cluster API
+// objects, the XR's status and conditions into the response.
+package compose
+
+import (
+	"context"
+	"runtime/debug"
+	"strings"
+
+	"github.com/go-json-experiment/json"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/crossplane/function-sdk-go/errors"
+	"github.com/crossplane/function-sdk-go/logging"
+	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
+	"github.com/crossplane/function-sdk-go/response"
+
+	"github.com/fleetnodepool/function-fleetnodepool/apis/fleet/v1alpha1"
+	"github.com/fleetnodepool/function-fleetnodepool/apis/input/v1beta1"
+	"github.com/fleetnodepool/function-fleetnodepool/fn/plan"
+)
+
+// Error strings.
+const (
+	errNoXR         = "cannot read the observed FleetNodePool: the request has no observed composite resource"
+	errNoInput      = "cannot read the platform policy: the Composition's pipeline step has no input; give it a " + v1beta1.Group + "/" + v1beta1.Version + " " + v1beta1.PolicyKind
+	errFmtInputKind = "cannot read the platform policy: the step's input is a %s, want apiVersion %s/%s, kind %s"
+	errNoNamespace  = "cannot find the FleetNodePool's namespace: a cluster-scoped XFleetNodePool must be created through its namespaced FleetNodePool claim"
+	errFmtEncode    = "cannot encode composed resource %q"
+	errEncodeStatus = "cannot encode the FleetNodePool status"
+	errFmtPanic     = "cannot compose the FleetNodePool: the function hit a bug (%v); please report it"
+)
+
+// Condition types the function sets on the XR. Crossplane reserves Ready and
+// Synced.
+const (
+	// TypePoolAvailable is True when every MachineDeployment of the pool is
+	// Available.
+	TypePoolAvailable = "PoolAvailable"
+)
+
+// Labels Crossplane sets on a composite resource created for a claim.
+const (
+	labelClaimName      = "crossplane.io/claim-name"
+	labelClaimNamespace = "crossplane.io/claim-namespace"
+)
+
+// Function is the FleetNodePool composition function.
+type Function struct {
+	fnv1.UnimplementedFunctionRunnerServiceServer
+
+	log     logging.Logger
+	planner *plan.Planner
+}
+
+// An Option configures a Function.
+type Option func(*Function)
+
+// WithLogger sets the logger.
+func WithLogger(l logging.Logger) Option { return func(f *Function) { f.log = l } }
+
+// WithPlanner sets the planner.
+func WithPlanner(p *plan.Planner) Option { return func(f *Function) { f.planner = p } }
+
+// New returns the function.
+func New(o ...Option) *Function {
+	f := &Function{log: logging.NewNopLogger(), planner: plan.New()}
+	for _, fn := range o {
+		fn(f)
+	}
+	return f
+}
+
+// RunFunction composes the Cluster API objects of one FleetNodePool.
+func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) (rsp *fnv1.RunFunctionResponse, _ error) {
+	rsp = response.To(req, response.DefaultTTL)
+
+	// No input may crash the server that serves every FleetNodePool: a bug
+	// becomes a Fatal result for the one XR that hit it.
+	defer func() {
+		if r := recover(); r != nil {
+			f.log.Info("Recovered from a panic", "panic", r, "stack", string(debug.Stack()))
+			rsp = response.To(req, response.DefaultTTL)
+			response.Fatal(rsp, errors.Errorf(errFmtPanic, r))
+		}
+	}()
+
+	in, err := decode(req)
+	if err != nil {
+		response.Fatal(rsp, err)
+		return rsp, nil
+	}
+	log := f.log.WithValues("tag", req.GetMeta().GetTag(), "namespace", in.Namespace, "name", in.Name)
+
+	p, err := f.planner.Plan(in)
+	if err != nil {
+		log.Info("Cannot plan the pool", "error", err)
+		response.Fatal(rsp, err)
+		return rsp, nil
+	}
+
+	if err := encode(rsp, p); err != nil {
+		response.Fatal(rsp, err)
+		return rsp, nil
+	}
+	setConditions(rsp, p)
+	log.Debug("Planned the pool", "resources", len(p.Resources), "version", p.Status.Version)
+	return rsp, nil
+}
+
+// decode reads the plan input from the request.
+func decode(req *fnv1.RunFunctionRequest) (plan.Input, error) {
+	in := plan.Input{}
+	xr := req.GetObserved().GetComposite().GetResource()
+	if xr == nil {
+		return in, errors.New(errNoXR)
+	}
+	md := xr.GetFields()["metadata"].GetStructValue().GetFields()
+	labels := md["labels"].GetStructValue().GetFields()
+	in.Name = md["name"].GetStringValue()
+	in.Namespace = md["namespace"].GetStringValue()
+	// A legacy cluster-scoped XR composes into its claim's namespace, and its
+	// objects are named after the claim, not the generated XR name.
+	if n := labels[labelClaimName].GetStringValue(); n != "" {
+		in.Name = n
+	}
+	if in.Namespace == "" {
+		in.Namespace = labels[labelClaimNamespace].GetStringValue()
+	}
+	if in.Namespace == "" {
+		return in, errors.New(errNoNamespace)
+	}
+	if spec := xr.GetFields()["spec"].GetStructValue(); spec != nil {
+		if err := FromStruct(spec, &in.Spec, "the FleetNodePool spec", false); err != nil {
+			return in, err
+		}
+	}
+
+	input := req.GetInput()
+	if input == nil {
+		return in, errors.New(errNoInput)
+	}
+	av, k := input.GetFields()["apiVersion"].GetStringValue(), input.GetFields()["kind"].GetStringValue()
+	if av != v1beta1.SchemeGroupVersion.String() || k != v1beta1.PolicyKind {
+		return in, errors.Errorf(errFmtInputKind, strings.TrimPrefix(av+" "+k, " "), v1beta1.Group, v1beta1.Version, v1beta1.PolicyKind)
+	}
+	in.Policy = &v1beta1.Policy{}
+	if err := FromStruct(input, in.Policy, "the platform policy (the Composition step's input)", true); err != nil {
+		return in, err
+	}
+	in.Observed = observed(req.GetObserved().GetResources())
+	return in, nil
+}
+
+// observed extracts what planning needs from the observed composed
+// resources, reading the few fields it uses straight from the Structs.
+func observed(rs map[string]*fnv1.Resource) map[string]plan.Observed {
+	out := make(map[string]plan.Observed, len(rs))
+	for k, r := range rs {
+		f := r.GetResource().GetFields()
+		st := f["status"].GetStructValue().GetFields()
+		o := plan.Observed{
+			Generation:         int64(f["metadata"].GetStructValue().GetFields()["generation"].GetNumberValue()),
+			ObservedGeneration: int64(st["observedGeneration"].GetNumberValue()),
+			Replicas:           int32Field(st, "replicas"),
+			ReadyReplicas:      int32Field(st, "readyReplicas"),
+			AvailableReplicas:  int32Field(st, "availableReplicas"),
+			UpToDateReplicas:   int32Field(st, "upToDateReplicas"),
+		}
+		for _, c := range st["conditions"].GetListValue().GetValues() {
+			cf := c.GetStructValue().GetFields()
+			if cf["type"].GetStringValue() == "Available" {
+				o.Available = cf["status"].GetStringValue() == "True"
+			}
+		}
+		out[k] = o
+	}
+	return out
+}
+
+func int32Field(f map[string]*structpb.Value, k string) *int32 {
+	v, ok := f[k]
+	if !ok {
+		return nil
+	}
+	i := int32(v.GetNumberValue())
+	return &i
+}
+
+// encode writes the plan's resources and status into the response. Desired
+// resources of earlier pipeline steps are kept.
+func encode(rsp *fnv1.RunFunctionResponse, p *plan.Plan) error {
+	if rsp.GetDesired() == nil {
+		rsp.Desired = &fnv1.State{}
+	}
+	if rsp.Desired.GetResources() == nil {
+		rsp.Desired.Resources = make(map[string]*fnv1.Resource, len(p.Resources))
+	}
+	for _, r := range p.Resources {
+		s, err := ToStruct(r.Object)
+		if err != nil {
+			return errors.Wrapf(err, errFmtEncode, r.Key)
+		}
+		ready := fnv1.Ready_READY_FALSE
+		if r.Ready {
+			ready = fnv1.Ready_READY_TRUE
+		}
+		rsp.Desired.Resources[r.Key] = &fnv1.Resource{Resource: s, Ready: ready}
+	}
+
+	st, err := statusStruct(p.Status)
+	if err != nil {
+		return errors.Wrap(err, errEncodeStatus)
+	}
+	if rsp.Desired.GetComposite() == nil {
+		rsp.Desired.Composite = &fnv1.Resource{}
+	}
+	if rsp.Desired.Composite.GetResource() == nil {
+		rsp.Desired.Composite.Resource = &structpb.Struct{Fields: map[string]*structpb.Value{}}
+	}
+	xr := rsp.Desired.Composite.Resource
+	if prev := xr.GetFields()["status"].GetStructValue(); prev != nil {
+		for k, v := range st.GetFields() {
+			prev.Fields[k] = v
+		}
+		return nil
+	}
+	xr.Fields["status"] = structpb.NewStructValue(st)
+	return nil
+}
+
+// statusStruct encodes the pool status.
+func statusStruct(s v1alpha1.FleetNodePoolStatus) (*structpb.Struct, error) {
+	b, err := json.Marshal(s, encodeOptions)
+	if err != nil {
+		return nil, err
+	}
+	return jsonToStruct(b)
+}
+
+// setConditions reports the pool's availability on the XR.
+func setConditions(rsp *fnv1.RunFunctionResponse, p *plan.Plan) {
+	var unready []string
+	for _, r := range p.Resources {
+		if !r.Ready && r.Object.GetObjectKind().GroupVersionKind().Kind == "MachineDeployment" {
+			unready = append(unready, r.Object.GetName())
+		}
+	}
+	if len(unready) == 0 {
+		response.ConditionTrue(rsp, TypePoolAvailable, "Available").TargetCompositeAndClaim()
+		return
+	}
+	response.ConditionFalse(rsp, TypePoolAvailable, "Unavailable").
+		WithMessage("MachineDeployments not available yet: " + strings.Join(unready, ", ")).
+		TargetCompositeAndClaim()
+}

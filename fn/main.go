@@ -1,0 +1,42 @@
+// Command function-fleetnodepool is a Crossplane composition function that
+// turns a provider-neutral FleetNodePool into Cluster API node pool objects.
+package main
+
+import (
+	"github.com/alecthomas/kong"
+
+	"github.com/crossplane/function-sdk-go"
+
+	"github.com/fleetnodepool/function-fleetnodepool/fn/compose"
+)
+
+// CLI of this Function. The flags match function-template-go's, so the
+// function runs under Crossplane's package runtime unchanged.
+type CLI struct {
+	Debug bool `help:"Emit debug logs in addition to info logs." short:"d"`
+
+	Network            string `default:"tcp"  help:"Network on which to listen for gRPC connections."`
+	Address            string `default:":9443" help:"Address at which to listen for gRPC connections."`
+	TLSCertsDir        string `env:"TLS_SERVER_CERTS_DIR" help:"Directory containing server certs (tls.key, tls.crt) and the CA used to verify client certificates (ca.crt)"`
+	Insecure           bool   `help:"Run without mTLS credentials. If you supply this flag --tls-server-certs-dir will be ignored."`
+	MaxRecvMessageSize int    `default:"4" help:"Maximum size of received messages in MB."`
+}
+
+// Run this Function.
+func (c *CLI) Run() error {
+	log, err := function.NewLogger(c.Debug)
+	if err != nil {
+		return err
+	}
+
+	return function.Serve(compose.New(compose.WithLogger(log)),
+		function.Listen(c.Network, c.Address),
+		function.MTLSCertificates(c.TLSCertsDir),
+		function.Insecure(c.Insecure),
+		function.MaxRecvMessageSize(c.MaxRecvMessageSize*1024*1024))
+}
+
+func main() {
+	ctx := kong.Parse(&CLI{}, kong.Description("A Crossplane composition function that composes Cluster API node pools from a FleetNodePool."))
+	ctx.FatalIfErrorf(ctx.Run())
+}

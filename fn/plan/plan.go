@@ -1,0 +1,241 @@
+// Package plan is the pure core of the function: from a FleetNodePool, the
+// platform policy and what is observed, it decides the Cluster API objects a
+// pool needs (defaults, validation, backend and provider choice, names and
+// content hashes, readiness). It knows nothing of gRPC or Crossplane's wire
+// format; package compose adapts it to RunFunction.
+package plan
+
+import (
+	"maps"
+	"slices"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/crossplane/crossplane-runtime/v2/pkg/errors"
+
+	"github.com/fleetnodepool/function-fleetnodepool/apis/fleet/v1alpha1"
+	"github.com/fleetnodepool/function-fleetnodepool/apis/input/v1beta1"
+	"github.com/fleetnodepool/function-fleetnodepool/fn/backend"
+	"github.com/fleetnodepool/function-fleetnodepool/fn/provider"
+	"github.com/fleetnodepool/function-fleetnodepool/fn/provider/aws"
+	"github.com/fleetnodepool/function-fleetnodepool/fn/provider/azure"
+)
+
+// Error strings.
+const (
+	errFmtHash = "cannot hash %s spec"
+)
+
+// Composition resource keys. Templates carry their content hash in the key:
+// Crossplane keeps the first name it saw for a key, so a template with a new
+// spec (and name) needs a new key.
+const (
+	keyMachineDeployment = "machinedeployment"
+	keyInfra             = "infra"
+	keyBootstrap         = "bootstrap"
+)
+
+// An Input is everything one plan is made from.
+type Input struct {
+	// Name of the pool: the FleetNodePool's name (the claim's name when it
+	// is claimed through the legacy XRD).
+	Name string
+	// Namespace the pool and its Cluster live in.
+	Namespace string
+	// Spec of the FleetNodePool.
+	Spec v1alpha1.FleetNodePoolSpec
+	// Policy is the platform policy (the function input).
+	Policy *v1beta1.Policy
+	// Observed is what exists of the pool's composed objects, by key.
+	Observed map[string]Observed
+}
+
+// Observed is the part of an observed composed object that planning uses.
+type Observed struct {
+	// Generation and ObservedGeneration of the object.
+	Generation, ObservedGeneration int64
+	// Available is true when the object's Available condition is True.
+	Available bool
+	// Replica counts from the object's status, if it has any.
+	Replicas, ReadyReplicas, AvailableReplicas, UpToDateReplicas *int32
+}
+
+// A Resource is one object of the plan.
+type Resource struct {
+	// Key is the composition resource name.
+	Key string
+	// Object is the typed object, with apiVersion, kind, name and namespace.
+	Object provider.Object
+	// Ready reports whether the object is ready, from what was observed.
+	Ready bool
+}
+
+// A Plan is the desired state of one pool.
+type Plan struct {
+	// Status is the pool's status as far as planning knows it.
+	Status v1alpha1.FleetNodePoolStatus
+	// Resources in the order they should be created: templates before the
+	// MachineDeployment that references them.
+	Resources []Resource
+}
+
+// A Planner plans pools.
+type Planner struct {
+	providers map[v1alpha1.Provider]provider.Provider
+}
+
+// An Option configures a Planner.
+type Option func(*Planner)
+
+// WithProvider adds (or replaces) a provider.
+func WithProvider(p provider.Provider) Option {
+	return func(pl *Planner) { pl.providers[p.Name()] = p }
+}
+
+// New returns a Planner with the AWS and Azure providers.
+func New(o ...Option) *Planner {
+	pl := &Planner{providers: map[v1alpha1.Provider]provider.Provider{}}
+	for _, fn := range []Option{WithProvider(aws.New()), WithProvider(azure.New())} {
+		fn(pl)
+	}
+	for _, fn := range o {
+		fn(pl)
+	}
+	return pl
+}
+
+// An InvalidError reports input that cannot be planned. Each error names the
+// field (spec.* of the FleetNodePool, input.* of the policy) and the fix.
+type InvalidError struct {
+	Errs field.ErrorList
+}
+
+func (e *InvalidError) Error() string {
+	msgs := make([]string, 0, len(e.Errs))
+	for _, err := range e.Errs {
+		msgs = append(msgs, err.Error())
+	}
+	return "invalid FleetNodePool: " + strings.Join(msgs, "; ")
+}
+
+// Plan decides the objects of one pool.
+func (pl *Planner) Plan(in Input) (*Plan, error) {
+	r, errs := pl.resolve(in)
+	if len(errs) > 0 {
+		return nil, &InvalidError{Errs: errs}
+	}
+
+	p := &Plan{Status: v1alpha1.FleetNodePoolStatus{
+		Provider:    r.provider.Name(),
+		Backend:     v1alpha1.BackendMachineDeployment,
+		Version:     r.pool.Version,
+		MachineType: r.pool.MachineType,
+	}}
+	zones := in.Spec.Zones
+	if len(zones) == 0 {
+		zones = []string{""}
+	}
+	for i, zone := range zones {
+		if err := pl.machineDeployment(p, in, r, zone, i, len(zones)); err != nil {
+			return nil, err
+		}
+	}
+	p.Status = rollup(p, in.Observed)
+	return p, nil
+}
+
+// machineDeployment plans the MachineDeployment of one zone, with its
+// infrastructure and bootstrap templates.
+func (pl *Planner) machineDeployment(p *Plan, in Input, r *resolved, zone string, i, n int) error {
+	labels := map[string]string{backend.PoolLabel: in.Name}
+	zkey := sanitize(zone)
+
+	infra := r.provider.MachineTemplate(&r.pool, zone)
+	h, err := HashObject(infra)
+	if err != nil {
+		return errors.Wrapf(err, errFmtHash, "infrastructure machine template")
+	}
+	name(infra, HashedName(h, in.Spec.ClusterName, in.Name, zone), in.Namespace, in.Spec.ClusterName, labels)
+	p.add(in.Observed, Resource{Key: key(keyInfra, zkey, h), Object: infra}, true)
+
+	boot := backend.KubeadmConfigTemplate(r.provider.KubeadmJoin(&r.pool, infra.GetName()), r.node)
+	if h, err = HashObject(boot); err != nil {
+		return errors.Wrapf(err, errFmtHash, "bootstrap template")
+	}
+	name(boot, HashedName(h, in.Spec.ClusterName, in.Name, zone), in.Namespace, in.Spec.ClusterName, labels)
+	p.add(in.Observed, Resource{Key: key(keyBootstrap, zkey, h), Object: boot}, true)
+
+	md := backend.MachineDeployment(backend.MachineDeploymentParams{
+		Name:          Name(in.Spec.ClusterName, in.Name, zone),
+		Namespace:     in.Namespace,
+		ClusterName:   in.Spec.ClusterName,
+		Version:       r.pool.Version,
+		Zone:          zone,
+		Size:          r.size(i, n),
+		Rollout:       r.rollout,
+		Labels:        labels,
+		MachineLabels: r.machineLabels,
+		Bootstrap:     backend.RefTo(boot),
+		Infra:         backend.RefTo(infra),
+	})
+	p.add(in.Observed, Resource{Key: key(keyMachineDeployment, zkey), Object: md}, false)
+	return nil
+}
+
+// add appends a resource, deciding its readiness from what was observed:
+// templates are ready once they exist; a MachineDeployment once its
+// controller has seen its latest spec and reports it Available.
+func (p *Plan) add(observed map[string]Observed, r Resource, template bool) {
+	o, ok := observed[r.Key]
+	switch {
+	case !ok:
+		r.Ready = false
+	case template:
+		r.Ready = true
+	default:
+		r.Ready = o.Available && o.ObservedGeneration >= o.Generation
+	}
+	p.Resources = append(p.Resources, r)
+}
+
+// rollup fills the status replica counts from the observed
+// MachineDeployments of the plan.
+func rollup(p *Plan, observed map[string]Observed) v1alpha1.FleetNodePoolStatus {
+	s := p.Status
+	for _, r := range p.Resources {
+		o, ok := observed[r.Key]
+		if !ok || o.Replicas == nil {
+			continue
+		}
+		s.Replicas = add(s.Replicas, o.Replicas)
+		s.ReadyReplicas = add(s.ReadyReplicas, o.ReadyReplicas)
+		s.AvailableReplicas = add(s.AvailableReplicas, o.AvailableReplicas)
+		s.UpToDateReplicas = add(s.UpToDateReplicas, o.UpToDateReplicas)
+	}
+	return s
+}
+
+func add(sum, v *int32) *int32 {
+	out := int32(0)
+	if sum != nil {
+		out = *sum
+	}
+	if v != nil {
+		out += *v
+	}
+	return &out
+}
+
+// name sets the identity of a composed object.
+func name(o provider.Object, n, namespace, cluster string, labels map[string]string) {
+	o.SetName(n)
+	o.SetNamespace(namespace)
+	l := maps.Clone(labels)
+	l["cluster.x-k8s.io/cluster-name"] = cluster
+	o.SetLabels(l)
+}
+
+func key(parts ...string) string {
+	return strings.Join(slices.DeleteFunc(parts, func(s string) bool { return s == "" }), "-")
+}
