@@ -3,6 +3,8 @@ package compose
 import (
 	"bytes"
 	"math"
+	"strconv"
+	"strings"
 
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
@@ -14,9 +16,10 @@ import (
 
 // Error strings.
 const (
-	errFmtMarshal   = "cannot marshal %T to JSON"
-	errFmtUnmarshal = "cannot decode %s"
-	errUnexpected   = "unexpected JSON token"
+	errFmtMarshal     = "cannot marshal %T to JSON"
+	errFmtUnmarshal   = "cannot decode %s"
+	errFmtUnmarshalAt = "cannot decode %s at %s"
+	errUnexpected     = "unexpected JSON token"
 )
 
 // encodeOptions encode typed objects the way every upstream Kubernetes Go
@@ -49,14 +52,35 @@ func ToStruct(v any) (*structpb.Struct, error) {
 }
 
 // FromStruct decodes a protobuf Struct into a typed value. With strict,
-// fields the type does not know are an error.
-func FromStruct(s *structpb.Struct, into any, what string, strict bool) error {
+// fields the type does not know are an error. Errors name the field, as a
+// path below root (e.g. spec.scaling.replicas).
+func FromStruct(s *structpb.Struct, into any, what, root string, strict bool) error {
 	var buf bytes.Buffer
 	enc := jsontext.NewEncoder(&buf)
 	if err := encodeStruct(enc, s); err != nil {
 		return errors.Wrapf(err, errFmtUnmarshal, what)
 	}
-	return errors.Wrapf(json.Unmarshal(buf.Bytes(), into, json.RejectUnknownMembers(strict)), errFmtUnmarshal, what)
+	dec := jsontext.NewDecoder(&buf)
+	if err := json.UnmarshalDecode(dec, into, json.RejectUnknownMembers(strict)); err != nil {
+		return errors.Wrapf(err, errFmtUnmarshalAt, what, fieldPath(root, dec.StackPointer()))
+	}
+	return nil
+}
+
+// fieldPath turns a JSON pointer (/scaling/replicas) into a field path below
+// root (spec.scaling.replicas), with list indexes in brackets.
+func fieldPath(root string, p jsontext.Pointer) string {
+	var b strings.Builder
+	b.WriteString(root)
+	for _, tok := range strings.Split(string(p), "/")[1:] {
+		tok = strings.NewReplacer("~1", "/", "~0", "~").Replace(tok)
+		if _, err := strconv.Atoi(tok); err == nil {
+			b.WriteString("[" + tok + "]")
+			continue
+		}
+		b.WriteString("." + tok)
+	}
+	return b.String()
 }
 
 func jsonToStruct(b []byte) (*structpb.Struct, error) {

@@ -133,7 +133,7 @@ func decode(req *fnv1.RunFunctionRequest) (plan.Input, error) {
 		return in, errors.New(errNoNamespace)
 	}
 	if spec := xr.GetFields()["spec"].GetStructValue(); spec != nil {
-		if err := FromStruct(spec, &in.Spec, "the FleetNodePool spec", false); err != nil {
+		if err := FromStruct(spec, &in.Spec, "the FleetNodePool spec", "spec", false); err != nil {
 			return in, err
 		}
 	}
@@ -147,7 +147,7 @@ func decode(req *fnv1.RunFunctionRequest) (plan.Input, error) {
 		return in, errors.Errorf(errFmtInputKind, strings.TrimPrefix(av+" "+k, " "), v1beta1.Group, v1beta1.Version, v1beta1.PolicyKind)
 	}
 	in.Policy = &v1beta1.Policy{}
-	if err := FromStruct(input, in.Policy, "the platform policy (the Composition step's input)", true); err != nil {
+	if err := FromStruct(input, in.Policy, "the platform policy (the Composition step's input)", "input", true); err != nil {
 		return in, err
 	}
 	in.Observed = observed(req.GetObserved().GetResources())

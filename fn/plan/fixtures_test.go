@@ -1,0 +1,53 @@
+package plan
+
+import (
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	"github.com/fleetnodepool/function-fleetnodepool/apis/fleet/v1alpha1"
+	"github.com/fleetnodepool/function-fleetnodepool/apis/input/v1beta1"
+)
+
+// policy is a realistic platform policy for tests.
+func policy() *v1beta1.Policy {
+	return &v1beta1.Policy{
+		Catalog: map[string]v1beta1.MachineClass{
+			"small":  {AWS: "m6i.large", Azure: "Standard_D2s_v5"},
+			"medium": {AWS: "m6i.xlarge", Azure: "Standard_D4s_v5"},
+			"large":  {AWS: "m6i.2xlarge"},
+		},
+		Channels: map[string]string{"stable": "v1.33.4", "rapid": "v1.34.1"},
+		Defaults: v1beta1.Defaults{Channel: "stable", DiskGiB: ptr.To[int32](80)},
+		Limits:   v1beta1.Limits{MaxReplicas: ptr.To[int32](50)},
+		AWS: &v1beta1.AWSPolicy{
+			IAMInstanceProfile: "nodes.cluster-api-provider-aws.sigs.k8s.io",
+			RootVolumeType:     "gp3",
+			AMIs:               map[string]string{"v1.33.4": "ami-0a1b2c3d4e5f67890", "v1.34.1": "ami-0f9e8d7c6b5a43210"},
+		},
+		Azure: &v1beta1.AzurePolicy{Location: "westeurope", SSHPublicKey: "c3NoLWVkMjU1MTkgQUFBQQ=="},
+	}
+}
+
+// input is a valid autoscaled AWS pool over two zones.
+func input(mods ...func(*Input)) Input {
+	in := Input{
+		Name:      "workers",
+		Namespace: "team-a",
+		Spec: v1alpha1.FleetNodePoolSpec{
+			ClusterName: "prod-eu-1",
+			Provider:    v1alpha1.ProviderAWS,
+			Backend:     v1alpha1.BackendAuto,
+			Machine:     v1alpha1.Machine{Class: "medium"},
+			Scaling:     v1alpha1.Scaling{Min: ptr.To[int32](2), Max: ptr.To[int32](10)},
+			Zones:       []string{"eu-west-1a", "eu-west-1b"},
+			Labels:      map[string]string{"team": "a"},
+		},
+		Policy: policy(),
+	}
+	for _, m := range mods {
+		m(&in)
+	}
+	return in
+}
+
+func intOrStr(s string) *intstr.IntOrString { v := intstr.Parse(s); return &v }

@@ -1,0 +1,146 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/fleetnodepool/function-fleetnodepool/test/internal/render"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files from the current output")
+
+const (
+	examplesDir = "../../examples"
+	xrdPath     = "../../package/configuration/xrd.yaml"
+	invalidDir  = "../../examples/invalid"
+)
+
+var (
+	tools render.Tools
+	fn    *render.Function
+)
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	var err error
+	if tools, err = render.ToolsFromEnv(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if fn, err = render.StartFunction(context.Background(), tools.Function); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer fn.Stop()
+	return m.Run()
+}
+
+// TestRenderExamples renders every example and compares the output with its
+// golden file in testdata/.
+func TestRenderExamples(t *testing.T) {
+	xrs, err := filepath.Glob(filepath.Join(examplesDir, "*", "xr.yaml"))
+	if err != nil || len(xrs) == 0 {
+		t.Fatalf("no examples found under %s: %v", examplesDir, err)
+	}
+	for _, xr := range xrs {
+		dir := filepath.Dir(xr)
+		name := filepath.Base(dir)
+		t.Run(name, func(t *testing.T) {
+			got, err := render.Render(t.Context(), tools, fn, render.ExampleCase(dir, xrdPath))
+			if err != nil {
+				t.Fatalf("render %s: %v\nfunction log:\n%s", name, err, fn.Log())
+			}
+			golden(t, filepath.Join("testdata", name+".golden.yaml"), got)
+		})
+	}
+}
+
+// TestRenderInvalidExamples renders every invalid example and asserts the
+// render fails with each message the example declares in a "# want:" line.
+// They render without the XRD, so the function's own validation is what
+// answers (the XRD's CEL rules are a second line of defence, tested against
+// a real API server).
+func TestRenderInvalidExamples(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join(invalidDir, "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, f := range files {
+		if base := filepath.Base(f); base == "composition.yaml" || base == "functions.yaml" {
+			continue
+		}
+		n++
+		name := strings.TrimSuffix(filepath.Base(f), ".yaml")
+		t.Run(name, func(t *testing.T) {
+			wants := wantLines(t, f)
+			if len(wants) == 0 {
+				t.Fatalf("%s declares no '# want:' line", f)
+			}
+			c := render.Case{XR: f, Composition: filepath.Join(invalidDir, "composition.yaml"), Functions: filepath.Join(invalidDir, "functions.yaml")}
+			out, err := render.Render(t.Context(), tools, fn, c)
+			var rerr *render.Error
+			if !errors.As(err, &rerr) {
+				t.Fatalf("render of %s: want a failed render, got error %v and output:\n%s", name, err, out)
+			}
+			for _, w := range wants {
+				if !strings.Contains(rerr.Stderr, w) {
+					t.Errorf("render of %s: stderr does not contain %q:\n%s", name, w, rerr.Stderr)
+				}
+			}
+		})
+	}
+	if n == 0 {
+		t.Fatalf("no invalid examples found under %s", invalidDir)
+	}
+}
+
+func wantLines(t *testing.T, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wants []string
+	s := bufio.NewScanner(bytes.NewReader(b))
+	for s.Scan() {
+		if w, ok := strings.CutPrefix(s.Text(), "# want: "); ok {
+			wants = append(wants, w)
+		}
+	}
+	return wants
+}
+
+// golden compares got with the golden file, or rewrites it with -update.
+func golden(t *testing.T, path string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("cannot read golden file (run `make golden` to create it): %v", err)
+	}
+	if diff := cmp.Diff(string(want), string(got)); diff != "" {
+		t.Errorf("%s: -want (golden), +got (rendered):\n%s\nIf the change is intended, run `make golden` and review the diff.", path, diff)
+	}
+}
