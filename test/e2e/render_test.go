@@ -71,6 +71,36 @@ func TestRenderExamples(t *testing.T) {
 	}
 }
 
+// TestRenderPackages renders with the Compositions and XRDs the two
+// Configuration packages ship: the default (namespaced FleetNodePool) and
+// the legacy variant (a cluster-scoped XFleetNodePool created for a
+// FleetNodePool claim, composing into the claim's namespace).
+func TestRenderPackages(t *testing.T) {
+	cases := map[string]render.Case{
+		"configuration": {
+			XR:          filepath.Join(examplesDir, "aws-machinedeployment", "xr.yaml"),
+			Composition: "../../package/configuration/composition.yaml",
+			Functions:   filepath.Join(examplesDir, "aws-machinedeployment", "functions.yaml"),
+			XRD:         xrdPath,
+		},
+		"configuration-legacy": {
+			XR:          "testdata/legacy/xr.yaml",
+			Composition: "../../package/configuration-legacy/composition.yaml",
+			Functions:   "testdata/legacy/functions.yaml",
+			XRD:         "../../package/configuration-legacy/xrd.yaml",
+		},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			got, err := render.Render(t.Context(), tools, fn, c)
+			if err != nil {
+				t.Fatalf("render %s: %v\nfunction log:\n%s", name, err, fn.Log())
+			}
+			golden(t, filepath.Join("testdata", "package-"+name+".golden.yaml"), got)
+		})
+	}
+}
+
 // TestRenderInvalidExamples renders every invalid example and asserts the
 // render fails with each message the example declares in a "# want:" line.
 // They render without the XRD, so the function's own validation is what

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -184,7 +185,24 @@ func Render(ctx context.Context, t Tools, f *Function, c Case) ([]byte, error) {
 		}
 		return nil, fmt.Errorf("cannot run %s: %w", t.CLI, err)
 	}
-	return stdout.Bytes(), nil
+	return Canonical(stdout.Bytes()), nil
+}
+
+// Canonical orders a render's output deterministically. Crossplane emits its
+// own events (kind Result, e.g. "Composed resource X is not yet ready") in
+// map order; they are sorted after the objects, which render already orders.
+func Canonical(out []byte) []byte {
+	docs := strings.Split(strings.TrimRight(string(out), "\n"), "\n---\n")
+	var objects, results []string
+	for _, d := range docs {
+		if strings.Contains(d, "\nkind: Result\n") {
+			results = append(results, d)
+			continue
+		}
+		objects = append(objects, d)
+	}
+	sort.Strings(results)
+	return []byte(strings.Join(append(objects, results...), "\n---\n") + "\n")
 }
 
 // pointFunctions writes a copy of the functions file whose Development

@@ -1,0 +1,164 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
+
+	"github.com/fleetnodepool/function-fleetnodepool/test/internal/render"
+)
+
+// rendered is what the edit tests look at in a render: the template names,
+// and each MachineDeployment's version and references.
+type rendered struct {
+	Templates []string
+	MDs       map[string]md
+}
+
+type md struct {
+	Version, Infra, Bootstrap string
+	HasReplicas               bool
+	Annotations               map[string]string
+}
+
+func parse(t *testing.T, out []byte) rendered {
+	t.Helper()
+	r := rendered{MDs: map[string]md{}}
+	for _, doc := range strings.Split(string(out), "\n---") {
+		u := &unstructured.Unstructured{}
+		if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
+			t.Fatalf("cannot parse rendered YAML: %v", err)
+		}
+		switch k := u.GetKind(); {
+		case k == "MachineDeployment":
+			_, hasReplicas, _ := unstructured.NestedFieldNoCopy(u.Object, "spec", "replicas")
+			infra, _, _ := unstructured.NestedString(u.Object, "spec", "template", "spec", "infrastructureRef", "name")
+			boot, _, _ := unstructured.NestedString(u.Object, "spec", "template", "spec", "bootstrap", "configRef", "name")
+			v, _, _ := unstructured.NestedString(u.Object, "spec", "template", "spec", "version")
+			ann := map[string]string{}
+			for k, v := range u.GetAnnotations() {
+				if strings.HasPrefix(k, "cluster.x-k8s.io/") {
+					ann[k] = v
+				}
+			}
+			r.MDs[u.GetName()] = md{Version: v, Infra: infra, Bootstrap: boot, HasReplicas: hasReplicas, Annotations: ann}
+		case strings.HasSuffix(k, "Template"):
+			r.Templates = append(r.Templates, u.GetName())
+		}
+	}
+	slices.Sort(r.Templates)
+	return r
+}
+
+// renderEdited renders an example with its XR edited by edit (applied to
+// the XR as a map).
+func renderEdited(t *testing.T, example string, edit func(xr map[string]any)) rendered {
+	t.Helper()
+	dir := filepath.Join(examplesDir, example)
+	c := render.ExampleCase(dir, xrdPath)
+	if edit != nil {
+		b, err := os.ReadFile(c.XR)
+		if err != nil {
+			t.Fatal(err)
+		}
+		xr := map[string]any{}
+		if err := yaml.Unmarshal(b, &xr); err != nil {
+			t.Fatal(err)
+		}
+		edit(xr)
+		y, err := yaml.Marshal(xr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.XR = filepath.Join(t.TempDir(), "xr.yaml")
+		if err := os.WriteFile(c.XR, y, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := render.Render(t.Context(), tools, fn, c)
+	if err != nil {
+		t.Fatalf("render: %v", err)
+	}
+	return parse(t, out)
+}
+
+func spec(xr map[string]any) map[string]any { return xr["spec"].(map[string]any) }
+
+// TestRenderEdits edits the AWS example the way users do and checks, through
+// the real render engine, which edits rotate templates (and so roll nodes).
+func TestRenderEdits(t *testing.T) {
+	const example = "aws-machinedeployment"
+	before := renderEdited(t, example, nil)
+
+	type want struct {
+		NewInfra, NewBootstrap bool
+		Version                string
+		Annotations            map[string]string
+	}
+	cases := map[string]struct {
+		reason string
+		edit   func(xr map[string]any)
+		want   want
+	}{
+		"MachineClass": {
+			reason: "A new machine class gives new infrastructure templates, and the MachineDeployments point at them.",
+			edit:   func(xr map[string]any) { spec(xr)["machine"] = map[string]any{"class": "large"} },
+			want:   want{NewInfra: true, Version: "v1.33.4", Annotations: autoscaler("1", "5")},
+		},
+		"Version": {
+			reason: "A new version changes the MachineDeployments' version and the infrastructure templates, whose AMI the policy pins per version.",
+			edit:   func(xr map[string]any) { delete(spec(xr), "channel"); spec(xr)["version"] = "v1.34.1" },
+			want:   want{NewInfra: true, Version: "v1.34.1", Annotations: autoscaler("1", "5")},
+		},
+		"MetadataLabels": {
+			reason: "The FleetNodePool's own metadata labels touch no template.",
+			edit: func(xr map[string]any) {
+				xr["metadata"].(map[string]any)["labels"] = map[string]any{"cost-center": "42"}
+			},
+			want: want{Version: "v1.33.4", Annotations: autoscaler("1", "5")},
+		},
+		"Scaling": {
+			reason: "New autoscaler bounds touch no template: only the MachineDeployments' annotations change.",
+			edit:   func(xr map[string]any) { spec(xr)["scaling"] = map[string]any{"min": 4, "max": 20} },
+			want:   want{Version: "v1.33.4", Annotations: autoscaler("2", "10")},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			after := renderEdited(t, example, tc.edit)
+			if len(after.MDs) != len(before.MDs) {
+				t.Fatalf("%s\nMachineDeployments changed: before %v, after %v", tc.reason, before.MDs, after.MDs)
+			}
+			for n, a := range after.MDs {
+				b := before.MDs[n]
+				got := want{NewInfra: a.Infra != b.Infra, NewBootstrap: a.Bootstrap != b.Bootstrap, Version: a.Version, Annotations: a.Annotations}
+				if diff := cmp.Diff(tc.want, got); diff != "" {
+					t.Errorf("%s\n%s: -want, +got:\n%s", tc.reason, n, diff)
+				}
+				if a.HasReplicas {
+					t.Errorf("%s\n%s: an autoscaled MachineDeployment must not set spec.replicas", tc.reason, n)
+				}
+				for _, ref := range []string{a.Infra, a.Bootstrap} {
+					if !slices.Contains(after.Templates, ref) {
+						t.Errorf("%s\n%s references %s, which the render does not compose", tc.reason, n, ref)
+					}
+				}
+			}
+		})
+	}
+}
+
+func autoscaler(minSize, maxSize string) map[string]string {
+	return map[string]string{
+		"cluster.x-k8s.io/cluster-api-autoscaler-node-group-min-size": minSize,
+		"cluster.x-k8s.io/cluster-api-autoscaler-node-group-max-size": maxSize,
+	}
+}
