@@ -20,6 +20,8 @@ type CLI struct {
 	TLSCertsDir        string `env:"TLS_SERVER_CERTS_DIR" help:"Directory containing server certs (tls.key, tls.crt) and the CA used to verify client certificates (ca.crt)"`
 	Insecure           bool   `help:"Run without mTLS credentials. If you supply this flag --tls-server-certs-dir will be ignored."`
 	MaxRecvMessageSize int    `default:"4" help:"Maximum size of received messages in MB."`
+	MetricsAddress     string `default:":8080" help:"Address of the Prometheus metrics server (/metrics). Empty disables it."`
+	CacheSize          int    `default:"4096" help:"How many planned pools to remember, so unchanged pools are answered without re-planning. 0 disables the cache."`
 }
 
 // Run this Function.
@@ -29,11 +31,12 @@ func (c *CLI) Run() error {
 		return err
 	}
 
-	return function.Serve(compose.New(compose.WithLogger(log)),
+	return function.Serve(compose.New(compose.WithLogger(log), compose.WithCacheSize(c.CacheSize)),
 		function.Listen(c.Network, c.Address),
 		function.MTLSCertificates(c.TLSCertsDir),
 		function.Insecure(c.Insecure),
-		function.MaxRecvMessageSize(c.MaxRecvMessageSize*1024*1024))
+		function.MaxRecvMessageSize(c.MaxRecvMessageSize*1024*1024),
+		function.WithMetricsServer(c.MetricsAddress))
 }
 
 func main() {

@@ -2,7 +2,10 @@ package compose
 
 import (
 	"bytes"
+	"fmt"
 	"math"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -18,7 +21,7 @@ import (
 const (
 	errFmtMarshal     = "cannot marshal %T to JSON"
 	errFmtUnmarshal   = "cannot decode %s"
-	errFmtUnmarshalAt = "cannot decode %s at %s"
+	errFmtUnmarshalAt = "cannot decode %s: %s: %s"
 	errUnexpected     = "unexpected JSON token"
 )
 
@@ -53,7 +56,7 @@ func ToStruct(v any) (*structpb.Struct, error) {
 
 // FromStruct decodes a protobuf Struct into a typed value. With strict,
 // fields the type does not know are an error. Errors name the field, as a
-// path below root (e.g. spec.scaling.replicas).
+// path below root (e.g. spec.scaling.replicas), and what is wrong with it.
 func FromStruct(s *structpb.Struct, into any, what, root string, strict bool) error {
 	var buf bytes.Buffer
 	enc := jsontext.NewEncoder(&buf)
@@ -62,9 +65,61 @@ func FromStruct(s *structpb.Struct, into any, what, root string, strict bool) er
 	}
 	dec := jsontext.NewDecoder(&buf)
 	if err := json.UnmarshalDecode(dec, into, json.RejectUnknownMembers(strict)); err != nil {
-		return errors.Wrapf(err, errFmtUnmarshalAt, what, fieldPath(root, dec.StackPointer()))
+		return errors.Errorf(errFmtUnmarshalAt, what, fieldPath(root, dec.StackPointer()), describe(err))
 	}
 	return nil
+}
+
+// describe says what is wrong with a value that did not decode.
+func describe(err error) string {
+	var se *json.SemanticError
+	if !errors.As(err, &se) {
+		return err.Error()
+	}
+	switch {
+	case se.Err != nil && strings.HasPrefix(se.Err.Error(), "unknown name"):
+		return "unknown field: check its spelling against the schema"
+	case se.GoType != nil && se.JSONKind != 0:
+		return fmt.Sprintf("must be %s, not a JSON %s", goKind(se.GoType.Kind()), jsonKind(se.JSONKind))
+	}
+	return err.Error()
+}
+
+func goKind(k reflect.Kind) string {
+	switch k {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.String:
+		return "a string"
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	}
+	return "a " + k.String()
+}
+
+func jsonKind(k jsontext.Kind) string {
+	switch k {
+	case '"':
+		return "string"
+	case '0':
+		return "number"
+	case 't', 'f':
+		return "boolean"
+	case 'n':
+		return "null"
+	case '{':
+		return "object"
+	case '[':
+		return "list"
+	}
+	return "value"
 }
 
 // fieldPath turns a JSON pointer (/scaling/replicas) into a field path below
@@ -83,78 +138,22 @@ func fieldPath(root string, p jsontext.Pointer) string {
 	return b.String()
 }
 
-func jsonToStruct(b []byte) (*structpb.Struct, error) {
-	d := jsontext.NewDecoder(bytes.NewReader(b))
-	v, err := decodeValue(d)
-	if err != nil {
-		return nil, err
-	}
-	s := v.GetStructValue()
-	if s == nil {
-		return nil, errors.New("cannot encode a JSON " + v.String() + " as an object")
-	}
-	return s, nil
-}
-
-func decodeValue(d *jsontext.Decoder) (*structpb.Value, error) {
-	tok, err := d.ReadToken()
-	if err != nil {
-		return nil, err
-	}
-	switch tok.Kind() {
-	case '{':
-		fields := map[string]*structpb.Value{}
-		for d.PeekKind() != '}' {
-			k, err := d.ReadToken()
-			if err != nil {
-				return nil, err
-			}
-			// A token is only valid until the next read: copy the key.
-			key := k.String()
-			v, err := decodeValue(d)
-			if err != nil {
-				return nil, err
-			}
-			fields[key] = v
-		}
-		if _, err := d.ReadToken(); err != nil {
-			return nil, err
-		}
-		return structpb.NewStructValue(&structpb.Struct{Fields: fields}), nil
-	case '[':
-		var vals []*structpb.Value
-		for d.PeekKind() != ']' {
-			v, err := decodeValue(d)
-			if err != nil {
-				return nil, err
-			}
-			vals = append(vals, v)
-		}
-		if _, err := d.ReadToken(); err != nil {
-			return nil, err
-		}
-		return structpb.NewListValue(&structpb.ListValue{Values: vals}), nil
-	case '"':
-		return structpb.NewStringValue(tok.String()), nil
-	case '0':
-		return structpb.NewNumberValue(tok.Float()), nil
-	case 't', 'f':
-		return structpb.NewBoolValue(tok.Bool()), nil
-	case 'n':
-		return structpb.NewNullValue(), nil
-	}
-	return nil, errors.New(errUnexpected)
-}
-
+// encodeStruct writes s as a JSON object, members sorted by name, so that
+// the same Struct always gives the same JSON (and the same decode errors).
 func encodeStruct(e *jsontext.Encoder, s *structpb.Struct) error {
 	if err := e.WriteToken(jsontext.ObjectStart); err != nil {
 		return err
 	}
-	for k, v := range s.GetFields() {
+	keys := make([]string, 0, len(s.GetFields()))
+	for k := range s.GetFields() {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
 		if err := e.WriteToken(jsontext.String(k)); err != nil {
 			return err
 		}
-		if err := encodeValue(e, v); err != nil {
+		if err := encodeValue(e, s.GetFields()[k]); err != nil {
 			return err
 		}
 	}

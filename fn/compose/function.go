@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-json-experiment/json"
 	"google.golang.org/protobuf/types/known/structpb"
+	"k8s.io/utils/ptr"
 
 	"github.com/crossplane/function-sdk-go/errors"
 	"github.com/crossplane/function-sdk-go/logging"
@@ -53,6 +54,7 @@ type Function struct {
 
 	log     logging.Logger
 	planner *plan.Planner
+	cache   *planCache
 }
 
 // An Option configures a Function.
@@ -64,9 +66,20 @@ func WithLogger(l logging.Logger) Option { return func(f *Function) { f.log = l 
 // WithPlanner sets the planner.
 func WithPlanner(p *plan.Planner) Option { return func(f *Function) { f.planner = p } }
 
+// WithCacheSize sets how many planned pools the function remembers; 0
+// disables the cache.
+func WithCacheSize(n int) Option {
+	return func(f *Function) {
+		f.cache = nil
+		if n > 0 {
+			f.cache = newPlanCache(n)
+		}
+	}
+}
+
 // New returns the function.
 func New(o ...Option) *Function {
-	f := &Function{log: logging.NewNopLogger(), planner: plan.New()}
+	f := &Function{log: logging.NewNopLogger(), planner: plan.New(), cache: newPlanCache(DefaultCacheSize)}
 	for _, fn := range o {
 		fn(f)
 	}
@@ -87,31 +100,43 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 		}
 	}()
 
-	in, err := decode(req)
+	var fp fingerprint
+	if f.cache != nil {
+		fp = f.cache.fingerprint(req)
+		if p, ok := f.cache.plans.get(fp); ok {
+			apply(rsp, p)
+			return rsp, nil
+		}
+	}
+
+	in, err := f.decode(req)
 	if err != nil {
 		response.Fatal(rsp, err)
 		return rsp, nil
 	}
 	log := f.log.WithValues("tag", req.GetMeta().GetTag(), "namespace", in.Namespace, "name", in.Name)
 
-	p, err := f.planner.Plan(in)
+	pl, err := f.planner.Plan(in)
 	if err != nil {
 		log.Info("Cannot plan the pool", "error", err)
 		response.Fatal(rsp, err)
 		return rsp, nil
 	}
-
-	if err := encode(rsp, p); err != nil {
+	p, err := build(pl)
+	if err != nil {
 		response.Fatal(rsp, err)
 		return rsp, nil
 	}
-	setConditions(rsp, p)
-	log.Debug("Planned the pool", "resources", len(p.Resources), "version", p.Status.Version)
+	if f.cache != nil {
+		f.cache.plans.put(fp, p)
+	}
+	apply(rsp, p)
+	log.Debug("Planned the pool", "resources", len(pl.Resources), "version", pl.Status.Version)
 	return rsp, nil
 }
 
 // decode reads the plan input from the request.
-func decode(req *fnv1.RunFunctionRequest) (plan.Input, error) {
+func (f *Function) decode(req *fnv1.RunFunctionRequest) (plan.Input, error) {
 	in := plan.Input{}
 	xr := req.GetObserved().GetComposite().GetResource()
 	if xr == nil {
@@ -146,12 +171,31 @@ func decode(req *fnv1.RunFunctionRequest) (plan.Input, error) {
 	if av != v1beta1.SchemeGroupVersion.String() || k != v1beta1.PolicyKind {
 		return in, errors.Errorf(errFmtInputKind, strings.TrimPrefix(av+" "+k, " "), v1beta1.Group, v1beta1.Version, v1beta1.PolicyKind)
 	}
-	in.Policy = &v1beta1.Policy{}
-	if err := FromStruct(input, in.Policy, "the platform policy (the Composition step's input)", "input", true); err != nil {
+	var err error
+	if in.Policy, err = f.policy(input); err != nil {
 		return in, err
 	}
 	in.Observed = observed(req.GetObserved().GetResources())
 	return in, nil
+}
+
+// policy decodes the policy input, or finds it decoded in the cache.
+func (f *Function) policy(input *structpb.Struct) (*v1beta1.Policy, error) {
+	var fp fingerprint
+	if f.cache != nil {
+		fp = f.cache.policyFingerprint(input)
+		if p, ok := f.cache.policies.get(fp); ok {
+			return p, nil
+		}
+	}
+	p := &v1beta1.Policy{}
+	if err := FromStruct(input, p, "the platform policy (the Composition step's input)", "input", true); err != nil {
+		return nil, err
+	}
+	if f.cache != nil {
+		f.cache.policies.put(fp, p)
+	}
+	return p, nil
 }
 
 // observed extracts what planning needs from the observed composed
@@ -189,30 +233,40 @@ func int32Field(f map[string]*structpb.Value, k string) *int32 {
 	return &i
 }
 
-// encode writes the plan's resources and status into the response. Desired
-// resources of earlier pipeline steps are kept.
-func encode(rsp *fnv1.RunFunctionResponse, p *plan.Plan) error {
-	if rsp.GetDesired() == nil {
-		rsp.Desired = &fnv1.State{}
-	}
-	if rsp.Desired.GetResources() == nil {
-		rsp.Desired.Resources = make(map[string]*fnv1.Resource, len(p.Resources))
-	}
+// build encodes a plan as what the function adds to a response.
+func build(p *plan.Plan) (*planned, error) {
+	out := &planned{resources: make(map[string]*fnv1.Resource, len(p.Resources))}
 	for _, r := range p.Resources {
 		s, err := ToStruct(r.Object)
 		if err != nil {
-			return errors.Wrapf(err, errFmtEncode, r.Key)
+			return nil, errors.Wrapf(err, errFmtEncode, r.Key)
 		}
 		ready := fnv1.Ready_READY_FALSE
 		if r.Ready {
 			ready = fnv1.Ready_READY_TRUE
 		}
-		rsp.Desired.Resources[r.Key] = &fnv1.Resource{Resource: s, Ready: ready}
+		out.resources[r.Key] = &fnv1.Resource{Resource: s, Ready: ready}
 	}
-
 	st, err := statusStruct(p.Status)
 	if err != nil {
-		return errors.Wrap(err, errEncodeStatus)
+		return nil, errors.Wrap(err, errEncodeStatus)
+	}
+	out.status = st
+	out.conditions = conditions(p)
+	return out, nil
+}
+
+// apply adds a planned pool to a response: its desired resources (keeping
+// those of earlier pipeline steps), the XR status and conditions.
+func apply(rsp *fnv1.RunFunctionResponse, p *planned) {
+	if rsp.GetDesired() == nil {
+		rsp.Desired = &fnv1.State{}
+	}
+	if rsp.Desired.GetResources() == nil {
+		rsp.Desired.Resources = make(map[string]*fnv1.Resource, len(p.resources))
+	}
+	for k, r := range p.resources {
+		rsp.Desired.Resources[k] = r
 	}
 	if rsp.Desired.GetComposite() == nil {
 		rsp.Desired.Composite = &fnv1.Resource{}
@@ -221,14 +275,15 @@ func encode(rsp *fnv1.RunFunctionResponse, p *plan.Plan) error {
 		rsp.Desired.Composite.Resource = &structpb.Struct{Fields: map[string]*structpb.Value{}}
 	}
 	xr := rsp.Desired.Composite.Resource
-	if prev := xr.GetFields()["status"].GetStructValue(); prev != nil {
-		for k, v := range st.GetFields() {
-			prev.Fields[k] = v
-		}
-		return nil
+	status := xr.GetFields()["status"].GetStructValue()
+	if status == nil {
+		status = &structpb.Struct{Fields: make(map[string]*structpb.Value, len(p.status.GetFields()))}
+		xr.Fields["status"] = structpb.NewStructValue(status)
 	}
-	xr.Fields["status"] = structpb.NewStructValue(st)
-	return nil
+	for k, v := range p.status.GetFields() {
+		status.Fields[k] = v
+	}
+	rsp.Conditions = append(rsp.Conditions, p.conditions...)
 }
 
 // statusStruct encodes the pool status.
@@ -240,19 +295,23 @@ func statusStruct(s v1alpha1.FleetNodePoolStatus) (*structpb.Struct, error) {
 	return jsonToStruct(b)
 }
 
-// setConditions reports the pool's availability on the XR.
-func setConditions(rsp *fnv1.RunFunctionResponse, p *plan.Plan) {
+// conditions report the pool's availability on the XR and its claim.
+func conditions(p *plan.Plan) []*fnv1.Condition {
 	var unready []string
 	for _, r := range p.Resources {
 		if !r.Ready && r.Object.GetObjectKind().GroupVersionKind().Kind == "MachineDeployment" {
 			unready = append(unready, r.Object.GetName())
 		}
 	}
-	if len(unready) == 0 {
-		response.ConditionTrue(rsp, TypePoolAvailable, "Available").TargetCompositeAndClaim()
-		return
+	c := &fnv1.Condition{
+		Type:   TypePoolAvailable,
+		Status: fnv1.Status_STATUS_CONDITION_TRUE,
+		Reason: "Available",
+		Target: fnv1.Target_TARGET_COMPOSITE_AND_CLAIM.Enum(),
 	}
-	response.ConditionFalse(rsp, TypePoolAvailable, "Unavailable").
-		WithMessage("MachineDeployments not available yet: " + strings.Join(unready, ", ")).
-		TargetCompositeAndClaim()
+	if len(unready) > 0 {
+		c.Status, c.Reason = fnv1.Status_STATUS_CONDITION_FALSE, "Unavailable"
+		c.Message = ptr.To("MachineDeployments not available yet: " + strings.Join(unready, ", "))
+	}
+	return []*fnv1.Condition{c}
 }

@@ -93,13 +93,13 @@ func TestRunFunctionFatal(t *testing.T) {
 		"UnknownInputField": {
 			reason: "The policy is decoded strictly: a misspelt field is an error, not silently ignored.",
 			req:    request(xrJSON, `{"apiVersion": "fleetnodepool.fn.crossplane.io/v1beta1", "kind": "Policy", "chanels": {}}`),
-			want:   fatal(`cannot decode the platform policy (the Composition step's input) at input.chanels: json: cannot unmarshal Go value of type v1beta1.Policy: unknown name "chanels"`),
+			want:   fatal(`cannot decode the platform policy (the Composition step's input): input.chanels: unknown field: check its spelling against the schema`),
 		},
 		"WrongSpecType": {
 			reason: "A spec field of the wrong type is an error naming the field.",
 			req: request(`{"apiVersion": "fleet.nodepool.dev/v1alpha1", "kind": "FleetNodePool",
 				"metadata": {"name": "w", "namespace": "a"}, "spec": {"scaling": {"replicas": "three"}}}`, policyJSON),
-			want: fatal(`cannot decode the FleetNodePool spec at spec.scaling.replicas: json: cannot unmarshal JSON string into Go value of type int32`),
+			want: fatal(`cannot decode the FleetNodePool spec: spec.scaling.replicas: must be an integer, not a JSON string`),
 		},
 		"InvalidSpec": {
 			reason: "An invalid spec is a Fatal result naming each field and its fix.",

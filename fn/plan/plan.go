@@ -29,7 +29,7 @@ const (
 
 // Composition resource keys. Templates carry their content hash in the key:
 // Crossplane keeps the first name it saw for a key, so a template with a new
-// spec (and name) needs a new key.
+// spec (and name) needs a new key. MachineDeployments carry their zone.
 const (
 	keyMachineDeployment = "machinedeployment"
 	keyInfra             = "infra"
@@ -151,20 +151,16 @@ func (pl *Planner) machineDeployment(p *Plan, in Input, r *resolved, zone string
 	labels := map[string]string{backend.PoolLabel: in.Name}
 	zkey := sanitize(zone)
 
-	infra := r.provider.MachineTemplate(&r.pool, zone)
-	h, err := HashObject(infra)
+	// Templates are named by their content alone, so the zones of a pool
+	// share a template wherever its spec does not depend on the zone.
+	infra, err := p.template(in, keyInfra, r.provider.MachineTemplate(&r.pool, zone), labels)
 	if err != nil {
-		return errors.Wrapf(err, errFmtHash, "infrastructure machine template")
+		return err
 	}
-	name(infra, HashedName(h, in.Spec.ClusterName, in.Name, zone), in.Namespace, in.Spec.ClusterName, labels)
-	p.add(in.Observed, Resource{Key: key(keyInfra, zkey, h), Object: infra}, true)
-
-	boot := backend.KubeadmConfigTemplate(r.provider.KubeadmJoin(&r.pool, infra.GetName()), r.node)
-	if h, err = HashObject(boot); err != nil {
-		return errors.Wrapf(err, errFmtHash, "bootstrap template")
+	boot, err := p.template(in, keyBootstrap, backend.KubeadmConfigTemplate(r.provider.KubeadmJoin(&r.pool, infra.GetName()), r.node), labels)
+	if err != nil {
+		return err
 	}
-	name(boot, HashedName(h, in.Spec.ClusterName, in.Name, zone), in.Namespace, in.Spec.ClusterName, labels)
-	p.add(in.Observed, Resource{Key: key(keyBootstrap, zkey, h), Object: boot}, true)
 
 	md := backend.MachineDeployment(backend.MachineDeploymentParams{
 		Name:          Name(in.Spec.ClusterName, in.Name, zone),
@@ -181,6 +177,24 @@ func (pl *Planner) machineDeployment(p *Plan, in Input, r *resolved, zone string
 	})
 	p.add(in.Observed, Resource{Key: key(keyMachineDeployment, zkey), Object: md}, false)
 	return nil
+}
+
+// template names an immutable template by the hash of its spec and adds it
+// to the plan, once: it returns the template of the plan with that name.
+func (p *Plan) template(in Input, prefix string, t provider.Object, labels map[string]string) (provider.Object, error) {
+	h, err := HashObject(t)
+	if err != nil {
+		return nil, errors.Wrapf(err, errFmtHash, t.GetObjectKind().GroupVersionKind().Kind)
+	}
+	k := key(prefix, h)
+	for _, r := range p.Resources {
+		if r.Key == k {
+			return r.Object, nil
+		}
+	}
+	name(t, HashedName(h, in.Spec.ClusterName, in.Name), in.Namespace, in.Spec.ClusterName, labels)
+	p.add(in.Observed, Resource{Key: k, Object: t}, true)
+	return t, nil
 }
 
 // add appends a resource, deciding its readiness from what was observed:

@@ -67,7 +67,7 @@ func StartFunction(ctx context.Context, bin string) (*Function, error) {
 		return nil, err
 	}
 	f := &Function{Addr: addr}
-	f.cmd = exec.Command(bin, "--insecure", "--address="+addr) //nolint:gosec // The test's own function binary.
+	f.cmd = exec.Command(bin, "--insecure", "--address="+addr, "--metrics-address=") //nolint:gosec // The test's own function binary.
 	f.cmd.Stdout, f.cmd.Stderr = &f.log, &f.log
 	if err := f.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("cannot start the function %s: %w", bin, err)

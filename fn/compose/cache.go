@@ -1,0 +1,202 @@
+package compose
+
+import (
+	"container/list"
+	"hash/maphash"
+	"math"
+	"sync"
+
+	"google.golang.org/protobuf/types/known/structpb"
+
+	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
+
+	"github.com/fleetnodepool/function-fleetnodepool/apis/input/v1beta1"
+)
+
+// DefaultCacheSize is how many planned pools a Function remembers.
+const DefaultCacheSize = 4096
+
+// A fingerprint identifies everything planning reads from a request: the
+// XR's identity and spec, the policy input, and the observed state planning
+// uses. Two independently seeded 64-bit hashes make a collision (which
+// would serve another request's answer) practically impossible.
+type fingerprint [2]uint64
+
+// A planned pool is what the function adds to a response for one
+// fingerprint. Its protobuf messages are shared by every response built from
+// it, so they are never modified after they are cached.
+type planned struct {
+	resources  map[string]*fnv1.Resource
+	status     *structpb.Struct
+	conditions []*fnv1.Condition
+}
+
+// A planCache remembers planned pools, and the decoded policies they were
+// planned with. Crossplane calls the function on every reconcile of every
+// pool, nearly always with what it sent the last time: a hit skips decoding,
+// planning and encoding, the bulk of the work. Every pool of a Composition
+// shares its policy, so a miss usually still finds the policy decoded.
+type planCache struct {
+	seeds    [2]maphash.Seed
+	plans    *lru[*planned]
+	policies *lru[*v1beta1.Policy]
+}
+
+// policyCacheSize is how many distinct policies (Composition revisions) are
+// kept decoded.
+const policyCacheSize = 64
+
+func newPlanCache(size int) *planCache {
+	return &planCache{
+		seeds:    [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
+		plans:    newLRU[*planned](size),
+		policies: newLRU[*v1beta1.Policy](policyCacheSize),
+	}
+}
+
+// An lru is a map bounded to max entries, least recently used first out.
+// Its values are shared by every caller and must never be modified.
+type lru[V any] struct {
+	max int
+
+	mu      sync.Mutex
+	order   *list.List // of *lruEntry[V], most recently used at the front
+	entries map[fingerprint]*list.Element
+}
+
+type lruEntry[V any] struct {
+	fp fingerprint
+	v  V
+}
+
+func newLRU[V any](size int) *lru[V] {
+	return &lru[V]{max: size, order: list.New(), entries: make(map[fingerprint]*list.Element, size)}
+}
+
+func (c *lru[V]) get(fp fingerprint) (V, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[fp]
+	if !ok {
+		var zero V
+		return zero, false
+	}
+	c.order.MoveToFront(e)
+	return e.Value.(*lruEntry[V]).v, true //nolint:forcetypeassert // Only *lruEntry[V] is stored.
+}
+
+func (c *lru[V]) put(fp fingerprint, v V) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.entries[fp]; ok {
+		e.Value.(*lruEntry[V]).v = v //nolint:forcetypeassert // Only *lruEntry[V] is stored.
+		c.order.MoveToFront(e)
+		return
+	}
+	c.entries[fp] = c.order.PushFront(&lruEntry[V]{fp: fp, v: v})
+	for c.order.Len() > c.max {
+		last := c.order.Back()
+		c.order.Remove(last)
+		delete(c.entries, last.Value.(*lruEntry[V]).fp) //nolint:forcetypeassert // Only *lruEntry[V] is stored.
+	}
+}
+
+func (c *lru[V]) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.order.Len()
+}
+
+// policyFingerprint hashes the policy input.
+func (c *planCache) policyFingerprint(input *structpb.Struct) fingerprint {
+	return fingerprint{hashStruct(c.seeds[0], input), hashStruct(c.seeds[1], input)}
+}
+
+// fingerprint hashes what planning reads from a request.
+func (c *planCache) fingerprint(req *fnv1.RunFunctionRequest) fingerprint {
+	var fp fingerprint
+	xr := req.GetObserved().GetComposite().GetResource().GetFields()
+	md := xr["metadata"].GetStructValue().GetFields()
+	labels := md["labels"].GetStructValue().GetFields()
+	for i, seed := range c.seeds {
+		h := hashValue(seed, md["name"])
+		h = mix(seed, h, hashValue(seed, md["namespace"]))
+		h = mix(seed, h, hashValue(seed, labels[labelClaimName]))
+		h = mix(seed, h, hashValue(seed, labels[labelClaimNamespace]))
+		h = mix(seed, h, hashValue(seed, xr["spec"]))
+		h = mix(seed, h, hashStruct(seed, req.GetInput()))
+		h = mix(seed, h, hashObserved(seed, req.GetObserved().GetResources()))
+		fp[i] = h
+	}
+	return fp
+}
+
+// hashObserved hashes the observed fields planning reads (see observed).
+func hashObserved(seed maphash.Seed, rs map[string]*fnv1.Resource) uint64 {
+	var sum uint64
+	for k, r := range rs {
+		f := r.GetResource().GetFields()
+		st := f["status"].GetStructValue().GetFields()
+		h := maphash.String(seed, k)
+		h = mix(seed, h, hashValue(seed, f["metadata"].GetStructValue().GetFields()["generation"]))
+		for _, name := range []string{"observedGeneration", "replicas", "readyReplicas", "availableReplicas", "upToDateReplicas"} {
+			h = mix(seed, h, hashValue(seed, st[name]))
+		}
+		for _, cond := range st["conditions"].GetListValue().GetValues() {
+			cf := cond.GetStructValue().GetFields()
+			if cf["type"].GetStringValue() == "Available" {
+				h = mix(seed, h, hashValue(seed, cf["status"]))
+			}
+		}
+		sum += h // Order independent: map iteration order varies.
+	}
+	return sum
+}
+
+// hashValue is a structural hash of a protobuf Value. Object fields are
+// combined order-independently, list items in order.
+func hashValue(seed maphash.Seed, v *structpb.Value) uint64 {
+	switch k := v.GetKind().(type) {
+	case *structpb.Value_StructValue:
+		return hashStruct(seed, k.StructValue)
+	case *structpb.Value_ListValue:
+		h := uint64(0x9e3779b97f4a7c15)
+		for _, item := range k.ListValue.GetValues() {
+			h = mix(seed, h, hashValue(seed, item))
+		}
+		return h
+	case *structpb.Value_StringValue:
+		return maphash.String(seed, k.StringValue)
+	case *structpb.Value_NumberValue:
+		return mix(seed, 1, math.Float64bits(k.NumberValue))
+	case *structpb.Value_BoolValue:
+		if k.BoolValue {
+			return mix(seed, 2, 1)
+		}
+		return mix(seed, 2, 0)
+	case *structpb.Value_NullValue:
+		return mix(seed, 3, 0)
+	}
+	return mix(seed, 4, 0) // Absent.
+}
+
+func hashStruct(seed maphash.Seed, s *structpb.Struct) uint64 {
+	if s == nil {
+		return mix(seed, 5, 0)
+	}
+	sum := uint64(len(s.GetFields()))
+	for k, v := range s.GetFields() {
+		sum += mix(seed, maphash.String(seed, k), hashValue(seed, v))
+	}
+	return mix(seed, 6, sum)
+}
+
+// mix combines two hashes.
+func mix(seed maphash.Seed, a, b uint64) uint64 {
+	var buf [16]byte
+	for i := range 8 {
+		buf[i] = byte(a >> (8 * i))
+		buf[8+i] = byte(b >> (8 * i))
+	}
+	return maphash.Bytes(seed, buf[:])
+}
