@@ -3,7 +3,8 @@
 # The two commands a newcomer runs:
 #   make render   render every example FleetNodePool through the real Crossplane
 #                 render engine and print the composed Cluster API objects
-#   make test     every test tier (unit, generated-file drift, render e2e)
+#   make test     every test tier (unit, generated-file drift, render e2e,
+#                 API conformance against a real kube-apiserver)
 #
 # Tools (crossplane CLI and core, kube-apiserver, etcd) are built from pinned Go
 # modules under test/tools/ into bin/ on first use, and reused after. Their
@@ -72,7 +73,7 @@ lint: ## Vet the code.
 ##@ Test
 
 .PHONY: test
-test: test-unit test-generate test-render ## Run every test tier.
+test: test-unit test-generate test-render test-conformance ## Run every test tier.
 
 .PHONY: test-unit
 test-unit: ## Unit tests: the planning core, providers and RunFunction adapter.
@@ -86,6 +87,10 @@ test-generate: ## Fail when generated files drift from the Go types.
 .PHONY: test-render
 test-render: build $(CROSSPLANE_CLI) $(CROSSPLANE_CORE) ## Render e2e: examples through the real render engine vs golden files.
 	$(GO) test -count=1 -tags e2e ./test/e2e/... -run 'Render' -timeout 10m
+
+.PHONY: test-conformance
+test-conformance: build $(CROSSPLANE_CLI) $(CROSSPLANE_CORE) $(KUBE_APISERVER) $(ETCD) ## API conformance: rendered objects applied to a real kube-apiserver with upstream CRDs and webhooks.
+	KUBE_APISERVER=$(KUBE_APISERVER) ETCD=$(ETCD) $(GO) test -count=1 -tags conformance ./test/conformance/... -v -timeout 15m
 
 .PHONY: golden
 golden: build $(CROSSPLANE_CLI) $(CROSSPLANE_CORE) ## Regenerate the render golden files (review the diff!).

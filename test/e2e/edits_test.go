@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"sigs.k8s.io/yaml"
 
 	"github.com/fleetnodepool/function-fleetnodepool/test/internal/render"
 )
@@ -31,12 +29,12 @@ type md struct {
 
 func parse(t *testing.T, out []byte) rendered {
 	t.Helper()
+	objs, err := render.Composed(out)
+	if err != nil {
+		t.Fatal(err)
+	}
 	r := rendered{MDs: map[string]md{}}
-	for _, doc := range strings.Split(string(out), "\n---") {
-		u := &unstructured.Unstructured{}
-		if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
-			t.Fatalf("cannot parse rendered YAML: %v", err)
-		}
+	for _, u := range objs {
 		switch k := u.GetKind(); {
 		case k == "MachineDeployment":
 			_, hasReplicas, _ := unstructured.NestedFieldNoCopy(u.Object, "spec", "replicas")
@@ -58,28 +56,13 @@ func parse(t *testing.T, out []byte) rendered {
 	return r
 }
 
-// renderEdited renders an example with its XR edited by edit (applied to
-// the XR as a map).
+// renderEdited renders an example with its XR edited by edit.
 func renderEdited(t *testing.T, example string, edit func(xr map[string]any)) rendered {
 	t.Helper()
-	dir := filepath.Join(examplesDir, example)
-	c := render.ExampleCase(dir, xrdPath)
+	c := render.ExampleCase(filepath.Join(examplesDir, example), xrdPath)
 	if edit != nil {
-		b, err := os.ReadFile(c.XR)
-		if err != nil {
-			t.Fatal(err)
-		}
-		xr := map[string]any{}
-		if err := yaml.Unmarshal(b, &xr); err != nil {
-			t.Fatal(err)
-		}
-		edit(xr)
-		y, err := yaml.Marshal(xr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.XR = filepath.Join(t.TempDir(), "xr.yaml")
-		if err := os.WriteFile(c.XR, y, 0o600); err != nil {
+		var err error
+		if c.XR, err = render.EditXR(c.XR, t.TempDir(), edit); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -89,8 +72,6 @@ func renderEdited(t *testing.T, example string, edit func(xr map[string]any)) re
 	}
 	return parse(t, out)
 }
-
-func spec(xr map[string]any) map[string]any { return xr["spec"].(map[string]any) }
 
 // TestRenderEdits edits the AWS example the way users do and checks, through
 // the real render engine, which edits rotate templates (and so roll nodes).
@@ -110,12 +91,12 @@ func TestRenderEdits(t *testing.T) {
 	}{
 		"MachineClass": {
 			reason: "A new machine class gives new infrastructure templates, and the MachineDeployments point at them.",
-			edit:   func(xr map[string]any) { spec(xr)["machine"] = map[string]any{"class": "large"} },
+			edit:   func(xr map[string]any) { render.Spec(xr)["machine"] = map[string]any{"class": "large"} },
 			want:   want{NewInfra: true, Version: "v1.33.4", Annotations: autoscaler("1", "5")},
 		},
 		"Version": {
 			reason: "A new version changes the MachineDeployments' version and the infrastructure templates, whose AMI the policy pins per version.",
-			edit:   func(xr map[string]any) { delete(spec(xr), "channel"); spec(xr)["version"] = "v1.34.1" },
+			edit:   func(xr map[string]any) { delete(render.Spec(xr), "channel"); render.Spec(xr)["version"] = "v1.34.1" },
 			want:   want{NewInfra: true, Version: "v1.34.1", Annotations: autoscaler("1", "5")},
 		},
 		"MetadataLabels": {
@@ -127,7 +108,7 @@ func TestRenderEdits(t *testing.T) {
 		},
 		"Scaling": {
 			reason: "New autoscaler bounds touch no template: only the MachineDeployments' annotations change.",
-			edit:   func(xr map[string]any) { spec(xr)["scaling"] = map[string]any{"min": 4, "max": 20} },
+			edit:   func(xr map[string]any) { render.Spec(xr)["scaling"] = map[string]any{"min": 4, "max": 20} },
 			want:   want{Version: "v1.33.4", Annotations: autoscaler("2", "10")},
 		},
 	}

@@ -1,0 +1,296 @@
+//go:build conformance
+
+package conformance
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	admissionv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
+	"sigs.k8s.io/yaml"
+
+	awsv1 "sigs.k8s.io/cluster-api-provider-aws/v2/api/v1beta2"
+	awsexpv1 "sigs.k8s.io/cluster-api-provider-aws/v2/exp/api/v1beta2"
+	awsexpwebhooks "sigs.k8s.io/cluster-api-provider-aws/v2/exp/webhooks"
+	awswebhooks "sigs.k8s.io/cluster-api-provider-aws/v2/webhooks"
+	azurev1 "sigs.k8s.io/cluster-api-provider-azure/api/v1beta1"
+	azureexpv1 "sigs.k8s.io/cluster-api-provider-azure/exp/api/v1beta1"
+	bootstrapv1beta1 "sigs.k8s.io/cluster-api/api/bootstrap/kubeadm/v1beta1"
+	bootstrapv1 "sigs.k8s.io/cluster-api/api/bootstrap/kubeadm/v1beta2"
+	clusterv1beta1 "sigs.k8s.io/cluster-api/api/core/v1beta1"
+	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
+	kubeadmwebhooks "sigs.k8s.io/cluster-api/bootstrap/kubeadm/webhooks/admission"
+	capiwebhooks "sigs.k8s.io/cluster-api/core/webhooks/admission"
+)
+
+// Upstream modules whose CRDs and webhook manifests are installed, with the
+// folders holding them. Their versions are the ones go.mod pins.
+var upstream = []struct {
+	module string
+	crds   []string
+	// webhooks are manifests by a name unique to each: every provider names
+	// its configurations alike.
+	webhooks map[string]string
+}{
+	{
+		module: "sigs.k8s.io/cluster-api",
+		crds:   []string{"core/config/crd/bases", "bootstrap/kubeadm/config/crd/bases", "controlplane/kubeadm/config/crd/bases"},
+		webhooks: map[string]string{
+			"capi-core":    "core/config/webhook/manifests.yaml",
+			"capi-kubeadm": "bootstrap/kubeadm/config/webhook/manifests.yaml",
+		},
+	},
+	{
+		module:   "sigs.k8s.io/cluster-api-provider-aws/v2",
+		crds:     []string{"config/crd/bases"},
+		webhooks: map[string]string{"capa": "config/webhook/manifests.yaml"},
+	},
+	{
+		module: "sigs.k8s.io/cluster-api-provider-azure",
+		crds:   []string{"config/crd/bases"},
+	},
+}
+
+// served are the resources whose upstream webhooks this suite serves:
+// the kinds the function composes, and Clusters.
+var served = []string{
+	"clusters", "machinedeployments", "machinepools", "machinehealthchecks",
+	"kubeadmconfigs", "kubeadmconfigtemplates",
+	"awsmachinetemplates", "awsmachinepools", "awsmanagedmachinepools",
+}
+
+// webhooks registers the upstream webhook handlers of the served kinds.
+func webhooks(mgr ctrl.Manager) error {
+	for _, w := range []interface{ SetupWebhookWithManager(ctrl.Manager) error }{
+		&capiwebhooks.Cluster{Client: mgr.GetAPIReader()},
+		&capiwebhooks.MachineDeployment{},
+		&capiwebhooks.MachinePool{},
+		&capiwebhooks.MachineHealthCheck{},
+		&kubeadmwebhooks.KubeadmConfig{},
+		&kubeadmwebhooks.KubeadmConfigTemplate{},
+		&awswebhooks.AWSMachineTemplate{},
+		&awsexpwebhooks.AWSMachinePool{},
+		&awsexpwebhooks.AWSManagedMachinePool{},
+	} {
+		if err := w.SetupWebhookWithManager(mgr); err != nil {
+			return fmt.Errorf("cannot set up webhook %T: %w", w, err)
+		}
+	}
+	return nil
+}
+
+func scheme() (*runtime.Scheme, error) {
+	s := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{
+		clientgoscheme.AddToScheme, clusterv1.AddToScheme, clusterv1beta1.AddToScheme, bootstrapv1.AddToScheme, bootstrapv1beta1.AddToScheme,
+		awsv1.AddToScheme, awsexpv1.AddToScheme, azurev1.AddToScheme, azureexpv1.AddToScheme,
+	} {
+		if err := add(s); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// An apiServer is the running control plane and webhook server.
+type apiServer struct {
+	env    *envtest.Environment
+	client client.Client
+	stop   context.CancelFunc
+	crds   int
+}
+
+// startAPIServer starts etcd and kube-apiserver with the upstream CRDs, and
+// serves the upstream webhooks.
+func startAPIServer() (*apiServer, error) {
+	apiserverBin, etcdBin := os.Getenv("KUBE_APISERVER"), os.Getenv("ETCD")
+	if apiserverBin == "" || etcdBin == "" {
+		return nil, errors.New("KUBE_APISERVER and ETCD are not set: run this tier through `make test-conformance`, which builds them")
+	}
+	var crdDirs []string
+	var mutating []*admissionv1.MutatingWebhookConfiguration
+	var validating []*admissionv1.ValidatingWebhookConfiguration
+	for _, u := range upstream {
+		dir, err := moduleDir(u.module)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range u.crds {
+			crdDirs = append(crdDirs, filepath.Join(dir, d))
+		}
+		for name, w := range u.webhooks {
+			m, v, err := webhookConfigs(filepath.Join(dir, w), name)
+			if err != nil {
+				return nil, err
+			}
+			mutating, validating = append(mutating, m...), append(validating, v...)
+		}
+	}
+	s, err := scheme()
+	if err != nil {
+		return nil, err
+	}
+	env := &envtest.Environment{
+		ControlPlane: envtest.ControlPlane{
+			APIServer: &envtest.APIServer{Path: apiserverBin},
+			Etcd:      &envtest.Etcd{Path: etcdBin},
+		},
+		Scheme:                s,
+		CRDDirectoryPaths:     crdDirs,
+		ErrorIfCRDPathMissing: true,
+		WebhookInstallOptions: envtest.WebhookInstallOptions{MutatingWebhooks: mutating, ValidatingWebhooks: validating},
+	}
+	cfg, err := env.Start()
+	if err != nil {
+		return nil, fmt.Errorf("cannot start envtest: %w", err)
+	}
+	a := &apiServer{env: env, crds: len(env.CRDs)}
+	wo := env.WebhookInstallOptions
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:  s,
+		Metrics: metricsserver.Options{BindAddress: "0"},
+		WebhookServer: webhook.NewServer(webhook.Options{
+			Host: wo.LocalServingHost, Port: wo.LocalServingPort, CertDir: wo.LocalServingCertDir,
+		}),
+	})
+	if err != nil {
+		_ = env.Stop()
+		return nil, err
+	}
+	if err := webhooks(mgr); err != nil {
+		_ = env.Stop()
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a.stop = cancel
+	go func() { _ = mgr.Start(ctx) }()
+	if err := waitTLS(net.JoinHostPort(wo.LocalServingHost, strconv.Itoa(wo.LocalServingPort))); err != nil {
+		a.Stop()
+		return nil, err
+	}
+	if a.client, err = client.New(cfg, client.Options{Scheme: s}); err != nil {
+		a.Stop()
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *apiServer) Stop() {
+	a.stop()
+	_ = a.env.Stop()
+}
+
+// moduleDir is where the pinned version of a module is in the module cache.
+func moduleDir(module string) (string, error) {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", module).Output() //nolint:gosec // A fixed module path.
+	if err != nil {
+		return "", fmt.Errorf("cannot locate module %s: %w", module, err)
+	}
+	dir := strings.TrimSpace(string(out))
+	if dir == "" {
+		return "", fmt.Errorf("module %s is not downloaded: run go mod download", module)
+	}
+	return dir, nil
+}
+
+// webhookConfigs reads an upstream webhook manifest, keeps the webhooks of
+// the served resources, and prefixes the configurations' names.
+func webhookConfigs(path, prefix string) ([]*admissionv1.MutatingWebhookConfiguration, []*admissionv1.ValidatingWebhookConfiguration, error) {
+	b, err := os.ReadFile(path) //nolint:gosec // An upstream manifest.
+	if err != nil {
+		return nil, nil, err
+	}
+	var mutating []*admissionv1.MutatingWebhookConfiguration
+	var validating []*admissionv1.ValidatingWebhookConfiguration
+	for _, doc := range strings.Split(string(b), "\n---") {
+		meta := &metav1.TypeMeta{}
+		if err := yaml.Unmarshal([]byte(doc), meta); err != nil {
+			return nil, nil, fmt.Errorf("cannot parse %s: %w", path, err)
+		}
+		switch meta.Kind {
+		case "MutatingWebhookConfiguration":
+			c := &admissionv1.MutatingWebhookConfiguration{}
+			if err := yaml.Unmarshal([]byte(doc), c); err != nil {
+				return nil, nil, err
+			}
+			c.Name = prefix + "-" + c.Name
+			c.Webhooks = slices.DeleteFunc(c.Webhooks, func(w admissionv1.MutatingWebhook) bool { return !servedRules(w.Rules) })
+			mutating = append(mutating, c)
+		case "ValidatingWebhookConfiguration":
+			c := &admissionv1.ValidatingWebhookConfiguration{}
+			if err := yaml.Unmarshal([]byte(doc), c); err != nil {
+				return nil, nil, err
+			}
+			c.Name = prefix + "-" + c.Name
+			c.Webhooks = slices.DeleteFunc(c.Webhooks, func(w admissionv1.ValidatingWebhook) bool { return !servedRules(w.Rules) })
+			validating = append(validating, c)
+		}
+	}
+	return mutating, validating, nil
+}
+
+func servedRules(rules []admissionv1.RuleWithOperations) bool {
+	for _, r := range rules {
+		for _, res := range r.Resources {
+			if slices.Contains(served, res) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// waitTLS waits until the webhook server accepts TLS connections.
+func waitTLS(addr string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // Readiness probe of a local test server.
+		if err == nil {
+			_ = c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("webhook server on %s did not start: %w", addr, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// ensureCluster creates the namespace and a CAPI Cluster in it, as the
+// function's FleetNodePools expect to find, on the named infrastructure kind.
+func ensureCluster(ctx context.Context, c client.Client, namespace, name, infraKind string) error {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}
+	if err := c.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("cannot create namespace %s: %w", namespace, err)
+	}
+	cl := &clusterv1.Cluster{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
+		Spec: clusterv1.ClusterSpec{InfrastructureRef: clusterv1.ContractVersionedObjectReference{
+			APIGroup: "infrastructure.cluster.x-k8s.io", Kind: infraKind, Name: name,
+		}},
+	}
+	if err := c.Create(ctx, cl); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("cannot create Cluster %s/%s: %w", namespace, name, err)
+	}
+	return nil
+}
