@@ -144,12 +144,29 @@ func TestWebhooksAreServed(t *testing.T) {
 	if err := ensureCluster(t.Context(), api.client, ns, "c", "AWSCluster"); err != nil {
 		t.Fatal(err)
 	}
-	md := &unstructured.Unstructured{Object: map[string]any{
+	md := machineDeployment(ns, "autoscaled")
+	md.SetAnnotations(map[string]string{
+		"cluster.x-k8s.io/cluster-api-autoscaler-node-group-min-size": "2",
+		"cluster.x-k8s.io/cluster-api-autoscaler-node-group-max-size": "5",
+	})
+	if err := apply(t.Context(), md); err != nil {
+		t.Fatal(err)
+	}
+	got := &unstructured.Unstructured{}
+	got.SetGroupVersionKind(md.GroupVersionKind())
+	if err := api.client.Get(t.Context(), client.ObjectKeyFromObject(md), got); err != nil {
+		t.Fatal(err)
+	}
+	if r, _, _ := unstructured.NestedInt64(got.Object, "spec", "replicas"); r != 2 {
+		t.Errorf("CAPI's defaulting webhook did not run: want spec.replicas defaulted to the autoscaler minimum 2, got %d", r)
+	}
+}
+
+// machineDeployment is a minimal valid MachineDeployment of Cluster c.
+func machineDeployment(ns, name string) *unstructured.Unstructured {
+	return &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "MachineDeployment",
-		"metadata": map[string]any{"name": "autoscaled", "namespace": ns, "annotations": map[string]any{
-			"cluster.x-k8s.io/cluster-api-autoscaler-node-group-min-size": "2",
-			"cluster.x-k8s.io/cluster-api-autoscaler-node-group-max-size": "5",
-		}},
+		"metadata": map[string]any{"name": name, "namespace": ns},
 		"spec": map[string]any{
 			"clusterName": "c",
 			"selector":    map[string]any{"matchLabels": map[string]any{"a": "b"}},
@@ -163,17 +180,6 @@ func TestWebhooksAreServed(t *testing.T) {
 			},
 		},
 	}}
-	if err := apply(t.Context(), md); err != nil {
-		t.Fatal(err)
-	}
-	got := &unstructured.Unstructured{}
-	got.SetGroupVersionKind(md.GroupVersionKind())
-	if err := api.client.Get(t.Context(), client.ObjectKeyFromObject(md), got); err != nil {
-		t.Fatal(err)
-	}
-	if r, _, _ := unstructured.NestedInt64(got.Object, "spec", "replicas"); r != 2 {
-		t.Errorf("CAPI's defaulting webhook did not run: want spec.replicas defaulted to the autoscaler minimum 2, got %d", r)
-	}
 }
 
 // ensureClusterFor creates the Cluster the composed objects belong to, with
@@ -231,22 +237,11 @@ func TestNegativeControls(t *testing.T) {
 		},
 		"WrongFieldTypeThroughWebhook": {
 			reason: "CAPI's MachineDeployment webhook, which runs before schema validation, rejects a field of the wrong type.",
-			create: &unstructured.Unstructured{Object: map[string]any{
-				"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "MachineDeployment",
-				"metadata": map[string]any{"name": "wrong-type", "namespace": ns},
-				"spec": map[string]any{
-					"clusterName": "c", "replicas": "three",
-					"selector": map[string]any{"matchLabels": map[string]any{"a": "b"}},
-					"template": map[string]any{
-						"metadata": map[string]any{"labels": map[string]any{"a": "b"}},
-						"spec": map[string]any{
-							"clusterName":       "c",
-							"bootstrap":         map[string]any{"dataSecretName": "s"},
-							"infrastructureRef": map[string]any{"apiGroup": "infrastructure.cluster.x-k8s.io", "kind": "AWSMachineTemplate", "name": "t"},
-						},
-					},
-				},
-			}},
+			create: func() *unstructured.Unstructured {
+				md := machineDeployment(ns, "wrong-type")
+				_ = unstructured.SetNestedField(md.Object, "three", "spec", "replicas")
+				return md
+			}(),
 			want: `admission webhook "default.machinedeployment.cluster.x-k8s.io" denied the request: json: cannot unmarshal string into Go struct field MachineDeploymentSpec.spec.replicas of type int32`,
 		},
 		"MissingRequiredField": {
