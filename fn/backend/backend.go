@@ -10,9 +10,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
+	eksbootstrapv1 "sigs.k8s.io/cluster-api-provider-aws/v2/bootstrap/eks/api/v1beta2"
 	bootstrapv1 "sigs.k8s.io/cluster-api/api/bootstrap/kubeadm/v1beta2"
 	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
 
@@ -49,10 +49,30 @@ type Node struct {
 	Taints []v1alpha1.Taint
 }
 
-// KubeadmConfigTemplate builds the bootstrap template of worker nodes: the
-// provider's join settings plus the pool's node labels and taints, applied
-// through kubeadm's node registration.
+// KubeadmConfigTemplate builds the bootstrap template of worker nodes of a
+// MachineDeployment: the provider's join settings plus the pool's node
+// labels and taints, applied through kubeadm's node registration.
 func KubeadmConfigTemplate(j provider.Join, n Node) *bootstrapv1.KubeadmConfigTemplate {
+	return &bootstrapv1.KubeadmConfigTemplate{
+		TypeMeta: metav1.TypeMeta{APIVersion: bootstrapv1.GroupVersion.String(), Kind: "KubeadmConfigTemplate"},
+		Spec: bootstrapv1.KubeadmConfigTemplateSpec{Template: bootstrapv1.KubeadmConfigTemplateResource{
+			Spec: kubeadmSpec(j, n),
+		}},
+	}
+}
+
+// KubeadmConfig builds the bootstrap configuration of a MachinePool's
+// nodes. Its name must change with its content (the caller hashes it):
+// a MachinePool only rolls its nodes when its bootstrap config's name
+// changes (cluster-api#8858, cluster-api-provider-aws#4071).
+func KubeadmConfig(j provider.Join, n Node) *bootstrapv1.KubeadmConfig {
+	return &bootstrapv1.KubeadmConfig{
+		TypeMeta: metav1.TypeMeta{APIVersion: bootstrapv1.GroupVersion.String(), Kind: "KubeadmConfig"},
+		Spec:     kubeadmSpec(j, n),
+	}
+}
+
+func kubeadmSpec(j provider.Join, n Node) bootstrapv1.KubeadmConfigSpec {
 	args := append([]bootstrapv1.Arg{}, j.KubeletArgs...)
 	if l := nodeLabels(n.Labels); l != "" {
 		args = append(args, bootstrapv1.Arg{Name: "node-labels", Value: ptr.To(l)})
@@ -65,14 +85,34 @@ func KubeadmConfigTemplate(j provider.Join, n Node) *bootstrapv1.KubeadmConfigTe
 		}
 		reg.Taints = &taints
 	}
-	return &bootstrapv1.KubeadmConfigTemplate{
-		TypeMeta: metav1.TypeMeta{APIVersion: bootstrapv1.GroupVersion.String(), Kind: "KubeadmConfigTemplate"},
-		Spec: bootstrapv1.KubeadmConfigTemplateSpec{Template: bootstrapv1.KubeadmConfigTemplateResource{
-			Spec: bootstrapv1.KubeadmConfigSpec{
-				JoinConfiguration: bootstrapv1.JoinConfiguration{NodeRegistration: reg},
-				Files:             j.Files,
-			},
-		}},
+	return bootstrapv1.KubeadmConfigSpec{
+		JoinConfiguration: bootstrapv1.JoinConfiguration{NodeRegistration: reg},
+		Files:             j.Files,
+	}
+}
+
+// NodeadmConfigTemplate builds the bootstrap template of EKS self-managed
+// worker nodes (AL2023, nodeadm): the pool's node labels and taints as
+// kubelet flags.
+func NodeadmConfigTemplate(n Node) *eksbootstrapv1.NodeadmConfigTemplate {
+	var flags []string
+	if l := nodeLabels(n.Labels); l != "" {
+		flags = append(flags, "--node-labels="+l)
+	}
+	if len(n.Taints) > 0 {
+		taints := make([]string, 0, len(n.Taints))
+		for _, t := range n.Taints {
+			taints = append(taints, t.Key+"="+t.Value+":"+string(t.Effect))
+		}
+		flags = append(flags, "--register-with-taints="+strings.Join(taints, ","))
+	}
+	spec := eksbootstrapv1.NodeadmConfigSpec{}
+	if len(flags) > 0 {
+		spec.Kubelet = &eksbootstrapv1.KubeletOptions{Flags: flags}
+	}
+	return &eksbootstrapv1.NodeadmConfigTemplate{
+		TypeMeta: metav1.TypeMeta{APIVersion: eksbootstrapv1.GroupVersion.String(), Kind: "NodeadmConfigTemplate"},
+		Spec:     eksbootstrapv1.NodeadmConfigTemplateSpec{Template: eksbootstrapv1.NodeadmConfigTemplateResource{Spec: spec}},
 	}
 }
 
@@ -136,11 +176,7 @@ func MachineDeployment(p MachineDeploymentParams) *clusterv1.MachineDeployment {
 	machineLabels := merge(p.Labels, p.MachineLabels, selector)
 	md := &clusterv1.MachineDeployment{
 		TypeMeta: metav1.TypeMeta{APIVersion: clusterv1.GroupVersion.String(), Kind: "MachineDeployment"},
-		ObjectMeta: metav1.ObjectMeta{
-			Name:      p.Name,
-			Namespace: p.Namespace,
-			Labels:    merge(p.Labels, map[string]string{clusterv1.ClusterNameLabel: p.ClusterName}),
-		},
+		ObjectMeta: objectMeta(p.Name, p.Namespace, p.ClusterName, p.Labels),
 		Spec: clusterv1.MachineDeploymentSpec{
 			ClusterName: p.ClusterName,
 			Replicas:    p.Size.Replicas,
@@ -164,13 +200,91 @@ func MachineDeployment(p MachineDeploymentParams) *clusterv1.MachineDeployment {
 			},
 		},
 	}
-	if p.Size.Min != nil && p.Size.Max != nil {
-		md.Annotations = map[string]string{
-			clusterv1.AutoscalerMinSizeAnnotation: strconv.Itoa(int(*p.Size.Min)),
-			clusterv1.AutoscalerMaxSizeAnnotation: strconv.Itoa(int(*p.Size.Max)),
-		}
+	if ann := autoscalerAnnotations(p.Size); len(ann) > 0 {
+		md.Annotations = ann
 	}
 	return md
+}
+
+// MachinePoolParams describe a pool's MachinePool.
+type MachinePoolParams struct {
+	Name        string
+	Namespace   string
+	ClusterName string
+	Version     string
+	Zones       []string
+	Size        Size
+	// Autoscaler carries the cluster-autoscaler's size annotations when the
+	// pool is autoscaled.
+	Autoscaler bool
+	// ReplicasManagedBy names the external scaler that owns the size of an
+	// autoscaled pool, if any.
+	ReplicasManagedBy string
+	Labels            map[string]string
+	MachineLabels     map[string]string
+	// Bootstrap is the bootstrap config; nil for managed pools, which get
+	// their bootstrap data from the cloud (dataSecretName "").
+	Bootstrap *Ref
+	Infra     Ref
+}
+
+// MachinePool builds a MachinePool. Like a MachineDeployment, an autoscaled
+// one leaves spec.replicas unset.
+func MachinePool(p MachinePoolParams) *clusterv1.MachinePool {
+	boot := clusterv1.Bootstrap{DataSecretName: ptr.To("")}
+	if p.Bootstrap != nil {
+		boot = clusterv1.Bootstrap{ConfigRef: p.Bootstrap.contract()}
+	}
+	mp := &clusterv1.MachinePool{
+		TypeMeta: metav1.TypeMeta{APIVersion: clusterv1.GroupVersion.String(), Kind: "MachinePool"},
+		ObjectMeta: objectMeta(p.Name, p.Namespace, p.ClusterName, p.Labels),
+		Spec: clusterv1.MachinePoolSpec{
+			ClusterName:    p.ClusterName,
+			Replicas:       p.Size.Replicas,
+			FailureDomains: p.Zones,
+			Template: clusterv1.MachineTemplateSpec{
+				ObjectMeta: clusterv1.ObjectMeta{Labels: merge(p.Labels, p.MachineLabels, map[string]string{clusterv1.ClusterNameLabel: p.ClusterName})},
+				Spec: clusterv1.MachineSpec{
+					ClusterName:       p.ClusterName,
+					Version:           p.Version,
+					Bootstrap:         boot,
+					InfrastructureRef: p.Infra.contract(),
+				},
+			},
+		},
+	}
+	ann := map[string]string{}
+	if p.Autoscaler {
+		ann = autoscalerAnnotations(p.Size)
+	}
+	if p.Size.Replicas == nil && p.ReplicasManagedBy != "" {
+		ann[clusterv1.ReplicasManagedByAnnotation] = p.ReplicasManagedBy
+	}
+	if len(ann) > 0 {
+		mp.Annotations = ann
+	}
+	return mp
+}
+
+// objectMeta is the metadata of a pool's MachineDeployment or MachinePool.
+func objectMeta(name, namespace, cluster string, labels map[string]string) metav1.ObjectMeta {
+	return metav1.ObjectMeta{
+		Name:      name,
+		Namespace: namespace,
+		Labels:    merge(labels, map[string]string{clusterv1.ClusterNameLabel: cluster}),
+	}
+}
+
+// autoscalerAnnotations are the cluster-autoscaler's node group size
+// annotations of an autoscaled size, none for a fixed one.
+func autoscalerAnnotations(s Size) map[string]string {
+	if s.Min == nil || s.Max == nil {
+		return map[string]string{}
+	}
+	return map[string]string{
+		clusterv1.AutoscalerMinSizeAnnotation: strconv.Itoa(int(*s.Min)),
+		clusterv1.AutoscalerMaxSizeAnnotation: strconv.Itoa(int(*s.Max)),
+	}
 }
 
 // merge returns the union of maps, later ones winning.
@@ -183,6 +297,3 @@ func merge(maps ...map[string]string) map[string]string {
 	}
 	return out
 }
-
-// IntOrPercent is a convenience for rollout bounds.
-func IntOrPercent(i int32) *intstr.IntOrString { v := intstr.FromInt32(i); return &v }

@@ -26,9 +26,10 @@ type fingerprint [2]uint64
 // fingerprint. Its protobuf messages are shared by every response built from
 // it, so they are never modified after they are cached.
 type planned struct {
-	resources  map[string]*fnv1.Resource
-	status     *structpb.Struct
-	conditions []*fnv1.Condition
+	requirements *fnv1.Requirements
+	resources    map[string]*fnv1.Resource
+	status       *structpb.Struct
+	conditions   []*fnv1.Condition
 }
 
 // A planCache remembers planned pools, and the decoded policies they were
@@ -126,6 +127,7 @@ func (c *planCache) fingerprint(req *fnv1.RunFunctionRequest) fingerprint {
 		h = mix(seed, h, hashValue(seed, xr["spec"]))
 		h = mix(seed, h, hashStruct(seed, req.GetInput()))
 		h = mix(seed, h, hashObserved(seed, req.GetObserved().GetResources()))
+		h = mix(seed, h, hashRequired(seed, req.GetRequiredResources()[requirementCluster]))
 		fp[i] = h
 	}
 	return fp
@@ -142,6 +144,9 @@ func hashObserved(seed maphash.Seed, rs map[string]*fnv1.Resource) uint64 {
 		for _, name := range []string{"observedGeneration", "replicas", "readyReplicas", "availableReplicas", "upToDateReplicas"} {
 			h = mix(seed, h, hashValue(seed, st[name]))
 		}
+		if k == keyInfraPool {
+			h = mix(seed, h, hashValue(seed, f["spec"]))
+		}
 		for _, cond := range st["conditions"].GetListValue().GetValues() {
 			cf := cond.GetStructValue().GetFields()
 			if cf["type"].GetStringValue() == "Available" {
@@ -151,6 +156,21 @@ func hashObserved(seed maphash.Seed, rs map[string]*fnv1.Resource) uint64 {
 		sum += h // Order independent: map iteration order varies.
 	}
 	return sum
+}
+
+// hashRequired hashes the fields planning reads of the required Cluster,
+// and whether it was resolved and found.
+func hashRequired(seed maphash.Seed, rs *fnv1.Resources) uint64 {
+	if rs == nil {
+		return mix(seed, 7, 0)
+	}
+	h := mix(seed, 8, uint64(len(rs.GetItems())))
+	for _, item := range rs.GetItems() {
+		spec := item.GetResource().GetFields()["spec"].GetStructValue().GetFields()
+		h = mix(seed, h, hashValue(seed, spec["infrastructureRef"]))
+		h = mix(seed, h, hashValue(seed, spec["controlPlaneRef"]))
+	}
+	return h
 }
 
 // hashValue is a structural hash of a protobuf Value. Object fields are

@@ -16,7 +16,7 @@ import (
 // the same sequence of requests, including repeats, edits and observed
 // progress, and requires identical responses.
 func TestCacheIsTransparent(t *testing.T) {
-	base := request(xrJSON, policyJSON)
+	base := newRequest(xrJSON, policyJSON)
 
 	edited := proto.Clone(base).(*fnv1.RunFunctionRequest)
 	edited.Observed.Composite.Resource.Fields["spec"].GetStructValue().Fields["machine"] =
@@ -26,7 +26,7 @@ func TestCacheIsTransparent(t *testing.T) {
 	renamed.Observed.Composite.Resource.Fields["metadata"].GetStructValue().Fields["name"] =
 		resource.MustStructJSON(`{"n": "other"}`).Fields["n"]
 
-	policyBump := request(xrJSON, `{
+	policyBump := newRequest(xrJSON, `{
 		"apiVersion": "fleetnodepool.fn.crossplane.io/v1beta1", "kind": "Policy",
 		"catalog": {"medium": {"aws": "m6i.xlarge"}},
 		"channels": {"stable": "v1.34.1"}, "defaults": {"channel": "stable"},

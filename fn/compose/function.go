@@ -16,7 +16,9 @@ import (
 	"github.com/crossplane/function-sdk-go/errors"
 	"github.com/crossplane/function-sdk-go/logging"
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
+	"github.com/crossplane/function-sdk-go/request"
 	"github.com/crossplane/function-sdk-go/response"
+	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
 
 	"github.com/fleetnodepool/function-fleetnodepool/apis/fleet/v1alpha1"
 	"github.com/fleetnodepool/function-fleetnodepool/apis/input/v1beta1"
@@ -32,15 +34,23 @@ const (
 	errFmtEncode    = "cannot encode composed resource %q"
 	errEncodeStatus = "cannot encode the FleetNodePool status"
 	errFmtPanic     = "cannot compose the FleetNodePool: the function hit a bug (%v); please report it"
+
+	errNoRequiredResources = "cannot read the pool's Cluster: this Crossplane does not resolve required resources; FleetNodePools need Crossplane v2.2 or later"
 )
 
 // Condition types the function sets on the XR. Crossplane reserves Ready and
 // Synced.
 const (
-	// TypePoolAvailable is True when every MachineDeployment of the pool is
-	// Available.
+	// TypePoolAvailable is True when every MachineDeployment or MachinePool
+	// of the pool is Available.
 	TypePoolAvailable = "PoolAvailable"
+
+	// ReasonClusterNotFound says the pool's Cluster does not exist.
+	ReasonClusterNotFound = "ClusterNotFound"
 )
+
+// requirementCluster names the pool's Cluster among required resources.
+const requirementCluster = "cluster"
 
 // Labels Crossplane sets on a composite resource created for a claim.
 const (
@@ -116,8 +126,32 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 	}
 	log := f.log.WithValues("tag", req.GetMeta().GetTag(), "namespace", in.Namespace, "name", in.Name)
 
+	// The pool's Cluster decides its provider and backend. Crossplane
+	// fetches it and calls again; from the second reconcile on it sends it
+	// with the first call.
+	if in.Spec.ClusterName != "" {
+		rsp.Requirements = requirements(in.Namespace, in.Spec.ClusterName)
+		cl, resolved := cluster(req)
+		if !resolved {
+			if request.AdvertisesCapabilities(req) && !request.HasCapability(req, fnv1.Capability_CAPABILITY_REQUIRED_RESOURCES) {
+				response.Fatal(rsp, errors.New(errNoRequiredResources))
+			}
+			return rsp, nil
+		}
+		in.Cluster = cl
+	}
+
 	pl, err := f.planner.Plan(in)
-	if err != nil {
+	var notFound *plan.ClusterNotFoundError
+	switch {
+	case errors.As(err, &notFound):
+		// A Fatal result stops Crossplane before it applies or deletes
+		// anything: the running pool is left alone.
+		log.Info("Cannot find the pool's Cluster", "error", err)
+		response.Fatal(rsp, err)
+		response.ConditionFalse(rsp, TypePoolAvailable, ReasonClusterNotFound).WithMessage(err.Error()).TargetCompositeAndClaim()
+		return rsp, nil
+	case err != nil:
 		log.Info("Cannot plan the pool", "error", err)
 		response.Fatal(rsp, err)
 		return rsp, nil
@@ -127,6 +161,7 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 		response.Fatal(rsp, err)
 		return rsp, nil
 	}
+	p.requirements = rsp.GetRequirements()
 	if f.cache != nil {
 		f.cache.plans.put(fp, p)
 	}
@@ -179,6 +214,40 @@ func (f *Function) decode(req *fnv1.RunFunctionRequest) (plan.Input, error) {
 	return in, nil
 }
 
+// keyInfraPool is the composition resource key of a pool's infrastructure
+// machine pool, whose spec providers check for immutable fields.
+const keyInfraPool = "infrapool"
+
+// requirements ask Crossplane for the pool's Cluster.
+func requirements(namespace, name string) *fnv1.Requirements {
+	return &fnv1.Requirements{Resources: map[string]*fnv1.ResourceSelector{
+		requirementCluster: {
+			ApiVersion: clusterv1.GroupVersion.String(),
+			Kind:       "Cluster",
+			Match:      &fnv1.ResourceSelector_MatchName{MatchName: name},
+			Namespace:  &namespace,
+		},
+	}}
+}
+
+// cluster reads the pool's Cluster from the required resources: nil if it
+// does not exist, and resolved false if Crossplane has not fetched it yet.
+func cluster(req *fnv1.RunFunctionRequest) (c *plan.Cluster, resolved bool) {
+	rs, ok := req.GetRequiredResources()[requirementCluster]
+	if !ok {
+		return nil, false
+	}
+	items := rs.GetItems()
+	if len(items) == 0 {
+		return nil, true
+	}
+	spec := items[0].GetResource().GetFields()["spec"].GetStructValue().GetFields()
+	return &plan.Cluster{
+		InfrastructureKind: spec["infrastructureRef"].GetStructValue().GetFields()["kind"].GetStringValue(),
+		ControlPlaneKind:   spec["controlPlaneRef"].GetStructValue().GetFields()["kind"].GetStringValue(),
+	}, true
+}
+
 // policy decodes the policy input, or finds it decoded in the cache.
 func (f *Function) policy(input *structpb.Struct) (*v1beta1.Policy, error) {
 	var fp fingerprint
@@ -218,6 +287,9 @@ func observed(rs map[string]*fnv1.Resource) map[string]plan.Observed {
 			if cf["type"].GetStringValue() == "Available" {
 				o.Available = cf["status"].GetStringValue() == "True"
 			}
+		}
+		if k == keyInfraPool {
+			o.Spec = f["spec"].GetStructValue().AsMap()
 		}
 		out[k] = o
 	}
@@ -284,6 +356,7 @@ func apply(rsp *fnv1.RunFunctionResponse, p *planned) {
 		status.Fields[k] = v
 	}
 	rsp.Conditions = append(rsp.Conditions, p.conditions...)
+	rsp.Requirements = p.requirements
 }
 
 // statusStruct encodes the pool status.
@@ -299,7 +372,7 @@ func statusStruct(s v1alpha1.FleetNodePoolStatus) (*structpb.Struct, error) {
 func conditions(p *plan.Plan) []*fnv1.Condition {
 	var unready []string
 	for _, r := range p.Resources {
-		if !r.Ready && r.Object.GetObjectKind().GroupVersionKind().Kind == "MachineDeployment" {
+		if !r.Ready && plan.IsPool(r.Object) {
 			unready = append(unready, r.Object.GetName())
 		}
 	}
@@ -311,7 +384,7 @@ func conditions(p *plan.Plan) []*fnv1.Condition {
 	}
 	if len(unready) > 0 {
 		c.Status, c.Reason = fnv1.Status_STATUS_CONDITION_FALSE, "Unavailable"
-		c.Message = ptr.To("MachineDeployments not available yet: " + strings.Join(unready, ", "))
+		c.Message = ptr.To("not available yet: " + strings.Join(unready, ", "))
 	}
 	return []*fnv1.Condition{c}
 }

@@ -52,10 +52,21 @@ const legacyXRJSON = `{
 	}
 }`
 
-func request(xr, input string) *fnv1.RunFunctionRequest {
+// kubeadmCluster is a self-managed AWS Cluster, as a required resource.
+const kubeadmCluster = `{"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Cluster",
+	"metadata": {"name": "prod-eu-1", "namespace": "team-a"},
+	"spec": {"infrastructureRef": {"apiGroup": "infrastructure.cluster.x-k8s.io", "kind": "AWSCluster", "name": "prod-eu-1"},
+		"controlPlaneRef": {"apiGroup": "controlplane.cluster.x-k8s.io", "kind": "KubeadmControlPlane", "name": "prod-eu-1"}}}`
+
+// newRequest is a request with the given XR and input, and the kubeadm
+// Cluster resolved as the pool's Cluster.
+func newRequest(xr, input string) *fnv1.RunFunctionRequest {
 	req := &fnv1.RunFunctionRequest{
 		Meta:     &fnv1.RequestMeta{Tag: "hello"},
 		Observed: &fnv1.State{Composite: &fnv1.Resource{Resource: resource.MustStructJSON(xr)}},
+		RequiredResources: map[string]*fnv1.Resources{
+			"cluster": {Items: []*fnv1.Resource{{Resource: resource.MustStructJSON(kubeadmCluster)}}},
+		},
 	}
 	if input != "" {
 		req.Input = resource.MustStructJSON(input)
@@ -64,8 +75,14 @@ func request(xr, input string) *fnv1.RunFunctionRequest {
 }
 
 func fatal(msg string) *fnv1.RunFunctionResponse {
+	return fatalWith(nil, msg)
+}
+
+// fatalWith is a Fatal response that still declares the pool's Cluster.
+func fatalWith(r *fnv1.Requirements, msg string) *fnv1.RunFunctionResponse {
 	return &fnv1.RunFunctionResponse{
-		Meta: &fnv1.ResponseMeta{Tag: "hello", Ttl: durationpb.New(response.DefaultTTL)},
+		Requirements: r,
+		Meta:         &fnv1.ResponseMeta{Tag: "hello", Ttl: durationpb.New(response.DefaultTTL)},
 		Results: []*fnv1.Result{{
 			Severity: fnv1.Severity_SEVERITY_FATAL,
 			Message:  msg,
@@ -82,36 +99,36 @@ func TestRunFunctionFatal(t *testing.T) {
 	}{
 		"NoInput": {
 			reason: "A Composition step without the policy input is a Fatal result naming what to add.",
-			req:    request(xrJSON, ""),
+			req:    newRequest(xrJSON, ""),
 			want:   fatal(errNoInput),
 		},
 		"WrongInputKind": {
 			reason: "An input of another kind is refused with the kind we expect.",
-			req:    request(xrJSON, `{"apiVersion": "pt.fn.crossplane.io/v1beta1", "kind": "Resources"}`),
+			req:    newRequest(xrJSON, `{"apiVersion": "pt.fn.crossplane.io/v1beta1", "kind": "Resources"}`),
 			want:   fatal("cannot read the platform policy: the step's input is a pt.fn.crossplane.io/v1beta1 Resources, want apiVersion fleetnodepool.fn.crossplane.io/v1beta1, kind Policy"),
 		},
 		"UnknownInputField": {
 			reason: "The policy is decoded strictly: a misspelt field is an error, not silently ignored.",
-			req:    request(xrJSON, `{"apiVersion": "fleetnodepool.fn.crossplane.io/v1beta1", "kind": "Policy", "chanels": {}}`),
+			req:    newRequest(xrJSON, `{"apiVersion": "fleetnodepool.fn.crossplane.io/v1beta1", "kind": "Policy", "chanels": {}}`),
 			want:   fatal(`cannot decode the platform policy (the Composition step's input): input.chanels: unknown field: check its spelling against the schema`),
 		},
 		"WrongSpecType": {
 			reason: "A spec field of the wrong type is an error naming the field.",
-			req: request(`{"apiVersion": "fleet.nodepool.dev/v1alpha1", "kind": "FleetNodePool",
+			req: newRequest(`{"apiVersion": "fleet.nodepool.dev/v1alpha1", "kind": "FleetNodePool",
 				"metadata": {"name": "w", "namespace": "a"}, "spec": {"scaling": {"replicas": "three"}}}`, policyJSON),
 			want: fatal(`cannot decode the FleetNodePool spec: spec.scaling.replicas: must be an integer, not a JSON string`),
 		},
 		"InvalidSpec": {
 			reason: "An invalid spec is a Fatal result naming each field and its fix.",
-			req: request(`{"apiVersion": "fleet.nodepool.dev/v1alpha1", "kind": "FleetNodePool",
+			req: newRequest(`{"apiVersion": "fleet.nodepool.dev/v1alpha1", "kind": "FleetNodePool",
 				"metadata": {"name": "w", "namespace": "a"},
 				"spec": {"clusterName": "c", "provider": "aws", "machine": {"class": "huge"}, "scaling": {"min": 3, "max": 2}}}`, policyJSON),
-			want: fatal(`invalid FleetNodePool: spec.machine.class: Unsupported value: "huge": supported values: "medium"; ` +
+			want: fatalWith(requirements("a", "c"), `invalid FleetNodePool: spec.machine.class: Unsupported value: "huge": supported values: "medium"; `+
 				`spec.scaling.min: Invalid value: 3: must be less than or equal to spec.scaling.max (2): lower min or raise max`),
 		},
 		"ClusterScopedWithoutClaim": {
 			reason: "A cluster-scoped XR created without a claim has no namespace to compose into.",
-			req:    request(`{"apiVersion": "fleet.nodepool.dev/v1alpha1", "kind": "XFleetNodePool", "metadata": {"name": "w"}, "spec": {}}`, policyJSON),
+			req:    newRequest(`{"apiVersion": "fleet.nodepool.dev/v1alpha1", "kind": "XFleetNodePool", "metadata": {"name": "w"}, "spec": {}}`, policyJSON),
 			want:   fatal(errNoNamespace),
 		},
 	}
@@ -151,7 +168,7 @@ func summarize(rsp *fnv1.RunFunctionResponse) map[string]composed {
 
 func TestRunFunctionComposes(t *testing.T) {
 	previous := &fnv1.Resource{Resource: resource.MustStructJSON(`{"apiVersion": "v1", "kind": "ConfigMap"}`)}
-	withPrevious := request(xrJSON, policyJSON)
+	withPrevious := newRequest(xrJSON, policyJSON)
 	withPrevious.Desired = &fnv1.State{Resources: map[string]*fnv1.Resource{"from-an-earlier-step": previous}}
 
 	templates := func(ns string) map[string]composed {
@@ -168,12 +185,12 @@ func TestRunFunctionComposes(t *testing.T) {
 	}{
 		"Namespaced": {
 			reason: "A namespaced FleetNodePool composes its MachineDeployment and hashed templates in its namespace.",
-			req:    request(xrJSON, policyJSON),
+			req:    newRequest(xrJSON, policyJSON),
 			want:   templates("team-a"),
 		},
 		"LegacyClaim": {
 			reason: "A legacy cluster-scoped XR composes into its claim's namespace, named after the claim: the same objects as the namespaced form.",
-			req:    request(legacyXRJSON, policyJSON),
+			req:    newRequest(legacyXRJSON, policyJSON),
 			want:   templates("team-a"),
 		},
 		"PassesThroughEarlierSteps": {
@@ -204,7 +221,7 @@ func TestRunFunctionComposes(t *testing.T) {
 			}
 			wantCond := []*fnv1.Condition{{
 				Type: TypePoolAvailable, Status: fnv1.Status_STATUS_CONDITION_FALSE, Reason: "Unavailable",
-				Message: ptrTo("MachineDeployments not available yet: prod-eu-1-workers"),
+				Message: ptrTo("not available yet: prod-eu-1-workers"),
 				Target:  fnv1.Target_TARGET_COMPOSITE_AND_CLAIM.Enum(),
 			}}
 			if diff := cmp.Diff(wantCond, rsp.GetConditions(), protocmp.Transform()); diff != "" {
@@ -220,7 +237,7 @@ func TestRunFunctionDeterministic(t *testing.T) {
 	f := New()
 	var prev []byte
 	for i := range 20 {
-		rsp, err := f.RunFunction(context.Background(), request(xrJSON, policyJSON))
+		rsp, err := f.RunFunction(context.Background(), newRequest(xrJSON, policyJSON))
 		if err != nil {
 			t.Fatal(err)
 		}

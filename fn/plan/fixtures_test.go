@@ -1,6 +1,8 @@
 package plan
 
 import (
+	"errors"
+
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
@@ -42,7 +44,8 @@ func input(mods ...func(*Input)) Input {
 			Zones:       []string{"eu-west-1a", "eu-west-1b"},
 			Labels:      map[string]string{"team": "a"},
 		},
-		Policy: policy(),
+		Policy:  policy(),
+		Cluster: &Cluster{InfrastructureKind: "AWSCluster", ControlPlaneKind: "KubeadmControlPlane"},
 	}
 	for _, m := range mods {
 		m(&in)
@@ -51,3 +54,11 @@ func input(mods ...func(*Input)) Input {
 }
 
 func intOrStr(s string) *intstr.IntOrString { v := intstr.Parse(s); return &v }
+
+// onAzure moves a pool to a self-managed Azure cluster.
+func onAzure(in *Input) {
+	in.Cluster = &Cluster{InfrastructureKind: "AzureCluster", ControlPlaneKind: "KubeadmControlPlane"}
+	in.Spec.Provider, in.Spec.Zones = v1alpha1.ProviderAzure, nil
+}
+
+func errorsAs(err error, target any) bool { return errors.As(err, target) }

@@ -6,6 +6,7 @@
 package plan
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -32,6 +33,8 @@ const (
 // spec (and name) needs a new key. MachineDeployments carry their zone.
 const (
 	keyMachineDeployment = "machinedeployment"
+	keyMachinePool       = "machinepool"
+	keyInfraPool         = "infrapool"
 	keyInfra             = "infra"
 	keyBootstrap         = "bootstrap"
 )
@@ -47,6 +50,8 @@ type Input struct {
 	Spec v1alpha1.FleetNodePoolSpec
 	// Policy is the platform policy (the function input).
 	Policy *v1beta1.Policy
+	// Cluster is the pool's Cluster API Cluster, nil if it does not exist.
+	Cluster *Cluster
 	// Observed is what exists of the pool's composed objects, by key.
 	Observed map[string]Observed
 }
@@ -59,6 +64,9 @@ type Observed struct {
 	Available bool
 	// Replica counts from the object's status, if it has any.
 	Replicas, ReadyReplicas, AvailableReplicas, UpToDateReplicas *int32
+	// Spec of the object, kept only for the infrastructure machine pool,
+	// whose immutable fields providers check.
+	Spec map[string]any
 }
 
 // A Resource is one object of the plan.
@@ -119,8 +127,22 @@ func (e *InvalidError) Error() string {
 	return "invalid FleetNodePool: " + strings.Join(msgs, "; ")
 }
 
+// A ClusterNotFoundError reports that the pool's Cluster does not exist.
+// Nothing can be planned without it, and nothing that exists is touched.
+type ClusterNotFoundError struct {
+	Namespace, Name string
+}
+
+func (e *ClusterNotFoundError) Error() string {
+	return fmt.Sprintf("cannot find Cluster %s/%s (spec.clusterName): create the Cluster, or fix spec.clusterName; "+
+		"until it exists nothing is composed, changed or deleted", e.Namespace, e.Name)
+}
+
 // Plan decides the objects of one pool.
 func (pl *Planner) Plan(in Input) (*Plan, error) {
+	if in.Cluster == nil && in.Spec.ClusterName != "" {
+		return nil, &ClusterNotFoundError{Namespace: in.Namespace, Name: in.Spec.ClusterName}
+	}
 	r, errs := pl.resolve(in)
 	if len(errs) > 0 {
 		return nil, &InvalidError{Errs: errs}
@@ -128,18 +150,22 @@ func (pl *Planner) Plan(in Input) (*Plan, error) {
 
 	p := &Plan{Status: v1alpha1.FleetNodePoolStatus{
 		Provider:    r.provider.Name(),
-		Backend:     v1alpha1.BackendMachineDeployment,
+		Backend:     r.pool.Backend,
 		Version:     r.pool.Version,
 		MachineType: r.pool.MachineType,
 	}}
-	zones := in.Spec.Zones
-	if len(zones) == 0 {
-		zones = []string{""}
-	}
-	for i, zone := range zones {
-		if err := pl.machineDeployment(p, in, r, zone, i, len(zones)); err != nil {
-			return nil, err
+	if r.pool.Backend == v1alpha1.BackendMachineDeployment {
+		zones := in.Spec.Zones
+		if len(zones) == 0 {
+			zones = []string{""}
 		}
+		for i, zone := range zones {
+			if err := pl.machineDeployment(p, in, r, zone, i, len(zones)); err != nil {
+				return nil, err
+			}
+		}
+	} else if err := pl.machinePool(p, in, r); err != nil {
+		return nil, err
 	}
 	p.Status = rollup(p, in.Observed)
 	return p, nil
@@ -157,7 +183,11 @@ func (pl *Planner) machineDeployment(p *Plan, in Input, r *resolved, zone string
 	if err != nil {
 		return err
 	}
-	boot, err := p.template(in, keyBootstrap, backend.KubeadmConfigTemplate(r.provider.KubeadmJoin(&r.pool, infra.GetName()), r.node), labels)
+	var bootstrap provider.Object = backend.NodeadmConfigTemplate(r.node)
+	if j := r.provider.Join(&r.pool, infra.GetName()); j.Format == provider.BootstrapKubeadm {
+		bootstrap = backend.KubeadmConfigTemplate(j, r.node)
+	}
+	boot, err := p.template(in, keyBootstrap, bootstrap, labels)
 	if err != nil {
 		return err
 	}
@@ -176,6 +206,49 @@ func (pl *Planner) machineDeployment(p *Plan, in Input, r *resolved, zone string
 		Infra:         backend.RefTo(infra),
 	})
 	p.add(in.Observed, Resource{Key: key(keyMachineDeployment, zkey), Object: md}, false)
+	return nil
+}
+
+// machinePool plans the MachinePool of a pool, with its infrastructure
+// machine pool (the cloud's scale group or managed node group) and, for
+// self-managed nodes, its bootstrap config.
+func (pl *Planner) machinePool(p *Plan, in Input, r *resolved) error {
+	labels := map[string]string{backend.PoolLabel: in.Name}
+	mpName := Name(in.Spec.ClusterName, in.Name)
+
+	infra := r.provider.MachinePool(&r.pool)
+	name(infra, mpName, in.Namespace, in.Spec.ClusterName, labels)
+	p.add(in.Observed, Resource{Key: keyInfraPool, Object: infra}, true)
+
+	var bootRef *backend.Ref
+	if r.pool.Backend == v1alpha1.BackendMachinePool {
+		// Named by a hash of its content: a MachinePool rolls its nodes only
+		// when its bootstrap config's name changes.
+		boot, err := p.template(in, keyBootstrap, backend.KubeadmConfig(r.provider.Join(&r.pool, mpName), r.node), labels)
+		if err != nil {
+			return err
+		}
+		ref := backend.RefTo(boot)
+		bootRef = &ref
+	}
+
+	mp := backend.MachinePool(backend.MachinePoolParams{
+		Name:        mpName,
+		Namespace:   in.Namespace,
+		ClusterName: in.Spec.ClusterName,
+		Version:     r.pool.Version,
+		Zones:       in.Spec.Zones,
+		Size:        r.size(0, 1),
+		// AKS scales its agent pools itself, from the agent pool's own
+		// autoscaler settings.
+		Autoscaler:        r.pool.Platform != provider.PlatformAKS,
+		ReplicasManagedBy: r.provider.ReplicasManagedBy(&r.pool),
+		Labels:            labels,
+		MachineLabels:     r.machineLabels,
+		Bootstrap:         bootRef,
+		Infra:             backend.RefTo(infra),
+	})
+	p.add(in.Observed, Resource{Key: keyMachinePool, Object: mp}, false)
 	return nil
 }
 
@@ -198,8 +271,9 @@ func (p *Plan) template(in Input, prefix string, t provider.Object, labels map[s
 }
 
 // add appends a resource, deciding its readiness from what was observed:
-// templates are ready once they exist; a MachineDeployment once its
-// controller has seen its latest spec and reports it Available.
+// templates and infrastructure pools are ready once they exist; a
+// MachineDeployment or MachinePool once its controller has seen its latest
+// spec and reports it Available.
 func (p *Plan) add(observed map[string]Observed, r Resource, template bool) {
 	o, ok := observed[r.Key]
 	switch {
@@ -214,12 +288,12 @@ func (p *Plan) add(observed map[string]Observed, r Resource, template bool) {
 }
 
 // rollup fills the status replica counts from the observed
-// MachineDeployments of the plan.
+// MachineDeployments or MachinePool of the plan.
 func rollup(p *Plan, observed map[string]Observed) v1alpha1.FleetNodePoolStatus {
 	s := p.Status
 	for _, r := range p.Resources {
 		o, ok := observed[r.Key]
-		if !ok || o.Replicas == nil {
+		if !ok || o.Replicas == nil || !IsPool(r.Object) {
 			continue
 		}
 		s.Replicas = add(s.Replicas, o.Replicas)
@@ -228,6 +302,16 @@ func rollup(p *Plan, observed map[string]Observed) v1alpha1.FleetNodePoolStatus 
 		s.UpToDateReplicas = add(s.UpToDateReplicas, o.UpToDateReplicas)
 	}
 	return s
+}
+
+// IsPool reports whether an object runs the pool's machines: a
+// MachineDeployment or MachinePool.
+func IsPool(o provider.Object) bool {
+	switch o.GetObjectKind().GroupVersionKind().Kind {
+	case "MachineDeployment", "MachinePool":
+		return true
+	}
+	return false
 }
 
 func add(sum, v *int32) *int32 {

@@ -232,15 +232,33 @@ func TestInvalid(t *testing.T) {
 		edit   func(*Input)
 		want   []string
 	}{
-		"UnknownProvider": {
-			reason: "An unknown provider lists the known ones.",
-			edit:   func(in *Input) { in.Spec.Provider = "gcp" },
-			want:   []string{`spec.provider: Unsupported value: "gcp": supported values: "aws", "azure"`},
+		"ProviderDisagreesWithCluster": {
+			reason: "An explicit provider must agree with the Cluster's infrastructure.",
+			edit:   func(in *Input) { in.Spec.Provider = v1alpha1.ProviderAzure },
+			want:   []string{`spec.provider: Invalid value: "azure": the Cluster prod-eu-1 runs on aws (infrastructure AWSCluster): set spec.provider to aws, or leave it out`},
 		},
-		"UnsupportedBackend": {
-			reason: "A backend not implemented yet says which are.",
-			edit:   func(in *Input) { in.Spec.Backend = v1alpha1.BackendMachinePool },
-			want:   []string{`spec.backend: Unsupported value: "MachinePool": supported values: "Auto", "MachineDeployment"`},
+		"UnknownInfrastructure": {
+			reason: "A Cluster on infrastructure no provider composes for is named.",
+			edit:   func(in *Input) { in.Cluster.InfrastructureKind = "GCPCluster" },
+			want:   []string{`spec.clusterName: Invalid value: "GCPCluster": the Cluster's infrastructure kind "GCPCluster" is not one this function composes for (AWS or Azure)`},
+		},
+		"BackendNotOnPlatform": {
+			reason: "A managed pool needs a managed control plane, and says which backends the cluster supports.",
+			edit:   func(in *Input) { in.Spec.Backend = v1alpha1.BackendManaged },
+			want:   []string{`spec.backend: Invalid value: "Managed": a kubeadm cluster (control plane KubeadmControlPlane) supports the backends "MachineDeployment", "MachinePool"`},
+		},
+		"MachinePoolOnAKS": {
+			reason: "AKS runs only managed pools.",
+			edit: func(in *Input) {
+				in.Cluster = &Cluster{InfrastructureKind: "AzureASOManagedCluster", ControlPlaneKind: "AzureASOManagedControlPlane"}
+				in.Spec.Provider, in.Spec.Zones, in.Spec.Backend = "", nil, v1alpha1.BackendMachinePool
+			},
+			want: []string{`spec.backend: Invalid value: "MachinePool": a aks cluster (control plane AzureASOManagedControlPlane) supports the backends "Managed"`},
+		},
+		"ExtraTypesWithoutASG": {
+			reason: "Extra instance types need an Auto Scaling group.",
+			edit:   func(in *Input) { in.Spec.AWS = &v1alpha1.AWSOptions{ExtraInstanceTypes: []string{"m5.xlarge"}} },
+			want:   []string{"spec.aws.extraInstanceTypes: Forbidden: extra instance types need an Auto Scaling group"},
 		},
 		"NoVersionAndNoDefaultChannel": {
 			reason: "Without a version, channel or default channel the pool has no version.",
@@ -259,12 +277,8 @@ func TestInvalid(t *testing.T) {
 		},
 		"ClassWithoutProviderType": {
 			reason: "A class the catalog has, but not for this provider, tells the platform team which entry to add.",
-			edit: func(in *Input) {
-				in.Spec.Provider = v1alpha1.ProviderAzure
-				in.Spec.Zones = nil
-				in.Spec.Machine.Class = "large"
-			},
-			want: []string{`spec.machine.class: Invalid value: "large": the platform catalog has no azure machine type for this class: the platform team must set input.catalog.large.azure`},
+			edit:   func(in *Input) { onAzure(in); in.Spec.Machine.Class = "large" },
+			want:   []string{`spec.machine.class: Invalid value: "large": the platform catalog has no azure machine type for this class: the platform team must set input.catalog.large.azure`},
 		},
 		"MaxBelowZones": {
 			reason: "An autoscaled pool needs a maximum of at least one node per zone.",
@@ -298,19 +312,13 @@ func TestInvalid(t *testing.T) {
 		},
 		"AzureKeyNotBase64": {
 			reason: "The Azure SSH key must be base64, or CAPZ would fail later.",
-			edit: func(in *Input) {
-				in.Spec.Provider, in.Spec.Zones = v1alpha1.ProviderAzure, nil
-				in.Policy.Azure.SSHPublicKey = "ssh-ed25519 AAAA"
-			},
-			want: []string{`input.azure.sshPublicKey: Invalid value: "ssh-ed25519 AAAA": must be base64-encoded`},
+			edit:   func(in *Input) { onAzure(in); in.Policy.Azure.SSHPublicKey = "ssh-ed25519 AAAA" },
+			want:   []string{`input.azure.sshPublicKey: Invalid value: "ssh-ed25519 AAAA": must be base64-encoded`},
 		},
 		"AzureNoKey": {
 			reason: "An Azure pool needs a deterministic SSH key from policy.",
-			edit: func(in *Input) {
-				in.Spec.Provider, in.Spec.Zones = v1alpha1.ProviderAzure, nil
-				in.Policy.Azure.SSHPublicKey = ""
-			},
-			want: []string{"input.azure.sshPublicKey: Required value: set a base64-encoded OpenSSH public key"},
+			edit:   func(in *Input) { onAzure(in); in.Policy.Azure.SSHPublicKey = "" },
+			want:   []string{"input.azure.sshPublicKey: Required value: set a base64-encoded OpenSSH public key"},
 		},
 	}
 	for name, tc := range cases {

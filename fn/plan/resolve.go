@@ -43,7 +43,7 @@ func (pl *Planner) resolve(in Input) (*resolved, field.ErrorList) {
 	var errs field.ErrorList
 	spec := &in.Spec
 	pol := in.Policy
-	r := &resolved{pool: provider.Pool{Spec: spec, Policy: pol}}
+	r := &resolved{pool: provider.Pool{Name: in.Name, ClusterName: spec.ClusterName, Spec: spec, Policy: pol}}
 
 	if spec.ClusterName == "" {
 		errs = append(errs, field.Required(specPath.Child("clusterName"), "name the Cluster API Cluster in this namespace that the pool joins"))
@@ -51,21 +51,7 @@ func (pl *Planner) resolve(in Input) (*resolved, field.ErrorList) {
 		errs = append(errs, field.Invalid(specPath.Child("clusterName"), spec.ClusterName, strings.Join(msgs, "; ")))
 	}
 
-	switch p, ok := pl.providers[spec.Provider]; {
-	case spec.Provider == "":
-		errs = append(errs, field.Required(specPath.Child("provider"), "set the cloud of the cluster: one of "+quoted(pl.providerNames())))
-	case !ok:
-		errs = append(errs, field.NotSupported(specPath.Child("provider"), spec.Provider, pl.providerNames()))
-	default:
-		r.provider = p
-	}
-
-	switch b := defaultBackend(spec.Backend, pol.Defaults.Backend); b {
-	case v1alpha1.BackendMachineDeployment:
-	default:
-		errs = append(errs, field.NotSupported(specPath.Child("backend"), b,
-			[]v1alpha1.Backend{v1alpha1.BackendAuto, v1alpha1.BackendMachineDeployment}))
-	}
+	errs = append(errs, pl.resolvePlatform(in, r)...)
 
 	var err *field.Error
 	if r.pool.Version, err = resolveVersion(spec, pol.Channels, pol.Defaults.Channel); err != nil {
@@ -83,6 +69,10 @@ func (pl *Planner) resolve(in Input) (*resolved, field.ErrorList) {
 	errs = append(errs, r.resolveRollout(spec.Rollout, pol.Defaults.Rollout)...)
 	errs = append(errs, validateZones(spec.Zones)...)
 	errs = append(errs, r.resolveNode(spec.Labels, spec.Taints)...)
+	r.pool.Replicas, r.pool.MaxSurge, r.pool.MaxUnavailable = r.scaling.Replicas, r.rollout.MaxSurge, r.rollout.MaxUnavailable
+	r.pool.Min, r.pool.Max = r.scaling.Min, r.scaling.Max
+	r.pool.Labels, r.pool.Taints = spec.Labels, spec.Taints
+	r.pool.Observed = in.Observed[keyInfraPool].Spec
 
 	if r.provider != nil && len(errs) == 0 {
 		errs = append(errs, r.provider.Validate(&r.pool)...)
@@ -90,14 +80,61 @@ func (pl *Planner) resolve(in Input) (*resolved, field.ErrorList) {
 	return r, errs
 }
 
-func defaultBackend(b, policy v1alpha1.Backend) v1alpha1.Backend {
-	if b != "" && b != v1alpha1.BackendAuto {
-		return b
+// resolvePlatform decides the provider, platform and backend from the
+// Cluster, and checks what the pool asks for agrees with it.
+func (pl *Planner) resolvePlatform(in Input, r *resolved) field.ErrorList {
+	spec, path := &in.Spec, specPath.Child("clusterName")
+	if in.Cluster == nil {
+		return nil // spec.clusterName is reported missing.
 	}
-	if policy != "" {
-		return policy
+	name, pf, err := in.Cluster.platform(path)
+	if err != nil {
+		return field.ErrorList{err}
 	}
-	return v1alpha1.BackendMachineDeployment
+	var errs field.ErrorList
+	switch p, ok := pl.providers[name]; {
+	case !ok:
+		return append(errs, field.Invalid(path, spec.ClusterName, fmt.Sprintf("the Cluster runs on %s, which no provider of this function supports", name)))
+	case spec.Provider != "" && spec.Provider != name:
+		errs = append(errs, field.Invalid(specPath.Child("provider"), spec.Provider, fmt.Sprintf(
+			"the Cluster %s runs on %s (infrastructure %s): set spec.provider to %s, or leave it out", spec.ClusterName, name, in.Cluster.InfrastructureKind, name)))
+	default:
+		r.provider = p
+	}
+	r.pool.Platform = pf
+	supported := backends[pf]
+	b := spec.Backend
+	if b == "" || b == v1alpha1.BackendAuto {
+		b = supported[0]
+		if pf == provider.PlatformKubeadm && in.Policy.Defaults.Backend != "" {
+			b, path = in.Policy.Defaults.Backend, inputPath.Child("defaults", "backend")
+		} else {
+			path = specPath.Child("backend")
+		}
+	} else {
+		path = specPath.Child("backend")
+	}
+	if !slices.Contains(supported, b) {
+		errs = append(errs, field.Invalid(path, b, fmt.Sprintf("a %s cluster (control plane %s) supports the backends %s",
+			pf, orNone(in.Cluster.ControlPlaneKind), quoted(backendNames(supported)))))
+	}
+	r.pool.Backend = b
+	return errs
+}
+
+func backendNames(bs []v1alpha1.Backend) []string {
+	out := make([]string, 0, len(bs))
+	for _, b := range bs {
+		out = append(out, string(b))
+	}
+	return out
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }
 
 func (pl *Planner) providerNames() []string {

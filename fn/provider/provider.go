@@ -6,6 +6,7 @@ package provider
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	bootstrapv1 "sigs.k8s.io/cluster-api/api/bootstrap/kubeadm/v1beta2"
@@ -20,13 +21,32 @@ type Object interface {
 	runtime.Object
 }
 
+// A Platform is how a cluster's control plane is run, which decides the node
+// pool backends and bootstrap it supports.
+type Platform string
+
+// Platforms.
+const (
+	// PlatformKubeadm is a self-managed cluster (KubeadmControlPlane).
+	PlatformKubeadm Platform = "kubeadm"
+	// PlatformEKS is an Amazon EKS cluster (AWSManagedControlPlane).
+	PlatformEKS Platform = "eks"
+	// PlatformAKS is an Azure AKS cluster (AzureASOManagedControlPlane).
+	PlatformAKS Platform = "aks"
+)
+
 // A Pool is a FleetNodePool after the provider-neutral defaults and checks:
 // what a provider builds its objects from.
 type Pool struct {
+	// Name of the pool and Cluster it joins.
+	Name, ClusterName string
 	// Spec is the FleetNodePool's spec as written.
 	Spec *v1alpha1.FleetNodePoolSpec
 	// Policy is the platform policy.
 	Policy *v1beta1.Policy
+	// Platform and Backend the pool runs on.
+	Platform Platform
+	Backend  v1alpha1.Backend
 	// Version is the resolved Kubernetes version, e.g. v1.33.4.
 	Version string
 	// MachineType is the resolved provider instance type.
@@ -35,10 +55,36 @@ type Pool struct {
 	DiskGiB int32
 	// Spot is true for pools on spot capacity.
 	Spot bool
+	// Size of the whole pool: fixed Replicas, or autoscaler Min and Max.
+	Replicas, Min, Max *int32
+	// Rollout bounds, resolved.
+	MaxSurge, MaxUnavailable *intstr.IntOrString
+	// Labels and Taints of the pool's nodes.
+	Labels map[string]string
+	Taints []v1alpha1.Taint
+	// Observed is the spec of the pool's infrastructure machine pool as it
+	// exists, if it does: providers check immutable fields against it.
+	Observed map[string]any
 }
 
-// Join is what a provider adds to the kubeadm join configuration of a node.
+// Autoscaled reports whether an autoscaler owns the pool's size.
+func (p *Pool) Autoscaled() bool { return p.Replicas == nil }
+
+// A BootstrapFormat is how a node's bootstrap configuration is written.
+type BootstrapFormat string
+
+// Bootstrap formats.
+const (
+	// BootstrapKubeadm is Cluster API's kubeadm bootstrap provider.
+	BootstrapKubeadm BootstrapFormat = "kubeadm"
+	// BootstrapNodeadm is CAPA's nodeadm bootstrap for EKS (AL2023).
+	BootstrapNodeadm BootstrapFormat = "nodeadm"
+)
+
+// Join is what a provider needs in the bootstrap configuration of a node.
 type Join struct {
+	// Format of the bootstrap configuration.
+	Format BootstrapFormat
 	// NodeName is the kubeadm node name template.
 	NodeName string
 	// KubeletArgs are kubelet flags, e.g. cloud-provider=external.
@@ -57,7 +103,8 @@ type Provider interface {
 	CatalogType(c v1beta1.MachineClass) string
 
 	// Validate checks the pool's provider-specific settings against the
-	// policy. Errors name the field to fix (spec.* or input.*).
+	// policy and the provider's own rules for the pool's backend. Errors
+	// name the field to fix (spec.* or input.*).
 	Validate(p *Pool) field.ErrorList
 
 	// MachineTemplate builds the infrastructure machine template of the
@@ -65,7 +112,17 @@ type Provider interface {
 	// namespace: the caller names it by a hash of its spec.
 	MachineTemplate(p *Pool, zone string) Object
 
-	// KubeadmJoin is the provider's part of the kubeadm join configuration
-	// of nodes built from the named infrastructure machine template.
-	KubeadmJoin(p *Pool, machineTemplateName string) Join
+	// MachinePool builds the infrastructure machine pool of a MachinePool:
+	// the cloud's scale group for BackendMachinePool, its managed node group
+	// for BackendManaged. The caller names it.
+	MachinePool(p *Pool) Object
+
+	// ReplicasManagedBy is the cluster.x-k8s.io/replicas-managed-by value of
+	// an autoscaled MachinePool whose size an external scaler owns, or ""
+	// where Cluster API's autoscaler (or the provider itself) decides.
+	ReplicasManagedBy(p *Pool) string
+
+	// Join is the provider's part of the bootstrap configuration of nodes
+	// built from the named infrastructure object.
+	Join(p *Pool, infraName string) Join
 }

@@ -36,14 +36,16 @@ func typicalPool(b *testing.B, realistic bool) *fnv1.RunFunctionRequest {
 	b.Helper()
 	xr := yamlStruct(b, "../../examples/aws-machinedeployment/xr.yaml", nil)
 	input := yamlStruct(b, "../../examples/aws-machinedeployment/composition.yaml", []string{"spec", "pipeline", "0", "input"})
+	cluster := yamlStruct(b, "../../examples/aws-machinedeployment/required/cluster.yaml", nil)
 	req := &fnv1.RunFunctionRequest{
-		Meta:     &fnv1.RequestMeta{Tag: "bench"},
-		Observed: &fnv1.State{Composite: &fnv1.Resource{Resource: xr}},
-		Input:    input,
+		Meta:              &fnv1.RequestMeta{Tag: "bench"},
+		Observed:          &fnv1.State{Composite: &fnv1.Resource{Resource: xr}},
+		Input:             input,
+		RequiredResources: map[string]*fnv1.Resources{"cluster": {Items: []*fnv1.Resource{{Resource: cluster}}}},
 	}
 	rsp, err := compose.New().RunFunction(context.Background(), req)
-	if err != nil || len(rsp.GetResults()) > 0 {
-		b.Fatalf("cannot compose the typical pool: %v %v", err, rsp.GetResults())
+	if err != nil || len(rsp.GetResults()) > 0 || len(rsp.GetDesired().GetResources()) != 4 {
+		b.Fatalf("cannot compose the typical pool (want 4 objects): %v %v %d", err, rsp.GetResults(), len(rsp.GetDesired().GetResources()))
 	}
 	if !realistic {
 		req.Observed.Resources = map[string]*fnv1.Resource{}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -59,27 +60,30 @@ func run(m *testing.M) int {
 // A revision is one state of an example's FleetNodePool.
 type revision struct {
 	name string
-	edit func(xr map[string]any)
+	edit func(xr map[string]any, managed bool)
 }
 
-// revisions an example goes through: as written, then the edits users make
-// (a new machine class and a new version: new templates, an updated
-// MachineDeployment), then the same again (an idempotent re-apply, which
-// catches webhook defaulting that fights immutability).
+// nextRevision is the edit users make: a new version and node label, and
+// (except on managed node groups, where EKS cannot change the machine in
+// place and the function refuses it) a new machine class: new templates
+// and an updated MachineDeployment or MachinePool.
+func nextRevision(xr map[string]any, managed bool) {
+	s := render.Spec(xr)
+	delete(s, "channel")
+	s["version"] = "v1.34.1"
+	s["labels"] = map[string]any{"revision": "2"}
+	if !managed {
+		s["machine"] = map[string]any{"class": "small"}
+	}
+}
+
+// revisions an example goes through: as written, the next revision, and the
+// same again (an idempotent re-apply, which catches webhook defaulting that
+// fights immutability).
 var revisions = []revision{
 	{name: "create"},
-	{name: "update", edit: func(xr map[string]any) {
-		s := render.Spec(xr)
-		s["machine"] = map[string]any{"class": "small"}
-		delete(s, "channel")
-		s["version"] = "v1.34.1"
-	}},
-	{name: "reapply", edit: func(xr map[string]any) {
-		s := render.Spec(xr)
-		s["machine"] = map[string]any{"class": "small"}
-		delete(s, "channel")
-		s["version"] = "v1.34.1"
-	}},
+	{name: "update", edit: nextRevision},
+	{name: "reapply", edit: nextRevision},
 }
 
 // TestExamplesAccepted applies every rendered object of every example, for
@@ -92,10 +96,11 @@ func TestExamplesAccepted(t *testing.T) {
 	for _, xr := range xrs {
 		dir := filepath.Dir(xr)
 		t.Run(filepath.Base(dir), func(t *testing.T) {
+			managed := false
 			for _, rev := range revisions {
 				c := render.ExampleCase(dir, xrdPath)
 				if rev.edit != nil {
-					if c.XR, err = render.EditXR(c.XR, t.TempDir(), rev.edit); err != nil {
+					if c.XR, err = render.EditXR(c.XR, t.TempDir(), func(xr map[string]any) { rev.edit(xr, managed) }); err != nil {
 						t.Fatal(err)
 					}
 				}
@@ -107,7 +112,10 @@ func TestExamplesAccepted(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if err := ensureClusterFor(t.Context(), objs); err != nil {
+				managed = managed || slices.ContainsFunc(objs, func(o *unstructured.Unstructured) bool {
+					return o.GetKind() == "AWSManagedMachinePool" || o.GetKind() == "AzureASOManagedMachinePool"
+				})
+				if err := createFixtures(t.Context(), c.Required); err != nil {
 					t.Fatal(err)
 				}
 				// Crossplane applies composed resources in map order, so every
@@ -182,25 +190,32 @@ func machineDeployment(ns, name string) *unstructured.Unstructured {
 	}}
 }
 
-// ensureClusterFor creates the Cluster the composed objects belong to, with
-// the infrastructure kind of their provider.
-func ensureClusterFor(ctx context.Context, objs []*unstructured.Unstructured) error {
-	var ns, cluster, infra string
-	for _, o := range objs {
-		switch o.GetKind() {
-		case "MachineDeployment":
-			ns = o.GetNamespace()
-			cluster, _, _ = unstructured.NestedString(o.Object, "spec", "clusterName")
-		case "AWSMachineTemplate":
-			infra = "AWSCluster"
-		case "AzureMachineTemplate":
-			infra = "AzureCluster"
+// createFixtures creates an example's required resources (its Cluster) in
+// their namespaces, if they do not exist yet.
+func createFixtures(ctx context.Context, dir string) error {
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil || len(files) == 0 {
+		return fmt.Errorf("no required resources (the example's Cluster) under %q: %v", dir, err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f) //nolint:gosec // An example's fixture.
+		if err != nil {
+			return err
+		}
+		objs, err := render.Objects(b)
+		if err != nil {
+			return err
+		}
+		for _, o := range objs {
+			if err := ensureNamespace(ctx, api.client, o.GetNamespace()); err != nil {
+				return err
+			}
+			if err := api.client.Create(ctx, o); err != nil && !apierrors.IsAlreadyExists(err) {
+				return fmt.Errorf("cannot create %s %s/%s: %w", o.GetKind(), o.GetNamespace(), o.GetName(), err)
+			}
 		}
 	}
-	if cluster == "" || infra == "" {
-		return fmt.Errorf("cannot tell the Cluster of the rendered objects (cluster %q, infrastructure %q)", cluster, infra)
-	}
-	return ensureCluster(ctx, api.client, ns, cluster, infra)
+	return nil
 }
 
 // apply server-side applies a composed object the way Crossplane does.

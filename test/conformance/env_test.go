@@ -276,12 +276,20 @@ func waitTLS(addr string) error {
 	}
 }
 
-// ensureCluster creates the namespace and a CAPI Cluster in it, as the
-// function's FleetNodePools expect to find, on the named infrastructure kind.
-func ensureCluster(ctx context.Context, c client.Client, namespace, name, infraKind string) error {
+// ensureNamespace creates a namespace if it does not exist.
+func ensureNamespace(ctx context.Context, c client.Client, namespace string) error {
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}
 	if err := c.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("cannot create namespace %s: %w", namespace, err)
+	}
+	return nil
+}
+
+// ensureCluster creates the namespace and a CAPI Cluster in it, as the
+// function's FleetNodePools expect to find, on the named infrastructure kind.
+func ensureCluster(ctx context.Context, c client.Client, namespace, name, infraKind string) error {
+	if err := ensureNamespace(ctx, c, namespace); err != nil {
+		return err
 	}
 	cl := &clusterv1.Cluster{
 		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},

@@ -82,12 +82,14 @@ func TestRenderPackages(t *testing.T) {
 			Composition: "../../package/configuration/composition.yaml",
 			Functions:   filepath.Join(examplesDir, "aws-machinedeployment", "functions.yaml"),
 			XRD:         xrdPath,
+			Required:    filepath.Join(examplesDir, "aws-machinedeployment", "required"),
 		},
 		"configuration-legacy": {
 			XR:          "testdata/legacy/xr.yaml",
 			Composition: "../../package/configuration-legacy/composition.yaml",
 			Functions:   "testdata/legacy/functions.yaml",
 			XRD:         "../../package/configuration-legacy/xrd.yaml",
+			Required:    filepath.Join(examplesDir, "aws-machinedeployment", "required"),
 		},
 	}
 	for name, c := range cases {
@@ -123,7 +125,10 @@ func TestRenderInvalidExamples(t *testing.T) {
 			if len(wants) == 0 {
 				t.Fatalf("%s declares no '# want:' line", f)
 			}
-			c := render.Case{XR: f, Composition: filepath.Join(invalidDir, "composition.yaml"), Functions: filepath.Join(invalidDir, "functions.yaml")}
+			c := render.Case{
+				XR: f, Composition: filepath.Join(invalidDir, "composition.yaml"), Functions: filepath.Join(invalidDir, "functions.yaml"),
+				Required: filepath.Join(invalidDir, "required"),
+			}
 			out, err := render.Render(t.Context(), tools, fn, c)
 			var rerr *render.Error
 			if !errors.As(err, &rerr) {

@@ -217,6 +217,15 @@ type AWSOptions struct {
 	// +optional
 	// +kubebuilder:validation:Pattern=`^ami-[0-9a-f]{8,17}$`
 	AMI string `json:"ami,omitempty"`
+
+	// ExtraInstanceTypes are further EC2 instance types an Auto Scaling
+	// group (backend MachinePool) may launch when the pool's own type is
+	// short: a mixed instances policy, the pool's type first.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=10
+	// +kubebuilder:validation:items:MinLength=1
+	ExtraInstanceTypes []string `json:"extraInstanceTypes,omitempty"`
 }
 
 // AzureOptions are Azure-only settings of a pool.
@@ -228,6 +237,13 @@ type AzureOptions struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=1024
 	ImageID string `json:"imageID,omitempty"`
+
+	// AgentPoolName is the AKS agent pool name of a managed pool: lowercase
+	// letters and digits, starting with a letter, at most 12 characters.
+	// By default it is derived from the FleetNodePool's name.
+	// +optional
+	// +kubebuilder:validation:Pattern=`^[a-z][a-z0-9]{0,11}$`
+	AgentPoolName string `json:"agentPoolName,omitempty"`
 }
 
 // FleetNodePoolStatus is what the function observed of the pool.

@@ -63,7 +63,8 @@ type Defaults struct {
 	Channel string `json:"channel,omitempty"`
 
 	// Backend is what a pool's backend Auto means on self-managed (kubeadm)
-	// clusters. Only MachineDeployment is implemented so far.
+	// clusters: MachineDeployment (the default) or MachinePool. On EKS and
+	// AKS clusters Auto means a managed node pool.
 	// +optional
 	// +kubebuilder:validation:Enum=MachineDeployment;MachinePool
 	Backend v1alpha1.Backend `json:"backend,omitempty"`
@@ -115,8 +116,10 @@ type AWSPolicy struct {
 	// +kubebuilder:validation:Enum=standard;gp2;gp3;io1;io2
 	RootVolumeType string `json:"rootVolumeType,omitempty"`
 
-	// AMIs pins a machine image per Kubernetes version (version -> AMI ID).
-	// Versions without an entry use Cluster API's image lookup.
+	// AMIs pins a kubeadm machine image per Kubernetes version (version ->
+	// AMI ID) for self-managed clusters. Versions without an entry use
+	// Cluster API's image lookup; EKS nodes always use the EKS-optimized
+	// AL2023 image.
 	// +optional
 	AMIs map[string]string `json:"amis,omitempty"`
 
@@ -124,6 +127,11 @@ type AWSPolicy struct {
 	// +optional
 	// +listType=set
 	Zones []string `json:"zones,omitempty"`
+
+	// EKSAMIType is the AMI type of EKS managed node groups. Default
+	// AL2023_x86_64_STANDARD.
+	// +optional
+	EKSAMIType string `json:"eksAMIType,omitempty"`
 }
 
 // AzurePolicy holds the Azure-wide settings of a Policy.
@@ -143,6 +151,12 @@ type AzurePolicy struct {
 	// Premium_LRS.
 	// +optional
 	OSDiskType string `json:"osDiskType,omitempty"`
+
+	// OrchestrationMode of the scale sets of MachinePools: Uniform (the
+	// default) or Flexible (Kubernetes v1.26 and later).
+	// +optional
+	// +kubebuilder:validation:Enum=Uniform;Flexible
+	OrchestrationMode string `json:"orchestrationMode,omitempty"`
 
 	// Images pins a machine image per Kubernetes version (version -> image
 	// resource ID). Versions without an entry use Cluster API's reference

@@ -1,15 +1,22 @@
 // Package aws builds the AWS (Cluster API Provider AWS) objects of a node
-// pool: AWSMachineTemplates for MachineDeployments.
+// pool: AWSMachineTemplates for MachineDeployments (kubeadm and EKS
+// self-managed nodes), AWSMachinePools (Auto Scaling groups) and
+// AWSManagedMachinePools (EKS managed node groups).
 package aws
 
 import (
+	"encoding/json"
+	"fmt"
+	"reflect"
 	"slices"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
 
 	infrav1 "sigs.k8s.io/cluster-api-provider-aws/v2/api/v1beta2"
+	expv1 "sigs.k8s.io/cluster-api-provider-aws/v2/exp/api/v1beta2"
 	bootstrapv1 "sigs.k8s.io/cluster-api/api/bootstrap/kubeadm/v1beta2"
 
 	"github.com/fleetnodepool/function-fleetnodepool/apis/fleet/v1alpha1"
@@ -17,9 +24,21 @@ import (
 	"github.com/fleetnodepool/function-fleetnodepool/fn/provider"
 )
 
-// nodeName is the kubeadm node name on EC2: the instance's private DNS name,
-// which the AWS cloud provider expects.
-const nodeName = "{{ ds.meta_data.local_hostname }}"
+const (
+	// nodeName is the kubeadm node name on EC2: the instance's private DNS
+	// name, which the AWS cloud provider expects.
+	nodeName = "{{ ds.meta_data.local_hostname }}"
+	// defaultEKSAMIType is the AMI type of EKS managed node groups.
+	defaultEKSAMIType = expv1.Al2023x86_64
+	// externalAutoscaler marks a MachinePool whose size an autoscaler
+	// outside Cluster API owns (the Auto Scaling group or EKS).
+	externalAutoscaler = "external-autoscaler"
+	// Instance refresh of an Auto Scaling group: keep 90% healthy, give a
+	// new instance five minutes before it counts.
+	refreshMinHealthy  = 90
+	refreshWarmup      = 300
+	asgCooldownSeconds = 300
+)
 
 // Provider is the AWS provider.
 type Provider struct{}
@@ -35,7 +54,8 @@ func (*Provider) Name() v1alpha1.Provider { return v1alpha1.ProviderAWS }
 // CatalogType returns the EC2 instance type of a catalog class.
 func (*Provider) CatalogType(c v1beta1.MachineClass) string { return c.AWS }
 
-// Validate checks the AWS settings of a pool against the policy.
+// Validate checks the AWS settings of a pool against the policy and the
+// rules of its backend.
 func (*Provider) Validate(p *provider.Pool) field.ErrorList {
 	var errs field.ErrorList
 	pol := p.Policy.AWS
@@ -43,7 +63,7 @@ func (*Provider) Validate(p *provider.Pool) field.ErrorList {
 		return append(errs, field.Required(field.NewPath("input", "aws"),
 			"the platform policy has no aws section: the Composition's function input must set aws.iamInstanceProfile"))
 	}
-	if pol.IAMInstanceProfile == "" {
+	if pol.IAMInstanceProfile == "" && p.Backend != v1alpha1.BackendManaged {
 		errs = append(errs, field.Required(field.NewPath("input", "aws", "iamInstanceProfile"),
 			"worker nodes need an IAM instance profile: set it in the Composition's function input"))
 	}
@@ -58,7 +78,72 @@ func (*Provider) Validate(p *provider.Pool) field.ErrorList {
 		errs = append(errs, field.Invalid(field.NewPath("input", "aws", "amis").Key(p.Version), v,
 			"must be an AMI ID; remove the entry to let Cluster API look up an image"))
 	}
+	if extra := extraTypes(p); len(extra) > 0 && p.Backend != v1alpha1.BackendMachinePool {
+		errs = append(errs, field.Forbidden(field.NewPath("spec", "aws", "extraInstanceTypes"),
+			"extra instance types need an Auto Scaling group: set spec.backend to MachinePool, or remove them"))
+	}
+	if p.Backend == v1alpha1.BackendManaged {
+		if p.Spec.AWS != nil && p.Spec.AWS.AMI != "" {
+			errs = append(errs, field.Forbidden(field.NewPath("spec", "aws", "ami"),
+				"an EKS managed node group runs the AMI of its AMI type (input.aws.eksAMIType); remove spec.aws.ami"))
+		}
+		errs = append(errs, immutable(p)...)
+	}
 	return errs
+}
+
+func extraTypes(p *provider.Pool) []string {
+	if p.Spec.AWS == nil {
+		return nil
+	}
+	return p.Spec.AWS.ExtraInstanceTypes
+}
+
+// immutable refuses changes EKS cannot make to a running managed node group
+// (CAPA's webhook rejects most; EKS itself rejects a new instance type).
+func immutable(p *provider.Pool) field.ErrorList {
+	if p.Observed == nil {
+		return nil
+	}
+	desired, err := toMap(managedSpec(p))
+	if err != nil {
+		return field.ErrorList{field.InternalError(field.NewPath("spec"), err)}
+	}
+	checks := []struct {
+		key  string
+		path *field.Path
+	}{
+		{"instanceType", field.NewPath("spec", "machine")},
+		{"diskSize", field.NewPath("spec", "machine", "diskGiB")},
+		{"capacityType", field.NewPath("spec", "machine", "spot")},
+		{"availabilityZones", field.NewPath("spec", "zones")},
+		{"amiType", field.NewPath("input", "aws", "eksAMIType")},
+		{"eksNodegroupName", field.NewPath("metadata", "name")},
+	}
+	var errs field.ErrorList
+	for _, c := range checks {
+		old, ok := p.Observed[c.key]
+		if !ok {
+			continue
+		}
+		if !reflect.DeepEqual(old, desired[c.key]) {
+			errs = append(errs, field.Forbidden(c.path, fmt.Sprintf(
+				"would change %s of the running EKS managed node group from %v to %v, which EKS cannot do in place: "+
+					"revert the change, or create a new FleetNodePool and delete this one when the new nodes are ready",
+				c.key, old, desired[c.key])))
+		}
+	}
+	return errs
+}
+
+// toMap is v as the generic JSON values an observed object decodes to.
+func toMap(v any) (map[string]any, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]any{}
+	return m, json.Unmarshal(b, &m)
 }
 
 // MachineTemplate builds the AWSMachineTemplate of one MachineDeployment.
@@ -70,16 +155,8 @@ func (*Provider) MachineTemplate(p *provider.Pool, _ string) provider.Object {
 		InstanceType:       p.MachineType,
 		IAMInstanceProfile: pol.IAMInstanceProfile,
 		SSHKeyName:         pol.SSHKeyName,
-		RootVolume: &infrav1.Volume{
-			Size: int64(p.DiskGiB),
-			Type: infrav1.VolumeType(pol.RootVolumeType),
-		},
-	}
-	switch {
-	case p.Spec.AWS != nil && p.Spec.AWS.AMI != "":
-		spec.AMI.ID = ptr.To(p.Spec.AWS.AMI)
-	case pol.AMIs[p.Version] != "":
-		spec.AMI.ID = ptr.To(pol.AMIs[p.Version])
+		AMI:                ami(p),
+		RootVolume:         rootVolume(p),
 	}
 	if p.Spot {
 		spec.SpotMarketOptions = &infrav1.SpotMarketOptions{}
@@ -90,10 +167,173 @@ func (*Provider) MachineTemplate(p *provider.Pool, _ string) provider.Object {
 	}
 }
 
-// KubeadmJoin is the AWS part of the kubeadm join configuration: the
-// external cloud provider and the EC2 node name.
-func (*Provider) KubeadmJoin(_ *provider.Pool, _ string) provider.Join {
+// ami is the machine image: the pool's; on EKS the EKS-optimized AL2023
+// image Cluster API looks up; elsewhere the policy's for the version (its
+// images are kubeadm images), or Cluster API's lookup for the version.
+func ami(p *provider.Pool) infrav1.AMIReference {
+	switch {
+	case p.Spec.AWS != nil && p.Spec.AWS.AMI != "":
+		return infrav1.AMIReference{ID: ptr.To(p.Spec.AWS.AMI)}
+	case p.Platform == provider.PlatformEKS:
+		return infrav1.AMIReference{EKSOptimizedLookupType: ptr.To(infrav1.AmazonLinux2023)}
+	case p.Policy.AWS.AMIs[p.Version] != "":
+		return infrav1.AMIReference{ID: ptr.To(p.Policy.AWS.AMIs[p.Version])}
+	}
+	return infrav1.AMIReference{}
+}
+
+func rootVolume(p *provider.Pool) *infrav1.Volume {
+	return &infrav1.Volume{Size: int64(p.DiskGiB), Type: infrav1.VolumeType(p.Policy.AWS.RootVolumeType)}
+}
+
+// MachinePool builds an AWSMachinePool (an Auto Scaling group) for the
+// MachinePool backend, or an AWSManagedMachinePool (an EKS managed node
+// group) for the Managed backend.
+func (*Provider) MachinePool(p *provider.Pool) provider.Object {
+	if p.Backend == v1alpha1.BackendManaged {
+		return &expv1.AWSManagedMachinePool{
+			TypeMeta: metav1.TypeMeta{APIVersion: expv1.GroupVersion.String(), Kind: "AWSManagedMachinePool"},
+			Spec:     managedSpec(p),
+		}
+	}
+	minSize, maxSize := bounds(p)
+	lt := expv1.AWSLaunchTemplate{
+		IamInstanceProfile: p.Policy.AWS.IAMInstanceProfile,
+		AMI:                ami(p),
+		InstanceType:       p.MachineType,
+		RootVolume:         rootVolume(p),
+		SSHKeyName:         p.Policy.AWS.SSHKeyName,
+	}
+	spec := expv1.AWSMachinePoolSpec{
+		MinSize:               minSize,
+		MaxSize:               maxSize,
+		AvailabilityZones:     p.Spec.Zones,
+		AWSLaunchTemplate:     lt,
+		DefaultCoolDown:       metav1.Duration{Duration: asgCooldownSeconds * 1e9},
+		DefaultInstanceWarmup: metav1.Duration{Duration: refreshWarmup * 1e9},
+		RefreshPreferences: &expv1.RefreshPreferences{
+			Strategy:             ptr.To("Rolling"),
+			MinHealthyPercentage: ptr.To[int64](refreshMinHealthy),
+			InstanceWarmup:       ptr.To[int64](refreshWarmup),
+		},
+	}
+	// Spot options and a mixed instances policy exclude each other: with
+	// extra instance types, spot goes into the policy's distribution.
+	switch extra := extraTypes(p); {
+	case len(extra) > 0:
+		overrides := []expv1.Overrides{{InstanceType: p.MachineType}}
+		for _, t := range extra {
+			overrides = append(overrides, expv1.Overrides{InstanceType: t})
+		}
+		onDemand := int64(100)
+		if p.Spot {
+			onDemand = 0
+		}
+		spec.MixedInstancesPolicy = &expv1.MixedInstancesPolicy{
+			InstancesDistribution: &expv1.InstancesDistribution{
+				OnDemandBaseCapacity:                ptr.To[int64](0),
+				OnDemandPercentageAboveBaseCapacity: ptr.To(onDemand),
+			},
+			Overrides: overrides,
+		}
+	case p.Spot:
+		spec.AWSLaunchTemplate.SpotMarketOptions = &infrav1.SpotMarketOptions{}
+	}
+	return &expv1.AWSMachinePool{
+		TypeMeta: metav1.TypeMeta{APIVersion: expv1.GroupVersion.String(), Kind: "AWSMachinePool"},
+		Spec:     spec,
+	}
+}
+
+// managedSpec is the spec of the pool's EKS managed node group. Every field
+// EKS cannot change later, and every field CAPA's webhook would default, is
+// set explicitly.
+func managedSpec(p *provider.Pool) expv1.AWSManagedMachinePoolSpec {
+	minSize, maxSize := bounds(p)
+	capacity := expv1.ManagedMachinePoolCapacityTypeOnDemand
+	if p.Spot {
+		capacity = expv1.ManagedMachinePoolCapacityTypeSpot
+	}
+	amiType := expv1.ManagedMachineAMIType(p.Policy.AWS.EKSAMIType)
+	if amiType == "" {
+		amiType = defaultEKSAMIType
+	}
+	spec := expv1.AWSManagedMachinePoolSpec{
+		EKSNodegroupName:  nodegroupName(p),
+		AvailabilityZones: p.Spec.Zones,
+		AMIType:           ptr.To(amiType),
+		Labels:            p.Labels,
+		DiskSize:          ptr.To(p.DiskGiB),
+		InstanceType:      ptr.To(p.MachineType),
+		Scaling:           &expv1.ManagedMachinePoolScaling{MinSize: ptr.To(minSize), MaxSize: ptr.To(maxSize)},
+		CapacityType:      ptr.To(capacity),
+		UpdateConfig:      updateConfig(p.MaxUnavailable),
+	}
+	for _, t := range p.Taints {
+		spec.Taints = append(spec.Taints, expv1.Taint{Key: t.Key, Value: t.Value, Effect: taintEffects[t.Effect]})
+	}
+	return spec
+}
+
+var taintEffects = map[v1alpha1.TaintEffect]expv1.TaintEffect{
+	"NoSchedule":       expv1.TaintEffectNoSchedule,
+	"PreferNoSchedule": expv1.TaintEffectPreferNoSchedule,
+	"NoExecute":        expv1.TaintEffectNoExecute,
+}
+
+// nodegroupName is the EKS node group name: deterministic, at most 63
+// characters, unique per cluster.
+func nodegroupName(p *provider.Pool) string {
+	n := p.ClusterName + "-" + p.Name
+	if len(n) > 63 {
+		n = n[:63]
+	}
+	return n
+}
+
+// updateConfig turns the pool's maxUnavailable into EKS's update config
+// (at least one node at a time: EKS rejects zero).
+func updateConfig(maxUnavailable *intstr.IntOrString) *expv1.UpdateConfig {
+	if maxUnavailable != nil && maxUnavailable.Type == intstr.String {
+		pct, err := intstr.GetScaledValueFromIntOrPercent(maxUnavailable, 100, true)
+		if err == nil && pct > 0 {
+			return &expv1.UpdateConfig{MaxUnavailablePercentage: ptr.To(min(pct, 100))}
+		}
+	}
+	n := 1
+	if maxUnavailable != nil && maxUnavailable.Type == intstr.Int && maxUnavailable.IntValue() > 0 {
+		n = maxUnavailable.IntValue()
+	}
+	return &expv1.UpdateConfig{MaxUnavailable: ptr.To(n)}
+}
+
+// bounds are the scale group's size bounds: the autoscaler's, or the fixed
+// size for both.
+func bounds(p *provider.Pool) (int32, int32) {
+	if p.Replicas != nil {
+		return *p.Replicas, *p.Replicas
+	}
+	return *p.Min, *p.Max
+}
+
+// ReplicasManagedBy marks autoscaled Auto Scaling groups and EKS managed
+// node groups as sized outside Cluster API: the cluster-autoscaler's AWS
+// provider (or EKS) changes their desired capacity, and Cluster API follows.
+func (*Provider) ReplicasManagedBy(p *provider.Pool) string {
+	if p.Autoscaled() {
+		return externalAutoscaler
+	}
+	return ""
+}
+
+// Join is the AWS part of the bootstrap configuration: kubeadm with the
+// external cloud provider and the EC2 node name, or nodeadm on EKS.
+func (*Provider) Join(p *provider.Pool, _ string) provider.Join {
+	if p.Platform == provider.PlatformEKS {
+		return provider.Join{Format: provider.BootstrapNodeadm}
+	}
 	return provider.Join{
+		Format:      provider.BootstrapKubeadm,
 		NodeName:    nodeName,
 		KubeletArgs: []bootstrapv1.Arg{{Name: "cloud-provider", Value: ptr.To("external")}},
 	}

@@ -1,16 +1,25 @@
 // Package azure builds the Azure (Cluster API Provider Azure) objects of a
-// node pool: AzureMachineTemplates for MachineDeployments.
+// node pool: AzureMachineTemplates for MachineDeployments, AzureMachinePools
+// (virtual machine scale sets) and AzureASOManagedMachinePools (AKS agent
+// pools).
 package azure
 
 import (
 	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"regexp"
 	"slices"
+	"strconv"
+	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
 
 	infrav1 "sigs.k8s.io/cluster-api-provider-azure/api/v1beta1"
+	expv1 "sigs.k8s.io/cluster-api-provider-azure/exp/api/v1beta1"
 	bootstrapv1 "sigs.k8s.io/cluster-api/api/bootstrap/kubeadm/v1beta2"
 
 	"github.com/fleetnodepool/function-fleetnodepool/apis/fleet/v1alpha1"
@@ -29,6 +38,9 @@ const (
 	azureJSONKey = "worker-node-azure.json"
 	// linux is the only OS type pools run.
 	linux = "Linux"
+	// minFlexibleMinor is the first Kubernetes minor whose MachinePools may
+	// use Flexible orchestration (CAPZ's webhook rule).
+	minFlexibleMinor = 26
 )
 
 // Provider is the Azure provider.
@@ -67,7 +79,39 @@ func (*Provider) Validate(p *provider.Pool) field.ErrorList {
 			}
 		}
 	}
+	switch p.Backend {
+	case v1alpha1.BackendMachinePool:
+		if pol.Location == "" {
+			errs = append(errs, field.Required(field.NewPath("input", "azure", "location"),
+				"a scale set needs the Azure region of the cluster: set it in the Composition's function input"))
+		}
+		if pol.OrchestrationMode == string(infrav1.FlexibleOrchestrationMode) && minor(p.Version) < minFlexibleMinor {
+			errs = append(errs, field.Invalid(field.NewPath("input", "azure", "orchestrationMode"), pol.OrchestrationMode,
+				fmt.Sprintf("Flexible orchestration needs Kubernetes v1.%d or later, the pool runs %s", minFlexibleMinor, p.Version)))
+		}
+	case v1alpha1.BackendManaged:
+		if p.Spec.Azure != nil && p.Spec.Azure.ImageID != "" {
+			errs = append(errs, field.Forbidden(field.NewPath("spec", "azure", "imageID"),
+				"an AKS agent pool runs AKS's node image; remove spec.azure.imageID"))
+		}
+		if n := agentPoolName(p); !agentPoolNameRE.MatchString(n) {
+			errs = append(errs, field.Invalid(field.NewPath("spec", "azure", "agentPoolName"), n,
+				"an AKS agent pool name is 1-12 lowercase letters and digits starting with a letter: set spec.azure.agentPoolName"))
+		}
+	}
 	return errs
+}
+
+var agentPoolNameRE = regexp.MustCompile(`^[a-z][a-z0-9]{0,11}$`)
+
+// minor is the minor of a version like v1.33.4 (validated before).
+func minor(v string) int {
+	parts := strings.Split(strings.TrimPrefix(v, "v"), ".")
+	if len(parts) < 2 {
+		return 0
+	}
+	m, _ := strconv.Atoi(parts[1])
+	return m
 }
 
 // MachineTemplate builds the AzureMachineTemplate of one MachineDeployment.
@@ -77,26 +121,12 @@ func (*Provider) Validate(p *provider.Pool) field.ErrorList {
 func (*Provider) MachineTemplate(p *provider.Pool, _ string) provider.Object {
 	pol := p.Policy.Azure
 	spec := infrav1.AzureMachineSpec{
-		VMSize: p.MachineType,
-		OSDisk: infrav1.OSDisk{
-			OSType:      linux,
-			DiskSizeGB:  ptr.To(p.DiskGiB),
-			CachingType: "ReadWrite",
-		},
+		VMSize:            p.MachineType,
+		OSDisk:            osDisk(p),
 		SSHPublicKey:      pol.SSHPublicKey,
 		NetworkInterfaces: []infrav1.NetworkInterface{{PrivateIPConfigs: 1}},
-	}
-	if pol.OSDiskType != "" {
-		spec.OSDisk.ManagedDisk = &infrav1.ManagedDiskParameters{StorageAccountType: pol.OSDiskType}
-	}
-	switch {
-	case p.Spec.Azure != nil && p.Spec.Azure.ImageID != "":
-		spec.Image = &infrav1.Image{ID: ptr.To(p.Spec.Azure.ImageID)}
-	case pol.Images[p.Version] != "":
-		spec.Image = &infrav1.Image{ID: ptr.To(pol.Images[p.Version])}
-	}
-	if p.Spot {
-		spec.SpotVMOptions = &infrav1.SpotVMOptions{EvictionPolicy: ptr.To(infrav1.SpotEvictionPolicyDelete)}
+		Image:             image(p),
+		SpotVMOptions:     spot(p),
 	}
 	return &infrav1.AzureMachineTemplate{
 		TypeMeta: metav1.TypeMeta{APIVersion: infrav1.GroupVersion.String(), Kind: "AzureMachineTemplate"},
@@ -104,11 +134,162 @@ func (*Provider) MachineTemplate(p *provider.Pool, _ string) provider.Object {
 	}
 }
 
-// KubeadmJoin is the Azure part of the kubeadm join configuration: the
-// external cloud provider, the VM node name and the cloud configuration CAPZ
-// writes for the machine template.
-func (*Provider) KubeadmJoin(_ *provider.Pool, machineTemplateName string) provider.Join {
+func osDisk(p *provider.Pool) infrav1.OSDisk {
+	d := infrav1.OSDisk{OSType: linux, DiskSizeGB: ptr.To(p.DiskGiB), CachingType: "ReadWrite"}
+	if t := p.Policy.Azure.OSDiskType; t != "" {
+		d.ManagedDisk = &infrav1.ManagedDiskParameters{StorageAccountType: t}
+	}
+	return d
+}
+
+func image(p *provider.Pool) *infrav1.Image {
+	switch {
+	case p.Spec.Azure != nil && p.Spec.Azure.ImageID != "":
+		return &infrav1.Image{ID: ptr.To(p.Spec.Azure.ImageID)}
+	case p.Policy.Azure.Images[p.Version] != "":
+		return &infrav1.Image{ID: ptr.To(p.Policy.Azure.Images[p.Version])}
+	}
+	return nil
+}
+
+func spot(p *provider.Pool) *infrav1.SpotVMOptions {
+	if !p.Spot {
+		return nil
+	}
+	return &infrav1.SpotVMOptions{EvictionPolicy: ptr.To(infrav1.SpotEvictionPolicyDelete)}
+}
+
+// MachinePool builds an AzureMachinePool (a virtual machine scale set) for
+// the MachinePool backend, or an AzureASOManagedMachinePool (an AKS agent
+// pool) for the Managed backend.
+func (*Provider) MachinePool(p *provider.Pool) provider.Object {
+	if p.Backend == v1alpha1.BackendManaged {
+		return agentPool(p)
+	}
+	pol := p.Policy.Azure
+	mode := infrav1.UniformOrchestrationMode
+	if pol.OrchestrationMode != "" {
+		mode = infrav1.OrchestrationModeType(pol.OrchestrationMode)
+	}
+	return &expv1.AzureMachinePool{
+		TypeMeta: metav1.TypeMeta{APIVersion: expv1.GroupVersion.String(), Kind: "AzureMachinePool"},
+		Spec: expv1.AzureMachinePoolSpec{
+			Location: pol.Location,
+			Template: expv1.AzureMachinePoolMachineTemplate{
+				VMSize:            p.MachineType,
+				Image:             image(p),
+				OSDisk:            osDisk(p),
+				SSHPublicKey:      pol.SSHPublicKey,
+				SpotVMOptions:     spot(p),
+				NetworkInterfaces: []infrav1.NetworkInterface{{PrivateIPConfigs: 1}},
+			},
+			Strategy: expv1.AzureMachinePoolDeploymentStrategy{
+				Type: expv1.RollingUpdateAzureMachinePoolDeploymentStrategyType,
+				RollingUpdate: &expv1.MachineRollingUpdateDeployment{
+					MaxSurge:       p.MaxSurge,
+					MaxUnavailable: p.MaxUnavailable,
+					DeletePolicy:   expv1.OldestDeletePolicyType,
+				},
+			},
+			OrchestrationMode: mode,
+		},
+	}
+}
+
+// ASO's ManagedClustersAgentPool, as CAPZ v1.27's AKS templates use it.
+const (
+	agentPoolAPIVersion = "containerservice.azure.com/v1api20240901"
+	agentPoolKind       = "ManagedClustersAgentPool"
+)
+
+// agentPool builds the AzureASOManagedMachinePool of an AKS pool. It holds
+// an Azure Service Operator ManagedClustersAgentPool, as raw JSON: CAPZ's
+// own type for it is a runtime.RawExtension, and ASO's Go module (v2.19.0,
+// which CAPZ v1.27 requires) is not served by the module proxy here. It
+// never sets orchestratorVersion or count: CAPZ injects them from the
+// MachinePool, and a value that disagrees is an error.
+func agentPool(p *provider.Pool) provider.Object {
+	spec := map[string]any{
+		"azureName":    agentPoolName(p),
+		"owner":        map[string]any{"name": p.ClusterName},
+		"mode":         "User",
+		"type":         "VirtualMachineScaleSets",
+		"vmSize":       p.MachineType,
+		"osDiskSizeGB": p.DiskGiB,
+	}
+	if len(p.Spec.Zones) > 0 {
+		spec["availabilityZones"] = p.Spec.Zones
+	}
+	if len(p.Labels) > 0 {
+		spec["nodeLabels"] = p.Labels
+	}
+	if len(p.Taints) > 0 {
+		taints := make([]string, 0, len(p.Taints))
+		for _, t := range p.Taints {
+			taints = append(taints, t.Key+"="+t.Value+":"+string(t.Effect))
+		}
+		spec["nodeTaints"] = taints
+	}
+	if p.Autoscaled() {
+		spec["enableAutoScaling"] = true
+		spec["minCount"] = *p.Min
+		spec["maxCount"] = *p.Max
+	}
+	if p.Spot {
+		spec["scaleSetPriority"] = "Spot"
+		spec["scaleSetEvictionPolicy"] = "Delete"
+		spec["spotMaxPrice"] = -1
+	}
+	if p.MaxSurge != nil {
+		spec["upgradeSettings"] = map[string]any{"maxSurge": p.MaxSurge.String()}
+	}
+	raw, err := json.Marshal(map[string]any{
+		"apiVersion": agentPoolAPIVersion,
+		"kind":       agentPoolKind,
+		"metadata":   map[string]any{"name": p.ClusterName + "-" + agentPoolName(p)},
+		"spec":       spec,
+	})
+	if err != nil {
+		panic(err) // Maps of strings, numbers and lists always marshal.
+	}
+	return &infrav1.AzureASOManagedMachinePool{
+		TypeMeta: metav1.TypeMeta{APIVersion: infrav1.GroupVersion.String(), Kind: "AzureASOManagedMachinePool"},
+		Spec: infrav1.AzureASOManagedMachinePoolSpec{AzureASOManagedMachinePoolTemplateResourceSpec: infrav1.AzureASOManagedMachinePoolTemplateResourceSpec{
+			Resources: []runtime.RawExtension{{Raw: raw}},
+		}},
+	}
+}
+
+// agentPoolName is the AKS agent pool name: the pool's own, or its name
+// with what AKS does not allow removed, cut to 12 characters.
+func agentPoolName(p *provider.Pool) string {
+	if p.Spec.Azure != nil && p.Spec.Azure.AgentPoolName != "" {
+		return p.Spec.Azure.AgentPoolName
+	}
+	var b strings.Builder
+	for _, c := range strings.ToLower(p.Name) {
+		if (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9' && b.Len() > 0) {
+			b.WriteRune(c)
+		}
+	}
+	n := b.String()
+	if len(n) > 12 {
+		n = n[:12]
+	}
+	return n
+}
+
+// ReplicasManagedBy is empty on Azure: the cluster-autoscaler scales scale
+// sets through their MachinePool, and CAPZ marks autoscaled AKS pools
+// itself (replicas-managed-by: aks), which the function must not fight.
+func (*Provider) ReplicasManagedBy(*provider.Pool) string { return "" }
+
+// Join is the Azure part of the kubeadm join configuration: the external
+// cloud provider, the VM node name and the cloud configuration CAPZ writes
+// for the machine template or pool (a Secret named <name>-azure-json).
+func (*Provider) Join(_ *provider.Pool, infraName string) provider.Join {
 	return provider.Join{
+		Format:      provider.BootstrapKubeadm,
 		NodeName:    nodeName,
 		KubeletArgs: []bootstrapv1.Arg{{Name: "cloud-provider", Value: ptr.To("external")}},
 		Files: []bootstrapv1.File{{
@@ -116,7 +297,7 @@ func (*Provider) KubeadmJoin(_ *provider.Pool, machineTemplateName string) provi
 			Owner:       "root:root",
 			Permissions: "0644",
 			ContentFrom: bootstrapv1.FileSource{Secret: bootstrapv1.SecretFileSource{
-				Name: machineTemplateName + "-azure-json",
+				Name: infraName + "-azure-json",
 				Key:  azureJSONKey,
 			}},
 		}},

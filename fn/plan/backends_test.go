@@ -1,0 +1,254 @@
+package plan
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"k8s.io/utils/ptr"
+
+	awsexpv1 "sigs.k8s.io/cluster-api-provider-aws/v2/exp/api/v1beta2"
+	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
+
+	"github.com/fleetnodepool/function-fleetnodepool/apis/fleet/v1alpha1"
+)
+
+var (
+	eks = &Cluster{InfrastructureKind: "AWSManagedCluster", ControlPlaneKind: "AWSManagedControlPlane"}
+	aks = &Cluster{InfrastructureKind: "AzureASOManagedCluster", ControlPlaneKind: "AzureASOManagedControlPlane"}
+)
+
+func kinds(p *Plan) []string {
+	var out []string
+	for _, r := range p.Resources {
+		out = append(out, r.Object.GetObjectKind().GroupVersionKind().Kind)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// TestBackendSelection checks which objects each platform and backend give.
+func TestBackendSelection(t *testing.T) {
+	cases := map[string]struct {
+		reason      string
+		edit        func(*Input)
+		wantBackend v1alpha1.Backend
+		wantKinds   []string
+	}{
+		"AutoOnKubeadm": {
+			reason:      "Auto on a self-managed cluster is the policy's default, MachineDeployment when it sets none.",
+			wantBackend: v1alpha1.BackendMachineDeployment,
+			wantKinds:   []string{"AWSMachineTemplate", "KubeadmConfigTemplate", "MachineDeployment"},
+		},
+		"AutoOnKubeadmPolicyMachinePool": {
+			reason:      "The policy can make Auto mean an Auto Scaling group on self-managed clusters.",
+			edit:        func(in *Input) { in.Policy.Defaults.Backend = v1alpha1.BackendMachinePool },
+			wantBackend: v1alpha1.BackendMachinePool,
+			wantKinds:   []string{"AWSMachinePool", "KubeadmConfig", "MachinePool"},
+		},
+		"AutoOnEKS": {
+			reason:      "Auto on EKS is a managed node group.",
+			edit:        func(in *Input) { in.Cluster = eks },
+			wantBackend: v1alpha1.BackendManaged,
+			wantKinds:   []string{"AWSManagedMachinePool", "MachinePool"},
+		},
+		"MachineDeploymentOnEKS": {
+			reason:      "Self-managed EKS nodes bootstrap with nodeadm (AL2023).",
+			edit:        func(in *Input) { in.Cluster, in.Spec.Backend = eks, v1alpha1.BackendMachineDeployment },
+			wantBackend: v1alpha1.BackendMachineDeployment,
+			wantKinds:   []string{"AWSMachineTemplate", "MachineDeployment", "NodeadmConfigTemplate"},
+		},
+		"AutoOnAKS": {
+			reason:      "Auto on AKS is an ASO agent pool.",
+			edit:        func(in *Input) { onAzure(in); in.Cluster = aks },
+			wantBackend: v1alpha1.BackendManaged,
+			wantKinds:   []string{"AzureASOManagedMachinePool", "MachinePool"},
+		},
+		"MachinePoolOnAzure": {
+			reason:      "A MachinePool on a self-managed Azure cluster is a scale set.",
+			edit:        func(in *Input) { onAzure(in); in.Spec.Backend = v1alpha1.BackendMachinePool },
+			wantBackend: v1alpha1.BackendMachinePool,
+			wantKinds:   []string{"AzureMachinePool", "KubeadmConfig", "MachinePool"},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			var edits []func(*Input)
+			if tc.edit != nil {
+				edits = append(edits, tc.edit)
+			}
+			p := mustPlan(t, input(edits...))
+			if diff := cmp.Diff(tc.wantBackend, p.Status.Backend); diff != "" {
+				t.Errorf("%s\nbackend: -want, +got:\n%s", tc.reason, diff)
+			}
+			if diff := cmp.Diff(tc.wantKinds, kinds(p)); diff != "" {
+				t.Errorf("%s\nkinds: -want, +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
+
+func machinePool(t *testing.T, p *Plan) *clusterv1.MachinePool {
+	t.Helper()
+	for _, r := range p.Resources {
+		if mp, ok := r.Object.(*clusterv1.MachinePool); ok {
+			return mp
+		}
+	}
+	t.Fatal("the plan has no MachinePool")
+	return nil
+}
+
+// TestMachinePoolReplicaOwner checks there is one owner of a MachinePool's
+// size per backend.
+func TestMachinePoolReplicaOwner(t *testing.T) {
+	cases := map[string]struct {
+		reason          string
+		edit            func(*Input)
+		wantReplicas    *int32
+		wantAnnotations map[string]string
+	}{
+		"AutoscaledASG": {
+			reason:       "An autoscaled Auto Scaling group: no replicas, the autoscaler's bounds, and the ASG marked as the owner.",
+			edit:         func(in *Input) { in.Spec.Backend = v1alpha1.BackendMachinePool },
+			wantReplicas: nil,
+			wantAnnotations: map[string]string{
+				clusterv1.AutoscalerMinSizeAnnotation: "2", clusterv1.AutoscalerMaxSizeAnnotation: "10",
+				clusterv1.ReplicasManagedByAnnotation: "external-autoscaler",
+			},
+		},
+		"FixedASG": {
+			reason: "A fixed Auto Scaling group sets replicas and no annotations.",
+			edit: func(in *Input) {
+				in.Spec.Backend, in.Spec.Scaling = v1alpha1.BackendMachinePool, v1alpha1.Scaling{Replicas: ptr.To[int32](4)}
+			},
+			wantReplicas: ptr.To[int32](4),
+		},
+		"AutoscaledAKS": {
+			reason:       "AKS scales with the agent pool's own autoscaler: no replicas, no annotations (CAPZ writes replicas-managed-by itself).",
+			edit:         func(in *Input) { onAzure(in); in.Cluster = aks },
+			wantReplicas: nil,
+		},
+		"AutoscaledEKS": {
+			reason:       "An autoscaled EKS managed node group is sized outside Cluster API.",
+			edit:         func(in *Input) { in.Cluster = eks },
+			wantReplicas: nil,
+			wantAnnotations: map[string]string{
+				clusterv1.AutoscalerMinSizeAnnotation: "2", clusterv1.AutoscalerMaxSizeAnnotation: "10",
+				clusterv1.ReplicasManagedByAnnotation: "external-autoscaler",
+			},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			mp := machinePool(t, mustPlan(t, input(tc.edit)))
+			if diff := cmp.Diff(tc.wantReplicas, mp.Spec.Replicas); diff != "" {
+				t.Errorf("%s\nspec.replicas: -want, +got:\n%s", tc.reason, diff)
+			}
+			if diff := cmp.Diff(tc.wantAnnotations, mp.Annotations); diff != "" {
+				t.Errorf("%s\nannotations: -want, +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
+
+// TestMachinePoolBootstrapRotation checks that a bootstrap-only change gives
+// the MachinePool a new KubeadmConfig name, so its nodes roll.
+func TestMachinePoolBootstrapRotation(t *testing.T) {
+	asg := func(in *Input) { in.Spec.Backend = v1alpha1.BackendMachinePool }
+	before := machinePool(t, mustPlan(t, input(asg)))
+	after := machinePool(t, mustPlan(t, input(asg, func(in *Input) { in.Spec.Labels["team"] = "b" })))
+	b, a := before.Spec.Template.Spec.Bootstrap.ConfigRef.Name, after.Spec.Template.Spec.Bootstrap.ConfigRef.Name
+	if a == b {
+		t.Errorf("a new kubelet label must give a new KubeadmConfig name, both are %s", a)
+	}
+	if before.Spec.Template.Spec.InfrastructureRef != after.Spec.Template.Spec.InfrastructureRef {
+		t.Errorf("a bootstrap-only change must keep the infrastructure machine pool: %v became %v",
+			before.Spec.Template.Spec.InfrastructureRef, after.Spec.Template.Spec.InfrastructureRef)
+	}
+}
+
+// TestMixedInstances checks spot and extra instance types on an ASG: spot
+// goes into the mixed instances policy, never both ways.
+func TestMixedInstances(t *testing.T) {
+	p := mustPlan(t, input(func(in *Input) {
+		in.Spec.Backend = v1alpha1.BackendMachinePool
+		in.Spec.Machine.Spot = ptr.To(true)
+		in.Spec.AWS = &v1alpha1.AWSOptions{ExtraInstanceTypes: []string{"m5.xlarge"}}
+	}))
+	for _, r := range p.Resources {
+		amp, ok := r.Object.(*awsexpv1.AWSMachinePool)
+		if !ok {
+			continue
+		}
+		if amp.Spec.AWSLaunchTemplate.SpotMarketOptions != nil {
+			t.Errorf("spotMarketOptions cannot be combined with a mixed instances policy")
+		}
+		got := amp.Spec.MixedInstancesPolicy
+		if got == nil || ptr.Deref(got.InstancesDistribution.OnDemandPercentageAboveBaseCapacity, -1) != 0 || len(got.Overrides) != 2 {
+			t.Errorf("want a mixed instances policy of 2 types, all spot above base, got %+v", got)
+		}
+		return
+	}
+	t.Fatal("the plan has no AWSMachinePool")
+}
+
+func TestProviderRules(t *testing.T) {
+	cases := map[string]struct {
+		reason string
+		edit   func(*Input)
+		want   string
+	}{
+		"EKSImmutableDisk": {
+			reason: "A new disk size would need a new EKS node group: refused, naming the field.",
+			edit: func(in *Input) {
+				in.Cluster = eks
+				in.Observed = map[string]Observed{keyInfraPool: {Spec: map[string]any{"diskSize": float64(50)}}}
+			},
+			want: "spec.machine.diskGiB: Forbidden: would change diskSize of the running EKS managed node group from 50 to 80",
+		},
+		"EKSImmutableCapacityType": {
+			reason: "Spot cannot be switched on an EKS node group.",
+			edit: func(in *Input) {
+				in.Cluster = eks
+				in.Observed = map[string]Observed{keyInfraPool: {Spec: map[string]any{"capacityType": "onDemand"}}}
+				in.Spec.Machine.Spot = ptr.To(true)
+			},
+			want: "spec.machine.spot: Forbidden: would change capacityType of the running EKS managed node group from onDemand to spot",
+		},
+		"FlexibleNeeds126": {
+			reason: "Flexible orchestration needs Kubernetes 1.26.",
+			edit: func(in *Input) {
+				onAzure(in)
+				in.Spec.Backend, in.Spec.Version = v1alpha1.BackendMachinePool, "v1.25.9"
+				in.Policy.Azure.OrchestrationMode = "Flexible"
+			},
+			want: `input.azure.orchestrationMode: Invalid value: "Flexible": Flexible orchestration needs Kubernetes v1.26 or later, the pool runs v1.25.9`,
+		},
+		"AKSPoolName": {
+			reason: "An AKS agent pool name it cannot derive must be set.",
+			edit: func(in *Input) {
+				onAzure(in)
+				in.Cluster, in.Name = aks, "42"
+			},
+			want: `spec.azure.agentPoolName: Invalid value: "": an AKS agent pool name is 1-12 lowercase letters and digits starting with a letter`,
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := New().Plan(input(tc.edit))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("%s\nPlan(...): want an error containing %q, got %v", tc.reason, tc.want, err)
+			}
+		})
+	}
+}
+
+func TestClusterNotFound(t *testing.T) {
+	_, err := New().Plan(input(func(in *Input) { in.Cluster = nil }))
+	var nf *ClusterNotFoundError
+	if !errorsAs(err, &nf) || nf.Name != "prod-eu-1" || nf.Namespace != "team-a" {
+		t.Errorf("Plan(...) without a Cluster: want a ClusterNotFoundError for team-a/prod-eu-1, got %v", err)
+	}
+}
