@@ -175,7 +175,7 @@ func MachineDeployment(p MachineDeploymentParams) *clusterv1.MachineDeployment {
 	}
 	machineLabels := merge(p.Labels, p.MachineLabels, selector)
 	md := &clusterv1.MachineDeployment{
-		TypeMeta: metav1.TypeMeta{APIVersion: clusterv1.GroupVersion.String(), Kind: "MachineDeployment"},
+		TypeMeta:   metav1.TypeMeta{APIVersion: clusterv1.GroupVersion.String(), Kind: "MachineDeployment"},
 		ObjectMeta: objectMeta(p.Name, p.Namespace, p.ClusterName, p.Labels),
 		Spec: clusterv1.MachineDeploymentSpec{
 			ClusterName: p.ClusterName,
@@ -236,7 +236,7 @@ func MachinePool(p MachinePoolParams) *clusterv1.MachinePool {
 		boot = clusterv1.Bootstrap{ConfigRef: p.Bootstrap.contract()}
 	}
 	mp := &clusterv1.MachinePool{
-		TypeMeta: metav1.TypeMeta{APIVersion: clusterv1.GroupVersion.String(), Kind: "MachinePool"},
+		TypeMeta:   metav1.TypeMeta{APIVersion: clusterv1.GroupVersion.String(), Kind: "MachinePool"},
 		ObjectMeta: objectMeta(p.Name, p.Namespace, p.ClusterName, p.Labels),
 		Spec: clusterv1.MachinePoolSpec{
 			ClusterName:    p.ClusterName,

@@ -11,6 +11,7 @@ import (
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
 
 	"github.com/fleetnodepool/function-fleetnodepool/apis/input/v1beta1"
+	"github.com/fleetnodepool/function-fleetnodepool/fn/plan"
 )
 
 // DefaultCacheSize is how many planned pools a Function remembers.
@@ -27,6 +28,7 @@ type fingerprint [2]uint64
 // it, so they are never modified after they are cached.
 type planned struct {
 	requirements *fnv1.Requirements
+	results      []*fnv1.Result
 	resources    map[string]*fnv1.Resource
 	status       *structpb.Struct
 	conditions   []*fnv1.Condition
@@ -128,6 +130,8 @@ func (c *planCache) fingerprint(req *fnv1.RunFunctionRequest) fingerprint {
 		h = mix(seed, h, hashStruct(seed, req.GetInput()))
 		h = mix(seed, h, hashObserved(seed, req.GetObserved().GetResources()))
 		h = mix(seed, h, hashRequired(seed, req.GetRequiredResources()[requirementCluster]))
+		h = mix(seed, h, hashMachineSets(seed, req.GetRequiredResources()[requirementMachineSets]))
+		h = mix(seed, h, hashValue(seed, md["annotations"].GetStructValue().GetFields()[plan.AnnotationAllowReplacement]))
 		fp[i] = h
 	}
 	return fp
@@ -144,9 +148,14 @@ func hashObserved(seed maphash.Seed, rs map[string]*fnv1.Resource) uint64 {
 		for _, name := range []string{"observedGeneration", "replicas", "readyReplicas", "availableReplicas", "upToDateReplicas"} {
 			h = mix(seed, h, hashValue(seed, st[name]))
 		}
-		if k == keyInfraPool {
-			h = mix(seed, h, hashValue(seed, f["spec"]))
-		}
+		// Kept objects are emitted as observed: all of what is kept counts.
+		h = mix(seed, h, hashValue(seed, f["spec"]))
+		h = mix(seed, h, hashValue(seed, f["apiVersion"]))
+		h = mix(seed, h, hashValue(seed, f["kind"]))
+		fmd := f["metadata"].GetStructValue().GetFields()
+		h = mix(seed, h, hashValue(seed, fmd["name"]))
+		h = mix(seed, h, hashValue(seed, fmd["labels"]))
+		h = mix(seed, h, hashValue(seed, fmd["annotations"]))
 		for _, cond := range st["conditions"].GetListValue().GetValues() {
 			cf := cond.GetStructValue().GetFields()
 			if cf["type"].GetStringValue() == "Available" {
@@ -171,6 +180,19 @@ func hashRequired(seed maphash.Seed, rs *fnv1.Resources) uint64 {
 		h = mix(seed, h, hashValue(seed, spec["controlPlaneRef"]))
 	}
 	return h
+}
+
+// hashMachineSets hashes the pool's MachineSets as retention reads them.
+func hashMachineSets(seed maphash.Seed, rs *fnv1.Resources) uint64 {
+	if rs == nil {
+		return mix(seed, 9, 0)
+	}
+	var sum uint64
+	for _, item := range rs.GetItems() {
+		f := item.GetResource().GetFields()
+		sum += mix(seed, hashValue(seed, f["metadata"].GetStructValue().GetFields()["labels"]), hashValue(seed, f["spec"]))
+	}
+	return mix(seed, 10, sum)
 }
 
 // hashValue is a structural hash of a protobuf Value. Object fields are

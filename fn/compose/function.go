@@ -22,6 +22,7 @@ import (
 
 	"github.com/fleetnodepool/function-fleetnodepool/apis/fleet/v1alpha1"
 	"github.com/fleetnodepool/function-fleetnodepool/apis/input/v1beta1"
+	"github.com/fleetnodepool/function-fleetnodepool/fn/backend"
 	"github.com/fleetnodepool/function-fleetnodepool/fn/plan"
 )
 
@@ -45,12 +46,22 @@ const (
 	// of the pool is Available.
 	TypePoolAvailable = "PoolAvailable"
 
+	// TypeChangeRefused is True when a change of the spec was refused
+	// because it would delete the backing of a running pool.
+	TypeChangeRefused = "ChangeRefused"
+
 	// ReasonClusterNotFound says the pool's Cluster does not exist.
 	ReasonClusterNotFound = "ClusterNotFound"
 )
 
-// requirementCluster names the pool's Cluster among required resources.
-const requirementCluster = "cluster"
+// Names of the required resources.
+const (
+	// requirementCluster is the pool's Cluster.
+	requirementCluster = "cluster"
+	// requirementMachineSets are the live MachineSets of the pool's
+	// MachineDeployments, which keep old templates in use.
+	requirementMachineSets = "machinesets"
+)
 
 // Labels Crossplane sets on a composite resource created for a claim.
 const (
@@ -130,7 +141,7 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 	// fetches it and calls again; from the second reconcile on it sends it
 	// with the first call.
 	if in.Spec.ClusterName != "" {
-		rsp.Requirements = requirements(in.Namespace, in.Spec.ClusterName)
+		rsp.Requirements = requirements(in.Namespace, in.Spec.ClusterName, in.Name)
 		cl, resolved := cluster(req)
 		if !resolved {
 			if request.AdvertisesCapabilities(req) && !request.HasCapability(req, fnv1.Capability_CAPABILITY_REQUIRED_RESOURCES) {
@@ -139,6 +150,7 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 			return rsp, nil
 		}
 		in.Cluster = cl
+		in.MachineSets = machineSets(req)
 	}
 
 	pl, err := f.planner.Plan(in)
@@ -186,6 +198,7 @@ func (f *Function) decode(req *fnv1.RunFunctionRequest) (plan.Input, error) {
 	if n := labels[labelClaimName].GetStringValue(); n != "" {
 		in.Name = n
 	}
+	in.AllowReplacement = md["annotations"].GetStructValue().GetFields()[plan.AnnotationAllowReplacement].GetStringValue() == "true"
 	if in.Namespace == "" {
 		in.Namespace = labels[labelClaimNamespace].GetStringValue()
 	}
@@ -218,16 +231,59 @@ func (f *Function) decode(req *fnv1.RunFunctionRequest) (plan.Input, error) {
 // machine pool, whose spec providers check for immutable fields.
 const keyInfraPool = "infrapool"
 
-// requirements ask Crossplane for the pool's Cluster.
-func requirements(namespace, name string) *fnv1.Requirements {
+// requirements ask Crossplane for the pool's Cluster and MachineSets. The
+// MachineSets carry the labels of their MachineDeployment's machine
+// template, so one selector finds those of every zone.
+func requirements(namespace, cluster, pool string) *fnv1.Requirements {
 	return &fnv1.Requirements{Resources: map[string]*fnv1.ResourceSelector{
 		requirementCluster: {
 			ApiVersion: clusterv1.GroupVersion.String(),
 			Kind:       "Cluster",
-			Match:      &fnv1.ResourceSelector_MatchName{MatchName: name},
+			Match:      &fnv1.ResourceSelector_MatchName{MatchName: cluster},
 			Namespace:  &namespace,
 		},
+		requirementMachineSets: {
+			ApiVersion: clusterv1.GroupVersion.String(),
+			Kind:       "MachineSet",
+			Match: &fnv1.ResourceSelector_MatchLabels{MatchLabels: &fnv1.MatchLabels{Labels: map[string]string{
+				clusterv1.ClusterNameLabel: cluster,
+				backend.PoolLabel:          pool,
+			}}},
+			Namespace: &namespace,
+		},
 	}}
+}
+
+// machineSets reads the pool's live MachineSets: nil when Crossplane has
+// not fetched them.
+func machineSets(req *fnv1.RunFunctionRequest) map[string][]plan.MachineSet {
+	rs, ok := req.GetRequiredResources()[requirementMachineSets]
+	if !ok {
+		return nil
+	}
+	out := map[string][]plan.MachineSet{}
+	for _, item := range rs.GetItems() {
+		f := item.GetResource().GetFields()
+		md := f["metadata"].GetStructValue().GetFields()["labels"].GetStructValue().GetFields()[clusterv1.MachineDeploymentNameLabel].GetStringValue()
+		ts := field(f, "spec", "template", "spec").GetStructValue().GetFields()
+		out[md] = append(out[md], plan.MachineSet{
+			Infra:     field(ts, "infrastructureRef", "name").GetStringValue(),
+			Bootstrap: field(ts, "bootstrap", "configRef", "name").GetStringValue(),
+		})
+	}
+	return out
+}
+
+// field walks nested Struct fields.
+func field(f map[string]*structpb.Value, path ...string) *structpb.Value {
+	var v *structpb.Value
+	for i, k := range path {
+		v = f[k]
+		if i < len(path)-1 {
+			f = v.GetStructValue().GetFields()
+		}
+	}
+	return v
 }
 
 // cluster reads the pool's Cluster from the required resources: nil if it
@@ -273,14 +329,20 @@ func observed(rs map[string]*fnv1.Resource) map[string]plan.Observed {
 	out := make(map[string]plan.Observed, len(rs))
 	for k, r := range rs {
 		f := r.GetResource().GetFields()
+		md := f["metadata"].GetStructValue().GetFields()
+		spec := f["spec"].GetStructValue().GetFields()
 		st := f["status"].GetStructValue().GetFields()
 		o := plan.Observed{
-			Generation:         int64(f["metadata"].GetStructValue().GetFields()["generation"].GetNumberValue()),
+			Generation:         int64(md["generation"].GetNumberValue()),
 			ObservedGeneration: int64(st["observedGeneration"].GetNumberValue()),
 			Replicas:           int32Field(st, "replicas"),
 			ReadyReplicas:      int32Field(st, "readyReplicas"),
 			AvailableReplicas:  int32Field(st, "availableReplicas"),
 			UpToDateReplicas:   int32Field(st, "upToDateReplicas"),
+			Name:               md["name"].GetStringValue(),
+			ClusterName:        spec["clusterName"].GetStringValue(),
+			SpecReplicas:       int32Field(spec, "replicas"),
+			Object:             keepable(f),
 		}
 		for _, c := range st["conditions"].GetListValue().GetValues() {
 			cf := c.GetStructValue().GetFields()
@@ -288,10 +350,45 @@ func observed(rs map[string]*fnv1.Resource) map[string]plan.Observed {
 				o.Available = cf["status"].GetStringValue() == "True"
 			}
 		}
+		if ts := field(spec, "template", "spec").GetStructValue().GetFields(); ts != nil {
+			for _, ref := range []*structpb.Value{field(ts, "infrastructureRef", "name"), field(ts, "bootstrap", "configRef", "name")} {
+				if n := ref.GetStringValue(); n != "" {
+					o.References = append(o.References, n)
+				}
+			}
+		}
 		if k == keyInfraPool {
 			o.Spec = f["spec"].GetStructValue().AsMap()
 		}
 		out[k] = o
+	}
+	return out
+}
+
+// keepable is an observed object as the function may emit it again: its
+// type, identity, labels, annotations and spec; no status or server
+// metadata.
+func keepable(f map[string]*structpb.Value) map[string]any {
+	if f["apiVersion"] == nil || f["kind"] == nil {
+		return nil
+	}
+	md := f["metadata"].GetStructValue().GetFields()
+	meta := map[string]any{"name": md["name"].GetStringValue()}
+	if ns := md["namespace"].GetStringValue(); ns != "" {
+		meta["namespace"] = ns
+	}
+	for _, k := range []string{"labels", "annotations"} {
+		if m := md[k].GetStructValue(); m != nil {
+			meta[k] = m.AsMap()
+		}
+	}
+	out := map[string]any{
+		"apiVersion": f["apiVersion"].GetStringValue(),
+		"kind":       f["kind"].GetStringValue(),
+		"metadata":   meta,
+	}
+	if spec := f["spec"].GetStructValue(); spec != nil {
+		out["spec"] = spec.AsMap()
 	}
 	return out
 }
@@ -325,6 +422,14 @@ func build(p *plan.Plan) (*planned, error) {
 	}
 	out.status = st
 	out.conditions = conditions(p)
+	if p.Refused != nil {
+		out.results = []*fnv1.Result{{
+			Severity: fnv1.Severity_SEVERITY_WARNING,
+			Message:  p.Refused.Message,
+			Reason:   &p.Refused.Reason,
+			Target:   fnv1.Target_TARGET_COMPOSITE_AND_CLAIM.Enum(),
+		}}
+	}
 	return out, nil
 }
 
@@ -356,6 +461,7 @@ func apply(rsp *fnv1.RunFunctionResponse, p *planned) {
 		status.Fields[k] = v
 	}
 	rsp.Conditions = append(rsp.Conditions, p.conditions...)
+	rsp.Results = append(rsp.Results, p.results...)
 	rsp.Requirements = p.requirements
 }
 
@@ -376,6 +482,13 @@ func conditions(p *plan.Plan) []*fnv1.Condition {
 			unready = append(unready, r.Object.GetName())
 		}
 	}
+	refused := &fnv1.Condition{
+		Type: TypeChangeRefused, Status: fnv1.Status_STATUS_CONDITION_FALSE, Reason: "ChangeApplied",
+		Target: fnv1.Target_TARGET_COMPOSITE_AND_CLAIM.Enum(),
+	}
+	if p.Refused != nil {
+		refused.Status, refused.Reason, refused.Message = fnv1.Status_STATUS_CONDITION_TRUE, p.Refused.Reason, ptr.To(p.Refused.Message)
+	}
 	c := &fnv1.Condition{
 		Type:   TypePoolAvailable,
 		Status: fnv1.Status_STATUS_CONDITION_TRUE,
@@ -386,5 +499,5 @@ func conditions(p *plan.Plan) []*fnv1.Condition {
 		c.Status, c.Reason = fnv1.Status_STATUS_CONDITION_FALSE, "Unavailable"
 		c.Message = ptr.To("not available yet: " + strings.Join(unready, ", "))
 	}
-	return []*fnv1.Condition{c}
+	return []*fnv1.Condition{c, refused}
 }

@@ -123,7 +123,7 @@ func TestRunFunctionFatal(t *testing.T) {
 			req: newRequest(`{"apiVersion": "fleet.nodepool.dev/v1alpha1", "kind": "FleetNodePool",
 				"metadata": {"name": "w", "namespace": "a"},
 				"spec": {"clusterName": "c", "provider": "aws", "machine": {"class": "huge"}, "scaling": {"min": 3, "max": 2}}}`, policyJSON),
-			want: fatalWith(requirements("a", "c"), `invalid FleetNodePool: spec.machine.class: Unsupported value: "huge": supported values: "medium"; `+
+			want: fatalWith(requirements("a", "c", "w"), `invalid FleetNodePool: spec.machine.class: Unsupported value: "huge": supported values: "medium"; `+
 				`spec.scaling.min: Invalid value: 3: must be less than or equal to spec.scaling.max (2): lower min or raise max`),
 		},
 		"ClusterScopedWithoutClaim": {
@@ -223,6 +223,9 @@ func TestRunFunctionComposes(t *testing.T) {
 				Type: TypePoolAvailable, Status: fnv1.Status_STATUS_CONDITION_FALSE, Reason: "Unavailable",
 				Message: ptrTo("not available yet: prod-eu-1-workers"),
 				Target:  fnv1.Target_TARGET_COMPOSITE_AND_CLAIM.Enum(),
+			}, {
+				Type: TypeChangeRefused, Status: fnv1.Status_STATUS_CONDITION_FALSE, Reason: "ChangeApplied",
+				Target: fnv1.Target_TARGET_COMPOSITE_AND_CLAIM.Enum(),
 			}}
 			if diff := cmp.Diff(wantCond, rsp.GetConditions(), protocmp.Transform()); diff != "" {
 				t.Errorf("%s\nRunFunction(...): -want conditions, +got conditions:\n%s", tc.reason, diff)

@@ -54,6 +54,11 @@ type Input struct {
 	Cluster *Cluster
 	// Observed is what exists of the pool's composed objects, by key.
 	Observed map[string]Observed
+	// MachineSets are the live MachineSets of the pool's MachineDeployments,
+	// by MachineDeployment name; nil when they were not fetched (yet).
+	MachineSets map[string][]MachineSet
+	// AllowReplacement opts in to replacing the backing of a running pool.
+	AllowReplacement bool
 }
 
 // Observed is the part of an observed composed object that planning uses.
@@ -67,6 +72,16 @@ type Observed struct {
 	// Spec of the object, kept only for the infrastructure machine pool,
 	// whose immutable fields providers check.
 	Spec map[string]any
+	// Name of the object, the cluster it belongs to (spec.clusterName) and
+	// its spec.replicas.
+	Name, ClusterName string
+	SpecReplicas      *int32
+	// References are the templates a MachineDeployment or MachinePool
+	// points at.
+	References []string
+	// Object is the observed object with what an apply must not carry
+	// removed (status, server metadata): what keeping it emits.
+	Object map[string]any
 }
 
 // A Resource is one object of the plan.
@@ -86,6 +101,9 @@ type Plan struct {
 	// Resources in the order they should be created: templates before the
 	// MachineDeployment that references them.
 	Resources []Resource
+	// Refused says why the spec's change was not made, if it was not: the
+	// plan then keeps what exists.
+	Refused *Refusal
 }
 
 // A Planner plans pools.
@@ -167,6 +185,7 @@ func (pl *Planner) Plan(in Input) (*Plan, error) {
 	} else if err := pl.machinePool(p, in, r); err != nil {
 		return nil, err
 	}
+	p.Refused = keep(p, in)
 	p.Status = rollup(p, in.Observed)
 	return p, nil
 }

@@ -4,6 +4,8 @@
 package provider
 
 import (
+	"encoding/json"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -125,4 +127,15 @@ type Provider interface {
 	// Join is the provider's part of the bootstrap configuration of nodes
 	// built from the named infrastructure object.
 	Join(p *Pool, infraName string) Join
+}
+
+// JSONMap is v as the generic JSON values an observed object decodes to:
+// what to compare desired values with observed ones.
+func JSONMap(v any) (map[string]any, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]any{}
+	return m, json.Unmarshal(b, &m)
 }

@@ -16,13 +16,9 @@ import (
 // composedKinds renders c and returns the kinds it composes and the objects.
 func composedKinds(t *testing.T, c render.Case) ([]string, []*unstructured.Unstructured) {
 	t.Helper()
-	out, err := render.Render(t.Context(), tools, fn, c)
+	_, objs, err := render.RenderComposed(t.Context(), tools, fn, c)
 	if err != nil {
 		t.Fatalf("render: %v", err)
-	}
-	objs, err := render.Composed(out)
-	if err != nil {
-		t.Fatal(err)
 	}
 	var kinds []string
 	for _, o := range objs {

@@ -5,7 +5,6 @@
 package aws
 
 import (
-	"encoding/json"
 	"fmt"
 	"reflect"
 	"slices"
@@ -105,7 +104,7 @@ func immutable(p *provider.Pool) field.ErrorList {
 	if p.Observed == nil {
 		return nil
 	}
-	desired, err := toMap(managedSpec(p))
+	desired, err := provider.JSONMap(managedSpec(p))
 	if err != nil {
 		return field.ErrorList{field.InternalError(field.NewPath("spec"), err)}
 	}
@@ -134,16 +133,6 @@ func immutable(p *provider.Pool) field.ErrorList {
 		}
 	}
 	return errs
-}
-
-// toMap is v as the generic JSON values an observed object decodes to.
-func toMap(v any) (map[string]any, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil, err
-	}
-	m := map[string]any{}
-	return m, json.Unmarshal(b, &m)
 }
 
 // MachineTemplate builds the AWSMachineTemplate of one MachineDeployment.

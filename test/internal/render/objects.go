@@ -1,6 +1,7 @@
 package render
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -41,6 +42,17 @@ func Composed(out []byte) ([]*unstructured.Unstructured, error) {
 		composed = append(composed, o)
 	}
 	return composed, nil
+}
+
+// RenderComposed renders c and returns the output and its composed
+// resources.
+func RenderComposed(ctx context.Context, t Tools, f *Function, c Case) ([]byte, []*unstructured.Unstructured, error) {
+	out, err := Render(ctx, t, f, c)
+	if err != nil {
+		return nil, nil, err
+	}
+	objs, err := Composed(out)
+	return out, objs, err
 }
 
 // EditXR writes a copy of the XR at path, edited by edit, into dir, and

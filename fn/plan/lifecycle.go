@@ -1,0 +1,183 @@
+package plan
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
+
+	"github.com/fleetnodepool/function-fleetnodepool/apis/fleet/v1alpha1"
+)
+
+// AnnotationAllowReplacement on a FleetNodePool opts in to changes that
+// replace the backing of a running pool (another backend, removing a zone
+// with running nodes): new backing first, the old one removed once the new
+// one is available.
+const AnnotationAllowReplacement = v1alpha1.Group + "/allow-replacement"
+
+// A MachineSet is what retention reads of a live MachineSet of the pool:
+// the templates it clones machines from.
+type MachineSet struct {
+	Infra, Bootstrap string
+}
+
+// A Refusal says why a change was not made and how to make it anyway.
+type Refusal struct {
+	Reason  string
+	Message string
+}
+
+// Reasons of refusals.
+const (
+	ReasonBackingReplaced = "BackingReplaced"
+	ReasonClusterChanged  = "ClusterChanged"
+)
+
+// keep decides, from what is observed, which composed objects of the
+// previous state must still be emitted, and refuses a change that would
+// delete the backing of a running pool unless the pool opts in. It returns
+// the refusal, if any.
+func keep(p *Plan, in Input) *Refusal {
+	desired := make(map[string]bool, len(p.Resources))
+	for _, r := range p.Resources {
+		desired[r.Key] = true
+	}
+
+	if ref := clusterChange(p, in); ref != nil {
+		p.Resources = passThroughAll(in.Observed)
+		return ref
+	}
+
+	// Backing objects that would go away while machines run on them.
+	var gone []string
+	for _, k := range sortedKeys(in.Observed) {
+		o := in.Observed[k]
+		if desired[k] || !isBacking(k) || !o.running() {
+			continue
+		}
+		gone = append(gone, o.Name)
+	}
+	if len(gone) > 0 {
+		if !in.AllowReplacement {
+			p.Resources = passThroughAll(in.Observed)
+			return &Refusal{Reason: ReasonBackingReplaced, Message: fmt.Sprintf(
+				"the change would delete %s, which run nodes: nothing was changed. To replace them (the new backing is created first, "+
+					"the old one removed once the new one is available), annotate the FleetNodePool %s=true; or scale them to 0 first",
+				strings.Join(gone, ", "), AnnotationAllowReplacement)}
+		}
+		// Opted in: keep the old backing until every new one is available.
+		if !p.available(in.Observed) {
+			for _, k := range sortedKeys(in.Observed) {
+				if !desired[k] && (isBacking(k) || isTemplate(k)) {
+					p.Resources = append(p.Resources, passThrough(k, in.Observed[k]))
+				}
+			}
+			return nil
+		}
+	}
+
+	// Templates of the previous revisions stay while anything uses them.
+	used := usedTemplates(in)
+	for _, k := range sortedKeys(in.Observed) {
+		o := in.Observed[k]
+		if desired[k] || !isTemplate(k) || o.Object == nil {
+			continue
+		}
+		if in.MachineSets == nil || used[o.Name] {
+			// Unknown MachineSets (not fetched yet): never drop what might
+			// be in use.
+			p.Resources = append(p.Resources, passThrough(k, o))
+		}
+	}
+	return nil
+}
+
+// clusterChange refuses moving running objects to another cluster: Cluster
+// API forbids it, and it would strand the nodes.
+func clusterChange(p *Plan, in Input) *Refusal {
+	for _, r := range p.Resources {
+		o, ok := in.Observed[r.Key]
+		if !ok || !isBacking(r.Key) || o.ClusterName == "" || o.ClusterName == in.Spec.ClusterName {
+			continue
+		}
+		return &Refusal{Reason: ReasonClusterChanged, Message: fmt.Sprintf(
+			"%s runs in Cluster %s, not %s: a pool cannot move to another cluster; nothing was changed. "+
+				"Create a new FleetNodePool for %s and delete this one", o.Name, o.ClusterName, in.Spec.ClusterName, in.Spec.ClusterName)}
+	}
+	return nil
+}
+
+// available reports whether every MachineDeployment or MachinePool of the
+// plan exists and is ready.
+func (p *Plan) available(observed map[string]Observed) bool {
+	for _, r := range p.Resources {
+		if IsPool(r.Object) && !r.Ready {
+			return false
+		}
+	}
+	return len(observed) > 0
+}
+
+// usedTemplates are the names of the templates the pool's live MachineSets,
+// MachineDeployments and MachinePool reference.
+func usedTemplates(in Input) map[string]bool {
+	used := map[string]bool{}
+	for _, mss := range in.MachineSets {
+		for _, ms := range mss {
+			used[ms.Infra], used[ms.Bootstrap] = true, true
+		}
+	}
+	for _, o := range in.Observed {
+		for _, n := range o.References {
+			used[n] = true
+		}
+	}
+	delete(used, "")
+	return used
+}
+
+func isBacking(key string) bool {
+	return strings.HasPrefix(key, keyMachineDeployment) || key == keyMachinePool || key == keyInfraPool
+}
+
+func isTemplate(key string) bool {
+	return strings.HasPrefix(key, keyInfra+"-") || strings.HasPrefix(key, keyBootstrap+"-")
+}
+
+// running reports whether machines run on an observed backing object.
+func (o Observed) running() bool {
+	return o.Replicas != nil && *o.Replicas > 0 || o.SpecReplicas != nil && *o.SpecReplicas > 0
+}
+
+func passThroughAll(observed map[string]Observed) []Resource {
+	var out []Resource
+	for _, k := range sortedKeys(observed) {
+		if observed[k].Object != nil {
+			out = append(out, passThrough(k, observed[k]))
+		}
+	}
+	return out
+}
+
+// passThrough emits an observed object as it is: its spec and labels, so
+// Crossplane keeps it (and reverts drift) without changing it. The size of
+// a pool an autoscaler owns is left out, so the function never takes it.
+func passThrough(key string, o Observed) Resource {
+	u := &unstructured.Unstructured{Object: maps.Clone(o.Object)}
+	if spec, ok := u.Object["spec"].(map[string]any); ok && o.autoscaled() {
+		spec = maps.Clone(spec)
+		delete(spec, "replicas")
+		u.Object["spec"] = spec
+	}
+	return Resource{Key: key, Object: u, Ready: true}
+}
+
+func (o Observed) autoscaled() bool {
+	a, _, _ := unstructured.NestedStringMap(o.Object, "metadata", "annotations")
+	return slices.ContainsFunc([]string{clusterv1.AutoscalerMinSizeAnnotation, clusterv1.ReplicasManagedByAnnotation},
+		func(k string) bool { _, ok := a[k]; return ok })
+}

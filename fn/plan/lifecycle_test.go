@@ -1,0 +1,215 @@
+package plan
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"k8s.io/utils/ptr"
+
+	"github.com/fleetnodepool/function-fleetnodepool/apis/fleet/v1alpha1"
+	"github.com/fleetnodepool/function-fleetnodepool/fn/provider"
+)
+
+// observe turns a plan into what Crossplane would observe next: every
+// object exists, MachineDeployments and MachinePools with the given
+// replicas, Available and up to date.
+func observe(t *testing.T, p *Plan, replicas int32) map[string]Observed {
+	t.Helper()
+	out := map[string]Observed{}
+	for _, r := range p.Resources {
+		b, err := provider.JSONMap(r.Object)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := Observed{Name: r.Object.GetName(), Object: b, Generation: 1, ObservedGeneration: 1, Available: true}
+		if IsPool(r.Object) {
+			o.Replicas = ptr.To(replicas)
+			spec, _ := b["spec"].(map[string]any)
+			o.ClusterName, _ = spec["clusterName"].(string)
+			ts, _ := spec["template"].(map[string]any)["spec"].(map[string]any)
+			for _, ref := range []string{"infrastructureRef", "bootstrap"} {
+				m, _ := ts[ref].(map[string]any)
+				if ref == "bootstrap" {
+					m, _ = m["configRef"].(map[string]any)
+				}
+				if n, _ := m["name"].(string); n != "" {
+					o.References = append(o.References, n)
+				}
+			}
+		}
+		out[r.Key] = o
+	}
+	return out
+}
+
+func keys(p *Plan) []string {
+	var out []string
+	for _, r := range p.Resources {
+		out = append(out, r.Key)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestTemplateRetention checks that a rotated template stays while a live
+// MachineSet uses it, and goes once none does.
+func TestTemplateRetention(t *testing.T) {
+	noZones := func(in *Input) { in.Spec.Zones = nil }
+	v1 := mustPlan(t, input(noZones))
+	running := observe(t, v1, 3)
+	oldInfra := ""
+	for _, r := range v1.Resources {
+		if strings.HasPrefix(r.Key, keyInfra+"-") {
+			oldInfra = r.Object.GetName()
+		}
+	}
+	newClass := func(in *Input) { in.Spec.Machine.Class = "large" }
+	oldMS := []MachineSet{{Infra: oldInfra}}
+
+	cases := map[string]struct {
+		reason      string
+		machineSets map[string][]MachineSet
+		observedMD  bool // The observed MachineDeployment still points at the old template.
+		wantKept    bool
+	}{
+		"MidRollout": {
+			reason:      "An old MachineSet still clones from the old template: it is kept.",
+			machineSets: map[string][]MachineSet{"prod-eu-1-workers": oldMS},
+			wantKept:    true,
+		},
+		"BeforeTheMachineDeploymentMoved": {
+			reason:      "The observed MachineDeployment still references the old template (Crossplane deletes before it applies): kept.",
+			machineSets: map[string][]MachineSet{},
+			observedMD:  true,
+			wantKept:    true,
+		},
+		"MachineSetsUnknown": {
+			reason:   "While the MachineSets are not fetched, nothing that may be in use is dropped.",
+			wantKept: true,
+		},
+		"RolloutDone": {
+			reason:      "No MachineSet or MachineDeployment uses the old template: it goes.",
+			machineSets: map[string][]MachineSet{"prod-eu-1-workers": {{Infra: "something-else"}}},
+			wantKept:    false,
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			obs := map[string]Observed{}
+			for k, o := range running {
+				if !tc.observedMD && strings.HasPrefix(k, keyMachineDeployment) {
+					o.References = nil
+				}
+				obs[k] = o
+			}
+			p := mustPlan(t, input(noZones, newClass, func(in *Input) { in.Observed, in.MachineSets = obs, tc.machineSets }))
+			kept := slices.ContainsFunc(p.Resources, func(r Resource) bool { return r.Object.GetName() == oldInfra })
+			if kept != tc.wantKept {
+				t.Errorf("%s\nold template %s kept: want %t, got %t (keys %v)", tc.reason, oldInfra, tc.wantKept, kept, keys(p))
+			}
+			if p.Refused != nil {
+				t.Errorf("%s\na template rotation is not refused: %v", tc.reason, p.Refused)
+			}
+		})
+	}
+}
+
+// TestDestructiveChangeGuard checks that a change that would delete the
+// backing of a running pool is refused unless the pool opts in.
+func TestDestructiveChangeGuard(t *testing.T) {
+	v1 := mustPlan(t, input())
+	cases := map[string]struct {
+		reason      string
+		replicas    int32
+		edit        func(*Input)
+		wantRefused string
+		wantKeys    func(v2 *Plan) []string
+	}{
+		"RemoveZoneWithNodes": {
+			reason:      "Removing a zone whose MachineDeployment runs nodes is refused: everything is kept as it is.",
+			replicas:    2,
+			edit:        func(in *Input) { in.Spec.Zones = []string{"eu-west-1a"} },
+			wantRefused: ReasonBackingReplaced,
+			wantKeys:    func(*Plan) []string { return keys(v1) },
+		},
+		"RemoveEmptyZone": {
+			reason:   "A zone scaled to 0 can go.",
+			replicas: 0,
+			edit:     func(in *Input) { in.Spec.Zones = []string{"eu-west-1a"} },
+		},
+		"SwitchBackend": {
+			reason:      "Moving a running pool to another backend is refused without the opt-in.",
+			replicas:    2,
+			edit:        func(in *Input) { in.Spec.Backend = v1alpha1.BackendMachinePool },
+			wantRefused: ReasonBackingReplaced,
+			wantKeys:    func(*Plan) []string { return keys(v1) },
+		},
+		"SwitchBackendOptedIn": {
+			reason:   "With the opt-in, the new backing is created and the old one kept until the new one is available.",
+			replicas: 2,
+			edit: func(in *Input) {
+				in.Spec.Backend, in.AllowReplacement = v1alpha1.BackendMachinePool, true
+			},
+			wantKeys: func(v2 *Plan) []string {
+				return slices.Sorted(slices.Values(append(keys(v1), "machinepool", "infrapool", keyOf(v2, "bootstrap-"))))
+			},
+		},
+		"MoveCluster": {
+			reason:      "A pool never moves its running nodes to another cluster.",
+			replicas:    2,
+			edit:        func(in *Input) { in.Spec.ClusterName = "prod-eu-2" },
+			wantRefused: ReasonClusterChanged,
+			wantKeys:    func(*Plan) []string { return keys(v1) },
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			obs := observe(t, v1, tc.replicas)
+			p := mustPlan(t, input(tc.edit, func(in *Input) { in.Observed, in.MachineSets = obs, map[string][]MachineSet{} }))
+			got := ""
+			if p.Refused != nil {
+				got = p.Refused.Reason
+			}
+			if got != tc.wantRefused {
+				t.Errorf("%s\nrefused: want %q, got %q (%v)", tc.reason, tc.wantRefused, got, p.Refused)
+			}
+			if tc.wantKeys != nil {
+				if diff := cmp.Diff(tc.wantKeys(p), keys(p)); diff != "" {
+					t.Errorf("%s\nemitted keys: -want, +got:\n%s", tc.reason, diff)
+				}
+			}
+		})
+	}
+}
+
+// TestReplacementCompletes checks that once the new backing is available
+// the old one is dropped.
+func TestReplacementCompletes(t *testing.T) {
+	v1 := mustPlan(t, input())
+	mp := func(in *Input) { in.Spec.Backend, in.AllowReplacement = v1alpha1.BackendMachinePool, true }
+	obs := observe(t, v1, 2)
+	v2 := mustPlan(t, input(mp, func(in *Input) { in.Observed = obs }))
+	for k, o := range observe(t, v2, 3) {
+		obs[k] = o
+	}
+	v3 := mustPlan(t, input(mp, func(in *Input) { in.Observed, in.MachineSets = obs, map[string][]MachineSet{} }))
+	for _, k := range keys(v3) {
+		if strings.HasPrefix(k, keyMachineDeployment) {
+			t.Errorf("the old MachineDeployment %s must go once the MachinePool is available; keys %v", k, keys(v3))
+		}
+	}
+	if !slices.Contains(keys(v3), keyMachinePool) {
+		t.Errorf("the new MachinePool must stay; keys %v", keys(v3))
+	}
+}
+
+func keyOf(p *Plan, prefix string) string {
+	for _, r := range p.Resources {
+		if strings.HasPrefix(r.Key, prefix) {
+			return r.Key
+		}
+	}
+	return ""
+}
