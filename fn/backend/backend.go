@@ -10,6 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
 	eksbootstrapv1 "sigs.k8s.io/cluster-api-provider-aws/v2/bootstrap/eks/api/v1beta2"
@@ -264,6 +265,37 @@ func MachinePool(p MachinePoolParams) *clusterv1.MachinePool {
 		mp.Annotations = ann
 	}
 	return mp
+}
+
+// HealthCheckParams describe a pool's MachineHealthCheck.
+type HealthCheckParams struct {
+	Name, Namespace, ClusterName string
+	// Selector selects the pool's Machines (over all its zones).
+	Selector                  map[string]string
+	NodeStartupTimeoutSeconds int32
+	UnhealthyNodeConditions   []clusterv1.UnhealthyNodeCondition
+	MaxUnhealthy              *intstr.IntOrString
+}
+
+// MachineHealthCheck builds the health check of a pool's Machines: Cluster
+// API replaces a machine whose Node does not start, or stays unhealthy, in
+// time, unless too many are unhealthy at once.
+func MachineHealthCheck(p HealthCheckParams) *clusterv1.MachineHealthCheck {
+	return &clusterv1.MachineHealthCheck{
+		TypeMeta:   metav1.TypeMeta{APIVersion: clusterv1.GroupVersion.String(), Kind: "MachineHealthCheck"},
+		ObjectMeta: objectMeta(p.Name, p.Namespace, p.ClusterName, nil),
+		Spec: clusterv1.MachineHealthCheckSpec{
+			ClusterName: p.ClusterName,
+			Selector:    metav1.LabelSelector{MatchLabels: p.Selector},
+			Checks: clusterv1.MachineHealthCheckChecks{
+				NodeStartupTimeoutSeconds: ptr.To(p.NodeStartupTimeoutSeconds),
+				UnhealthyNodeConditions:   p.UnhealthyNodeConditions,
+			},
+			Remediation: clusterv1.MachineHealthCheckRemediation{
+				TriggerIf: clusterv1.MachineHealthCheckRemediationTriggerIf{UnhealthyLessThanOrEqualTo: p.MaxUnhealthy},
+			},
+		},
+	}
 }
 
 // objectMeta is the metadata of a pool's MachineDeployment or MachinePool.

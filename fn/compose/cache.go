@@ -131,6 +131,7 @@ func (c *planCache) fingerprint(req *fnv1.RunFunctionRequest) fingerprint {
 		h = mix(seed, h, hashObserved(seed, req.GetObserved().GetResources()))
 		h = mix(seed, h, hashRequired(seed, req.GetRequiredResources()[requirementCluster]))
 		h = mix(seed, h, hashMachineSets(seed, req.GetRequiredResources()[requirementMachineSets]))
+		h = mix(seed, h, hashControlPlane(seed, req.GetRequiredResources()[requirementControlPlane]))
 		h = mix(seed, h, hashValue(seed, md["annotations"].GetStructValue().GetFields()[plan.AnnotationAllowReplacement]))
 		fp[i] = h
 	}
@@ -178,6 +179,19 @@ func hashRequired(seed maphash.Seed, rs *fnv1.Resources) uint64 {
 		spec := item.GetResource().GetFields()["spec"].GetStructValue().GetFields()
 		h = mix(seed, h, hashValue(seed, spec["infrastructureRef"]))
 		h = mix(seed, h, hashValue(seed, spec["controlPlaneRef"]))
+	}
+	return h
+}
+
+// hashControlPlane hashes the control plane's version, and whether it was
+// fetched and found.
+func hashControlPlane(seed maphash.Seed, rs *fnv1.Resources) uint64 {
+	if rs == nil {
+		return mix(seed, 11, 0)
+	}
+	h := mix(seed, 12, uint64(len(rs.GetItems())))
+	for _, item := range rs.GetItems() {
+		h = mix(seed, h, hashValue(seed, field(item.GetResource().GetFields(), "status", "version")))
 	}
 	return h
 }

@@ -46,6 +46,14 @@ const (
 	// of the pool is Available.
 	TypePoolAvailable = "PoolAvailable"
 
+	// TypeRolloutInProgress is True while a MachineDeployment or MachinePool
+	// of the pool has not replaced every machine with the current spec.
+	TypeRolloutInProgress = "RolloutInProgress"
+
+	// TypeUpgradePending is True while the pool is held below its target
+	// version until its control plane runs it.
+	TypeUpgradePending = "UpgradePending"
+
 	// TypeChangeRefused is True when a change of the spec was refused
 	// because it would delete the backing of a running pool.
 	TypeChangeRefused = "ChangeRefused"
@@ -61,6 +69,9 @@ const (
 	// requirementMachineSets are the live MachineSets of the pool's
 	// MachineDeployments, which keep old templates in use.
 	requirementMachineSets = "machinesets"
+	// requirementControlPlane is the Cluster's control plane, whose version
+	// workers never overtake.
+	requirementControlPlane = "controlplane"
 )
 
 // Labels Crossplane sets on a composite resource created for a claim.
@@ -151,6 +162,17 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 		}
 		in.Cluster = cl
 		in.MachineSets = machineSets(req)
+		if cl != nil && cl.ControlPlaneName != "" {
+			if av := plan.ControlPlaneAPIVersion(cl.ControlPlaneKind); av != "" {
+				rsp.Requirements.Resources[requirementControlPlane] = &fnv1.ResourceSelector{
+					ApiVersion: av,
+					Kind:       cl.ControlPlaneKind,
+					Match:      &fnv1.ResourceSelector_MatchName{MatchName: cl.ControlPlaneName},
+					Namespace:  &in.Namespace,
+				}
+				in.ControlPlane = controlPlane(req, cl)
+			}
+		}
 	}
 
 	pl, err := f.planner.Plan(in)
@@ -299,9 +321,24 @@ func cluster(req *fnv1.RunFunctionRequest) (c *plan.Cluster, resolved bool) {
 	}
 	spec := items[0].GetResource().GetFields()["spec"].GetStructValue().GetFields()
 	return &plan.Cluster{
-		InfrastructureKind: spec["infrastructureRef"].GetStructValue().GetFields()["kind"].GetStringValue(),
-		ControlPlaneKind:   spec["controlPlaneRef"].GetStructValue().GetFields()["kind"].GetStringValue(),
+		InfrastructureKind: field(spec, "infrastructureRef", "kind").GetStringValue(),
+		ControlPlaneKind:   field(spec, "controlPlaneRef", "kind").GetStringValue(),
+		ControlPlaneName:   field(spec, "controlPlaneRef", "name").GetStringValue(),
 	}, true
+}
+
+// controlPlane reads the Cluster's control plane from the required
+// resources: nil while not fetched, with an unknown version when missing.
+func controlPlane(req *fnv1.RunFunctionRequest, cl *plan.Cluster) *plan.ControlPlane {
+	rs, ok := req.GetRequiredResources()[requirementControlPlane]
+	if !ok {
+		return nil
+	}
+	cp := &plan.ControlPlane{Kind: cl.ControlPlaneKind, Name: cl.ControlPlaneName}
+	if items := rs.GetItems(); len(items) > 0 {
+		cp.Version = field(items[0].GetResource().GetFields(), "status", "version").GetStringValue()
+	}
+	return cp
 }
 
 // policy decodes the policy input, or finds it decoded in the cache.
@@ -341,6 +378,8 @@ func observed(rs map[string]*fnv1.Resource) map[string]plan.Observed {
 			UpToDateReplicas:   int32Field(st, "upToDateReplicas"),
 			Name:               md["name"].GetStringValue(),
 			ClusterName:        spec["clusterName"].GetStringValue(),
+			Version:            field(spec, "template", "spec", "version").GetStringValue(),
+			InfraKind:          field(spec, "template", "spec", "infrastructureRef", "kind").GetStringValue(),
 			SpecReplicas:       int32Field(spec, "replicas"),
 			Object:             keepable(f),
 		}
@@ -499,5 +538,19 @@ func conditions(p *plan.Plan) []*fnv1.Condition {
 		c.Status, c.Reason = fnv1.Status_STATUS_CONDITION_FALSE, "Unavailable"
 		c.Message = ptr.To("not available yet: " + strings.Join(unready, ", "))
 	}
-	return []*fnv1.Condition{c, refused}
+	upgrade := &fnv1.Condition{
+		Type: TypeUpgradePending, Status: fnv1.Status_STATUS_CONDITION_FALSE, Reason: "AtTarget",
+		Target: fnv1.Target_TARGET_COMPOSITE_AND_CLAIM.Enum(),
+	}
+	if u := p.UpgradePending; u != nil {
+		upgrade.Status, upgrade.Reason, upgrade.Message = fnv1.Status_STATUS_CONDITION_TRUE, "WaitingForControlPlane", ptr.To(u.String())
+	}
+	roll := &fnv1.Condition{
+		Type: TypeRolloutInProgress, Status: fnv1.Status_STATUS_CONDITION_FALSE, Reason: "RolledOut",
+		Target: fnv1.Target_TARGET_COMPOSITE_AND_CLAIM.Enum(),
+	}
+	if len(p.Rolling) > 0 {
+		roll.Status, roll.Reason, roll.Message = fnv1.Status_STATUS_CONDITION_TRUE, "Rolling", ptr.To("rolling out: "+strings.Join(p.Rolling, ", "))
+	}
+	return []*fnv1.Condition{c, refused, upgrade, roll}
 }

@@ -123,7 +123,7 @@ func TestRunFunctionFatal(t *testing.T) {
 			req: newRequest(`{"apiVersion": "fleet.nodepool.dev/v1alpha1", "kind": "FleetNodePool",
 				"metadata": {"name": "w", "namespace": "a"},
 				"spec": {"clusterName": "c", "provider": "aws", "machine": {"class": "huge"}, "scaling": {"min": 3, "max": 2}}}`, policyJSON),
-			want: fatalWith(requirements("a", "c", "w"), `invalid FleetNodePool: spec.machine.class: Unsupported value: "huge": supported values: "medium"; `+
+			want: fatalWith(withControlPlane(requirements("a", "c", "w"), "a", "prod-eu-1"), `invalid FleetNodePool: spec.machine.class: Unsupported value: "huge": supported values: "medium"; `+
 				`spec.scaling.min: Invalid value: 3: must be less than or equal to spec.scaling.max (2): lower min or raise max`),
 		},
 		"ClusterScopedWithoutClaim": {
@@ -176,6 +176,7 @@ func TestRunFunctionComposes(t *testing.T) {
 			"infra-99c30da9":     {Kind: "AWSMachineTemplate", Name: "prod-eu-1-workers-99c30da9", Namespace: ns, Ready: fnv1.Ready_READY_FALSE},
 			"bootstrap-e8609f59": {Kind: "KubeadmConfigTemplate", Name: "prod-eu-1-workers-e8609f59", Namespace: ns, Ready: fnv1.Ready_READY_FALSE},
 			"machinedeployment":  {Kind: "MachineDeployment", Name: "prod-eu-1-workers", Namespace: ns, Ready: fnv1.Ready_READY_FALSE},
+			"machinehealthcheck": {Kind: "MachineHealthCheck", Name: "prod-eu-1-workers", Namespace: ns, Ready: fnv1.Ready_READY_FALSE},
 		}
 	}
 	cases := map[string]struct {
@@ -215,7 +216,9 @@ func TestRunFunctionComposes(t *testing.T) {
 			if diff := cmp.Diff(tc.want, summarize(rsp)); diff != "" {
 				t.Errorf("%s\nRunFunction(...): -want desired, +got desired:\n%s", tc.reason, diff)
 			}
-			wantStatus := resource.MustStructJSON(`{"provider": "aws", "backend": "MachineDeployment", "version": "v1.33.4", "machineType": "m6i.xlarge"}`)
+			wantStatus := resource.MustStructJSON(`{"provider": "aws", "backend": "MachineDeployment", "version": "v1.33.4", "targetVersion": "v1.33.4",
+				"machineType": "m6i.xlarge", "revisions": ["prod-eu-1-workers-99c30da9", "prod-eu-1-workers-e8609f59"],
+				"changes": [{"object": "MachineDeployment/prod-eu-1-workers", "action": "Create"}]}`)
 			if diff := cmp.Diff(wantStatus, rsp.GetDesired().GetComposite().GetResource().GetFields()["status"].GetStructValue(), protocmp.Transform()); diff != "" {
 				t.Errorf("%s\nRunFunction(...): -want status, +got status:\n%s", tc.reason, diff)
 			}
@@ -225,6 +228,12 @@ func TestRunFunctionComposes(t *testing.T) {
 				Target:  fnv1.Target_TARGET_COMPOSITE_AND_CLAIM.Enum(),
 			}, {
 				Type: TypeChangeRefused, Status: fnv1.Status_STATUS_CONDITION_FALSE, Reason: "ChangeApplied",
+				Target: fnv1.Target_TARGET_COMPOSITE_AND_CLAIM.Enum(),
+			}, {
+				Type: TypeUpgradePending, Status: fnv1.Status_STATUS_CONDITION_FALSE, Reason: "AtTarget",
+				Target: fnv1.Target_TARGET_COMPOSITE_AND_CLAIM.Enum(),
+			}, {
+				Type: TypeRolloutInProgress, Status: fnv1.Status_STATUS_CONDITION_FALSE, Reason: "RolledOut",
 				Target: fnv1.Target_TARGET_COMPOSITE_AND_CLAIM.Enum(),
 			}}
 			if diff := cmp.Diff(wantCond, rsp.GetConditions(), protocmp.Transform()); diff != "" {
@@ -256,3 +265,12 @@ func TestRunFunctionDeterministic(t *testing.T) {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// withControlPlane adds the kubeadm control plane requirement.
+func withControlPlane(r *fnv1.Requirements, ns, name string) *fnv1.Requirements {
+	r.Resources["controlplane"] = &fnv1.ResourceSelector{
+		ApiVersion: "controlplane.cluster.x-k8s.io/v1beta2", Kind: "KubeadmControlPlane",
+		Match: &fnv1.ResourceSelector_MatchName{MatchName: name}, Namespace: &ns,
+	}
+	return r
+}

@@ -12,6 +12,7 @@ import (
 	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
 
 	"github.com/fleetnodepool/function-fleetnodepool/apis/fleet/v1alpha1"
+	"github.com/fleetnodepool/function-fleetnodepool/apis/input/v1beta1"
 )
 
 var (
@@ -39,7 +40,7 @@ func TestBackendSelection(t *testing.T) {
 		"AutoOnKubeadm": {
 			reason:      "Auto on a self-managed cluster is the policy's default, MachineDeployment when it sets none.",
 			wantBackend: v1alpha1.BackendMachineDeployment,
-			wantKinds:   []string{"AWSMachineTemplate", "KubeadmConfigTemplate", "MachineDeployment"},
+			wantKinds:   []string{"AWSMachineTemplate", "KubeadmConfigTemplate", "MachineDeployment", "MachineHealthCheck"},
 		},
 		"AutoOnKubeadmPolicyMachinePool": {
 			reason:      "The policy can make Auto mean an Auto Scaling group on self-managed clusters.",
@@ -57,7 +58,7 @@ func TestBackendSelection(t *testing.T) {
 			reason:      "Self-managed EKS nodes bootstrap with nodeadm (AL2023).",
 			edit:        func(in *Input) { in.Cluster, in.Spec.Backend = eks, v1alpha1.BackendMachineDeployment },
 			wantBackend: v1alpha1.BackendMachineDeployment,
-			wantKinds:   []string{"AWSMachineTemplate", "MachineDeployment", "NodeadmConfigTemplate"},
+			wantKinds:   []string{"AWSMachineTemplate", "MachineDeployment", "MachineHealthCheck", "NodeadmConfigTemplate"},
 		},
 		"AutoOnAKS": {
 			reason:      "Auto on AKS is an ASO agent pool.",
@@ -250,5 +251,46 @@ func TestClusterNotFound(t *testing.T) {
 	var nf *ClusterNotFoundError
 	if !errorsAs(err, &nf) || nf.Name != "prod-eu-1" || nf.Namespace != "team-a" {
 		t.Errorf("Plan(...) without a Cluster: want a ClusterNotFoundError for team-a/prod-eu-1, got %v", err)
+	}
+}
+
+func TestHealthCheck(t *testing.T) {
+	cases := map[string]struct {
+		reason string
+		edit   func(*Input)
+		want   bool
+	}{
+		"DefaultOn": {reason: "MachineDeployment pools get a MachineHealthCheck by default.", want: true},
+		"PoolOff":   {reason: "A pool can turn it off.", edit: func(in *Input) { in.Spec.HealthCheck = &v1alpha1.HealthCheck{Enabled: ptr.To(false)} }, want: false},
+		"PolicyOff": {reason: "The policy can turn it off by default.", edit: func(in *Input) { in.Policy.Defaults.HealthCheck = &v1beta1.HealthCheckPolicy{Enabled: ptr.To(false)} }, want: false},
+		"PolicyOffPoolOn": {reason: "A pool can turn it on against the policy's default.", edit: func(in *Input) {
+			in.Policy.Defaults.HealthCheck = &v1beta1.HealthCheckPolicy{Enabled: ptr.To(false)}
+			in.Spec.HealthCheck = &v1alpha1.HealthCheck{Enabled: ptr.To(true)}
+		}, want: true},
+		"MachinePoolNone": {reason: "MachinePools get none: Cluster API cannot remediate their machines.", edit: func(in *Input) { in.Spec.Backend = v1alpha1.BackendMachinePool }, want: false},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			var edits []func(*Input)
+			if tc.edit != nil {
+				edits = append(edits, tc.edit)
+			}
+			p := mustPlan(t, input(edits...))
+			var mhc *clusterv1.MachineHealthCheck
+			for _, r := range p.Resources {
+				if m, ok := r.Object.(*clusterv1.MachineHealthCheck); ok {
+					mhc = m
+				}
+			}
+			if (mhc != nil) != tc.want {
+				t.Fatalf("%s\nMachineHealthCheck: want %t, got %v", tc.reason, tc.want, mhc)
+			}
+			if mhc != nil {
+				want := map[string]string{clusterv1.ClusterNameLabel: "prod-eu-1", "fleet.nodepool.dev/pool": "workers"}
+				if diff := cmp.Diff(want, mhc.Spec.Selector.MatchLabels); diff != "" {
+					t.Errorf("%s\nthe health check must select the pool's machines in every zone: -want, +got:\n%s", tc.reason, diff)
+				}
+			}
+		})
 	}
 }

@@ -13,9 +13,9 @@ import (
 type Cluster struct {
 	// InfrastructureKind is the kind of spec.infrastructureRef, e.g. AWSCluster.
 	InfrastructureKind string
-	// ControlPlaneKind is the kind of spec.controlPlaneRef, e.g.
-	// KubeadmControlPlane.
-	ControlPlaneKind string
+	// ControlPlaneKind and ControlPlaneName name spec.controlPlaneRef, e.g.
+	// KubeadmControlPlane prod-eu-1.
+	ControlPlaneKind, ControlPlaneName string
 }
 
 // platforms maps a Cluster's infrastructure and control-plane kinds to the

@@ -11,6 +11,7 @@ import (
 	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
 
 	"github.com/fleetnodepool/function-fleetnodepool/apis/fleet/v1alpha1"
+	"github.com/fleetnodepool/function-fleetnodepool/fn/provider"
 )
 
 // AnnotationAllowReplacement on a FleetNodePool opts in to changes that
@@ -35,6 +36,7 @@ type Refusal struct {
 const (
 	ReasonBackingReplaced = "BackingReplaced"
 	ReasonClusterChanged  = "ClusterChanged"
+	ReasonProviderChanged = "ProviderChanged"
 )
 
 // keep decides, from what is observed, which composed objects of the
@@ -72,7 +74,7 @@ func keep(p *Plan, in Input) *Refusal {
 		// Opted in: keep the old backing until every new one is available.
 		if !p.available(in.Observed) {
 			for _, k := range sortedKeys(in.Observed) {
-				if !desired[k] && (isBacking(k) || isTemplate(k)) {
+				if !desired[k] && (isBacking(k) || isTemplate(k) || k == keyHealthCheck) {
 					p.Resources = append(p.Resources, passThrough(k, in.Observed[k]))
 				}
 			}
@@ -96,19 +98,35 @@ func keep(p *Plan, in Input) *Refusal {
 	return nil
 }
 
-// clusterChange refuses moving running objects to another cluster: Cluster
-// API forbids it, and it would strand the nodes.
+// clusterChange refuses moving running objects to another cluster or cloud:
+// Cluster API forbids the one, and neither can keep the nodes.
 func clusterChange(p *Plan, in Input) *Refusal {
 	for _, r := range p.Resources {
 		o, ok := in.Observed[r.Key]
-		if !ok || !isBacking(r.Key) || o.ClusterName == "" || o.ClusterName == in.Spec.ClusterName {
+		if !ok || !isBacking(r.Key) {
 			continue
 		}
-		return &Refusal{Reason: ReasonClusterChanged, Message: fmt.Sprintf(
-			"%s runs in Cluster %s, not %s: a pool cannot move to another cluster; nothing was changed. "+
-				"Create a new FleetNodePool for %s and delete this one", o.Name, o.ClusterName, in.Spec.ClusterName, in.Spec.ClusterName)}
+		if o.ClusterName != "" && o.ClusterName != in.Spec.ClusterName {
+			return &Refusal{Reason: ReasonClusterChanged, Message: fmt.Sprintf(
+				"%s runs in Cluster %s, not %s: a pool cannot move to another cluster; nothing was changed. "+
+					"Create a new FleetNodePool for %s and delete this one", o.Name, o.ClusterName, in.Spec.ClusterName, in.Spec.ClusterName)}
+		}
+		want, _, _ := unstructured.NestedString(mustMap(r.Object), "spec", "template", "spec", "infrastructureRef", "kind")
+		if o.InfraKind != "" && want != "" && o.InfraKind != want {
+			return &Refusal{Reason: ReasonProviderChanged, Message: fmt.Sprintf(
+				"%s runs on %s machines, and the change would move it to %s: nodes cannot move between clouds; nothing was changed. "+
+					"Create a new FleetNodePool and delete this one", o.Name, o.InfraKind, want)}
+		}
 	}
 	return nil
+}
+
+func mustMap(o any) map[string]any {
+	m, err := provider.JSONMap(o)
+	if err != nil {
+		return nil
+	}
+	return m
 }
 
 // available reports whether every MachineDeployment or MachinePool of the

@@ -29,6 +29,12 @@ func observe(t *testing.T, p *Plan, replicas int32) map[string]Observed {
 			spec, _ := b["spec"].(map[string]any)
 			o.ClusterName, _ = spec["clusterName"].(string)
 			ts, _ := spec["template"].(map[string]any)["spec"].(map[string]any)
+			if m, _ := ts["infrastructureRef"].(map[string]any); m != nil {
+				o.InfraKind, _ = m["kind"].(string)
+			}
+			if v, _ := ts["version"].(string); v != "" {
+				o.Version = v
+			}
 			for _, ref := range []string{"infrastructureRef", "bootstrap"} {
 				m, _ := ts[ref].(map[string]any)
 				if ref == "bootstrap" {
@@ -156,6 +162,17 @@ func TestDestructiveChangeGuard(t *testing.T) {
 				return slices.Sorted(slices.Values(append(keys(v1), "machinepool", "infrapool", keyOf(v2, "bootstrap-"))))
 			},
 		},
+		"SwitchProvider": {
+			reason:   "Moving a running pool to another cloud is refused, opt-in or not.",
+			replicas: 2,
+			edit: func(in *Input) {
+				onAzure(in)
+				in.Spec.Zones = []string{"eu-west-1a", "eu-west-1b"}
+				in.AllowReplacement = true
+			},
+			wantRefused: ReasonProviderChanged,
+			wantKeys:    func(*Plan) []string { return keys(v1) },
+		},
 		"MoveCluster": {
 			reason:      "A pool never moves its running nodes to another cluster.",
 			replicas:    2,
@@ -211,5 +228,66 @@ func keyOf(p *Plan, prefix string) string {
 			return r.Key
 		}
 	}
+	return ""
+}
+
+func TestPreview(t *testing.T) {
+	noZones := func(in *Input) { in.Spec.Zones = nil }
+	v1 := mustPlan(t, input(noZones))
+	obs := observe(t, v1, 3)
+	at := func(v string) func(*Input) {
+		return func(in *Input) {
+			in.Observed, in.MachineSets = obs, map[string][]MachineSet{}
+			in.ControlPlane = &ControlPlane{Kind: "KubeadmControlPlane", Name: "prod-eu-1", Version: v}
+		}
+	}
+	cases := map[string]struct {
+		reason string
+		edit   func(*Input)
+		cp     string
+		want   []v1alpha1.Change
+	}{
+		"VersionBump": {
+			reason: "A version bump replaces every node: the version and the image-pinned template change.",
+			edit:   func(in *Input) { in.Policy.Channels["stable"] = "v1.34.1" },
+			cp:     "v1.34.1",
+			want: []v1alpha1.Change{{Object: "MachineDeployment/prod-eu-1-workers", Action: v1alpha1.ChangeReplace, Reasons: []string{
+				"version v1.33.4 -> v1.34.1", "infrastructureRef " + infraName(t, v1) + " -> " + infraName(t, mustPlan(t, input(noZones, func(in *Input) {
+					in.Policy.Channels["stable"] = "v1.34.1"
+				}))),
+			}}},
+		},
+		"VersionBumpHeld": {
+			reason: "A bump the control plane has not reached replaces nothing yet.",
+			edit:   func(in *Input) { in.Policy.Channels["stable"] = "v1.34.1" },
+			cp:     "v1.33.4",
+		},
+		"Scaling": {
+			reason: "New autoscaler bounds change the MachineDeployment in place.",
+			edit:   func(in *Input) { in.Spec.Scaling.Max = ptr.To[int32](20) },
+			cp:     "v1.33.4",
+			want: []v1alpha1.Change{{Object: "MachineDeployment/prod-eu-1-workers", Action: v1alpha1.ChangeInPlace, Reasons: []string{
+				"autoscaler bounds 2-10 -> 2-20",
+			}}},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			p := mustPlan(t, input(noZones, tc.edit, at(tc.cp)))
+			if diff := cmp.Diff(tc.want, p.Status.Changes); diff != "" {
+				t.Errorf("%s\nstatus.changes: -want, +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
+
+func infraName(t *testing.T, p *Plan) string {
+	t.Helper()
+	for _, r := range p.Resources {
+		if strings.HasPrefix(r.Key, keyInfra+"-") {
+			return r.Object.GetName()
+		}
+	}
+	t.Fatal("no infrastructure template")
 	return ""
 }

@@ -11,7 +11,12 @@ import (
 	"slices"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/utils/ptr"
+
+	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
 
 	"github.com/crossplane/crossplane-runtime/v2/pkg/errors"
 
@@ -37,6 +42,7 @@ const (
 	keyInfraPool         = "infrapool"
 	keyInfra             = "infra"
 	keyBootstrap         = "bootstrap"
+	keyHealthCheck       = "machinehealthcheck"
 )
 
 // An Input is everything one plan is made from.
@@ -52,6 +58,8 @@ type Input struct {
 	Policy *v1beta1.Policy
 	// Cluster is the pool's Cluster API Cluster, nil if it does not exist.
 	Cluster *Cluster
+	// ControlPlane is the Cluster's control plane, nil when not known.
+	ControlPlane *ControlPlane
 	// Observed is what exists of the pool's composed objects, by key.
 	Observed map[string]Observed
 	// MachineSets are the live MachineSets of the pool's MachineDeployments,
@@ -75,7 +83,10 @@ type Observed struct {
 	// Name of the object, the cluster it belongs to (spec.clusterName) and
 	// its spec.replicas.
 	Name, ClusterName string
-	SpecReplicas      *int32
+	// Version and infrastructure kind of a MachineDeployment's or
+	// MachinePool's machines.
+	Version, InfraKind string
+	SpecReplicas       *int32
 	// References are the templates a MachineDeployment or MachinePool
 	// points at.
 	References []string
@@ -104,6 +115,10 @@ type Plan struct {
 	// Refused says why the spec's change was not made, if it was not: the
 	// plan then keeps what exists.
 	Refused *Refusal
+	// UpgradePending says the pool waits for its control plane, if it does.
+	UpgradePending *UpgradePending
+	// Rolling names the MachineDeployments and MachinePool still rolling.
+	Rolling []string
 }
 
 // A Planner plans pools.
@@ -166,11 +181,15 @@ func (pl *Planner) Plan(in Input) (*Plan, error) {
 		return nil, &InvalidError{Errs: errs}
 	}
 
-	p := &Plan{Status: v1alpha1.FleetNodePoolStatus{
-		Provider:    r.provider.Name(),
-		Backend:     r.pool.Backend,
-		Version:     r.pool.Version,
-		MachineType: r.pool.MachineType,
+	target := r.pool.Version
+	var pending *UpgradePending
+	r.pool.Version, pending = sequence(target, currentVersion(in.Observed), in.ControlPlane)
+	p := &Plan{UpgradePending: pending, Status: v1alpha1.FleetNodePoolStatus{
+		Provider:      r.provider.Name(),
+		Backend:       r.pool.Backend,
+		Version:       r.pool.Version,
+		TargetVersion: target,
+		MachineType:   r.pool.MachineType,
 	}}
 	if r.pool.Backend == v1alpha1.BackendMachineDeployment {
 		zones := in.Spec.Zones
@@ -182,11 +201,17 @@ func (pl *Planner) Plan(in Input) (*Plan, error) {
 				return nil, err
 			}
 		}
+		healthCheck(p, in)
 	} else if err := pl.machinePool(p, in, r); err != nil {
 		return nil, err
 	}
 	p.Refused = keep(p, in)
 	p.Status = rollup(p, in.Observed)
+	p.Status.Revisions = revisions(p)
+	if p.Refused == nil {
+		p.Status.Changes = preview(p, in)
+	}
+	p.Rolling = rolling(p, in.Observed)
 	return p, nil
 }
 
@@ -226,6 +251,60 @@ func (pl *Planner) machineDeployment(p *Plan, in Input, r *resolved, zone string
 	})
 	p.add(in.Observed, Resource{Key: key(keyMachineDeployment, zkey), Object: md}, false)
 	return nil
+}
+
+// Health check defaults.
+const (
+	defaultNodeStartupTimeout = 600
+	defaultUnhealthyTimeout   = 300
+	defaultMaxUnhealthy       = "40%"
+)
+
+// healthCheck adds the pool's MachineHealthCheck, unless the pool or the
+// policy turns it off. Only MachineDeployment pools get one: Cluster API
+// cannot remediate MachinePool machines.
+func healthCheck(p *Plan, in Input) {
+	pol := in.Policy.Defaults.HealthCheck
+	if pol == nil {
+		pol = &v1beta1.HealthCheckPolicy{}
+	}
+	enabled := ptr.Deref(pol.Enabled, true)
+	if hc := in.Spec.HealthCheck; hc != nil && hc.Enabled != nil {
+		enabled = *hc.Enabled
+	}
+	if !enabled {
+		return
+	}
+	conds := []clusterv1.UnhealthyNodeCondition{
+		{Type: corev1.NodeReady, Status: corev1.ConditionFalse, TimeoutSeconds: ptr.To[int32](defaultUnhealthyTimeout)},
+		{Type: corev1.NodeReady, Status: corev1.ConditionUnknown, TimeoutSeconds: ptr.To[int32](defaultUnhealthyTimeout)},
+	}
+	if len(pol.UnhealthyNodeConditions) > 0 {
+		conds = conds[:0]
+		for _, c := range pol.UnhealthyNodeConditions {
+			conds = append(conds, clusterv1.UnhealthyNodeCondition{
+				Type: corev1.NodeConditionType(c.Type), Status: corev1.ConditionStatus(c.Status), TimeoutSeconds: ptr.To(c.TimeoutSeconds),
+			})
+		}
+	}
+	maxUnhealthy := pol.MaxUnhealthy
+	if maxUnhealthy == nil {
+		maxUnhealthy = ptr.To(intstr.FromString(defaultMaxUnhealthy))
+	}
+	mhc := backend.MachineHealthCheck(backend.HealthCheckParams{
+		Name:        Name(in.Spec.ClusterName, in.Name),
+		Namespace:   in.Namespace,
+		ClusterName: in.Spec.ClusterName,
+		Selector: map[string]string{
+			clusterv1.ClusterNameLabel: in.Spec.ClusterName,
+			backend.PoolLabel:          in.Name,
+		},
+		NodeStartupTimeoutSeconds: ptr.Deref(pol.NodeStartupTimeoutSeconds, defaultNodeStartupTimeout),
+		UnhealthyNodeConditions:   conds,
+		MaxUnhealthy:              maxUnhealthy,
+	})
+	mhc.Labels[backend.PoolLabel] = in.Name
+	p.add(in.Observed, Resource{Key: keyHealthCheck, Object: mhc}, true)
 }
 
 // machinePool plans the MachinePool of a pool, with its infrastructure
@@ -321,6 +400,23 @@ func rollup(p *Plan, observed map[string]Observed) v1alpha1.FleetNodePoolStatus 
 		s.UpToDateReplicas = add(s.UpToDateReplicas, o.UpToDateReplicas)
 	}
 	return s
+}
+
+// currentVersion is the version the pool's machines are asked to run now:
+// the lowest of its observed MachineDeployments and MachinePool.
+func currentVersion(observed map[string]Observed) string {
+	cur := ""
+	for k, o := range observed {
+		if !isBacking(k) || o.Version == "" {
+			continue
+		}
+		v, ok := parseVersion(o.Version)
+		c, _ := parseVersion(cur)
+		if ok && (cur == "" || c.newerThan(v)) {
+			cur = o.Version
+		}
+	}
+	return cur
 }
 
 // IsPool reports whether an object runs the pool's machines: a

@@ -351,7 +351,7 @@ func TestReadinessAndStatus(t *testing.T) {
 	}{
 		"NothingObserved": {
 			reason:    "Nothing exists yet: nothing is ready.",
-			wantReady: map[string]bool{"AWSMachineTemplate": false, "KubeadmConfigTemplate": false, "MachineDeployment": false},
+			wantReady: map[string]bool{"AWSMachineTemplate": false, "KubeadmConfigTemplate": false, "MachineDeployment": false, "MachineHealthCheck": false},
 		},
 		"TemplatesExistDeploymentRolling": {
 			reason: "Templates are ready once they exist; a MachineDeployment whose controller has not seen its spec is not.",
@@ -359,8 +359,9 @@ func TestReadinessAndStatus(t *testing.T) {
 				keys["AWSMachineTemplate"]:    {},
 				keys["KubeadmConfigTemplate"]: {},
 				keys["MachineDeployment"]:     {Generation: 3, ObservedGeneration: 2, Available: true, Replicas: ptr.To[int32](2), ReadyReplicas: ptr.To[int32](1)},
+				keys["MachineHealthCheck"]:    {},
 			},
-			wantReady: map[string]bool{"AWSMachineTemplate": true, "KubeadmConfigTemplate": true, "MachineDeployment": false},
+			wantReady: map[string]bool{"AWSMachineTemplate": true, "KubeadmConfigTemplate": true, "MachineDeployment": false, "MachineHealthCheck": true},
 			wantRepl:  ptr.To[int32](2),
 		},
 		"Available": {
@@ -369,8 +370,9 @@ func TestReadinessAndStatus(t *testing.T) {
 				keys["AWSMachineTemplate"]:    {},
 				keys["KubeadmConfigTemplate"]: {},
 				keys["MachineDeployment"]:     {Generation: 3, ObservedGeneration: 3, Available: true, Replicas: ptr.To[int32](3)},
+				keys["MachineHealthCheck"]:    {},
 			},
-			wantReady: map[string]bool{"AWSMachineTemplate": true, "KubeadmConfigTemplate": true, "MachineDeployment": true},
+			wantReady: map[string]bool{"AWSMachineTemplate": true, "KubeadmConfigTemplate": true, "MachineDeployment": true, "MachineHealthCheck": true},
 			wantRepl:  ptr.To[int32](3),
 		},
 	}

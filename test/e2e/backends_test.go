@@ -46,7 +46,7 @@ func TestRenderAutoBackend(t *testing.T) {
 		"Kubeadm": {
 			reason:   "On a kubeadm Cluster, Auto is the policy's default backend, MachineDeployment.",
 			required: "testdata/auto-kubeadm",
-			want:     []string{"AWSMachineTemplate", "KubeadmConfigTemplate", "MachineDeployment"},
+			want:     []string{"AWSMachineTemplate", "KubeadmConfigTemplate", "MachineDeployment", "MachineHealthCheck"},
 		},
 	}
 	for name, tc := range cases {

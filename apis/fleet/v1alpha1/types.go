@@ -110,6 +110,12 @@ type FleetNodePoolSpec struct {
 	// +optional
 	Rollout *Rollout `json:"rollout,omitempty"`
 
+	// HealthCheck turns the pool's MachineHealthCheck on or off. The
+	// platform policy decides the default and the checks. MachinePools have
+	// none: Cluster API cannot remediate their machines.
+	// +optional
+	HealthCheck *HealthCheck `json:"healthCheck,omitempty"`
+
 	// AWS holds the few AWS-only settings a pool may override.
 	// +optional
 	AWS *AWSOptions `json:"aws,omitempty"`
@@ -209,6 +215,13 @@ type Rollout struct {
 	MaxUnavailable *intstr.IntOrString `json:"maxUnavailable,omitempty"`
 }
 
+// HealthCheck configures a pool's MachineHealthCheck.
+type HealthCheck struct {
+	// Enabled turns the health check on or off.
+	// +optional
+	Enabled *bool `json:"enabled,omitempty"`
+}
+
 // AWSOptions are AWS-only settings of a pool.
 type AWSOptions struct {
 	// AMI is the ID of the machine image to boot, e.g. ami-0123456789abcdef0.
@@ -260,6 +273,11 @@ type FleetNodePoolStatus struct {
 	// +optional
 	Version string `json:"version,omitempty"`
 
+	// TargetVersion is the version the pool moves to once its control plane
+	// runs it (condition UpgradePending).
+	// +optional
+	TargetVersion string `json:"targetVersion,omitempty"`
+
 	// MachineType is the provider instance type the pool resolved to.
 	// +optional
 	MachineType string `json:"machineType,omitempty"`
@@ -280,6 +298,45 @@ type FleetNodePoolStatus struct {
 	// templates and version.
 	// +optional
 	UpToDateReplicas *int32 `json:"upToDateReplicas,omitempty"`
+
+	// Revisions are the templates the pool keeps: the current ones and the
+	// previous ones machines still run from.
+	// +optional
+	// +listType=atomic
+	Revisions []string `json:"revisions,omitempty"`
+
+	// Changes preview what the current change does to each
+	// MachineDeployment or MachinePool: which replace their nodes and why,
+	// and which change in place.
+	// +optional
+	// +listType=atomic
+	Changes []Change `json:"changes,omitempty"`
+}
+
+// A ChangeAction is what a change does to the machines of an object.
+type ChangeAction string
+
+// Change actions.
+const (
+	// ChangeCreate creates a new MachineDeployment or MachinePool.
+	ChangeCreate ChangeAction = "Create"
+	// ChangeReplace rolls the object's nodes: each is replaced.
+	ChangeReplace ChangeAction = "Replace"
+	// ChangeInPlace changes the object without replacing nodes.
+	ChangeInPlace ChangeAction = "InPlace"
+)
+
+// A Change is what the current change does to one MachineDeployment or
+// MachinePool of the pool.
+type Change struct {
+	// Object is the MachineDeployment or MachinePool, as Kind/name.
+	Object string `json:"object"`
+	// Action is what happens to its nodes.
+	Action ChangeAction `json:"action"`
+	// Reasons say what changed, e.g. "version v1.33.4 -> v1.34.1".
+	// +optional
+	// +listType=atomic
+	Reasons []string `json:"reasons,omitempty"`
 }
 
 // A FleetNodePool is a provider-neutral pool of worker nodes for a Cluster

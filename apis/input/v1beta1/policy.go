@@ -2,6 +2,7 @@ package v1beta1
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/fleetnodepool/function-fleetnodepool/apis/fleet/v1alpha1"
 )
@@ -78,6 +79,54 @@ type Defaults struct {
 	// Rollout is the rollout of pools that do not set one.
 	// +optional
 	Rollout *v1alpha1.Rollout `json:"rollout,omitempty"`
+
+	// HealthCheck is the MachineHealthCheck of MachineDeployment pools.
+	// +optional
+	HealthCheck *HealthCheckPolicy `json:"healthCheck,omitempty"`
+}
+
+// HealthCheckPolicy is how pools' machines are checked and remediated.
+type HealthCheckPolicy struct {
+	// Enabled is whether pools get a MachineHealthCheck unless they say
+	// otherwise. Default true.
+	// +optional
+	Enabled *bool `json:"enabled,omitempty"`
+
+	// NodeStartupTimeoutSeconds is how long a machine may take to get a
+	// Node before it is remediated. Default 600.
+	// +optional
+	// +kubebuilder:validation:Minimum=30
+	NodeStartupTimeoutSeconds *int32 `json:"nodeStartupTimeoutSeconds,omitempty"`
+
+	// UnhealthyNodeConditions mark a machine unhealthy when one holds for
+	// its timeout. Default: Ready False or Unknown for 300 seconds.
+	// +optional
+	// +listType=atomic
+	UnhealthyNodeConditions []UnhealthyNodeCondition `json:"unhealthyNodeConditions,omitempty"`
+
+	// MaxUnhealthy stops remediation when more of a pool's machines are
+	// unhealthy (a number or a percentage): a wider outage is not fixed by
+	// replacing machines. Default 40%.
+	// +optional
+	// +kubebuilder:validation:XIntOrString
+	MaxUnhealthy *intstr.IntOrString `json:"maxUnhealthy,omitempty"`
+}
+
+// UnhealthyNodeCondition is a Node condition that makes a machine
+// unhealthy when it holds for TimeoutSeconds.
+type UnhealthyNodeCondition struct {
+	// Type of the Node condition, e.g. Ready.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	Type string `json:"type"`
+	// Status of the condition: True, False or Unknown.
+	// +required
+	// +kubebuilder:validation:Enum=True;False;Unknown
+	Status string `json:"status"`
+	// TimeoutSeconds the condition must hold.
+	// +required
+	// +kubebuilder:validation:Minimum=0
+	TimeoutSeconds int32 `json:"timeoutSeconds"`
 }
 
 // Limits bound what a FleetNodePool may ask for.

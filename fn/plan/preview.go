@@ -1,0 +1,177 @@
+package plan
+
+import (
+	"fmt"
+	"maps"
+	"reflect"
+	"slices"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/fleetnodepool/function-fleetnodepool/apis/fleet/v1alpha1"
+	"github.com/fleetnodepool/function-fleetnodepool/fn/provider"
+)
+
+// sizeFields are the fields of an infrastructure machine pool that change
+// its size in place; any other change of its spec rolls its nodes (an ASG
+// instance refresh, a scale set model update, a node group update).
+var sizeFields = []string{"minSize", "maxSize", "scaling"}
+
+// preview says what the plan does to each MachineDeployment and MachinePool
+// compared with what runs: which replace their nodes and why, and which
+// change in place.
+func preview(p *Plan, in Input) []v1alpha1.Change {
+	var out []v1alpha1.Change
+	for _, r := range p.Resources {
+		if !IsPool(r.Object) {
+			continue
+		}
+		if _, passThrough := r.Object.(*unstructured.Unstructured); passThrough {
+			continue
+		}
+		o, ok := in.Observed[r.Key]
+		obj := r.Object.GetObjectKind().GroupVersionKind().Kind + "/" + r.Object.GetName()
+		if !ok {
+			out = append(out, v1alpha1.Change{Object: obj, Action: v1alpha1.ChangeCreate})
+			continue
+		}
+		desired, err := provider.JSONMap(r.Object)
+		if err != nil {
+			continue
+		}
+		var replace, inPlace []string
+		was, _, _ := unstructured.NestedMap(o.Object, "spec", "template", "spec")
+		now, _, _ := unstructured.NestedMap(desired, "spec", "template", "spec")
+		if a, b := str(was, "version"), str(now, "version"); a != b {
+			replace = append(replace, fmt.Sprintf("version %s -> %s", a, b))
+		}
+		for _, ref := range [][]string{{"infrastructureRef", "name"}, {"bootstrap", "configRef", "name"}} {
+			a, _, _ := unstructured.NestedString(was, ref...)
+			b, _, _ := unstructured.NestedString(now, ref...)
+			if a != b {
+				replace = append(replace, fmt.Sprintf("%s %s -> %s", ref[0], a, b))
+			}
+		}
+		if key := keyInfraPool; r.Key == keyMachinePool {
+			if why := poolChange(in.Observed[key].Object, p.resource(key)); why != "" {
+				replace = append(replace, why)
+			}
+		}
+		if a, b := valueAt(o.Object, "spec", "replicas"), valueAt(desired, "spec", "replicas"); b != nil && !reflect.DeepEqual(a, b) {
+			inPlace = append(inPlace, fmt.Sprintf("replicas %v -> %v", a, b))
+		}
+		if a, b := autoscalerBounds(o.Object), autoscalerBounds(desired); a != b {
+			inPlace = append(inPlace, fmt.Sprintf("autoscaler bounds %s -> %s", a, b))
+		}
+		if a, b := valueAt(o.Object, "spec", "template", "metadata", "labels"), valueAt(desired, "spec", "template", "metadata", "labels"); !reflect.DeepEqual(a, b) {
+			inPlace = append(inPlace, "machine labels")
+		}
+		if a, b := valueAt(o.Object, "spec", "rollout"), valueAt(desired, "spec", "rollout"); !reflect.DeepEqual(a, b) {
+			inPlace = append(inPlace, "rollout bounds")
+		}
+		switch {
+		case len(replace) > 0:
+			out = append(out, v1alpha1.Change{Object: obj, Action: v1alpha1.ChangeReplace, Reasons: append(replace, inPlace...)})
+		case len(inPlace) > 0:
+			out = append(out, v1alpha1.Change{Object: obj, Action: v1alpha1.ChangeInPlace, Reasons: inPlace})
+		}
+	}
+	return out
+}
+
+// poolChange says how an infrastructure machine pool's spec changes beyond
+// its size, "" if it does not.
+func poolChange(observed map[string]any, desired provider.Object) string {
+	if observed == nil || desired == nil {
+		return ""
+	}
+	d, err := provider.JSONMap(desired)
+	if err != nil {
+		return ""
+	}
+	was, _ := observed["spec"].(map[string]any)
+	now, _ := d["spec"].(map[string]any)
+	was, now = maps.Clone(was), maps.Clone(now)
+	for _, f := range sizeFields {
+		delete(was, f)
+		delete(now, f)
+	}
+	var changed []string
+	for _, k := range slices.Sorted(maps.Keys(merged(was, now))) {
+		if !reflect.DeepEqual(was[k], now[k]) {
+			changed = append(changed, k)
+		}
+	}
+	if len(changed) == 0 {
+		return ""
+	}
+	return desired.GetObjectKind().GroupVersionKind().Kind + " " + strings.Join(changed, ", ")
+}
+
+func merged(a, b map[string]any) map[string]any {
+	out := maps.Clone(a)
+	if out == nil {
+		out = map[string]any{}
+	}
+	maps.Copy(out, b)
+	return out
+}
+
+// resource is the plan's object of a key, nil if none.
+func (p *Plan) resource(key string) provider.Object {
+	for _, r := range p.Resources {
+		if r.Key == key {
+			return r.Object
+		}
+	}
+	return nil
+}
+
+func autoscalerBounds(o map[string]any) string {
+	a, _, _ := unstructured.NestedStringMap(o, "metadata", "annotations")
+	lo, hi := a["cluster.x-k8s.io/cluster-api-autoscaler-node-group-min-size"], a["cluster.x-k8s.io/cluster-api-autoscaler-node-group-max-size"]
+	if lo == "" && hi == "" {
+		return "none"
+	}
+	return lo + "-" + hi
+}
+
+func str(m map[string]any, k string) string {
+	s, _ := m[k].(string)
+	return s
+}
+
+func valueAt(o map[string]any, path ...string) any {
+	v, _, _ := unstructured.NestedFieldNoCopy(o, path...)
+	return v
+}
+
+// revisions are the names of the templates the plan keeps, sorted.
+func revisions(p *Plan) []string {
+	var out []string
+	for _, r := range p.Resources {
+		if isTemplate(r.Key) {
+			out = append(out, r.Object.GetName())
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// rolling lists the pool's MachineDeployments and MachinePool whose
+// controller has not caught up with their spec or not replaced every
+// machine yet.
+func rolling(p *Plan, observed map[string]Observed) []string {
+	var out []string
+	for _, r := range p.Resources {
+		o, ok := observed[r.Key]
+		if !IsPool(r.Object) || !ok {
+			continue
+		}
+		if o.ObservedGeneration < o.Generation || (o.Replicas != nil && o.UpToDateReplicas != nil && *o.UpToDateReplicas < *o.Replicas) {
+			out = append(out, o.Name)
+		}
+	}
+	return out
+}
