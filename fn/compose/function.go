@@ -120,8 +120,6 @@ func New(o ...Option) *Function {
 
 // RunFunction composes the Cluster API objects of one FleetNodePool.
 func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) (rsp *fnv1.RunFunctionResponse, _ error) {
-	rsp = response.To(req, response.DefaultTTL)
-
 	// No input may crash the server that serves every FleetNodePool: a bug
 	// becomes a Fatal result for the one XR that hit it.
 	defer func() {
@@ -131,20 +129,26 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 			response.Fatal(rsp, errors.Errorf(errFmtPanic, r))
 		}
 	}()
+	return f.run(req), nil
+}
+
+// run is RunFunction without its guard against panics.
+func (f *Function) run(req *fnv1.RunFunctionRequest) *fnv1.RunFunctionResponse {
+	rsp := response.To(req, response.DefaultTTL)
 
 	var fp fingerprint
 	if f.cache != nil {
 		fp = f.cache.fingerprint(req)
 		if p, ok := f.cache.plans.get(fp); ok {
 			apply(rsp, p)
-			return rsp, nil
+			return rsp
 		}
 	}
 
 	in, err := f.decode(req)
 	if err != nil {
 		response.Fatal(rsp, err)
-		return rsp, nil
+		return rsp
 	}
 	log := f.log.WithValues("tag", req.GetMeta().GetTag(), "namespace", in.Namespace, "name", in.Name)
 
@@ -158,7 +162,7 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 			if request.AdvertisesCapabilities(req) && !request.HasCapability(req, fnv1.Capability_CAPABILITY_REQUIRED_RESOURCES) {
 				response.Fatal(rsp, errors.New(errNoRequiredResources))
 			}
-			return rsp, nil
+			return rsp
 		}
 		in.Cluster = cl
 		in.MachineSets = machineSets(req)
@@ -184,16 +188,16 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 		log.Info("Cannot find the pool's Cluster", "error", err)
 		response.Fatal(rsp, err)
 		response.ConditionFalse(rsp, TypePoolAvailable, ReasonClusterNotFound).WithMessage(err.Error()).TargetCompositeAndClaim()
-		return rsp, nil
+		return rsp
 	case err != nil:
 		log.Info("Cannot plan the pool", "error", err)
 		response.Fatal(rsp, err)
-		return rsp, nil
+		return rsp
 	}
 	p, err := build(pl)
 	if err != nil {
 		response.Fatal(rsp, err)
-		return rsp, nil
+		return rsp
 	}
 	p.requirements = rsp.GetRequirements()
 	if f.cache != nil {
@@ -201,7 +205,7 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 	}
 	apply(rsp, p)
 	log.Debug("Planned the pool", "resources", len(pl.Resources), "version", pl.Status.Version)
-	return rsp, nil
+	return rsp
 }
 
 // decode reads the plan input from the request.

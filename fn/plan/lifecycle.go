@@ -11,7 +11,6 @@ import (
 	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
 
 	"github.com/fleetnodepool/function-fleetnodepool/apis/fleet/v1alpha1"
-	"github.com/fleetnodepool/function-fleetnodepool/fn/provider"
 )
 
 // AnnotationAllowReplacement on a FleetNodePool opts in to changes that
@@ -43,7 +42,7 @@ const (
 // previous state must still be emitted, and refuses a change that would
 // delete the backing of a running pool unless the pool opts in. It returns
 // the refusal, if any.
-func keep(p *Plan, in Input) *Refusal {
+func keep(p *Plan, in Input, broken rule) *Refusal {
 	desired := make(map[string]bool, len(p.Resources))
 	for _, r := range p.Resources {
 		desired[r.Key] = true
@@ -63,7 +62,7 @@ func keep(p *Plan, in Input) *Refusal {
 		}
 		gone = append(gone, o.Name)
 	}
-	if len(gone) > 0 {
+	if len(gone) > 0 && broken&ruleGuard == 0 {
 		if !in.AllowReplacement {
 			p.Resources = passThroughAll(in.Observed)
 			return &Refusal{Reason: ReasonBackingReplaced, Message: fmt.Sprintf(
@@ -83,13 +82,21 @@ func keep(p *Plan, in Input) *Refusal {
 	}
 
 	// Templates of the previous revisions stay while anything uses them.
+	if broken&ruleRetention != 0 {
+		return nil
+	}
 	used := usedTemplates(in)
+	// A MachinePool still replacing machines may boot old ones from its
+	// previous bootstrap config.
+	mp, ok := in.Observed[keyMachinePool]
+	mpRolling := ok && (mp.ObservedGeneration < mp.Generation ||
+		mp.Replicas != nil && mp.UpToDateReplicas != nil && *mp.UpToDateReplicas < *mp.Replicas)
 	for _, k := range sortedKeys(in.Observed) {
 		o := in.Observed[k]
 		if desired[k] || !isTemplate(k) || o.Object == nil {
 			continue
 		}
-		if in.MachineSets == nil || used[o.Name] {
+		if in.MachineSets == nil || used[o.Name] || mpRolling && strings.HasPrefix(k, keyBootstrap+"-") {
 			// Unknown MachineSets (not fetched yet): never drop what might
 			// be in use.
 			p.Resources = append(p.Resources, passThrough(k, o))
@@ -111,23 +118,30 @@ func clusterChange(p *Plan, in Input) *Refusal {
 				"%s runs in Cluster %s, not %s: a pool cannot move to another cluster; nothing was changed. "+
 					"Create a new FleetNodePool for %s and delete this one", o.Name, o.ClusterName, in.Spec.ClusterName, in.Spec.ClusterName)}
 		}
-		want, _, _ := unstructured.NestedString(mustMap(r.Object), "spec", "template", "spec", "infrastructureRef", "kind")
-		if o.InfraKind != "" && want != "" && o.InfraKind != want {
+	}
+	// Running machines of another cloud than the plan's.
+	for _, k := range sortedKeys(in.Observed) {
+		o := in.Observed[k]
+		if !isBacking(k) || !o.running() || o.InfraKind == "" {
+			continue
+		}
+		if was := providerOf(o.InfraKind); was != "" && was != p.Status.Provider {
 			return &Refusal{Reason: ReasonProviderChanged, Message: fmt.Sprintf(
-				"%s runs on %s machines, and the change would move it to %s: nodes cannot move between clouds; nothing was changed. "+
-					"Create a new FleetNodePool and delete this one", o.Name, o.InfraKind, want)}
+				"%s runs %s machines (%s), and the pool is now on %s: nodes cannot move between clouds; nothing was changed. "+
+					"Create a new FleetNodePool on the new Cluster and delete this one", o.Name, was, o.InfraKind, p.Status.Provider)}
 		}
 	}
 	return nil
 }
 
-func mustMap(o any) map[string]any {
-	m, err := provider.JSONMap(o)
-	if err != nil {
-		return nil
-	}
-	return m
+// infraKinds maps the infrastructure kinds the function composes to their
+// provider.
+var infraKinds = map[string]v1alpha1.Provider{
+	"AWSMachineTemplate": v1alpha1.ProviderAWS, "AWSMachinePool": v1alpha1.ProviderAWS, "AWSManagedMachinePool": v1alpha1.ProviderAWS,
+	"AzureMachineTemplate": v1alpha1.ProviderAzure, "AzureMachinePool": v1alpha1.ProviderAzure, "AzureASOManagedMachinePool": v1alpha1.ProviderAzure,
 }
+
+func providerOf(kind string) v1alpha1.Provider { return infraKinds[kind] }
 
 // available reports whether every MachineDeployment or MachinePool of the
 // plan exists and is ready.

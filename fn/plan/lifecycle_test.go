@@ -291,3 +291,29 @@ func infraName(t *testing.T, p *Plan) string {
 	t.Fatal("no infrastructure template")
 	return ""
 }
+
+// TestMachinePoolBootstrapRetention checks that a rotated KubeadmConfig of a
+// MachinePool stays while the MachinePool is still replacing machines.
+func TestMachinePoolBootstrapRetention(t *testing.T) {
+	asg := func(in *Input) { in.Spec.Backend = v1alpha1.BackendMachinePool }
+	v1 := mustPlan(t, input(asg))
+	old := keyOf(v1, keyBootstrap+"-")
+	for name, tc := range map[string]struct {
+		upToDate int32
+		want     bool
+	}{"Rolling": {upToDate: 1, want: true}, "RolledOut": {upToDate: 3, want: false}} {
+		t.Run(name, func(t *testing.T) {
+			obs := observe(t, v1, 3)
+			mp := obs[keyMachinePool]
+			mp.UpToDateReplicas, mp.References = ptr.To(tc.upToDate), nil
+			obs[keyMachinePool] = mp
+			p := mustPlan(t, input(asg, func(in *Input) {
+				in.Spec.Labels["team"] = "b"
+				in.Observed, in.MachineSets = obs, map[string][]MachineSet{}
+			}))
+			if got := slices.Contains(keys(p), old); got != tc.want {
+				t.Errorf("old KubeadmConfig %s kept: want %t, got %t (keys %v)", old, tc.want, got, keys(p))
+			}
+		})
+	}
+}

@@ -124,7 +124,21 @@ type Plan struct {
 // A Planner plans pools.
 type Planner struct {
 	providers map[v1alpha1.Provider]provider.Provider
+	// broken switches rules off. Only tests set it, to prove the property
+	// test catches each rule broken.
+	broken rule
 }
+
+// A rule is one of the lifecycle rules the property test checks.
+type rule int
+
+// Rules a test may break.
+const (
+	ruleRetention rule = 1 << iota // Keep templates in use.
+	ruleSequence                   // Never overtake the control plane.
+	ruleReplicas                   // Never own an autoscaled size.
+	ruleGuard                      // Never delete a running backing unasked.
+)
 
 // An Option configures a Planner.
 type Option func(*Planner)
@@ -184,6 +198,9 @@ func (pl *Planner) Plan(in Input) (*Plan, error) {
 	target := r.pool.Version
 	var pending *UpgradePending
 	r.pool.Version, pending = sequence(target, currentVersion(in.Observed), in.ControlPlane)
+	if pl.broken&ruleSequence != 0 {
+		r.pool.Version, pending = target, nil
+	}
 	p := &Plan{UpgradePending: pending, Status: v1alpha1.FleetNodePoolStatus{
 		Provider:      r.provider.Name(),
 		Backend:       r.pool.Backend,
@@ -205,7 +222,10 @@ func (pl *Planner) Plan(in Input) (*Plan, error) {
 	} else if err := pl.machinePool(p, in, r); err != nil {
 		return nil, err
 	}
-	p.Refused = keep(p, in)
+	if pl.broken&ruleReplicas != 0 {
+		breakReplicas(p, r)
+	}
+	p.Refused = keep(p, in, pl.broken)
 	p.Status = rollup(p, in.Observed)
 	p.Status.Revisions = revisions(p)
 	if p.Refused == nil {
@@ -417,6 +437,16 @@ func currentVersion(observed map[string]Observed) string {
 		}
 	}
 	return cur
+}
+
+// breakReplicas makes autoscaled MachineDeployments set their size: a
+// deliberately broken plan, for tests only.
+func breakReplicas(p *Plan, r *resolved) {
+	for _, res := range p.Resources {
+		if md, ok := res.Object.(*clusterv1.MachineDeployment); ok && r.pool.Autoscaled() {
+			md.Spec.Replicas = r.pool.Min
+		}
+	}
 }
 
 // IsPool reports whether an object runs the pool's machines: a

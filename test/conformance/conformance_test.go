@@ -293,3 +293,48 @@ func TestNegativeControls(t *testing.T) {
 		})
 	}
 }
+
+// TestReplicaHandover applies a fixed MachineDeployment, then the same one
+// autoscaled (no spec.replicas, autoscaler bounds), as the function does
+// when a pool goes from a fixed size to autoscaling: the size must not jump,
+// only be clamped into the new bounds by CAPI's defaulting.
+func TestReplicaHandover(t *testing.T) {
+	ns := "replica-handover"
+	if err := ensureCluster(t.Context(), api.client, ns, "c", "AWSCluster"); err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]struct {
+		reason   string
+		min, max string
+		want     int64
+	}{
+		"WithinBounds": {reason: "Five nodes, now autoscaled between 1 and 10: still five.", min: "1", max: "10", want: 5},
+		"BelowMin":     {reason: "Five nodes, now autoscaled between 6 and 10: clamped up to six.", min: "6", max: "10", want: 6},
+		"AboveMax":     {reason: "Five nodes, now autoscaled between 1 and 3: clamped down to three.", min: "1", max: "3", want: 3},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			md := machineDeployment(ns, strings.ToLower(name))
+			_ = unstructured.SetNestedField(md.Object, int64(5), "spec", "replicas")
+			if err := apply(t.Context(), md); err != nil {
+				t.Fatal(err)
+			}
+			md = machineDeployment(ns, strings.ToLower(name))
+			md.SetAnnotations(map[string]string{
+				"cluster.x-k8s.io/cluster-api-autoscaler-node-group-min-size": tc.min,
+				"cluster.x-k8s.io/cluster-api-autoscaler-node-group-max-size": tc.max,
+			})
+			if err := apply(t.Context(), md); err != nil {
+				t.Fatal(err)
+			}
+			got := &unstructured.Unstructured{}
+			got.SetGroupVersionKind(md.GroupVersionKind())
+			if err := api.client.Get(t.Context(), client.ObjectKeyFromObject(md), got); err != nil {
+				t.Fatal(err)
+			}
+			if r, _, _ := unstructured.NestedInt64(got.Object, "spec", "replicas"); r != tc.want {
+				t.Errorf("%s\nspec.replicas after the handover: want %d, got %d", tc.reason, tc.want, r)
+			}
+		})
+	}
+}

@@ -3,6 +3,8 @@
 package e2e
 
 import (
+	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
@@ -102,11 +104,19 @@ func TestRenderLifecycle(t *testing.T) {
 	rolledOut := observedFrom(t, v2, 2)
 	oneZone := func(xr map[string]any) { render.Spec(xr)["zones"] = []any{"eu-west-1a"} }
 
+	pinned := func(v string) func(map[string]any) {
+		return func(xr map[string]any) { delete(render.Spec(xr), "channel"); render.Spec(xr)["version"] = v }
+	}
 	cases := map[string]struct {
 		reason      string
 		observed    string
 		edit        func(map[string]any)
 		machineSets []map[string]any
+		// controlPlane is the version the Cluster's control plane runs.
+		controlPlane string
+		// cluster replaces the example's Cluster fixture, and composition
+		// its Composition.
+		cluster, composition string
 		wantNames   []string // Composed objects that must be there.
 		wantGone    []string // Composed objects that must not.
 		wantXR      string   // Text the rendered XR must contain.
@@ -125,11 +135,42 @@ func TestRenderLifecycle(t *testing.T) {
 			wantNames:   []string{oldBoot}, // The bootstrap template did not rotate: still used.
 			wantGone:    []string{oldInfra},
 		},
+		"UpgradeHeldWhileControlPlaneBehind": {
+			reason:       "A version the control plane does not run yet is held: the MachineDeployments stay at v1.33.4, and the XR says what it waits for.",
+			edit:         pinned("v1.34.1"),
+			controlPlane: "v1.33.4",
+			wantNames:    []string{oldInfra},
+			wantXR:       "holding the pool at v1.33.4 until the control plane KubeadmControlPlane/prod-eu-1 runs v1.34.1",
+		},
+		"UpgradeReleasedWithPreview": {
+			reason:       "Once the control plane runs it, the pool moves, and the status previews the blast radius: both MachineDeployments replace their nodes, and why.",
+			edit:         pinned("v1.34.1"),
+			controlPlane: "v1.34.1",
+			wantXR:       "version v1.33.4 -> v1.34.1",
+		},
+		"BackendSwitchRefused": {
+			reason:    "Moving running MachineDeployments to a MachinePool without the opt-in is refused: they are kept, nothing new is composed.",
+			edit:      func(xr map[string]any) { render.Spec(xr)["backend"] = "MachinePool" },
+			wantNames: []string{"prod-eu-1-workers-eu-west-1a", "prod-eu-1-workers-eu-west-1b", oldInfra},
+			wantGone:  []string{"MachinePool/prod-eu-1-workers"},
+			wantXR:    `"reason":"BackingReplaced"`,
+		},
+		"ProviderSwitchRefused": {
+			reason: "A Cluster that now says Azure cannot move running AWS machines: refused, the running objects kept.",
+			edit: func(xr map[string]any) {
+				delete(render.Spec(xr), "provider")
+				render.Spec(xr)["zones"] = []any{"1", "2"}
+			},
+			cluster:     "testdata/lifecycle/azure-cluster.yaml",
+			composition: "../../package/configuration/composition.yaml",
+			wantNames:   []string{"prod-eu-1-workers-eu-west-1a", "prod-eu-1-workers-eu-west-1b", oldInfra},
+			wantXR:      `"reason":"ProviderChanged"`,
+		},
 		"ZoneRemovalRefused": {
 			reason:    "Removing a zone whose MachineDeployment runs nodes is refused: both MachineDeployments are kept, and the XR says why and how to opt in.",
 			edit:      oneZone,
 			wantNames: []string{"prod-eu-1-workers-eu-west-1a", "prod-eu-1-workers-eu-west-1b"},
-			wantXR:    "type: ChangeRefused",
+			wantXR:    `"reason":"BackingReplaced","status":"True","type":"ChangeRefused"`,
 		},
 	}
 	for name, tc := range cases {
@@ -143,10 +184,26 @@ func TestRenderLifecycle(t *testing.T) {
 				t.Fatal(err)
 			}
 			req := t.TempDir()
-			b, _ := os.ReadFile(filepath.Join(dir, "required", "cluster.yaml"))
+			clusterFile := filepath.Join(dir, "required", "cluster.yaml")
+			if tc.cluster != "" {
+				clusterFile = tc.cluster
+			}
+			if tc.composition != "" {
+				c.Composition = tc.composition
+			}
+			b, _ := os.ReadFile(clusterFile)
 			if err := os.WriteFile(filepath.Join(req, "cluster.yaml"), b, 0o600); err != nil {
 				t.Fatal(err)
 			}
+			cp := tc.controlPlane
+			if cp == "" {
+				cp = "v1.33.4"
+			}
+			writeYAML(t, filepath.Join(req, "controlplane.yaml"), map[string]any{
+				"apiVersion": "controlplane.cluster.x-k8s.io/v1beta2", "kind": "KubeadmControlPlane",
+				"metadata": map[string]any{"name": "prod-eu-1", "namespace": "team-a"},
+				"status":   map[string]any{"version": cp},
+			})
 			for i, ms := range tc.machineSets {
 				writeYAML(t, filepath.Join(req, "machineset-"+string(rune('a'+i))+".yaml"), ms)
 			}
@@ -157,7 +214,7 @@ func TestRenderLifecycle(t *testing.T) {
 			}
 			var names []string
 			for _, o := range objs {
-				names = append(names, o.GetName())
+				names = append(names, o.GetName(), o.GetKind()+"/"+o.GetName())
 			}
 			for _, n := range tc.wantNames {
 				if !slices.Contains(names, n) {
@@ -173,9 +230,13 @@ func TestRenderLifecycle(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			xr, _ := yaml.Marshal(all[0].Object)
+			var buf bytes.Buffer // Not YAML: it folds long messages.
+			enc := json.NewEncoder(&buf)
+			enc.SetEscapeHTML(false)
+			_ = enc.Encode(all[0].Object)
+			xr := buf.Bytes()
 			if tc.wantXR != "" && !strings.Contains(string(xr), tc.wantXR) {
-				t.Errorf("%s\nthe XR does not contain %q:\n%s", tc.reason, tc.wantXR, xr)
+				t.Errorf("%s\nthe XR does not contain %q:\n%s\n%s", tc.reason, tc.wantXR, xr, out)
 			}
 		})
 	}
