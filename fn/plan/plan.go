@@ -196,11 +196,17 @@ func (pl *Planner) Plan(in Input) (*Plan, error) {
 	}
 
 	target := r.pool.Version
-	var pending *UpgradePending
-	r.pool.Version, pending = sequence(target, currentVersion(in.Observed), in.ControlPlane)
+	kubeadm := r.pool.Platform == provider.PlatformKubeadm
+	version, pending, behind := sequence(target, currentVersion(in.Observed), in.ControlPlane, kubeadm)
 	if pl.broken&ruleSequence != 0 {
-		r.pool.Version, pending = target, nil
+		version, pending, behind = target, nil, false
 	}
+	if behind {
+		return nil, &InvalidError{Errs: field.ErrorList{field.Invalid(r.versionPath, target, fmt.Sprintf(
+			"the control plane runs %s and kubeadm joins only nodes of its minor: use a %s version",
+			in.ControlPlane.Version, minorOf(in.ControlPlane.Version)))}}
+	}
+	r.pool.Version = version
 	p := &Plan{UpgradePending: pending, Status: v1alpha1.FleetNodePoolStatus{
 		Provider:      r.provider.Name(),
 		Backend:       r.pool.Backend,
@@ -420,6 +426,15 @@ func rollup(p *Plan, observed map[string]Observed) v1alpha1.FleetNodePoolStatus 
 		s.UpToDateReplicas = add(s.UpToDateReplicas, o.UpToDateReplicas)
 	}
 	return s
+}
+
+// minorOf is a version's minor, e.g. v1.34 of v1.34.1.
+func minorOf(v string) string {
+	pv, ok := parseVersion(v)
+	if !ok {
+		return v
+	}
+	return fmt.Sprintf("v%d.%d", pv.major, pv.minor)
 }
 
 // currentVersion is the version the pool's machines are asked to run now:

@@ -30,6 +30,8 @@ type resolved struct {
 	// machineLabels are node labels Cluster API syncs from Machines to
 	// Nodes in place.
 	machineLabels map[string]string
+	// versionPath is the field the version came from.
+	versionPath *field.Path
 }
 
 var (
@@ -54,7 +56,7 @@ func (pl *Planner) resolve(in Input) (*resolved, field.ErrorList) {
 	errs = append(errs, pl.resolvePlatform(in, r)...)
 
 	var err *field.Error
-	if r.pool.Version, err = resolveVersion(spec, pol.Channels, pol.Defaults.Channel); err != nil {
+	if r.pool.Version, r.versionPath, err = resolveVersion(spec, pol.Channels, pol.Defaults.Channel); err != nil {
 		errs = append(errs, err)
 	}
 	if r.provider != nil {
@@ -146,29 +148,30 @@ func (pl *Planner) providerNames() []string {
 	return names
 }
 
-func resolveVersion(spec *v1alpha1.FleetNodePoolSpec, channels map[string]string, defaultChannel string) (string, *field.Error) {
+func resolveVersion(spec *v1alpha1.FleetNodePoolSpec, channels map[string]string, defaultChannel string) (string, *field.Path, *field.Error) {
 	if spec.Version != "" {
 		if msg := checkVersion(spec.Version); msg != "" {
-			return "", field.Invalid(specPath.Child("version"), spec.Version, msg)
+			return "", nil, field.Invalid(specPath.Child("version"), spec.Version, msg)
 		}
-		return spec.Version, nil
+		return spec.Version, specPath.Child("version"), nil
 	}
 	ch, path := spec.Channel, specPath.Child("channel")
 	if ch == "" {
 		if defaultChannel == "" {
-			return "", field.Required(specPath.Child("version"),
+			return "", nil, field.Required(specPath.Child("version"),
 				"set spec.version or spec.channel: the platform policy defines no default channel (input.defaults.channel)")
 		}
 		ch, path = defaultChannel, inputPath.Child("defaults", "channel")
 	}
 	v, ok := channels[ch]
 	if !ok {
-		return "", field.NotSupported(path, ch, sortedKeys(channels))
+		return "", nil, field.NotSupported(path, ch, sortedKeys(channels))
 	}
+	vpath := inputPath.Child("channels").Key(ch)
 	if msg := checkVersion(v); msg != "" {
-		return "", field.Invalid(inputPath.Child("channels").Key(ch), v, msg)
+		return "", nil, field.Invalid(vpath, v, msg)
 	}
-	return v, nil
+	return v, vpath, nil
 }
 
 // checkVersion returns why v is not a Kubernetes version like v1.33.4, or "".

@@ -40,21 +40,29 @@ func (u *UpgradePending) String() string {
 
 // sequence decides the version the pool's machines run: the target, unless
 // the control plane does not run it yet. Then a pool that exists holds its
-// current version, and a new one starts at the control plane's.
-func sequence(target, current string, cp *ControlPlane) (string, *UpgradePending) {
+// current version, and a new one starts at the control plane's. Kubeadm
+// joins only nodes of the control plane's minor (Cluster API's
+// KubeadmVersionSkew preflight), so with kubeadm a held pool whose minor
+// fell behind steps to the control plane's version, never past it. With
+// kubeadm, a target of an older minor than the control plane's could never
+// create a machine: behind says so.
+func sequence(target, current string, cp *ControlPlane, kubeadm bool) (v string, pending *UpgradePending, behind bool) {
 	if cp == nil || cp.Version == "" {
-		return target, nil
+		return target, nil, false
 	}
 	cpv, ok := parseVersion(cp.Version)
 	tv, _ := parseVersion(target)
-	if !ok || !tv.newerThan(cpv) {
-		return target, nil
+	if !ok {
+		return target, nil, false
+	}
+	if !tv.newerThan(cpv) {
+		return target, nil, kubeadm && tv.minorBehind(cpv)
 	}
 	hold := cpv.String()
-	if cv, ok := parseVersion(current); ok && current != "" && !cv.newerThan(cpv) {
+	if cv, ok := parseVersion(current); ok && current != "" && !cv.newerThan(cpv) && !(kubeadm && cv.minorBehind(cpv)) {
 		hold = current
 	}
-	return hold, &UpgradePending{Target: target, Holding: hold, ControlPlane: cp.Kind + "/" + cp.Name, ControlPlaneVersion: cp.Version}
+	return hold, &UpgradePending{Target: target, Holding: hold, ControlPlane: cp.Kind + "/" + cp.Name, ControlPlaneVersion: cp.Version}, false
 }
 
 // version is a Kubernetes version. A control plane may report only a minor
@@ -96,6 +104,11 @@ func (v version) newerThan(o version) bool {
 		return v.minor > o.minor
 	}
 	return v.hasPatch && o.hasPatch && v.patch > o.patch
+}
+
+// minorBehind reports whether v is of an older minor than o.
+func (v version) minorBehind(o version) bool {
+	return v.major < o.major || v.major == o.major && v.minor < o.minor
 }
 
 func (v version) String() string {
