@@ -129,84 +129,54 @@ func (c *planCache) fingerprint(req *fnv1.RunFunctionRequest) fingerprint {
 		h = mix(seed, h, hashValue(seed, xr["spec"]))
 		h = mix(seed, h, hashStruct(seed, req.GetInput()))
 		h = mix(seed, h, hashObserved(seed, req.GetObserved().GetResources()))
-		h = mix(seed, h, hashRequired(seed, req.GetRequiredResources()[requirementCluster]))
-		h = mix(seed, h, hashMachineSets(seed, req.GetRequiredResources()[requirementMachineSets]))
-		h = mix(seed, h, hashControlPlane(seed, req.GetRequiredResources()[requirementControlPlane]))
+		for _, name := range []string{requirementCluster, requirementMachineSets, requirementControlPlane} {
+			h = mix(seed, h, hashResources(seed, req.GetRequiredResources()[name]))
+		}
 		h = mix(seed, h, hashValue(seed, md["annotations"].GetStructValue().GetFields()[plan.AnnotationAllowReplacement]))
 		fp[i] = h
 	}
 	return fp
 }
 
-// hashObserved hashes the observed fields planning reads (see observed).
+// hashObserved hashes the observed composed resources. The API server
+// changes an object's resourceVersion whenever anything in it changes, so
+// where Crossplane sends one (it always does) it stands for the whole
+// object; otherwise everything planning reads of it is hashed.
 func hashObserved(seed maphash.Seed, rs map[string]*fnv1.Resource) uint64 {
 	var sum uint64
 	for k, r := range rs {
 		f := r.GetResource().GetFields()
-		st := f["status"].GetStructValue().GetFields()
+		fmd := f["metadata"].GetStructValue().GetFields()
 		h := maphash.String(seed, k)
-		h = mix(seed, h, hashValue(seed, f["metadata"].GetStructValue().GetFields()["generation"]))
-		for _, name := range []string{"observedGeneration", "replicas", "readyReplicas", "availableReplicas", "upToDateReplicas"} {
-			h = mix(seed, h, hashValue(seed, st[name]))
+		if rv := fmd["resourceVersion"].GetStringValue(); rv != "" {
+			sum += mix(seed, h, mix(seed, hashValue(seed, fmd["uid"]), maphash.String(seed, rv)))
+			continue
 		}
 		// Kept objects are emitted as observed: all of what is kept counts.
-		h = mix(seed, h, hashValue(seed, f["spec"]))
-		h = mix(seed, h, hashValue(seed, f["apiVersion"]))
-		h = mix(seed, h, hashValue(seed, f["kind"]))
-		fmd := f["metadata"].GetStructValue().GetFields()
-		h = mix(seed, h, hashValue(seed, fmd["name"]))
-		h = mix(seed, h, hashValue(seed, fmd["labels"]))
-		h = mix(seed, h, hashValue(seed, fmd["annotations"]))
-		for _, cond := range st["conditions"].GetListValue().GetValues() {
-			cf := cond.GetStructValue().GetFields()
-			if cf["type"].GetStringValue() == "Available" {
-				h = mix(seed, h, hashValue(seed, cf["status"]))
-			}
+		for _, v := range []*structpb.Value{f["spec"], f["apiVersion"], f["kind"], f["status"], fmd["name"], fmd["labels"], fmd["annotations"], fmd["generation"]} {
+			h = mix(seed, h, hashValue(seed, v))
 		}
 		sum += h // Order independent: map iteration order varies.
 	}
 	return sum
 }
 
-// hashRequired hashes the fields planning reads of the required Cluster,
-// and whether it was resolved and found.
-func hashRequired(seed maphash.Seed, rs *fnv1.Resources) uint64 {
+// hashResources hashes required resources the same way.
+func hashResources(seed maphash.Seed, rs *fnv1.Resources) uint64 {
 	if rs == nil {
 		return mix(seed, 7, 0)
 	}
 	h := mix(seed, 8, uint64(len(rs.GetItems())))
 	for _, item := range rs.GetItems() {
-		spec := item.GetResource().GetFields()["spec"].GetStructValue().GetFields()
-		h = mix(seed, h, hashValue(seed, spec["infrastructureRef"]))
-		h = mix(seed, h, hashValue(seed, spec["controlPlaneRef"]))
-	}
-	return h
-}
-
-// hashControlPlane hashes the control plane's version, and whether it was
-// fetched and found.
-func hashControlPlane(seed maphash.Seed, rs *fnv1.Resources) uint64 {
-	if rs == nil {
-		return mix(seed, 11, 0)
-	}
-	h := mix(seed, 12, uint64(len(rs.GetItems())))
-	for _, item := range rs.GetItems() {
-		h = mix(seed, h, hashValue(seed, field(item.GetResource().GetFields(), "status", "version")))
-	}
-	return h
-}
-
-// hashMachineSets hashes the pool's MachineSets as retention reads them.
-func hashMachineSets(seed maphash.Seed, rs *fnv1.Resources) uint64 {
-	if rs == nil {
-		return mix(seed, 9, 0)
-	}
-	var sum uint64
-	for _, item := range rs.GetItems() {
 		f := item.GetResource().GetFields()
-		sum += mix(seed, hashValue(seed, f["metadata"].GetStructValue().GetFields()["labels"]), hashValue(seed, f["spec"]))
+		fmd := f["metadata"].GetStructValue().GetFields()
+		if rv := fmd["resourceVersion"].GetStringValue(); rv != "" {
+			h += mix(seed, hashValue(seed, fmd["uid"]), maphash.String(seed, rv))
+			continue
+		}
+		h += mix(seed, hashValue(seed, fmd["labels"]), mix(seed, hashValue(seed, f["spec"]), hashValue(seed, f["status"])))
 	}
-	return mix(seed, 10, sum)
+	return h
 }
 
 // hashValue is a structural hash of a protobuf Value. Object fields are

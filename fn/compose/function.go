@@ -385,7 +385,7 @@ func observed(rs map[string]*fnv1.Resource) map[string]plan.Observed {
 			Version:            field(spec, "template", "spec", "version").GetStringValue(),
 			InfraKind:          field(spec, "template", "spec", "infrastructureRef", "kind").GetStringValue(),
 			SpecReplicas:       int32Field(spec, "replicas"),
-			Object:             keepable(f),
+			Load:               func() map[string]any { return keepable(f) },
 		}
 		for _, c := range st["conditions"].GetListValue().GetValues() {
 			cf := c.GetStructValue().GetFields()

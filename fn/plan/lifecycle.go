@@ -93,7 +93,7 @@ func keep(p *Plan, in Input, broken rule) *Refusal {
 		mp.Replicas != nil && mp.UpToDateReplicas != nil && *mp.UpToDateReplicas < *mp.Replicas)
 	for _, k := range sortedKeys(in.Observed) {
 		o := in.Observed[k]
-		if desired[k] || !isTemplate(k) || o.Object == nil {
+		if desired[k] || !isTemplate(k) || o.object() == nil {
 			continue
 		}
 		if in.MachineSets == nil || used[o.Name] || mpRolling && strings.HasPrefix(k, keyBootstrap+"-") {
@@ -188,7 +188,7 @@ func (o Observed) running() bool {
 func passThroughAll(observed map[string]Observed) []Resource {
 	var out []Resource
 	for _, k := range sortedKeys(observed) {
-		if observed[k].Object != nil {
+		if observed[k].object() != nil {
 			out = append(out, passThrough(k, observed[k]))
 		}
 	}
@@ -199,7 +199,7 @@ func passThroughAll(observed map[string]Observed) []Resource {
 // Crossplane keeps it (and reverts drift) without changing it. The size of
 // a pool an autoscaler owns is left out, so the function never takes it.
 func passThrough(key string, o Observed) Resource {
-	u := &unstructured.Unstructured{Object: maps.Clone(o.Object)}
+	u := &unstructured.Unstructured{Object: maps.Clone(o.object())}
 	if spec, ok := u.Object["spec"].(map[string]any); ok && o.autoscaled() {
 		spec = maps.Clone(spec)
 		delete(spec, "replicas")
@@ -209,7 +209,7 @@ func passThrough(key string, o Observed) Resource {
 }
 
 func (o Observed) autoscaled() bool {
-	a, _, _ := unstructured.NestedStringMap(o.Object, "metadata", "annotations")
+	a, _, _ := unstructured.NestedStringMap(o.object(), "metadata", "annotations")
 	return slices.ContainsFunc([]string{clusterv1.AutoscalerMinSizeAnnotation, clusterv1.ReplicasManagedByAnnotation},
 		func(k string) bool { _, ok := a[k]; return ok })
 }

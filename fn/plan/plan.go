@@ -91,8 +91,18 @@ type Observed struct {
 	// points at.
 	References []string
 	// Object is the observed object with what an apply must not carry
-	// removed (status, server metadata): what keeping it emits.
+	// removed (status, server metadata): what keeping it emits. Load, if
+	// set, makes it when Object is nil: most plans never need it.
 	Object map[string]any
+	Load   func() map[string]any
+}
+
+// object is the observed object, made on first use.
+func (o Observed) object() map[string]any {
+	if o.Object == nil && o.Load != nil {
+		return o.Load()
+	}
+	return o.Object
 }
 
 // A Resource is one object of the plan.

@@ -41,6 +41,7 @@ func preview(p *Plan, in Input) []v1alpha1.Change {
 			continue
 		}
 		var replace, inPlace []string
+		o.Object = o.object()
 		was, _, _ := unstructured.NestedMap(o.Object, "spec", "template", "spec")
 		now, _, _ := unstructured.NestedMap(desired, "spec", "template", "spec")
 		if a, b := str(was, "version"), str(now, "version"); a != b {
@@ -54,7 +55,7 @@ func preview(p *Plan, in Input) []v1alpha1.Change {
 			}
 		}
 		if key := keyInfraPool; r.Key == keyMachinePool {
-			if why := poolChange(in.Observed[key].Object, p.resource(key)); why != "" {
+			if why := poolChange(in.Observed[key].object(), p.resource(key)); why != "" {
 				replace = append(replace, why)
 			}
 		}

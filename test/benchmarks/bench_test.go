@@ -28,10 +28,11 @@ import (
 )
 
 // typicalPool is the request Crossplane sends for the AWS example (two
-// zones) in steady state: the FleetNodePool, the policy input, and its four
-// observed composed objects. realistic adds what the API server returns on
-// top of what the function composed: server metadata, managed fields and
-// statuses; without it the objects are as composed (a lower bound).
+// zones) in steady state: the FleetNodePool, the policy input, the pool's
+// Cluster and its five observed composed objects. realistic adds what the
+// API server returns on top of what the function composed: server
+// metadata, managed fields and statuses; without it the objects are as
+// composed plus a uid and resourceVersion (a lower bound).
 func typicalPool(b *testing.B, realistic bool) *fnv1.RunFunctionRequest {
 	b.Helper()
 	xr := yamlStruct(b, "../../examples/aws-machinedeployment/xr.yaml", nil)
@@ -44,13 +45,19 @@ func typicalPool(b *testing.B, realistic bool) *fnv1.RunFunctionRequest {
 		RequiredResources: map[string]*fnv1.Resources{"cluster": {Items: []*fnv1.Resource{{Resource: cluster}}}},
 	}
 	rsp, err := compose.New().RunFunction(context.Background(), req)
-	if err != nil || len(rsp.GetResults()) > 0 || len(rsp.GetDesired().GetResources()) != 4 {
-		b.Fatalf("cannot compose the typical pool (want 4 objects): %v %v %d", err, rsp.GetResults(), len(rsp.GetDesired().GetResources()))
+	if err != nil || len(rsp.GetResults()) > 0 || len(rsp.GetDesired().GetResources()) != 5 {
+		b.Fatalf("cannot compose the typical pool (want 5 objects): %v %v %d", err, rsp.GetResults(), len(rsp.GetDesired().GetResources()))
 	}
 	if !realistic {
+		// The least the API server adds to every object: a uid and a
+		// resourceVersion.
 		req.Observed.Resources = map[string]*fnv1.Resource{}
 		for k, r := range rsp.GetDesired().GetResources() {
-			req.Observed.Resources[k] = &fnv1.Resource{Resource: r.GetResource()}
+			o := proto.Clone(r.GetResource()).(*structpb.Struct)
+			md := o.Fields["metadata"].GetStructValue()
+			md.Fields["uid"] = structpb.NewStringValue("3f1c1d2e-8b7a-4c55-9e0f-" + k)
+			md.Fields["resourceVersion"] = structpb.NewStringValue("1234567")
+			req.Observed.Resources[k] = &fnv1.Resource{Resource: o}
 		}
 		return req
 	}
