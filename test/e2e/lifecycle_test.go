@@ -117,9 +117,9 @@ func TestRenderLifecycle(t *testing.T) {
 		// cluster replaces the example's Cluster fixture, and composition
 		// its Composition.
 		cluster, composition string
-		wantNames   []string // Composed objects that must be there.
-		wantGone    []string // Composed objects that must not.
-		wantXR      string   // Text the rendered XR must contain.
+		wantNames            []string // Composed objects that must be there.
+		wantGone             []string // Composed objects that must not.
+		wantXR               string   // Text the rendered XR must contain.
 	}{
 		"TemplateKeptMidRollout": {
 			reason:      "After a class change, the old template stays while an old MachineSet still clones from it.",
