@@ -3,8 +3,8 @@
 # The two commands a newcomer runs:
 #   make render   render every example FleetNodePool through the real Crossplane
 #                 render engine and print the composed Cluster API objects
-#   make test     every test tier (unit, generated-file drift, render e2e,
-#                 API conformance against a real kube-apiserver)
+#   make test     every test tier (vet and gofmt, unit, generated-file drift,
+#                 render e2e, API conformance against a real kube-apiserver)
 #
 # Tools (crossplane CLI and core, kube-apiserver, etcd) are built from pinned Go
 # modules under test/tools/ into bin/ on first use, and reused after. Their
@@ -66,14 +66,14 @@ render: build $(CROSSPLANE_CLI) $(CROSSPLANE_CORE) ## Render every example throu
 	$(GO) run ./test/cmd/render
 
 .PHONY: lint
-lint: ## Vet the code.
-	$(GO) vet ./...
+lint: ## Vet (every build tag) and gofmt the code.
+	$(GO) vet -tags "e2e conformance" ./...
 	@test -z "$$(gofmt -l apis fn test)" || { echo "gofmt needed:"; gofmt -l apis fn test; exit 1; }
 
 ##@ Test
 
 .PHONY: test
-test: test-unit test-generate test-render test-conformance ## Run every test tier.
+test: lint test-unit test-generate test-render test-conformance ## Run every test tier.
 
 .PHONY: test-unit
 test-unit: ## Unit tests: the planning core, providers and RunFunction adapter.
