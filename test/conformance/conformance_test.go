@@ -126,7 +126,7 @@ func TestExamplesAccepted(t *testing.T) {
 				})
 				t0 := time.Now()
 				for _, o := range objs {
-					if err := apply(t.Context(), o); err != nil {
+					if err := apply(t.Context(), api.client, o); err != nil {
 						t.Errorf("%s: the API server rejected %s %s: %v", rev.name, o.GetKind(), o.GetName(), err)
 					}
 				}
@@ -157,7 +157,7 @@ func TestWebhooksAreServed(t *testing.T) {
 		"cluster.x-k8s.io/cluster-api-autoscaler-node-group-min-size": "2",
 		"cluster.x-k8s.io/cluster-api-autoscaler-node-group-max-size": "5",
 	})
-	if err := apply(t.Context(), md); err != nil {
+	if err := apply(t.Context(), api.client, md); err != nil {
 		t.Fatal(err)
 	}
 	got := &unstructured.Unstructured{}
@@ -218,9 +218,11 @@ func createFixtures(ctx context.Context, dir string) error {
 	return nil
 }
 
-// apply server-side applies a composed object the way Crossplane does.
-func apply(ctx context.Context, o *unstructured.Unstructured) error {
-	return api.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(o), client.FieldOwner(fieldOwner), client.ForceOwnership)
+// apply server-side applies a composed object the way Crossplane does. It
+// applies a copy: the client writes the server's answer into what it is
+// given.
+func apply(ctx context.Context, c client.Client, o *unstructured.Unstructured) error {
+	return c.Apply(ctx, client.ApplyConfigurationFromUnstructured(o.DeepCopy()), client.FieldOwner(fieldOwner), client.ForceOwnership)
 }
 
 // TestNegativeControls proves the judge can fail: each of these must be
@@ -274,13 +276,13 @@ func TestNegativeControls(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			if tc.setup != nil {
-				if err := apply(t.Context(), tc.setup); err != nil {
+				if err := apply(t.Context(), api.client, tc.setup); err != nil {
 					t.Fatalf("%s\nsetup: %v", tc.reason, err)
 				}
 			}
 			var err error
 			if tc.setup != nil {
-				err = apply(t.Context(), tc.create) // An update of the existing object.
+				err = apply(t.Context(), api.client, tc.create) // An update of the existing object.
 			} else {
 				err = api.client.Create(t.Context(), tc.create) // Type errors are 422 on create (500 via SSA).
 			}
@@ -316,7 +318,7 @@ func TestReplicaHandover(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			md := machineDeployment(ns, strings.ToLower(name))
 			_ = unstructured.SetNestedField(md.Object, int64(5), "spec", "replicas")
-			if err := apply(t.Context(), md); err != nil {
+			if err := apply(t.Context(), api.client, md); err != nil {
 				t.Fatal(err)
 			}
 			md = machineDeployment(ns, strings.ToLower(name))
@@ -324,7 +326,7 @@ func TestReplicaHandover(t *testing.T) {
 				"cluster.x-k8s.io/cluster-api-autoscaler-node-group-min-size": tc.min,
 				"cluster.x-k8s.io/cluster-api-autoscaler-node-group-max-size": tc.max,
 			})
-			if err := apply(t.Context(), md); err != nil {
+			if err := apply(t.Context(), api.client, md); err != nil {
 				t.Fatal(err)
 			}
 			got := &unstructured.Unstructured{}
