@@ -86,7 +86,7 @@ test-generate: ## Fail when generated files drift from the Go types.
 
 .PHONY: test-render
 test-render: build $(CROSSPLANE_CLI) $(CROSSPLANE_CORE) ## Render e2e: examples through the real render engine vs golden files.
-	$(GO) test -count=1 -tags e2e ./test/e2e/... -run 'Render' -timeout 10m
+	$(GO) test -count=1 -tags e2e ./test/e2e/... -run 'Render|Validate' -timeout 10m
 
 .PHONY: test-conformance
 test-conformance: build $(CROSSPLANE_CLI) $(CROSSPLANE_CORE) $(KUBE_APISERVER) $(ETCD) ## API conformance: rendered objects applied to a real kube-apiserver with upstream CRDs and webhooks.
@@ -94,7 +94,7 @@ test-conformance: build $(CROSSPLANE_CLI) $(CROSSPLANE_CORE) $(KUBE_APISERVER) $
 
 .PHONY: golden
 golden: build $(CROSSPLANE_CLI) $(CROSSPLANE_CORE) ## Regenerate the render golden files (review the diff!).
-	$(GO) test -count=1 -tags e2e ./test/e2e/... -run 'Render' -update
+	$(GO) test -count=1 -tags e2e ./test/e2e/... -run 'Render|Validate' -update
 
 ##@ Tools (built from pinned modules into bin/, reused after)
 

@@ -127,7 +127,7 @@ type FleetNodePoolSpec struct {
 
 // Machine describes one node of a pool.
 //
-// +kubebuilder:validation:XValidation:rule="has(self.__class__) != has(self.type)",message="set exactly one of spec.machine.class (a catalog size class) or spec.machine.type (a provider instance type)"
+// +kubebuilder:validation:XValidation:rule="has(self.class) != has(self.type)",message="set exactly one of spec.machine.class (a catalog size class) or spec.machine.type (a provider instance type)"
 type Machine struct {
 	// Class is a size class from the platform catalog, e.g. medium.
 	// +optional
