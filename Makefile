@@ -65,6 +65,26 @@ run: ## Run the function locally (insecure, debug logs) on :9443.
 render: build $(CROSSPLANE_CLI) $(CROSSPLANE_CORE) ## Render every example through the real Crossplane render engine.
 	$(GO) run ./test/cmd/render
 
+##@ Ship
+
+# The Function package's root holds the Configuration variants and the
+# RBAC manifest too: they are not part of it.
+XPKG_IGNORE := configuration/*,configuration-legacy/*,rbac/*
+
+.PHONY: image
+image: ## Build the runtime image as an OCI tarball (no Docker needed).
+	mkdir -p $(BIN)/image
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w" -o $(BIN)/image/function ./fn
+	$(GO) run ./test/cmd/image --binary=$(BIN)/image/function --output=$(BIN)/runtime.tar
+
+.PHONY: xpkg
+xpkg: image $(CROSSPLANE_CLI) ## Build the Function package (runtime embedded) and both Configuration packages into bin/.
+	mkdir -p $(BIN)/no-examples
+	$(CROSSPLANE_CLI) xpkg build --package-root=package --ignore='$(XPKG_IGNORE)' --examples-root=$(BIN)/no-examples \
+		--embed-runtime-image-tarball=$(BIN)/runtime.tar -o $(BIN)/function-fleetnodepool.xpkg
+	$(CROSSPLANE_CLI) xpkg build --package-root=package/configuration --examples-root=examples -o $(BIN)/configuration-fleetnodepool.xpkg
+	$(CROSSPLANE_CLI) xpkg build --package-root=package/configuration-legacy --examples-root=examples -o $(BIN)/configuration-legacy-fleetnodepool.xpkg
+
 .PHONY: lint
 lint: ## Vet (every build tag) and gofmt the code.
 	$(GO) vet -tags "e2e conformance" ./...
@@ -73,7 +93,7 @@ lint: ## Vet (every build tag) and gofmt the code.
 ##@ Test
 
 .PHONY: test
-test: lint test-unit test-generate test-render test-conformance ## Run every test tier.
+test: lint test-unit test-generate test-render test-conformance test-xpkg ## Run every test tier.
 
 .PHONY: test-unit
 test-unit: ## Unit tests: the planning core, providers and RunFunction adapter.
@@ -91,6 +111,10 @@ test-render: build $(CROSSPLANE_CLI) $(CROSSPLANE_CORE) ## Render e2e: examples 
 .PHONY: test-conformance
 test-conformance: build $(CROSSPLANE_CLI) $(CROSSPLANE_CORE) $(KUBE_APISERVER) $(ETCD) ## API conformance: rendered objects applied to a real kube-apiserver with upstream CRDs and webhooks.
 	KUBE_APISERVER=$(KUBE_APISERVER) ETCD=$(ETCD) $(GO) test -count=1 -tags conformance ./test/conformance/... -v -timeout 15m
+
+.PHONY: test-xpkg
+test-xpkg: xpkg ## Inspect the Function and Configuration packages make xpkg builds.
+	XPKG_DIR=$(BIN) $(GO) test -count=1 -tags e2e ./test/e2e/... -run 'Xpkg' -timeout 5m
 
 .PHONY: golden
 golden: build $(CROSSPLANE_CLI) $(CROSSPLANE_CORE) ## Regenerate the render golden files (review the diff!).
