@@ -3,8 +3,9 @@
 # The two commands a newcomer runs:
 #   make render   render every example FleetNodePool through the real Crossplane
 #                 render engine and print the composed Cluster API objects
-#   make test     every test tier (vet and gofmt, unit, generated-file drift,
-#                 render e2e, API conformance against a real kube-apiserver)
+#   make test     every test tier (golangci-lint, unit, generated-file drift,
+#                 render e2e, API conformance against a real kube-apiserver,
+#                 package inspection)
 #
 # Tools (crossplane CLI and core, kube-apiserver, etcd) are built from pinned Go
 # modules under test/tools/ into bin/ on first use, and reused after. Their
@@ -24,11 +25,13 @@ CROSSPLANE_CLI_VERSION  := $(call modver,crossplane-cli,github.com/crossplane/cl
 CROSSPLANE_CORE_VERSION := $(call modver,crossplane,github.com/crossplane/crossplane/v2)
 KUBE_VERSION            := $(call modver,kube,k8s.io/kubernetes)
 ETCD_VERSION            := $(call modver,etcd,go.etcd.io/etcd/server/v3)
+GOLANGCI_LINT_VERSION   := $(call modver,golangci-lint,github.com/golangci/golangci-lint/v2)
 
 CROSSPLANE_CLI  := $(BIN)/crossplane-cli-$(CROSSPLANE_CLI_VERSION)/crossplane
 CROSSPLANE_CORE := $(BIN)/crossplane-core-$(CROSSPLANE_CORE_VERSION)/crossplane
 KUBE_APISERVER  := $(BIN)/kube-$(KUBE_VERSION)/kube-apiserver
 ETCD            := $(BIN)/etcd-$(ETCD_VERSION)/etcd
+GOLANGCI_LINT   := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)/golangci-lint
 FUNCTION_BIN    := $(BIN)/function
 
 # Version ldflags so the Kubernetes binaries report the version they are.
@@ -86,9 +89,8 @@ xpkg: image $(CROSSPLANE_CLI) ## Build the Function package (runtime embedded) a
 	$(CROSSPLANE_CLI) xpkg build --package-root=package/configuration-legacy --examples-root=examples -o $(BIN)/configuration-legacy-fleetnodepool.xpkg
 
 .PHONY: lint
-lint: ## Vet (every build tag) and gofmt the code.
-	$(GO) vet -tags "e2e conformance" ./...
-	@test -z "$$(gofmt -l apis fn test)" || { echo "gofmt needed:"; gofmt -l apis fn test; exit 1; }
+lint: $(GOLANGCI_LINT) ## golangci-lint (.golangci.yml: gosec and correctness linters, gofmt, goimports) on every build tag.
+	$(GOLANGCI_LINT) run ./...
 
 ##@ Test
 
@@ -123,7 +125,7 @@ golden: build $(CROSSPLANE_CLI) $(CROSSPLANE_CORE) ## Regenerate the render gold
 ##@ Tools (built from pinned modules into bin/, reused after)
 
 .PHONY: tools
-tools: $(CROSSPLANE_CLI) $(CROSSPLANE_CORE) $(KUBE_APISERVER) $(ETCD) ## Build every tool.
+tools: $(CROSSPLANE_CLI) $(CROSSPLANE_CORE) $(KUBE_APISERVER) $(ETCD) $(GOLANGCI_LINT) ## Build every tool.
 
 $(CROSSPLANE_CLI):
 	$(call building,crossplane CLI $(CROSSPLANE_CLI_VERSION))
@@ -140,6 +142,10 @@ $(KUBE_APISERVER):
 $(ETCD):
 	$(call building,etcd $(ETCD_VERSION))
 	cd $(TOOLS)/etcd && time $(GO) build -o $@ go.etcd.io/etcd/server/v3
+
+$(GOLANGCI_LINT):
+	$(call building,golangci-lint $(GOLANGCI_LINT_VERSION))
+	cd $(TOOLS)/golangci-lint && time $(GO) build -o $@ github.com/golangci/golangci-lint/v2/cmd/golangci-lint
 
 .PHONY: clean
 clean: ## Remove build output (keeps nothing in bin/).

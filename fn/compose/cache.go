@@ -2,6 +2,7 @@ package compose
 
 import (
 	"container/list"
+	"encoding/binary"
 	"hash/maphash"
 	"math"
 	"sync"
@@ -220,9 +221,7 @@ func hashStruct(seed maphash.Seed, s *structpb.Struct) uint64 {
 // mix combines two hashes.
 func mix(seed maphash.Seed, a, b uint64) uint64 {
 	var buf [16]byte
-	for i := range 8 {
-		buf[i] = byte(a >> (8 * i))
-		buf[8+i] = byte(b >> (8 * i))
-	}
+	binary.LittleEndian.PutUint64(buf[:8], a)
+	binary.LittleEndian.PutUint64(buf[8:], b)
 	return maphash.Bytes(seed, buf[:])
 }

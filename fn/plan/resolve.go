@@ -139,15 +139,6 @@ func orNone(s string) string {
 	return s
 }
 
-func (pl *Planner) providerNames() []string {
-	names := make([]string, 0, len(pl.providers))
-	for n := range pl.providers {
-		names = append(names, string(n))
-	}
-	slices.Sort(names)
-	return names
-}
-
 func resolveVersion(spec *v1alpha1.FleetNodePoolSpec, channels map[string]string, defaultChannel string) (string, *field.Path, *field.Error) {
 	if spec.Version != "" {
 		if msg := checkVersion(spec.Version); msg != "" {

@@ -59,7 +59,7 @@ func sequence(target, current string, cp *ControlPlane, kubeadm bool) (v string,
 		return target, nil, kubeadm && tv.minorBehind(cpv)
 	}
 	hold := cpv.String()
-	if cv, ok := parseVersion(current); ok && current != "" && !cv.newerThan(cpv) && !(kubeadm && cv.minorBehind(cpv)) {
+	if cv, ok := parseVersion(current); ok && current != "" && !cv.newerThan(cpv) && (!kubeadm || !cv.minorBehind(cpv)) {
 		hold = current
 	}
 	return hold, &UpgradePending{Target: target, Holding: hold, ControlPlane: cp.Kind + "/" + cp.Name, ControlPlaneVersion: cp.Version}, false

@@ -195,7 +195,7 @@ func machineDeployment(ns, name string) *unstructured.Unstructured {
 func createFixtures(ctx context.Context, dir string) error {
 	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
 	if err != nil || len(files) == 0 {
-		return fmt.Errorf("no required resources (the example's Cluster) under %q: %v", dir, err)
+		return fmt.Errorf("no required resources (the example's Cluster) under %q: %w", dir, err)
 	}
 	for _, f := range files {
 		b, err := os.ReadFile(f) //nolint:gosec // An example's fixture.

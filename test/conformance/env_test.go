@@ -35,9 +35,9 @@ import (
 	awswebhooks "sigs.k8s.io/cluster-api-provider-aws/v2/webhooks"
 	azurev1 "sigs.k8s.io/cluster-api-provider-azure/api/v1beta1"
 	azureexpv1 "sigs.k8s.io/cluster-api-provider-azure/exp/api/v1beta1"
-	bootstrapv1beta1 "sigs.k8s.io/cluster-api/api/bootstrap/kubeadm/v1beta1"
+	bootstrapv1beta1 "sigs.k8s.io/cluster-api/api/bootstrap/kubeadm/v1beta1" //nolint:staticcheck // The upstream webhooks' converters need the v1beta1 types registered.
 	bootstrapv1 "sigs.k8s.io/cluster-api/api/bootstrap/kubeadm/v1beta2"
-	clusterv1beta1 "sigs.k8s.io/cluster-api/api/core/v1beta1"
+	clusterv1beta1 "sigs.k8s.io/cluster-api/api/core/v1beta1" //nolint:staticcheck // The upstream webhooks' converters need the v1beta1 types registered.
 	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
 	kubeadmwebhooks "sigs.k8s.io/cluster-api/bootstrap/kubeadm/webhooks/admission"
 	capiwebhooks "sigs.k8s.io/cluster-api/core/webhooks/admission"

@@ -94,7 +94,7 @@ func TestRBAC(t *testing.T) {
 				if apierrors.IsForbidden(err) {
 					return nil
 				}
-				return fmt.Errorf("without rule %d %v, want a Forbidden error, got %v", i, role.Rules[i], err)
+				return fmt.Errorf("without rule %d %v, want a Forbidden error, got %w", i, role.Rules[i], err)
 			})
 			if err != nil {
 				t.Error(err)

@@ -27,7 +27,7 @@ var controlPlaneAPIVersions = map[string]string{
 // running version, into a required-resources directory.
 func withControlPlane(t *testing.T, dir, version string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, "required", "cluster.yaml"))
+	b, err := os.ReadFile(filepath.Join(dir, "required", "cluster.yaml")) //nolint:gosec // An example's fixture.
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func withControlPlane(t *testing.T, dir, version string) string {
 // version.
 func bumped(t *testing.T, composition, version string) string {
 	t.Helper()
-	b, err := os.ReadFile(composition)
+	b, err := os.ReadFile(composition) //nolint:gosec // An example's Composition.
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +106,7 @@ func TestRenderChannelBump(t *testing.T) {
 	for _, xr := range xrs {
 		dir := filepath.Dir(xr)
 		t.Run(filepath.Base(dir), func(t *testing.T) {
-			b, _ := os.ReadFile(xr)
+			b, _ := os.ReadFile(xr) //nolint:gosec // An example's XR.
 			pinned := strings.Contains(string(b), "\n  version:")
 			stage := func(composition, cp string) (poolState, string, error) {
 				c := render.ExampleCase(dir, xrdPath)

@@ -191,8 +191,8 @@ func TestRenderLifecycle(t *testing.T) {
 			if tc.composition != "" {
 				c.Composition = tc.composition
 			}
-			b, _ := os.ReadFile(clusterFile)
-			if err := os.WriteFile(filepath.Join(req, "cluster.yaml"), b, 0o600); err != nil {
+			b, _ := os.ReadFile(clusterFile)                                                   //nolint:gosec // A fixture path of this test.
+			if err := os.WriteFile(filepath.Join(req, "cluster.yaml"), b, 0o600); err != nil { //nolint:gosec // Into the test's own temporary directory.
 				t.Fatal(err)
 			}
 			cp := tc.controlPlane

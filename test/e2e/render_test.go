@@ -148,7 +148,7 @@ func TestRenderInvalidExamples(t *testing.T) {
 
 func wantLines(t *testing.T, path string) []string {
 	t.Helper()
-	b, err := os.ReadFile(path)
+	b, err := os.ReadFile(path) //nolint:gosec // An invalid example of this repository.
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,12 +166,12 @@ func wantLines(t *testing.T, path string) []string {
 func golden(t *testing.T, path string, got []byte) {
 	t.Helper()
 	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
+		if err := os.WriteFile(path, got, 0o600); err != nil {
 			t.Fatal(err)
 		}
 		return
 	}
-	want, err := os.ReadFile(path)
+	want, err := os.ReadFile(path) //nolint:gosec // A golden file of this repository.
 	if err != nil {
 		t.Fatalf("cannot read golden file (run `make golden` to create it): %v", err)
 	}

@@ -78,4 +78,3 @@ func build(binary, output, tag string) error {
 	}
 	return tarball.WriteToFile(output, ref, img)
 }
-
