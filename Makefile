@@ -1,11 +1,12 @@
 # function-fleetnodepool
 #
 # The two commands a newcomer runs:
-#   make render   render every example FleetNodePool through the real Crossplane
-#                 render engine and print the composed Cluster API objects
+#   make sandbox  the real Crossplane core reconciling every example
+#                 FleetNodePool on a local control plane (Ctrl-C stops it);
+#                 make render is the fast, stateless preview
 #   make test     every test tier (golangci-lint, unit, generated-file drift,
 #                 render e2e, API conformance against a real kube-apiserver,
-#                 package inspection)
+#                 package inspection, sandbox e2e)
 #
 # Tools (crossplane CLI and core, kube-apiserver, etcd) are built from pinned Go
 # modules under test/tools/ into bin/ on first use, and reused after. Their
@@ -30,6 +31,8 @@ GOLANGCI_LINT_VERSION   := $(call modver,golangci-lint,github.com/golangci/golan
 CROSSPLANE_CLI  := $(BIN)/crossplane-cli-$(CROSSPLANE_CLI_VERSION)/crossplane
 CROSSPLANE_CORE := $(BIN)/crossplane-core-$(CROSSPLANE_CORE_VERSION)/crossplane
 KUBE_APISERVER  := $(BIN)/kube-$(KUBE_VERSION)/kube-apiserver
+KUBE_CONTROLLER_MANAGER := $(BIN)/kube-$(KUBE_VERSION)/kube-controller-manager
+KUBECTL         := $(BIN)/kube-$(KUBE_VERSION)/kubectl
 ETCD            := $(BIN)/etcd-$(ETCD_VERSION)/etcd
 GOLANGCI_LINT   := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)/golangci-lint
 FUNCTION_BIN    := $(BIN)/function
@@ -88,6 +91,17 @@ xpkg: image $(CROSSPLANE_CLI) ## Build the Function package (runtime embedded) a
 	$(CROSSPLANE_CLI) xpkg build --package-root=package/configuration --examples-root=examples -o $(BIN)/configuration-fleetnodepool.xpkg
 	$(CROSSPLANE_CLI) xpkg build --package-root=package/configuration-legacy --examples-root=examples -o $(BIN)/configuration-legacy-fleetnodepool.xpkg
 
+SANDBOX_TOOLS := build $(CROSSPLANE_CORE) $(KUBE_APISERVER) $(ETCD) $(KUBE_CONTROLLER_MANAGER)
+SANDBOX_ENV = KUBE_APISERVER=$(KUBE_APISERVER) ETCD=$(ETCD) KUBE_CONTROLLER_MANAGER=$(KUBE_CONTROLLER_MANAGER) \
+	CROSSPLANE_CRDS=$$(cd $(TOOLS)/crossplane && $(GO) list -m -f '{{.Dir}}' github.com/crossplane/crossplane/v2)/cluster/crds
+
+.PHONY: sandbox
+sandbox: $(SANDBOX_TOOLS) $(KUBECTL) ## The real Crossplane core reconciling the example FleetNodePools on a local control plane (Ctrl-C stops it).
+	$(SANDBOX_ENV) $(GO) run ./test/cmd/sandbox --dir=$(BIN)/sandbox
+
+.PHONY: kubectl
+kubectl: $(KUBECTL) ## Build kubectl into bin/ to look around the sandbox.
+
 .PHONY: lint
 lint: $(GOLANGCI_LINT) ## golangci-lint (.golangci.yml: gosec and correctness linters, gofmt, goimports) on every build tag.
 	$(GOLANGCI_LINT) run ./...
@@ -95,7 +109,7 @@ lint: $(GOLANGCI_LINT) ## golangci-lint (.golangci.yml: gosec and correctness li
 ##@ Test
 
 .PHONY: test
-test: lint test-unit test-generate test-render test-conformance test-xpkg ## Run every test tier.
+test: lint test-unit test-generate test-render test-conformance test-xpkg test-sandbox ## Run every test tier.
 
 .PHONY: test-unit
 test-unit: ## Unit tests: the planning core, providers and RunFunction adapter.
@@ -113,6 +127,10 @@ test-render: build $(CROSSPLANE_CLI) $(CROSSPLANE_CORE) ## Render e2e: examples 
 .PHONY: test-conformance
 test-conformance: build $(CROSSPLANE_CLI) $(CROSSPLANE_CORE) $(KUBE_APISERVER) $(ETCD) ## API conformance: rendered objects applied to a real kube-apiserver with upstream CRDs and webhooks.
 	KUBE_APISERVER=$(KUBE_APISERVER) ETCD=$(ETCD) $(GO) test -count=1 -tags conformance ./test/conformance/... -v -timeout 15m
+
+.PHONY: test-sandbox
+test-sandbox: $(SANDBOX_TOOLS) ## Sandbox e2e: the real Crossplane core reconciling the examples (drift, edits, version bump, restart, delete).
+	$(SANDBOX_ENV) FUNCTION_BIN=$(FUNCTION_BIN) CROSSPLANE_CORE=$(CROSSPLANE_CORE) $(GO) test -count=1 -tags sandbox ./test/e2e/sandbox/... -v -timeout 15m
 
 .PHONY: test-xpkg
 test-xpkg: xpkg ## Inspect the Function and Configuration packages make xpkg builds.
@@ -138,6 +156,14 @@ $(CROSSPLANE_CORE):
 $(KUBE_APISERVER):
 	$(call building,kube-apiserver $(KUBE_VERSION))
 	cd $(TOOLS)/kube && time $(GO) build -ldflags '$(KUBE_LDFLAGS)' -o $@ k8s.io/kubernetes/cmd/kube-apiserver
+
+$(KUBE_CONTROLLER_MANAGER):
+	$(call building,kube-controller-manager $(KUBE_VERSION))
+	cd $(TOOLS)/kube && time $(GO) build -ldflags '$(KUBE_LDFLAGS)' -o $@ k8s.io/kubernetes/cmd/kube-controller-manager
+
+$(KUBECTL):
+	$(call building,kubectl $(KUBE_VERSION))
+	cd $(TOOLS)/kube && time $(GO) build -ldflags '$(KUBE_LDFLAGS)' -o $@ k8s.io/kubernetes/cmd/kubectl
 
 $(ETCD):
 	$(call building,etcd $(ETCD_VERSION))

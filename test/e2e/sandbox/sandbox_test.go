@@ -1,0 +1,355 @@
+//go:build sandbox
+
+// Package sandbox is the sandbox e2e tier: the real Crossplane core
+// continuously reconciling the example FleetNodePools through the function
+// on a local control plane with the garbage collector running.
+package sandbox
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/fleetnodepool/function-fleetnodepool/test/internal/sandbox"
+)
+
+var sb *sandbox.Sandbox
+
+const (
+	examples = "../../../examples"
+	config   = "../../../package/configuration"
+	ns       = "team-a"
+	pool     = "workers"
+)
+
+func TestMain(m *testing.M) { os.Exit(run(m)) }
+
+func run(m *testing.M) int {
+	bins, err := sandbox.BinariesFromEnv()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	dir, err := os.MkdirTemp("", "fleetnodepool-sandbox-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ctx := context.Background()
+	t0 := time.Now()
+	if sb, err = sandbox.Start(ctx, dir, bins, func(f string, a ...any) { fmt.Printf(f+"\n", a...) }); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer sb.Stop()
+	if _, err := sb.Examples(ctx, examples, config, func(f string, a ...any) { fmt.Printf(f+"\n", a...) }); err != nil {
+		fmt.Fprintln(os.Stderr, err, "\ncrossplane log:", sb.Log("crossplane"))
+		return 1
+	}
+	// The control plane of the AWS example's Cluster, at v1.33.4.
+	if err := sb.Apply(ctx, controlPlane(dir, "v1.33.4")); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := setControlPlaneVersion(ctx, "v1.33.4"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Printf("sandbox with every example composed in %s\n", time.Since(t0).Round(100*time.Millisecond))
+	return m.Run()
+}
+
+func controlPlane(dir, version string) string {
+	f := filepath.Join(dir, "controlplane.yaml")
+	_ = os.WriteFile(f, []byte(fmt.Sprintf(`apiVersion: controlplane.cluster.x-k8s.io/v1beta2
+kind: KubeadmControlPlane
+metadata: {name: prod-eu-1, namespace: team-a}
+spec:
+  version: %s
+  machineTemplate:
+    spec:
+      infrastructureRef: {apiGroup: infrastructure.cluster.x-k8s.io, kind: AWSMachineTemplate, name: prod-eu-1-control-plane}
+`, version)), 0o600)
+	return f
+}
+
+func setControlPlaneVersion(ctx context.Context, v string) error {
+	kcp := get(ctx, "controlplane.cluster.x-k8s.io/v1beta2", "KubeadmControlPlane", "prod-eu-1")
+	if kcp == nil {
+		return fmt.Errorf("no KubeadmControlPlane")
+	}
+	_ = unstructured.SetNestedField(kcp.Object, v, "status", "version")
+	return sb.Client.Status().Update(ctx, kcp)
+}
+
+func get(ctx context.Context, apiVersion, kind, name string) *unstructured.Unstructured {
+	u := &unstructured.Unstructured{}
+	u.SetAPIVersion(apiVersion)
+	u.SetKind(kind)
+	if err := sb.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, u); err != nil {
+		return nil
+	}
+	return u
+}
+
+// eventually polls cond until it holds, failing the test after timeout,
+// and logs how long it took.
+func eventually(t *testing.T, what string, timeout time.Duration, cond func() error) {
+	t.Helper()
+	t0 := time.Now()
+	var err error
+	for time.Since(t0) < timeout {
+		if err = cond(); err == nil {
+			t.Logf("%s: %s", what, time.Since(t0).Round(10*time.Millisecond))
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s: not after %s: %v", what, timeout, err)
+}
+
+func xr(ctx context.Context) *unstructured.Unstructured {
+	return get(ctx, "fleet.nodepool.dev/v1alpha1", "FleetNodePool", pool)
+}
+
+func mds(ctx context.Context) map[string]*unstructured.Unstructured {
+	l := &unstructured.UnstructuredList{}
+	l.SetAPIVersion("cluster.x-k8s.io/v1beta2")
+	l.SetKind("MachineDeploymentList")
+	_ = sb.Client.List(ctx, l, client.InNamespace(ns), client.MatchingLabels{"fleet.nodepool.dev/pool": pool})
+	out := map[string]*unstructured.Unstructured{}
+	for i := range l.Items {
+		out[l.Items[i].GetName()] = &l.Items[i]
+	}
+	return out
+}
+
+func condition(u *unstructured.Unstructured, typ string) (string, string) {
+	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	for _, c := range conds {
+		m, _ := c.(map[string]any)
+		if m["type"] == typ {
+			s, _ := m["status"].(string)
+			msg, _ := m["message"].(string)
+			return s, msg
+		}
+	}
+	return "", ""
+}
+
+func editXR(t *testing.T, edit func(spec map[string]any)) {
+	t.Helper()
+	eventuallyNoErr(t, func() error {
+		x := xr(t.Context())
+		spec, _ := x.Object["spec"].(map[string]any)
+		edit(spec)
+		return sb.Client.Update(t.Context(), x)
+	})
+}
+
+func eventuallyNoErr(t *testing.T, fn func() error) {
+	t.Helper()
+	var err error
+	for range 50 {
+		if err = fn(); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatal(err)
+}
+
+// TestComposed: every example's objects exist, controlled by its XR, and the
+// XRs report the function's conditions.
+func TestComposed(t *testing.T) {
+	ctx := t.Context()
+	x := xr(ctx)
+	for _, typ := range []string{"PoolAvailable", "ChangeRefused", "UpgradePending", "RolloutInProgress", "Synced"} {
+		if s, _ := condition(x, typ); s == "" {
+			t.Errorf("the FleetNodePool reports no %s condition", typ)
+		}
+	}
+	for name, md := range mds(ctx) {
+		owner := md.GetOwnerReferences()
+		if len(owner) == 0 || owner[0].Kind != "FleetNodePool" || owner[0].Name != pool || owner[0].Controller == nil || !*owner[0].Controller {
+			t.Errorf("%s is not controlled by the FleetNodePool: %v", name, owner)
+		}
+	}
+	if len(mds(ctx)) != 2 {
+		t.Errorf("want 2 MachineDeployments (one per zone), got %d", len(mds(ctx)))
+	}
+}
+
+// TestDriftReverted: a deleted composed object is recreated, a hand edit of
+// a field the function owns is reverted.
+func TestDriftReverted(t *testing.T) {
+	ctx := t.Context()
+	const md = "prod-eu-1-workers-eu-west-1a"
+	if err := sb.Client.Delete(ctx, get(ctx, "cluster.x-k8s.io/v1beta2", "MachineDeployment", md)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "deleted MachineDeployment recreated", time.Minute, func() error {
+		if get(ctx, "cluster.x-k8s.io/v1beta2", "MachineDeployment", md) == nil {
+			return fmt.Errorf("not there")
+		}
+		return nil
+	})
+	eventuallyNoErr(t, func() error {
+		m := get(ctx, "cluster.x-k8s.io/v1beta2", "MachineDeployment", md)
+		_ = unstructured.SetNestedField(m.Object, "v1.20.0", "spec", "template", "spec", "version")
+		return sb.Client.Update(ctx, m)
+	})
+	eventually(t, "hand-edited version reverted", time.Minute, func() error {
+		m := get(ctx, "cluster.x-k8s.io/v1beta2", "MachineDeployment", md)
+		if v, _, _ := unstructured.NestedString(m.Object, "spec", "template", "spec", "version"); v != "v1.33.4" {
+			return fmt.Errorf("version %s", v)
+		}
+		return nil
+	})
+}
+
+// TestEdits: a new machine class rotates templates, new scaling bounds
+// stay in place, a removed zone's MachineDeployment is deleted.
+func TestEdits(t *testing.T) {
+	ctx := t.Context()
+	before := mds(ctx)["prod-eu-1-workers-eu-west-1a"]
+	oldInfra, _, _ := unstructured.NestedString(before.Object, "spec", "template", "spec", "infrastructureRef", "name")
+
+	editXR(t, func(s map[string]any) { s["machine"] = map[string]any{"class": "large"} })
+	eventually(t, "machine class: templates rotated", time.Minute, func() error {
+		m := mds(ctx)["prod-eu-1-workers-eu-west-1a"]
+		infra, _, _ := unstructured.NestedString(m.Object, "spec", "template", "spec", "infrastructureRef", "name")
+		if infra == oldInfra || get(ctx, "infrastructure.cluster.x-k8s.io/v1beta2", "AWSMachineTemplate", infra) == nil {
+			return fmt.Errorf("infrastructureRef %s", infra)
+		}
+		return nil
+	})
+
+	editXR(t, func(s map[string]any) { s["scaling"] = map[string]any{"min": int64(4), "max": int64(12)} })
+	eventually(t, "scaling: in place", time.Minute, func() error {
+		m := mds(ctx)["prod-eu-1-workers-eu-west-1a"]
+		if m.GetAnnotations()["cluster.x-k8s.io/cluster-api-autoscaler-node-group-max-size"] != "6" {
+			return fmt.Errorf("annotations %v", m.GetAnnotations())
+		}
+		if infra, _, _ := unstructured.NestedString(m.Object, "spec", "template", "spec", "infrastructureRef", "name"); infra == oldInfra {
+			return fmt.Errorf("template went back")
+		}
+		return nil
+	})
+
+	editXR(t, func(s map[string]any) { s["zones"] = []any{"eu-west-1a"} })
+	eventually(t, "zone removed: its MachineDeployment deleted", time.Minute, func() error {
+		got := mds(ctx)
+		if _, ok := got["prod-eu-1-workers-eu-west-1b"]; ok || len(got) != 1 {
+			return fmt.Errorf("MachineDeployments %v", slices.Collect(mapKeys(got)))
+		}
+		return nil
+	})
+}
+
+// TestVersionBump: the platform team bumps the channel in the Composition;
+// the pool holds while its control plane is behind, and moves after.
+func TestVersionBump(t *testing.T) {
+	ctx := t.Context()
+	comp := get(ctx, "apiextensions.crossplane.io/v1", "Composition", "fleetnodepool")
+	if comp == nil {
+		comp = &unstructured.Unstructured{}
+		comp.SetAPIVersion("apiextensions.crossplane.io/v1")
+		comp.SetKind("Composition")
+		if err := sb.Client.Get(ctx, client.ObjectKey{Name: "fleetnodepool"}, comp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	steps, _, _ := unstructured.NestedSlice(comp.Object, "spec", "pipeline")
+	input := steps[0].(map[string]any)["input"].(map[string]any)
+	input["channels"].(map[string]any)["stable"] = "v1.34.1"
+	_ = unstructured.SetNestedSlice(comp.Object, steps, "spec", "pipeline")
+	if err := sb.Client.Update(ctx, comp); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "channel bumped, control plane behind: held", time.Minute, func() error {
+		if s, msg := condition(xr(ctx), "UpgradePending"); s != "True" || !strings.Contains(msg, "v1.34.1") {
+			return fmt.Errorf("UpgradePending %s %q", s, msg)
+		}
+		return nil
+	})
+	for name, m := range mds(ctx) {
+		if v, _, _ := unstructured.NestedString(m.Object, "spec", "template", "spec", "version"); v != "v1.33.4" {
+			t.Errorf("%s moved to %s before its control plane", name, v)
+		}
+	}
+	if err := setControlPlaneVersion(ctx, "v1.34.1"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "control plane at v1.34.1: the pool follows", 2*time.Minute, func() error {
+		for name, m := range mds(ctx) {
+			if v, _, _ := unstructured.NestedString(m.Object, "spec", "template", "spec", "version"); v != "v1.34.1" {
+				return fmt.Errorf("%s at %s", name, v)
+			}
+		}
+		return nil
+	})
+}
+
+// TestRestart: core and the function restart mid-run; reconciliation
+// resumes, nothing lost or duplicated.
+func TestRestart(t *testing.T) {
+	ctx := t.Context()
+	before := len(mds(ctx))
+	for _, p := range []string{"function", "crossplane"} {
+		if err := sb.Restart(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const md = "prod-eu-1-workers-eu-west-1a"
+	if err := sb.Client.Delete(ctx, get(ctx, "cluster.x-k8s.io/v1beta2", "MachineDeployment", md)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "after restarting core and the function: deleted MachineDeployment recreated", 2*time.Minute, func() error {
+		if get(ctx, "cluster.x-k8s.io/v1beta2", "MachineDeployment", md) == nil {
+			return fmt.Errorf("not there")
+		}
+		return nil
+	})
+	if got := len(mds(ctx)); got != before {
+		t.Errorf("MachineDeployments: %d before the restart, %d after", before, got)
+	}
+}
+
+// TestZDelete: deleting a FleetNodePool deletes everything it composed
+// (runs last: it removes the pool the others use).
+func TestZDelete(t *testing.T) {
+	ctx := t.Context()
+	if err := sb.Client.Delete(ctx, xr(ctx)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "FleetNodePool deleted: its objects gone", 2*time.Minute, func() error {
+		if n := len(mds(ctx)); n > 0 {
+			return fmt.Errorf("%d MachineDeployments left", n)
+		}
+		if x := xr(ctx); x != nil {
+			return fmt.Errorf("the FleetNodePool is still there")
+		}
+		return nil
+	})
+	_ = apierrors.IsNotFound
+}
+
+func mapKeys(m map[string]*unstructured.Unstructured) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}

@@ -1,0 +1,173 @@
+package sandbox
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/fleetnodepool/function-fleetnodepool/test/internal/upstream"
+)
+
+// BinariesFromEnv reads the binaries' paths from the environment the
+// Makefile sets, and locates the CRDs.
+func BinariesFromEnv() (Binaries, error) {
+	b := Binaries{
+		APIServer: os.Getenv("KUBE_APISERVER"), Etcd: os.Getenv("ETCD"), ControllerManager: os.Getenv("KUBE_CONTROLLER_MANAGER"),
+		Crossplane: os.Getenv("CROSSPLANE_CORE"), Function: os.Getenv("FUNCTION_BIN"), CrossplaneCRDs: os.Getenv("CROSSPLANE_CRDS"),
+	}
+	for env, p := range map[string]string{"KUBE_APISERVER": b.APIServer, "ETCD": b.Etcd, "KUBE_CONTROLLER_MANAGER": b.ControllerManager,
+		"CROSSPLANE_CORE": b.Crossplane, "FUNCTION_BIN": b.Function, "CROSSPLANE_CRDS": b.CrossplaneCRDs} {
+		if p == "" {
+			return b, fmt.Errorf("%s is not set: run this through make, which builds the tools", env)
+		}
+	}
+	var err error
+	b.CRDDirs, err = upstream.CRDDirs()
+	return b, err
+}
+
+// Lock makes sure one sandbox runs per directory: a second says so.
+func Lock(dir string) (func(), error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600) //nolint:gosec // The sandbox's own lock.
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("a sandbox already runs from %s (see its kubeconfig there); stop it with Ctrl-C first", dir)
+	}
+	return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); _ = f.Close() }, nil
+}
+
+// Examples installs the Configuration's XRD and Composition, every
+// example's Cluster, and the example FleetNodePools, waits until Crossplane
+// composed them, and returns what was composed.
+func (s *Sandbox) Examples(ctx context.Context, examples, configuration string, progress func(string, ...any)) (string, error) {
+	progress("installing the XRD and Composition from %s", configuration)
+	if err := s.Apply(ctx, filepath.Join(configuration, "xrd.yaml")); err != nil {
+		return "", err
+	}
+	if err := s.waitCRD(ctx, "fleetnodepools.fleet.nodepool.dev"); err != nil {
+		return "", err
+	}
+	if err := s.Apply(ctx, filepath.Join(configuration, "composition.yaml")); err != nil {
+		return "", err
+	}
+	clusters, _ := filepath.Glob(filepath.Join(examples, "*", "required", "cluster.yaml"))
+	xrs, _ := filepath.Glob(filepath.Join(examples, "*", "xr.yaml"))
+	progress("creating %d Clusters and %d FleetNodePools", len(clusters), len(xrs))
+	for _, c := range clusters {
+		if err := s.namespaceOf(ctx, c); err != nil {
+			return "", err
+		}
+	}
+	if err := s.Apply(ctx, append(clusters, xrs...)...); err != nil {
+		return "", err
+	}
+	var out strings.Builder
+	for _, f := range xrs {
+		xr, err := s.WaitComposed(ctx, f, 2*time.Minute)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(&out, "\n%s/%s:\n", xr.GetNamespace(), xr.GetName())
+		refs, _, _ := unstructured.NestedSlice(xr.Object, "spec", "crossplane", "resourceRefs")
+		var lines []string
+		for _, r := range refs {
+			m, _ := r.(map[string]any)
+			lines = append(lines, fmt.Sprintf("  %s %s", m["kind"], m["name"]))
+		}
+		sort.Strings(lines)
+		out.WriteString(strings.Join(lines, "\n") + "\n")
+	}
+	return out.String(), nil
+}
+
+// WaitComposed waits until the FleetNodePool of a file is Synced and its
+// composed objects exist, and returns it.
+func (s *Sandbox) WaitComposed(ctx context.Context, file string, timeout time.Duration) (*unstructured.Unstructured, error) {
+	b, err := os.ReadFile(file) //nolint:gosec // An example of this repository.
+	if err != nil {
+		return nil, err
+	}
+	objs := &unstructured.Unstructured{}
+	if err := yamlUnmarshal(b, &objs.Object); err != nil {
+		return nil, err
+	}
+	xr := &unstructured.Unstructured{}
+	xr.SetGroupVersionKind(objs.GroupVersionKind())
+	err = eventually(ctx, timeout, func() error {
+		if err := s.Client.Get(ctx, client.ObjectKeyFromObject(objs), xr); err != nil {
+			return err
+		}
+		if !conditionTrue(xr, "Synced") {
+			return fmt.Errorf("%s/%s is not Synced: %v", xr.GetNamespace(), xr.GetName(), conditions(xr))
+		}
+		refs, _, _ := unstructured.NestedSlice(xr.Object, "spec", "crossplane", "resourceRefs")
+		if len(refs) == 0 {
+			return fmt.Errorf("%s/%s has composed nothing yet", xr.GetNamespace(), xr.GetName())
+		}
+		return nil
+	})
+	return xr, err
+}
+
+func conditionTrue(u *unstructured.Unstructured, typ string) bool {
+	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	for _, c := range conds {
+		m, _ := c.(map[string]any)
+		if m["type"] == typ && m["status"] == "True" {
+			return true
+		}
+	}
+	return false
+}
+
+func conditions(u *unstructured.Unstructured) []string {
+	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	var out []string
+	for _, c := range conds {
+		m, _ := c.(map[string]any)
+		out = append(out, fmt.Sprintf("%v=%v %v", m["type"], m["status"], m["message"]))
+	}
+	return out
+}
+
+func (s *Sandbox) waitCRD(ctx context.Context, name string) error {
+	return eventually(ctx, 60*time.Second, func() error {
+		crd := &unstructured.Unstructured{}
+		crd.SetAPIVersion("apiextensions.k8s.io/v1")
+		crd.SetKind("CustomResourceDefinition")
+		if err := s.Client.Get(ctx, client.ObjectKey{Name: name}, crd); err != nil {
+			return err
+		}
+		if !conditionTrue(crd, "Established") {
+			return fmt.Errorf("CRD %s not established", name)
+		}
+		return nil
+	})
+}
+
+func (s *Sandbox) namespaceOf(ctx context.Context, file string) error {
+	b, err := os.ReadFile(file) //nolint:gosec // An example fixture.
+	if err != nil {
+		return err
+	}
+	u := &unstructured.Unstructured{}
+	if err := yamlUnmarshal(b, &u.Object); err != nil {
+		return err
+	}
+	ns := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": u.GetNamespace()}}}
+	return client.IgnoreAlreadyExists(s.Client.Create(ctx, ns))
+}

@@ -1,0 +1,455 @@
+// Package sandbox runs the real Crossplane core reconciling FleetNodePools
+// on a local control plane: etcd and kube-apiserver (envtest) with the
+// pinned CAPI, CAPA and CAPZ CRDs, kube-controller-manager running only the
+// garbage collector, Crossplane core (External package runtime, no
+// webhooks) and the function served with mTLS by a certificate of the CA
+// that `crossplane core init` creates. `make sandbox` and the sandbox e2e
+// tier use it.
+package sandbox
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/yaml"
+)
+
+// Names Crossplane is set up with.
+const (
+	Namespace        = "crossplane-system"
+	caSecret         = "crossplane-root-ca"
+	clientCertSecret = "crossplane-tls-client"
+	FunctionName     = "function-fleetnodepool"
+)
+
+// Binaries the sandbox runs.
+type Binaries struct {
+	APIServer, Etcd, ControllerManager, Crossplane, Function string
+	// CrossplaneCRDs is the crossplane/v2 module's cluster/crds folder.
+	CrossplaneCRDs string
+	// CRDDirs hold the Cluster API, CAPA and CAPZ CRDs.
+	CRDDirs []string
+}
+
+// A Sandbox is the running control plane, Crossplane and function.
+type Sandbox struct {
+	Dir        string
+	Kubeconfig string
+	Config     *rest.Config
+	Client     client.Client
+
+	env      *envtest.Environment
+	bins     Binaries
+	procs    map[string]*exec.Cmd
+	logs     map[string]*os.File
+	fnAddr   string
+	progress func(string, ...any)
+}
+
+// Start brings the sandbox up, reporting progress.
+func Start(ctx context.Context, dir string, bins Binaries, progress func(string, ...any)) (*Sandbox, error) {
+	s := &Sandbox{Dir: dir, bins: bins, procs: map[string]*exec.Cmd{}, logs: map[string]*os.File{}, progress: progress}
+	ok := false
+	defer func() {
+		if !ok {
+			s.Stop()
+		}
+	}()
+	for _, step := range []struct {
+		what string
+		fn   func(context.Context) error
+	}{
+		{"etcd, kube-apiserver and the Cluster API CRDs", s.controlPlane},
+		{"kube-controller-manager (garbage collector only)", s.garbageCollector},
+		{"crossplane core init", s.crossplaneInit},
+		{"the function, served with mTLS", s.function},
+		{"crossplane core start", s.crossplaneStart},
+		{"the function's registration", s.register},
+	} {
+		t0 := time.Now()
+		s.progress("starting %s", step.what)
+		if err := step.fn(ctx); err != nil {
+			return nil, fmt.Errorf("%s: %w", step.what, err)
+		}
+		s.progress("  ready in %s", time.Since(t0).Round(100*time.Millisecond))
+	}
+	ok = true
+	return s, nil
+}
+
+func (s *Sandbox) controlPlane(_ context.Context) error {
+	sch := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(sch); err != nil {
+		return err
+	}
+	s.env = &envtest.Environment{
+		ControlPlane: envtest.ControlPlane{
+			APIServer: &envtest.APIServer{Path: s.bins.APIServer},
+			Etcd:      &envtest.Etcd{Path: s.bins.Etcd},
+		},
+		CRDDirectoryPaths:     s.bins.CRDDirs,
+		ErrorIfCRDPathMissing: true,
+		Scheme:                sch,
+	}
+	cfg, err := s.env.Start()
+	if err != nil {
+		return err
+	}
+	user, err := s.env.ControlPlane.AddUser(envtest.User{Name: "sandbox-admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return err
+	}
+	kc, err := user.KubeConfig()
+	if err != nil {
+		return err
+	}
+	s.Kubeconfig = filepath.Join(s.Dir, "kubeconfig")
+	if err := os.WriteFile(s.Kubeconfig, kc, 0o600); err != nil {
+		return err
+	}
+	s.Config = cfg
+	s.Client, err = client.New(cfg, client.Options{Scheme: sch})
+	return err
+}
+
+func (s *Sandbox) garbageCollector(_ context.Context) error {
+	return s.run("kube-controller-manager", nil, s.bins.ControllerManager,
+		"--kubeconfig="+s.Kubeconfig, "--controllers=garbage-collector-controller",
+		"--leader-elect=false", "--secure-port=0")
+}
+
+func (s *Sandbox) crossplaneEnv() []string {
+	return []string{
+		"KUBECONFIG=" + s.Kubeconfig, "POD_NAMESPACE=" + Namespace, "ENABLE_WEBHOOKS=false",
+		"CRDS_PATH=" + s.bins.CrossplaneCRDs, "TLS_CA_SECRET_NAME=" + caSecret, "TLS_CLIENT_SECRET_NAME=" + clientCertSecret,
+	}
+}
+
+func (s *Sandbox) crossplaneInit(ctx context.Context) error {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}}
+	if err := s.Client.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	// The first run on a fresh API server fails to find the CRDs it just
+	// installed (discovery lags); in a cluster it is an init container that
+	// restarts.
+	var out []byte
+	var err error
+	for range 5 {
+		cmd := exec.CommandContext(ctx, s.bins.Crossplane, "core", "init") //nolint:gosec // The pinned Crossplane core.
+		cmd.Env = append(os.Environ(), s.crossplaneEnv()...)
+		if out, err = cmd.CombinedOutput(); err == nil {
+			return nil
+		}
+		time.Sleep(time.Second)
+	}
+	return fmt.Errorf("%w\n%s", err, out)
+}
+
+func (s *Sandbox) function(ctx context.Context) error {
+	ca := &corev1.Secret{}
+	if err := s.Client.Get(ctx, client.ObjectKey{Namespace: Namespace, Name: caSecret}, ca); err != nil {
+		return err
+	}
+	dir := filepath.Join(s.Dir, "tls-server")
+	if err := serverCert(dir, ca.Data["tls.crt"], ca.Data["tls.key"]); err != nil {
+		return err
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	s.fnAddr = addr
+	if err := s.run("function", nil, s.bins.Function, "--address="+addr, "--tls-server-certs-dir="+dir, "--metrics-address="); err != nil {
+		return err
+	}
+	return waitTCP(ctx, addr)
+}
+
+func (s *Sandbox) crossplaneStart(ctx context.Context) error {
+	cl := &corev1.Secret{}
+	if err := s.Client.Get(ctx, client.ObjectKey{Namespace: Namespace, Name: clientCertSecret}, cl); err != nil {
+		return err
+	}
+	dir := filepath.Join(s.Dir, "tls-client")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	for _, f := range []string{"ca.crt", "tls.crt", "tls.key"} {
+		if err := os.WriteFile(filepath.Join(dir, f), cl.Data[f], 0o600); err != nil {
+			return err
+		}
+	}
+	metrics, err := freePort()
+	if err != nil {
+		return err
+	}
+	health, err := freePort()
+	if err != nil {
+		return err
+	}
+	return s.run("crossplane", s.crossplaneEnv(), s.bins.Crossplane, "core", "start",
+		"--package-runtime=External", "--enable-webhooks=false", "--tls-client-certs-dir="+dir,
+		"--xpkg-cache-dir="+filepath.Join(s.Dir, "xpkg-cache"), "--xfn-cache-dir="+filepath.Join(s.Dir, "xfn-cache"),
+		fmt.Sprintf("--metrics-port=%d", metrics), fmt.Sprintf("--health-probe-port=%d", health))
+}
+
+// register makes the function known to Crossplane's function runner: an
+// active, paused FunctionRevision (the package manager never pulls it)
+// whose status gives the endpoint and capabilities.
+func (s *Sandbox) register(ctx context.Context) error {
+	rev := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "pkg.crossplane.io/v1", "kind": "FunctionRevision",
+		"metadata": map[string]any{
+			"name":        FunctionName + "-sandbox",
+			"labels":      map[string]any{"pkg.crossplane.io/package": FunctionName},
+			"annotations": map[string]any{"crossplane.io/paused": "true"},
+		},
+		"spec": map[string]any{
+			"desiredState": "Active", "image": "xpkg.crossplane.io/fleetnodepool/function-fleetnodepool:sandbox", "revision": int64(1),
+			"ignoreCrossplaneConstraints": true, "skipDependencyResolution": true,
+		},
+	}}
+	if err := eventually(ctx, 60*time.Second, func() error {
+		if err := s.Client.Create(ctx, rev.DeepCopy()); err != nil && !apierrors.IsAlreadyExists(err) {
+			return err
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	return s.SetEndpoint(ctx, s.fnAddr)
+}
+
+// SetEndpoint points Crossplane's function runner at addr.
+func (s *Sandbox) SetEndpoint(ctx context.Context, addr string) error {
+	return eventually(ctx, 30*time.Second, func() error {
+		rev := &unstructured.Unstructured{}
+		rev.SetAPIVersion("pkg.crossplane.io/v1")
+		rev.SetKind("FunctionRevision")
+		if err := s.Client.Get(ctx, client.ObjectKey{Name: FunctionName + "-sandbox"}, rev); err != nil {
+			return err
+		}
+		_ = unstructured.SetNestedField(rev.Object, addr, "status", "endpoint")
+		_ = unstructured.SetNestedStringSlice(rev.Object, []string{"composition"}, "status", "capabilities")
+		return s.Client.Status().Update(ctx, rev)
+	})
+}
+
+// Apply creates or updates the objects of YAML files.
+func (s *Sandbox) Apply(ctx context.Context, files ...string) error {
+	for _, f := range files {
+		b, err := os.ReadFile(f) //nolint:gosec // Files of this repository.
+		if err != nil {
+			return err
+		}
+		for _, doc := range strings.Split(string(b), "\n---") {
+			u := &unstructured.Unstructured{}
+			if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
+				return fmt.Errorf("%s: %w", f, err)
+			}
+			if len(u.Object) == 0 {
+				continue
+			}
+			if err := eventually(ctx, 30*time.Second, func() error {
+				return s.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u.DeepCopy()), client.FieldOwner("sandbox"), client.ForceOwnership)
+			}); err != nil {
+				return fmt.Errorf("%s %s: %w", u.GetKind(), u.GetName(), err)
+			}
+		}
+	}
+	return nil
+}
+
+// Restart stops and starts a process of the sandbox: crossplane or
+// function.
+func (s *Sandbox) Restart(ctx context.Context, name string) error {
+	cmd := s.procs[name]
+	stop(cmd)
+	delete(s.procs, name)
+	switch name {
+	case "crossplane":
+		return s.crossplaneStart(ctx)
+	case "function":
+		if err := s.run("function", nil, s.bins.Function, cmd.Args[1:]...); err != nil {
+			return err
+		}
+		return waitTCP(ctx, s.fnAddr)
+	}
+	return fmt.Errorf("no process %q", name)
+}
+
+// Stop stops every process and the control plane.
+func (s *Sandbox) Stop() {
+	for _, n := range []string{"crossplane", "function", "kube-controller-manager"} {
+		if cmd, ok := s.procs[n]; ok {
+			stop(cmd)
+		}
+	}
+	for _, f := range s.logs {
+		_ = f.Close()
+	}
+	if s.env != nil {
+		_ = s.env.Stop()
+	}
+}
+
+// Log is the path of a process's log.
+func (s *Sandbox) Log(name string) string { return filepath.Join(s.Dir, name+".log") }
+
+func (s *Sandbox) run(name string, env []string, bin string, args ...string) error {
+	f, err := os.OpenFile(s.Log(name), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	s.logs[name] = f
+	cmd := exec.Command(bin, args...) //nolint:gosec // The sandbox's pinned binaries.
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	s.procs[name] = cmd
+	return nil
+}
+
+func stop(cmd *exec.Cmd) {
+	if cmd == nil || cmd.Process == nil {
+		return
+	}
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+	}
+}
+
+// serverCert writes a server certificate for 127.0.0.1 and localhost,
+// signed by Crossplane's CA, with the CA, as the SDK's MTLSCertificates
+// reads them.
+func serverCert(dir string, caPEM, caKeyPEM []byte) error {
+	caBlock, _ := pem.Decode(caPEM)
+	keyBlock, _ := pem.Decode(caKeyPEM)
+	if caBlock == nil || keyBlock == nil {
+		return errors.New("cannot decode Crossplane's CA")
+	}
+	ca, err := x509.ParseCertificate(caBlock.Bytes)
+	if err != nil {
+		return err
+	}
+	caKey, err := parseKey(keyBlock.Bytes)
+	if err != nil {
+		return err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: FunctionName},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		DNSNames:     []string{"localhost"},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return err
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	for f, b := range map[string][]byte{
+		"tls.crt": pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		"tls.key": pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}),
+		"ca.crt":  caPEM,
+	} {
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func parseKey(der []byte) (any, error) {
+	if k, err := x509.ParsePKCS1PrivateKey(der); err == nil {
+		return k, nil
+	}
+	if k, err := x509.ParsePKCS8PrivateKey(der); err == nil {
+		return k, nil
+	}
+	return x509.ParseECPrivateKey(der)
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close() //nolint:errcheck // Only used to find a free port.
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func freeAddr() (string, error) {
+	p, err := freePort()
+	return fmt.Sprintf("127.0.0.1:%d", p), err
+}
+
+func waitTCP(ctx context.Context, addr string) error {
+	return eventually(ctx, 20*time.Second, func() error {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			_ = c.Close()
+		}
+		return err
+	})
+}
+
+// eventually retries fn until it succeeds or the timeout passes.
+func eventually(ctx context.Context, timeout time.Duration, fn func() error) error {
+	var err error
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if err = fn(); err == nil || ctx.Err() != nil {
+			return err
+		}
+	}
+	return err
+}
+
+func yamlUnmarshal(b []byte, into *map[string]any) error { return yaml.Unmarshal(b, into) }

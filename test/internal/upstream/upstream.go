@@ -1,0 +1,55 @@
+// Package upstream locates what the pinned upstream modules ship: the
+// Cluster API, CAPA and CAPZ CRDs and webhook manifests.
+package upstream
+
+import (
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// A Module is an upstream module and the folders of its CRDs.
+type Module struct {
+	Path string
+	CRDs []string
+}
+
+// Modules whose CRDs the tests and the sandbox install, at the versions
+// go.mod pins.
+var Modules = []Module{
+	{Path: "sigs.k8s.io/cluster-api", CRDs: []string{"core/config/crd/bases", "bootstrap/kubeadm/config/crd/bases", "controlplane/kubeadm/config/crd/bases"}},
+	{Path: "sigs.k8s.io/cluster-api-provider-aws/v2", CRDs: []string{"config/crd/bases"}},
+	{Path: "sigs.k8s.io/cluster-api-provider-azure", CRDs: []string{"config/crd/bases"}},
+}
+
+// Dir is where the pinned version of a module is in the module cache, as
+// the module in dir (the repository, by default) requires it.
+func Dir(module, dir string) (string, error) {
+	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", module) //nolint:gosec // A fixed module path.
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("cannot locate module %s: %w", module, err)
+	}
+	d := strings.TrimSpace(string(out))
+	if d == "" {
+		return "", fmt.Errorf("module %s is not downloaded: run go mod download", module)
+	}
+	return d, nil
+}
+
+// CRDDirs are the folders of every module's CRDs.
+func CRDDirs() ([]string, error) {
+	var dirs []string
+	for _, m := range Modules {
+		d, err := Dir(m.Path, "")
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range m.CRDs {
+			dirs = append(dirs, filepath.Join(d, c))
+		}
+	}
+	return dirs, nil
+}
