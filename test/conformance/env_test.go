@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -29,6 +28,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/yaml"
 
+	"github.com/fleetnodepool/function-fleetnodepool/test/internal/upstream"
+
 	awsv1 "sigs.k8s.io/cluster-api-provider-aws/v2/api/v1beta2"
 	awsexpv1 "sigs.k8s.io/cluster-api-provider-aws/v2/exp/api/v1beta2"
 	awsexpwebhooks "sigs.k8s.io/cluster-api-provider-aws/v2/exp/webhooks"
@@ -43,32 +44,15 @@ import (
 	capiwebhooks "sigs.k8s.io/cluster-api/core/webhooks/admission"
 )
 
-// Upstream modules whose CRDs and webhook manifests are installed, with the
-// folders holding them. Their versions are the ones go.mod pins.
-var upstream = []struct {
-	module string
-	crds   []string
-	// webhooks are manifests by a name unique to each: every provider names
-	// its configurations alike.
-	webhooks map[string]string
-}{
-	{
-		module: "sigs.k8s.io/cluster-api",
-		crds:   []string{"core/config/crd/bases", "bootstrap/kubeadm/config/crd/bases", "controlplane/kubeadm/config/crd/bases"},
-		webhooks: map[string]string{
-			"capi-core":    "core/config/webhook/manifests.yaml",
-			"capi-kubeadm": "bootstrap/kubeadm/config/webhook/manifests.yaml",
-		},
+// webhookManifests are the upstream webhook manifests installed, by module,
+// each under a name unique to it: every provider names its configurations
+// alike.
+var webhookManifests = map[string]map[string]string{
+	"sigs.k8s.io/cluster-api": {
+		"capi-core":    "core/config/webhook/manifests.yaml",
+		"capi-kubeadm": "bootstrap/kubeadm/config/webhook/manifests.yaml",
 	},
-	{
-		module:   "sigs.k8s.io/cluster-api-provider-aws/v2",
-		crds:     []string{"config/crd/bases"},
-		webhooks: map[string]string{"capa": "config/webhook/manifests.yaml"},
-	},
-	{
-		module: "sigs.k8s.io/cluster-api-provider-azure",
-		crds:   []string{"config/crd/bases"},
-	},
+	"sigs.k8s.io/cluster-api-provider-aws/v2": {"capa": "config/webhook/manifests.yaml"},
 }
 
 // served are the resources whose upstream webhooks this suite serves:
@@ -127,18 +111,18 @@ func startAPIServer() (*apiServer, error) {
 	if apiserverBin == "" || etcdBin == "" {
 		return nil, errors.New("KUBE_APISERVER and ETCD are not set: run this tier through `make test-conformance`, which builds them")
 	}
-	var crdDirs []string
+	crdDirs, err := upstream.CRDDirs()
+	if err != nil {
+		return nil, err
+	}
 	var mutating []*admissionv1.MutatingWebhookConfiguration
 	var validating []*admissionv1.ValidatingWebhookConfiguration
-	for _, u := range upstream {
-		dir, err := moduleDir(u.module)
+	for module, manifests := range webhookManifests {
+		dir, err := upstream.Dir(module, "")
 		if err != nil {
 			return nil, err
 		}
-		for _, d := range u.crds {
-			crdDirs = append(crdDirs, filepath.Join(dir, d))
-		}
-		for name, w := range u.webhooks {
+		for name, w := range manifests {
 			m, v, err := webhookConfigs(filepath.Join(dir, w), name)
 			if err != nil {
 				return nil, err
@@ -198,19 +182,6 @@ func startAPIServer() (*apiServer, error) {
 func (a *apiServer) Stop() {
 	a.stop()
 	_ = a.env.Stop()
-}
-
-// moduleDir is where the pinned version of a module is in the module cache.
-func moduleDir(module string) (string, error) {
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", module).Output() //nolint:gosec // A fixed module path.
-	if err != nil {
-		return "", fmt.Errorf("cannot locate module %s: %w", module, err)
-	}
-	dir := strings.TrimSpace(string(out))
-	if dir == "" {
-		return "", fmt.Errorf("module %s is not downloaded: run go mod download", module)
-	}
-	return dir, nil
 }
 
 // webhookConfigs reads an upstream webhook manifest, keeps the webhooks of
