@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
 
 	"github.com/fleetnodepool/function-fleetnodepool/apis/fleet/v1alpha1"
 	"github.com/fleetnodepool/function-fleetnodepool/fn/provider"
@@ -36,7 +38,7 @@ func preview(p *Plan, in Input) []v1alpha1.Change {
 			out = append(out, v1alpha1.Change{Object: obj, Action: v1alpha1.ChangeCreate})
 			continue
 		}
-		desired, err := provider.JSONMap(r.Object)
+		desired, err := previewFields(r.Object)
 		if err != nil {
 			continue
 		}
@@ -79,6 +81,91 @@ func preview(p *Plan, in Input) []v1alpha1.Change {
 		}
 	}
 	return out
+}
+
+// previewFields is the part of a MachineDeployment or MachinePool preview
+// compares, shaped as its JSON: read from the typed object rather than
+// through a JSON round trip of all of it, which would cost a changed pool's
+// reconcile a fifth of its time.
+func previewFields(o provider.Object) (map[string]any, error) {
+	var (
+		tpl      clusterv1.MachineTemplateSpec
+		replicas *int32
+		rollout  map[string]any
+	)
+	switch t := o.(type) {
+	case *clusterv1.MachineDeployment:
+		tpl, replicas = t.Spec.Template, t.Spec.Replicas
+		m, err := rolloutFields(t.Spec.Rollout)
+		if err != nil {
+			return nil, err
+		}
+		rollout = m
+	case *clusterv1.MachinePool:
+		tpl, replicas = t.Spec.Template, t.Spec.Replicas
+	default:
+		return provider.JSONMap(o)
+	}
+	spec := map[string]any{"template": map[string]any{
+		"metadata": withStrings(map[string]any{}, "labels", tpl.Labels),
+		"spec": map[string]any{
+			"version":           tpl.Spec.Version,
+			"infrastructureRef": map[string]any{"name": tpl.Spec.InfrastructureRef.Name},
+			"bootstrap":         map[string]any{"configRef": map[string]any{"name": tpl.Spec.Bootstrap.ConfigRef.Name}},
+		},
+	}}
+	if replicas != nil {
+		spec["replicas"] = float64(*replicas)
+	}
+	if rollout != nil {
+		spec["rollout"] = rollout
+	}
+	return map[string]any{"metadata": withStrings(map[string]any{}, "annotations", o.GetAnnotations()), "spec": spec}, nil
+}
+
+// rolloutFields is a MachineDeployment's rollout as JSON decodes it, nil if
+// it is empty. The strategy the backend sets is read directly; anything
+// else takes a JSON round trip.
+func rolloutFields(r clusterv1.MachineDeploymentRolloutSpec) (map[string]any, error) {
+	rest := r
+	rest.Strategy.Type, rest.Strategy.RollingUpdate.MaxSurge, rest.Strategy.RollingUpdate.MaxUnavailable = "", nil, nil
+	if !reflect.ValueOf(rest).IsZero() {
+		return provider.JSONMap(&r)
+	}
+	ru := map[string]any{}
+	for k, v := range map[string]*intstr.IntOrString{"maxSurge": r.Strategy.RollingUpdate.MaxSurge, "maxUnavailable": r.Strategy.RollingUpdate.MaxUnavailable} {
+		switch {
+		case v == nil:
+		case v.Type == intstr.String:
+			ru[k] = v.StrVal
+		default:
+			ru[k] = float64(v.IntVal)
+		}
+	}
+	strategy := map[string]any{}
+	if r.Strategy.Type != "" {
+		strategy["type"] = string(r.Strategy.Type)
+	}
+	if len(ru) > 0 {
+		strategy["rollingUpdate"] = ru
+	}
+	if len(strategy) == 0 {
+		return nil, nil
+	}
+	return map[string]any{"strategy": strategy}, nil
+}
+
+// withStrings sets m[k] to v as JSON decodes it, unless v is empty.
+func withStrings(m map[string]any, k string, v map[string]string) map[string]any {
+	if len(v) == 0 {
+		return m
+	}
+	out := make(map[string]any, len(v))
+	for key, val := range v {
+		out[key] = val
+	}
+	m[k] = out
+	return m
 }
 
 // poolChange says how an infrastructure machine pool's spec changes beyond
