@@ -106,20 +106,32 @@ func (p *parser) object() (*structpb.Value, error) {
 			return nil, err
 		}
 		fields[k] = v
-		p.space()
-		if p.i >= len(p.b) {
-			return nil, errors.Errorf(errFmtSyntax+": unexpected end", p.i)
+		done, err := p.next('}')
+		if err != nil {
+			return nil, err
 		}
-		switch p.b[p.i] {
-		case ',':
-			p.i++
-		case '}':
-			p.i++
+		if done {
 			return &structpb.Value{Kind: &structpb.Value_StructValue{StructValue: &structpb.Struct{Fields: fields}}}, nil
-		default:
-			return nil, errors.Errorf(errFmtSyntax+": want ',' or '}'", p.i)
 		}
 	}
+}
+
+// next reads what follows a member or an element: a ',' (more follow) or
+// the closing bracket (done).
+func (p *parser) next(closing byte) (done bool, err error) {
+	p.space()
+	if p.i >= len(p.b) {
+		return false, errors.Errorf(errFmtSyntax+": unexpected end", p.i)
+	}
+	switch p.b[p.i] {
+	case ',':
+		p.i++
+		return false, nil
+	case closing:
+		p.i++
+		return true, nil
+	}
+	return false, errors.Errorf(errFmtSyntax+": want ',' or '%c'", p.i, closing)
 }
 
 func (p *parser) array() (*structpb.Value, error) {
@@ -136,18 +148,12 @@ func (p *parser) array() (*structpb.Value, error) {
 			return nil, err
 		}
 		vals = append(vals, v)
-		p.space()
-		if p.i >= len(p.b) {
-			return nil, errors.Errorf(errFmtSyntax+": unexpected end", p.i)
+		done, err := p.next(']')
+		if err != nil {
+			return nil, err
 		}
-		switch p.b[p.i] {
-		case ',':
-			p.i++
-		case ']':
-			p.i++
+		if done {
 			return &structpb.Value{Kind: &structpb.Value_ListValue{ListValue: &structpb.ListValue{Values: vals}}}, nil
-		default:
-			return nil, errors.Errorf(errFmtSyntax+": want ',' or ']'", p.i)
 		}
 	}
 }

@@ -35,6 +35,10 @@ func TestJSONToStruct(t *testing.T) {
 		"BadLiteral":   {reason: "A misspelt literal is an error.", in: `{"a":tru}`, err: true},
 		"MissingColon": {reason: "A member without ':' is an error.", in: `{"a" 1}`, err: true},
 		"BadNumber":    {reason: "A malformed number is an error.", in: `{"a":1-2}`, err: true},
+		"ObjectEnd":    {reason: "An object cut off after a member is an error.", in: `{"a":1`, err: true},
+		"ArrayEnd":     {reason: "An array cut off after an element is an error.", in: `{"a":[1`, err: true},
+		"ArraySep":     {reason: "Array elements need a ','.", in: `{"a":[1 2]}`, err: true},
+		"ObjectSep":    {reason: "Members need a ','.", in: `{"a":1 "b":2}`, err: true},
 		"Control":      {reason: "A raw control character in a string is an error.", in: "{\"a\":\"\x01\"}", err: true},
 		"BadUTF8":      {reason: "Invalid UTF-8 is replaced, as encoding/json does.", in: "{\"a\":\"\xff\"}"},
 	}

@@ -75,11 +75,7 @@ func TestBackendSelection(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			var edits []func(*Input)
-			if tc.edit != nil {
-				edits = append(edits, tc.edit)
-			}
-			p := mustPlan(t, input(edits...))
+			p := mustPlan(t, input(tc.edit))
 			if diff := cmp.Diff(tc.wantBackend, p.Status.Backend); diff != "" {
 				t.Errorf("%s\nbackend: -want, +got:\n%s", tc.reason, diff)
 			}
@@ -271,11 +267,7 @@ func TestHealthCheck(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			var edits []func(*Input)
-			if tc.edit != nil {
-				edits = append(edits, tc.edit)
-			}
-			p := mustPlan(t, input(edits...))
+			p := mustPlan(t, input(tc.edit))
 			var mhc *clusterv1.MachineHealthCheck
 			for _, r := range p.Resources {
 				if m, ok := r.Object.(*clusterv1.MachineHealthCheck); ok {

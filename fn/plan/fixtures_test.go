@@ -30,7 +30,8 @@ func policy() *v1beta1.Policy {
 	}
 }
 
-// input is a valid autoscaled AWS pool over two zones.
+// input is a valid autoscaled AWS pool over two zones, with mods applied;
+// nil mods are skipped, so a table case without an edit can pass its nil one.
 func input(mods ...func(*Input)) Input {
 	in := Input{
 		Name:      "workers",
@@ -48,7 +49,9 @@ func input(mods ...func(*Input)) Input {
 		Cluster: &Cluster{InfrastructureKind: "AWSCluster", ControlPlaneKind: "KubeadmControlPlane"},
 	}
 	for _, m := range mods {
-		m(&in)
+		if m != nil {
+			m(&in)
+		}
 	}
 	return in
 }

@@ -152,10 +152,21 @@ func TestWebhooksAreServed(t *testing.T) {
 	if err := ensureCluster(t.Context(), api.client, ns, "c", "AWSCluster"); err != nil {
 		t.Fatal(err)
 	}
-	md := machineDeployment(ns, "autoscaled")
+	if r := applyAutoscaled(t, ns, "autoscaled", "2", "5"); r != 2 {
+		t.Errorf("CAPI's defaulting webhook did not run: want spec.replicas defaulted to the autoscaler minimum 2, got %d", r)
+	}
+}
+
+// machineDeployment is a minimal valid MachineDeployment of Cluster c.
+// applyAutoscaled applies the MachineDeployment ns/name autoscaled between
+// min and max, without spec.replicas, as the function composes it, and
+// returns the spec.replicas the API server stored.
+func applyAutoscaled(t *testing.T, ns, name, minSize, maxSize string) int64 {
+	t.Helper()
+	md := machineDeployment(ns, name)
 	md.SetAnnotations(map[string]string{
-		"cluster.x-k8s.io/cluster-api-autoscaler-node-group-min-size": "2",
-		"cluster.x-k8s.io/cluster-api-autoscaler-node-group-max-size": "5",
+		"cluster.x-k8s.io/cluster-api-autoscaler-node-group-min-size": minSize,
+		"cluster.x-k8s.io/cluster-api-autoscaler-node-group-max-size": maxSize,
 	})
 	if err := apply(t.Context(), api.client, md); err != nil {
 		t.Fatal(err)
@@ -165,12 +176,10 @@ func TestWebhooksAreServed(t *testing.T) {
 	if err := api.client.Get(t.Context(), client.ObjectKeyFromObject(md), got); err != nil {
 		t.Fatal(err)
 	}
-	if r, _, _ := unstructured.NestedInt64(got.Object, "spec", "replicas"); r != 2 {
-		t.Errorf("CAPI's defaulting webhook did not run: want spec.replicas defaulted to the autoscaler minimum 2, got %d", r)
-	}
+	r, _, _ := unstructured.NestedInt64(got.Object, "spec", "replicas")
+	return r
 }
 
-// machineDeployment is a minimal valid MachineDeployment of Cluster c.
 func machineDeployment(ns, name string) *unstructured.Unstructured {
 	return &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "MachineDeployment",
@@ -321,20 +330,7 @@ func TestReplicaHandover(t *testing.T) {
 			if err := apply(t.Context(), api.client, md); err != nil {
 				t.Fatal(err)
 			}
-			md = machineDeployment(ns, strings.ToLower(name))
-			md.SetAnnotations(map[string]string{
-				"cluster.x-k8s.io/cluster-api-autoscaler-node-group-min-size": tc.min,
-				"cluster.x-k8s.io/cluster-api-autoscaler-node-group-max-size": tc.max,
-			})
-			if err := apply(t.Context(), api.client, md); err != nil {
-				t.Fatal(err)
-			}
-			got := &unstructured.Unstructured{}
-			got.SetGroupVersionKind(md.GroupVersionKind())
-			if err := api.client.Get(t.Context(), client.ObjectKeyFromObject(md), got); err != nil {
-				t.Fatal(err)
-			}
-			if r, _, _ := unstructured.NestedInt64(got.Object, "spec", "replicas"); r != tc.want {
+			if r := applyAutoscaled(t, ns, strings.ToLower(name), tc.min, tc.max); r != tc.want {
 				t.Errorf("%s\nspec.replicas after the handover: want %d, got %d", tc.reason, tc.want, r)
 			}
 		})
