@@ -97,7 +97,8 @@ SANDBOX_ENV = KUBE_APISERVER=$(KUBE_APISERVER) ETCD=$(ETCD) KUBE_CONTROLLER_MANA
 
 .PHONY: sandbox
 sandbox: $(SANDBOX_TOOLS) $(KUBECTL) ## The real Crossplane core reconciling the example FleetNodePools on a local control plane (Ctrl-C stops it).
-	$(SANDBOX_ENV) $(GO) run ./test/cmd/sandbox --dir=$(BIN)/sandbox
+	$(GO) build -o $(BIN)/sandbox-cmd ./test/cmd/sandbox
+	$(SANDBOX_ENV) $(BIN)/sandbox-cmd --dir=$(BIN)/sandbox
 
 .PHONY: kubectl
 kubectl: $(KUBECTL) ## Build kubectl into bin/ to look around the sandbox.
