@@ -27,6 +27,7 @@ CROSSPLANE_CORE_VERSION := $(call modver,crossplane,github.com/crossplane/crossp
 KUBE_VERSION            := $(call modver,kube,k8s.io/kubernetes)
 ETCD_VERSION            := $(call modver,etcd,go.etcd.io/etcd/server/v3)
 GOLANGCI_LINT_VERSION   := $(call modver,golangci-lint,github.com/golangci/golangci-lint/v2)
+CAPI_VERSION            := $(call modver,capi,sigs.k8s.io/cluster-api)
 
 CROSSPLANE_CLI  := $(BIN)/crossplane-cli-$(CROSSPLANE_CLI_VERSION)/crossplane
 CROSSPLANE_CORE := $(BIN)/crossplane-core-$(CROSSPLANE_CORE_VERSION)/crossplane
@@ -36,6 +37,8 @@ KUBECTL         := $(BIN)/kube-$(KUBE_VERSION)/kubectl
 ETCD            := $(BIN)/etcd-$(ETCD_VERSION)/etcd
 GOLANGCI_LINT   := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)/golangci-lint
 FUNCTION_BIN    := $(BIN)/function
+CAPI_DIR        := $(BIN)/capi-$(CAPI_VERSION)
+CAPI_MANAGERS   := $(CAPI_DIR)/core $(CAPI_DIR)/kubeadm-bootstrap $(CAPI_DIR)/kubeadm-control-plane $(CAPI_DIR)/capd
 
 # Version ldflags so the Kubernetes binaries report the version they are.
 KUBE_MINOR   = $(word 2,$(subst ., ,$(KUBE_VERSION)))
@@ -95,10 +98,16 @@ SANDBOX_TOOLS := build $(CROSSPLANE_CORE) $(KUBE_APISERVER) $(ETCD) $(KUBE_CONTR
 SANDBOX_ENV = KUBE_APISERVER=$(KUBE_APISERVER) ETCD=$(ETCD) KUBE_CONTROLLER_MANAGER=$(KUBE_CONTROLLER_MANAGER) \
 	CROSSPLANE_CRDS=$$(cd $(TOOLS)/crossplane && $(GO) list -m -f '{{.Dir}}' github.com/crossplane/crossplane/v2)/cluster/crds
 
+CAPI_ENV = CAPI_CORE=$(CAPI_DIR)/core CAPI_BOOTSTRAP=$(CAPI_DIR)/kubeadm-bootstrap \
+	CAPI_CONTROLPLANE=$(CAPI_DIR)/kubeadm-control-plane CAPI_INFRASTRUCTURE=$(CAPI_DIR)/capd
+
+# CAPI=1 adds the real Cluster API managers and simulated clusters.
+CAPI ?=
+
 .PHONY: sandbox
-sandbox: $(SANDBOX_TOOLS) $(KUBECTL) ## The real Crossplane core reconciling the example FleetNodePools on a local control plane (Ctrl-C stops it).
+sandbox: $(SANDBOX_TOOLS) $(KUBECTL) $(if $(CAPI),$(CAPI_MANAGERS)) ## The real Crossplane core reconciling the example FleetNodePools on a local control plane (Ctrl-C stops it); CAPI=1 adds the real Cluster API managers and sim clusters.
 	$(GO) build -o $(BIN)/sandbox-cmd ./test/cmd/sandbox
-	$(SANDBOX_ENV) $(BIN)/sandbox-cmd --dir=$(BIN)/sandbox
+	$(SANDBOX_ENV) $(CAPI_ENV) $(BIN)/sandbox-cmd --dir=$(BIN)/sandbox $(if $(CAPI),--capi)
 
 .PHONY: kubectl
 kubectl: $(KUBECTL) ## Build kubectl into bin/ to look around the sandbox.
@@ -144,7 +153,7 @@ golden: build $(CROSSPLANE_CLI) $(CROSSPLANE_CORE) ## Regenerate the render gold
 ##@ Tools (built from pinned modules into bin/, reused after)
 
 .PHONY: tools
-tools: $(CROSSPLANE_CLI) $(CROSSPLANE_CORE) $(KUBE_APISERVER) $(ETCD) $(GOLANGCI_LINT) ## Build every tool.
+tools: $(CROSSPLANE_CLI) $(CROSSPLANE_CORE) $(KUBE_APISERVER) $(ETCD) $(GOLANGCI_LINT) $(CAPI_MANAGERS) ## Build every tool.
 
 $(CROSSPLANE_CLI):
 	$(call building,crossplane CLI $(CROSSPLANE_CLI_VERSION))
@@ -169,6 +178,24 @@ $(KUBECTL):
 $(ETCD):
 	$(call building,etcd $(ETCD_VERSION))
 	cd $(TOOLS)/etcd && time $(GO) build -o $@ go.etcd.io/etcd/server/v3
+
+# The Cluster API managers (core, kubeadm bootstrap and control plane, CAPD)
+# the CAPI sandbox and the fleet e2e run.
+$(CAPI_DIR)/core:
+	$(call building,Cluster API core manager $(CAPI_VERSION))
+	cd $(TOOLS)/capi && time $(GO) build -o $@ sigs.k8s.io/cluster-api/core
+
+$(CAPI_DIR)/kubeadm-bootstrap:
+	$(call building,Cluster API kubeadm bootstrap manager $(CAPI_VERSION))
+	cd $(TOOLS)/capi && time $(GO) build -o $@ sigs.k8s.io/cluster-api/bootstrap/kubeadm
+
+$(CAPI_DIR)/kubeadm-control-plane:
+	$(call building,Cluster API kubeadm control-plane manager $(CAPI_VERSION))
+	cd $(TOOLS)/capi && time $(GO) build -o $@ sigs.k8s.io/cluster-api/controlplane/kubeadm
+
+$(CAPI_DIR)/capd:
+	$(call building,CAPD manager (in-memory backend))
+	cd $(TOOLS)/capi && time $(GO) build -o $@ sigs.k8s.io/cluster-api/test/infrastructure/docker
 
 $(GOLANGCI_LINT):
 	$(call building,golangci-lint $(GOLANGCI_LINT_VERSION))

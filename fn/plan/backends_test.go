@@ -72,6 +72,18 @@ func TestBackendSelection(t *testing.T) {
 			wantBackend: v1alpha1.BackendMachinePool,
 			wantKinds:   []string{"AzureMachinePool", "KubeadmConfig", "MachinePool"},
 		},
+		"AutoOnSim": {
+			reason:      "A simulated cluster (DevCluster) runs in-memory machines from a DevMachineTemplate, one MachineDeployment per zone.",
+			edit:        func(in *Input) { onSim(in); in.Spec.Provider = "" },
+			wantBackend: v1alpha1.BackendMachineDeployment,
+			wantKinds:   []string{"DevMachineTemplate", "KubeadmConfigTemplate", "MachineDeployment", "MachineHealthCheck"},
+		},
+		"AutoOnSimPolicyMachinePool": {
+			reason:      "Where the policy makes Auto mean MachinePool, a simulated cluster still gets the one backend it has.",
+			edit:        func(in *Input) { onSim(in); in.Policy.Defaults.Backend = v1alpha1.BackendMachinePool },
+			wantBackend: v1alpha1.BackendMachineDeployment,
+			wantKinds:   []string{"DevMachineTemplate", "KubeadmConfigTemplate", "MachineDeployment", "MachineHealthCheck"},
+		},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -29,6 +29,7 @@ var (
 		"AzureCluster":           v1alpha1.ProviderAzure,
 		"AzureManagedCluster":    v1alpha1.ProviderAzure,
 		"AzureASOManagedCluster": v1alpha1.ProviderAzure,
+		"DevCluster":             v1alpha1.ProviderSim, // Cluster API's in-memory (simulated) infrastructure.
 	}
 	managedControlPlanes = map[string]provider.Platform{
 		"AWSManagedControlPlane":      provider.PlatformEKS,
@@ -42,7 +43,7 @@ func (c *Cluster) platform(path *field.Path) (v1alpha1.Provider, provider.Platfo
 	p, ok := infraProviders[c.InfrastructureKind]
 	if !ok {
 		return "", "", field.Invalid(path, c.InfrastructureKind, fmt.Sprintf(
-			"the Cluster's infrastructure kind %q is not one this function composes for (AWS or Azure)", c.InfrastructureKind))
+			"the Cluster's infrastructure kind %q is not one this function composes for (AWS, Azure, or sim: DevCluster)", c.InfrastructureKind))
 	}
 	if pl, ok := managedControlPlanes[c.ControlPlaneKind]; ok {
 		return p, pl, nil

@@ -14,8 +14,8 @@ import (
 func policy() *v1beta1.Policy {
 	return &v1beta1.Policy{
 		Catalog: map[string]v1beta1.MachineClass{
-			"small":  {AWS: "m6i.large", Azure: "Standard_D2s_v5"},
-			"medium": {AWS: "m6i.xlarge", Azure: "Standard_D4s_v5"},
+			"small":  {AWS: "m6i.large", Azure: "Standard_D2s_v5", Sim: "sim.small"},
+			"medium": {AWS: "m6i.xlarge", Azure: "Standard_D4s_v5", Sim: "sim.medium"},
 			"large":  {AWS: "m6i.2xlarge"},
 		},
 		Channels: map[string]string{"stable": "v1.33.4", "rapid": "v1.34.1"},
@@ -62,6 +62,12 @@ func intOrStr(s string) *intstr.IntOrString { v := intstr.Parse(s); return &v }
 func onAzure(in *Input) {
 	in.Cluster = &Cluster{InfrastructureKind: "AzureCluster", ControlPlaneKind: "KubeadmControlPlane"}
 	in.Spec.Provider, in.Spec.Zones = v1alpha1.ProviderAzure, nil
+}
+
+// onSim moves a pool to a simulated (in-memory) cluster.
+func onSim(in *Input) {
+	in.Cluster = &Cluster{InfrastructureKind: "DevCluster", ControlPlaneKind: "KubeadmControlPlane"}
+	in.Spec.Provider, in.Spec.Zones = v1alpha1.ProviderSim, []string{"zone-a", "zone-b"}
 }
 
 func errorsAs(err error, target any) bool { return errors.As(err, target) }

@@ -139,6 +139,7 @@ func clusterChange(p *Plan, in Input) *Refusal {
 var infraKinds = map[string]v1alpha1.Provider{
 	"AWSMachineTemplate": v1alpha1.ProviderAWS, "AWSMachinePool": v1alpha1.ProviderAWS, "AWSManagedMachinePool": v1alpha1.ProviderAWS,
 	"AzureMachineTemplate": v1alpha1.ProviderAzure, "AzureMachinePool": v1alpha1.ProviderAzure, "AzureASOManagedMachinePool": v1alpha1.ProviderAzure,
+	"DevMachineTemplate": v1alpha1.ProviderSim,
 }
 
 func providerOf(kind string) v1alpha1.Provider { return infraKinds[kind] }

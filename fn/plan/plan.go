@@ -26,6 +26,7 @@ import (
 	"github.com/fleetnodepool/function-fleetnodepool/fn/provider"
 	"github.com/fleetnodepool/function-fleetnodepool/fn/provider/aws"
 	"github.com/fleetnodepool/function-fleetnodepool/fn/provider/azure"
+	"github.com/fleetnodepool/function-fleetnodepool/fn/provider/sim"
 )
 
 // Error strings.
@@ -158,10 +159,10 @@ func WithProvider(p provider.Provider) Option {
 	return func(pl *Planner) { pl.providers[p.Name()] = p }
 }
 
-// New returns a Planner with the AWS and Azure providers.
+// New returns a Planner with the AWS, Azure and sim providers.
 func New(o ...Option) *Planner {
 	pl := &Planner{providers: map[v1alpha1.Provider]provider.Provider{}}
-	for _, fn := range []Option{WithProvider(aws.New()), WithProvider(azure.New())} {
+	for _, fn := range []Option{WithProvider(aws.New()), WithProvider(azure.New()), WithProvider(sim.New())} {
 		fn(pl)
 	}
 	for _, fn := range o {

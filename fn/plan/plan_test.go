@@ -13,6 +13,7 @@ import (
 	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
 
 	"github.com/fleetnodepool/function-fleetnodepool/apis/fleet/v1alpha1"
+	"github.com/fleetnodepool/function-fleetnodepool/apis/input/v1beta1"
 )
 
 // summary is what the rotation tests compare: template names by kind, and
@@ -240,12 +241,12 @@ func TestInvalid(t *testing.T) {
 		"UnknownInfrastructure": {
 			reason: "A Cluster on infrastructure no provider composes for is named.",
 			edit:   func(in *Input) { in.Cluster.InfrastructureKind = "GCPCluster" },
-			want:   []string{`spec.clusterName: Invalid value: "GCPCluster": the Cluster's infrastructure kind "GCPCluster" is not one this function composes for (AWS or Azure)`},
+			want:   []string{`spec.clusterName: Invalid value: "GCPCluster": the Cluster's infrastructure kind "GCPCluster" is not one this function composes for (AWS, Azure, or sim: DevCluster)`},
 		},
 		"BackendNotOnPlatform": {
 			reason: "A managed pool needs a managed control plane, and says which backends the cluster supports.",
 			edit:   func(in *Input) { in.Spec.Backend = v1alpha1.BackendManaged },
-			want:   []string{`spec.backend: Invalid value: "Managed": a kubeadm cluster (control plane KubeadmControlPlane) supports the backends "MachineDeployment", "MachinePool"`},
+			want:   []string{`spec.backend: Invalid value: "Managed": the Cluster runs kubeadm on aws (control plane KubeadmControlPlane), which supports the backends "MachineDeployment", "MachinePool"`},
 		},
 		"MachinePoolOnAKS": {
 			reason: "AKS runs only managed pools.",
@@ -253,7 +254,17 @@ func TestInvalid(t *testing.T) {
 				in.Cluster = &Cluster{InfrastructureKind: "AzureASOManagedCluster", ControlPlaneKind: "AzureASOManagedControlPlane"}
 				in.Spec.Provider, in.Spec.Zones, in.Spec.Backend = "", nil, v1alpha1.BackendMachinePool
 			},
-			want: []string{`spec.backend: Invalid value: "MachinePool": a aks cluster (control plane AzureASOManagedControlPlane) supports the backends "Managed"`},
+			want: []string{`spec.backend: Invalid value: "MachinePool": the Cluster runs aks on azure (control plane AzureASOManagedControlPlane), which supports the backends "Managed"`},
+		},
+		"MachinePoolOnSim": {
+			reason: "Simulated clusters run MachineDeployments only.",
+			edit:   func(in *Input) { onSim(in); in.Spec.Backend = v1alpha1.BackendMachinePool },
+			want:   []string{`spec.backend: Invalid value: "MachinePool": the Cluster runs kubeadm on sim (control plane KubeadmControlPlane), which supports the backends "MachineDeployment"`},
+		},
+		"SimZoneNotAllowed": {
+			reason: "The policy's sim zones bound the pool's zones.",
+			edit:   func(in *Input) { onSim(in); in.Policy.Sim = &v1beta1.SimPolicy{Zones: []string{"zone-a"}} },
+			want:   []string{`spec.zones[1]: Unsupported value: "zone-b": supported values: "zone-a"`},
 		},
 		"ExtraTypesWithoutASG": {
 			reason: "Extra instance types need an Auto Scaling group.",

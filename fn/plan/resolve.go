@@ -105,10 +105,13 @@ func (pl *Planner) resolvePlatform(in Input, r *resolved) field.ErrorList {
 	}
 	r.pool.Platform = pf
 	supported := backends[pf]
+	if l, ok := r.provider.(provider.BackendLimiter); ok {
+		supported = l.Backends(pf, supported)
+	}
 	b := spec.Backend
 	if b == "" || b == v1alpha1.BackendAuto {
 		b = supported[0]
-		if pf == provider.PlatformKubeadm && in.Policy.Defaults.Backend != "" {
+		if d := in.Policy.Defaults.Backend; pf == provider.PlatformKubeadm && d != "" && slices.Contains(supported, d) {
 			b, path = in.Policy.Defaults.Backend, inputPath.Child("defaults", "backend")
 		} else {
 			path = specPath.Child("backend")
@@ -117,8 +120,8 @@ func (pl *Planner) resolvePlatform(in Input, r *resolved) field.ErrorList {
 		path = specPath.Child("backend")
 	}
 	if !slices.Contains(supported, b) {
-		errs = append(errs, field.Invalid(path, b, fmt.Sprintf("a %s cluster (control plane %s) supports the backends %s",
-			pf, orNone(in.Cluster.ControlPlaneKind), quoted(backendNames(supported)))))
+		errs = append(errs, field.Invalid(path, b, fmt.Sprintf("the Cluster runs %s on %s (control plane %s), which supports the backends %s",
+			pf, name, orNone(in.Cluster.ControlPlaneKind), quoted(backendNames(supported)))))
 	}
 	r.pool.Backend = b
 	return errs

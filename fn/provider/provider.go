@@ -129,6 +129,13 @@ type Provider interface {
 	Join(p *Pool, infraName string) Join
 }
 
+// A BackendLimiter is a Provider that supports fewer backends than its
+// platform does: what Auto means and what pools may ask for shrink to them.
+type BackendLimiter interface {
+	// Backends returns the supported subset of a platform's backends.
+	Backends(pf Platform, supported []v1alpha1.Backend) []v1alpha1.Backend
+}
+
 // JSONMap is v as the generic JSON values an observed object decodes to:
 // what to compare desired values with observed ones.
 func JSONMap(v any) (map[string]any, error) {

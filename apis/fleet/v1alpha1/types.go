@@ -6,13 +6,17 @@ import (
 )
 
 // A Provider is the cloud a node pool runs on.
-// +kubebuilder:validation:Enum=aws;azure
+// +kubebuilder:validation:Enum=aws;azure;sim
 type Provider string
 
 // Providers.
 const (
 	ProviderAWS   Provider = "aws"
 	ProviderAzure Provider = "azure"
+	// ProviderSim is Cluster API's in-memory infrastructure (CAPD's
+	// inMemory backend): machines and nodes that exist only as API objects.
+	// It is for simulation, demos and tests, never for workloads.
+	ProviderSim Provider = "sim"
 )
 
 // A Backend is the Cluster API object family that runs a node pool.

@@ -43,6 +43,10 @@ type Policy struct {
 	// Azure holds the Azure-wide settings.
 	// +optional
 	Azure *AzurePolicy `json:"azure,omitempty"`
+
+	// Sim holds the settings of simulated (in-memory) clusters.
+	// +optional
+	Sim *SimPolicy `json:"sim,omitempty"`
 }
 
 // MachineClass is one size class of the catalog, per provider.
@@ -54,6 +58,11 @@ type MachineClass struct {
 	// Azure is the VM size, e.g. Standard_D4s_v5.
 	// +optional
 	Azure string `json:"azure,omitempty"`
+
+	// Sim is the simulated machine type, e.g. sim.medium: a label of the
+	// in-memory machines, which rotates their template like a real type.
+	// +optional
+	Sim string `json:"sim,omitempty"`
 }
 
 // Defaults apply where a FleetNodePool leaves a field unset.
@@ -215,6 +224,24 @@ type AzurePolicy struct {
 
 	// Zones lists the failure domains pools may use, e.g. "1". Empty allows
 	// any.
+	// +optional
+	// +listType=set
+	Zones []string `json:"zones,omitempty"`
+}
+
+// SimPolicy holds the settings of simulated clusters: Cluster API's
+// in-memory infrastructure (a DevCluster with the inMemory backend), where
+// machines and nodes exist only as API objects. For simulation, demos and
+// tests.
+type SimPolicy struct {
+	// MachineStartupSeconds is how long a simulated machine takes to boot
+	// and how long its node then takes to become ready. Default 2.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=600
+	MachineStartupSeconds *int32 `json:"machineStartupSeconds,omitempty"`
+
+	// Zones lists the failure domains pools may use. Empty allows any.
 	// +optional
 	// +listType=set
 	Zones []string `json:"zones,omitempty"`

@@ -1,6 +1,8 @@
 // Command sandbox is `make sandbox`: the real Crossplane core continuously
 // reconciling the example FleetNodePools on a local control plane, until
-// interrupted.
+// interrupted. With --capi (`make sandbox CAPI=1`) the real Cluster API
+// managers run too, with simulated clusters, and the sim example pools
+// become machines and nodes.
 package main
 
 import (
@@ -18,16 +20,19 @@ import (
 
 func main() {
 	dir := flag.String("dir", "bin/sandbox", "where the sandbox keeps its kubeconfig, certificates and logs")
+	capi := flag.Bool("capi", false, "also run the Cluster API managers with simulated (in-memory) clusters")
 	flag.Parse()
-	if err := run(*dir); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, *dir, *capi)
+	stop()
+	// Ctrl-C while starting is a stop, not a failure.
+	if err != nil && ctx.Err() == nil {
 		fmt.Fprintln(os.Stderr, "sandbox:", err)
 		os.Exit(1)
 	}
 }
 
-func run(dir string) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+func run(ctx context.Context, dir string, capi bool) error {
 	dir, err := filepath.Abs(dir)
 	if err != nil {
 		return err
@@ -51,12 +56,46 @@ func run(dir string) error {
 		progress("stopping every process")
 		s.Stop()
 	}()
-	pools, err := s.Examples(ctx, "examples", "package/configuration", progress)
+	if capi {
+		cb, err := sandbox.CAPIBinariesFromEnv()
+		if err != nil {
+			return err
+		}
+		if err := s.StartCAPI(ctx, cb); err != nil {
+			return err
+		}
+	}
+	pools, err := s.Examples(ctx, "examples", "package/configuration", capi, progress)
 	if err != nil {
 		return err
 	}
+	if capi {
+		t1 := time.Now()
+		progress("waiting for the sim pools' machines and nodes (Cluster API: control plane first, then workers)")
+		if err := s.WaitAvailable(ctx, "examples", 10*time.Minute, progress); err != nil {
+			return err
+		}
+		progress("  sim pools available in %s", time.Since(t1).Round(time.Second))
+	}
 	progress("everything up in %s", time.Since(t0).Round(time.Second))
 	fmt.Print(pools)
+	if capi {
+		fmt.Printf(`
+The sandbox runs until Ctrl-C, with the real Cluster API v1.14 managers and
+in-memory machines. Look around with kubectl (v1.36.3, in bin/kube-v1.36.3/):
+
+  export KUBECONFIG=%s PATH=$PWD/bin/kube-v1.36.3:$PATH
+  kubectl get fleetnodepools -A
+  kubectl get clusters,kubeadmcontrolplanes,machinedeployments,machinesets,machines -A
+  kubectl describe fleetnodepool -n team-sim workers
+  kubectl patch fleetnodepool -n team-sim workers --type=merge -p '{"spec":{"machine":{"class":"medium"}}}'
+  kubectl get machines -n team-sim -w                  # a real rolling update
+
+Logs: %s/{crossplane,function,kube-controller-manager,capi-core,capi-kubeadm-bootstrap,capi-kubeadm-control-plane,capd}.log
+`, s.Kubeconfig, dir)
+		<-ctx.Done()
+		return nil
+	}
 	fmt.Printf(`
 The sandbox runs until Ctrl-C. Look around with kubectl (v1.36.3, in bin/kube-v1.36.3/):
 

@@ -51,7 +51,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer sb.Stop()
-	if _, err := sb.Examples(ctx, examples, config, func(f string, a ...any) { fmt.Printf(f+"\n", a...) }); err != nil {
+	if _, err := sb.Examples(ctx, examples, config, false, func(f string, a ...any) { fmt.Printf(f+"\n", a...) }); err != nil {
 		fmt.Fprintln(os.Stderr, err, "\ncrossplane log:", sb.Log("crossplane"))
 		return 1
 	}

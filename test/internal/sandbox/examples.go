@@ -52,8 +52,11 @@ func Lock(dir string) (func(), error) {
 
 // Examples installs the Configuration's XRD and Composition, every
 // example's Cluster, and the example FleetNodePools, waits until Crossplane
-// composed them, and returns what was composed.
-func (s *Sandbox) Examples(ctx context.Context, examples, configuration string, progress func(string, ...any)) (string, error) {
+// composed them, and returns what was composed. With Cluster API running
+// (capi), only the simulated examples are created, each Cluster with its
+// in-memory DevCluster and one-replica KubeadmControlPlane at the
+// Composition's stable channel version.
+func (s *Sandbox) Examples(ctx context.Context, examples, configuration string, capi bool, progress func(string, ...any)) (string, error) {
 	progress("installing the XRD and Composition from %s", configuration)
 	if err := s.Apply(ctx, filepath.Join(configuration, "xrd.yaml")); err != nil {
 		return "", err
@@ -66,6 +69,12 @@ func (s *Sandbox) Examples(ctx context.Context, examples, configuration string, 
 	}
 	clusters, _ := filepath.Glob(filepath.Join(examples, "*", "required", "cluster.yaml"))
 	xrs, _ := filepath.Glob(filepath.Join(examples, "*", "xr.yaml"))
+	if capi {
+		var err error
+		if clusters, xrs, err = s.simClusters(ctx, clusters, filepath.Join(configuration, "composition.yaml")); err != nil {
+			return "", err
+		}
+	}
 	progress("creating %d Clusters and %d FleetNodePools", len(clusters), len(xrs))
 	for _, c := range clusters {
 		if err := s.namespaceOf(ctx, c); err != nil {
@@ -97,12 +106,8 @@ func (s *Sandbox) Examples(ctx context.Context, examples, configuration string, 
 // WaitComposed waits until the FleetNodePool of a file is Synced and its
 // composed objects exist, and returns it.
 func (s *Sandbox) WaitComposed(ctx context.Context, file string, timeout time.Duration) (*unstructured.Unstructured, error) {
-	b, err := os.ReadFile(file) //nolint:gosec // An example of this repository.
+	objs, err := readObject(file)
 	if err != nil {
-		return nil, err
-	}
-	objs := &unstructured.Unstructured{}
-	if err := yamlUnmarshal(b, &objs.Object); err != nil {
 		return nil, err
 	}
 	xr := &unstructured.Unstructured{}
@@ -160,14 +165,106 @@ func (s *Sandbox) waitCRD(ctx context.Context, name string) error {
 }
 
 func (s *Sandbox) namespaceOf(ctx context.Context, file string) error {
-	b, err := os.ReadFile(file) //nolint:gosec // An example fixture.
+	u, err := readObject(file)
 	if err != nil {
-		return err
-	}
-	u := &unstructured.Unstructured{}
-	if err := yamlUnmarshal(b, &u.Object); err != nil {
 		return err
 	}
 	ns := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": u.GetNamespace()}}}
 	return client.IgnoreAlreadyExists(s.Client.Create(ctx, ns))
+}
+
+// simClusters keeps the examples on simulated Clusters (DevCluster) and
+// creates each one's infrastructure and control plane.
+func (s *Sandbox) simClusters(ctx context.Context, clusters []string, composition string) (sim, xrs []string, _ error) {
+	version, err := ChannelVersion(composition, "stable")
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, f := range clusters {
+		u, err := readObject(f)
+		if err != nil {
+			return nil, nil, err
+		}
+		if kind, _, _ := unstructured.NestedString(u.Object, "spec", "infrastructureRef", "kind"); kind != "DevCluster" {
+			continue
+		}
+		if err := s.namespaceOf(ctx, f); err != nil {
+			return nil, nil, err
+		}
+		if err := s.Create(ctx, SimCluster(u.GetNamespace(), u.GetName(), version)...); err != nil {
+			return nil, nil, err
+		}
+		sim = append(sim, f)
+		xrs = append(xrs, filepath.Join(filepath.Dir(filepath.Dir(f)), "xr.yaml"))
+	}
+	return sim, xrs, nil
+}
+
+// ChannelVersion is a channel's version in a Composition's policy input.
+func ChannelVersion(composition, channel string) (string, error) {
+	u, err := readObject(composition)
+	if err != nil {
+		return "", err
+	}
+	steps, _, _ := unstructured.NestedSlice(u.Object, "spec", "pipeline")
+	for _, st := range steps {
+		m, _ := st.(map[string]any)
+		if v, ok, _ := unstructured.NestedString(m, "input", "channels", channel); ok {
+			return v, nil
+		}
+	}
+	return "", fmt.Errorf("%s has no channel %q in its function input", composition, channel)
+}
+
+// Create creates objects, retrying while webhooks and CRDs settle, and
+// tolerating ones that exist.
+func (s *Sandbox) Create(ctx context.Context, objs ...*unstructured.Unstructured) error {
+	for _, o := range objs {
+		if err := eventually(ctx, 30*time.Second, func() error {
+			return client.IgnoreAlreadyExists(s.Client.Create(ctx, o.DeepCopy()))
+		}); err != nil {
+			return fmt.Errorf("cannot create %s %s/%s: %w", o.GetKind(), o.GetNamespace(), o.GetName(), err)
+		}
+	}
+	return nil
+}
+
+func readObject(file string) (*unstructured.Unstructured, error) {
+	b, err := os.ReadFile(file) //nolint:gosec // A file of this repository.
+	if err != nil {
+		return nil, err
+	}
+	u := &unstructured.Unstructured{}
+	return u, yamlUnmarshal(b, &u.Object)
+}
+
+// WaitAvailable waits until every example FleetNodePool that exists is
+// Ready (its machines are up), reporting each as it gets there.
+func (s *Sandbox) WaitAvailable(ctx context.Context, examples string, timeout time.Duration, progress func(string, ...any)) error {
+	xrs, _ := filepath.Glob(filepath.Join(examples, "*", "xr.yaml"))
+	t0 := time.Now()
+	for _, f := range xrs {
+		want, err := readObject(f)
+		if err != nil {
+			return err
+		}
+		xr := &unstructured.Unstructured{}
+		xr.SetGroupVersionKind(want.GroupVersionKind())
+		if err := s.Client.Get(ctx, client.ObjectKeyFromObject(want), xr); err != nil {
+			continue // Not created in this sandbox.
+		}
+		if err := eventually(ctx, timeout, func() error {
+			if err := s.Client.Get(ctx, client.ObjectKeyFromObject(want), xr); err != nil {
+				return err
+			}
+			if !conditionTrue(xr, "Ready") {
+				return fmt.Errorf("%s/%s is not Ready: %v", xr.GetNamespace(), xr.GetName(), conditions(xr))
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		progress("  %s/%s Ready after %s", xr.GetNamespace(), xr.GetName(), time.Since(t0).Round(time.Second))
+	}
+	return nil
 }

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -68,6 +69,8 @@ type Sandbox struct {
 	logs     map[string]*os.File
 	fnAddr   string
 	progress func(string, ...any)
+	// managers are the Cluster API managers StartCAPI ran, if it did.
+	managers []string
 }
 
 // Start brings the sandbox up, reporting progress.
@@ -104,6 +107,9 @@ func Start(ctx context.Context, dir string, bins Binaries, progress func(string,
 func (s *Sandbox) controlPlane(_ context.Context) error {
 	sch := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(sch); err != nil {
+		return err
+	}
+	if err := apiextensionsv1.AddToScheme(sch); err != nil {
 		return err
 	}
 	s.env = &envtest.Environment{
@@ -263,18 +269,11 @@ func (s *Sandbox) SetEndpoint(ctx context.Context, addr string) error {
 // Apply creates or updates the objects of YAML files.
 func (s *Sandbox) Apply(ctx context.Context, files ...string) error {
 	for _, f := range files {
-		b, err := os.ReadFile(f) //nolint:gosec // Files of this repository.
+		objs, err := ReadObjects(f)
 		if err != nil {
 			return err
 		}
-		for _, doc := range strings.Split(string(b), "\n---") {
-			u := &unstructured.Unstructured{}
-			if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
-				return fmt.Errorf("%s: %w", f, err)
-			}
-			if len(u.Object) == 0 {
-				continue
-			}
+		for _, u := range objs {
 			if err := eventually(ctx, 30*time.Second, func() error {
 				return s.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u.DeepCopy()), client.FieldOwner("sandbox"), client.ForceOwnership)
 			}); err != nil {
@@ -283,6 +282,25 @@ func (s *Sandbox) Apply(ctx context.Context, files ...string) error {
 		}
 	}
 	return nil
+}
+
+// ReadObjects reads the objects of a multi-document YAML file.
+func ReadObjects(file string) ([]*unstructured.Unstructured, error) {
+	b, err := os.ReadFile(file) //nolint:gosec // Files of this repository and of pinned upstream modules.
+	if err != nil {
+		return nil, err
+	}
+	var objs []*unstructured.Unstructured
+	for _, doc := range strings.Split(string(b), "\n---") {
+		u := &unstructured.Unstructured{}
+		if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
+			return nil, fmt.Errorf("cannot parse %s: %w", file, err)
+		}
+		if len(u.Object) > 0 {
+			objs = append(objs, u)
+		}
+	}
+	return objs, nil
 }
 
 // Restart stops and starts a process of the sandbox: crossplane or
@@ -305,7 +323,7 @@ func (s *Sandbox) Restart(ctx context.Context, name string) error {
 
 // Stop stops every process and the control plane.
 func (s *Sandbox) Stop() {
-	for _, n := range []string{"crossplane", "function", "kube-controller-manager"} {
+	for _, n := range append(s.managers, "crossplane", "function", "kube-controller-manager") {
 		if cmd, ok := s.procs[n]; ok {
 			stop(cmd)
 		}

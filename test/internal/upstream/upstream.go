@@ -1,5 +1,5 @@
 // Package upstream locates what the pinned upstream modules ship: the
-// Cluster API, CAPA and CAPZ CRDs and webhook manifests.
+// Cluster API, CAPA, CAPZ and CAPD CRDs and webhook manifests.
 package upstream
 
 import (
@@ -21,6 +21,9 @@ var Modules = []Module{
 	{Path: "sigs.k8s.io/cluster-api", CRDs: []string{"core/config/crd/bases", "bootstrap/kubeadm/config/crd/bases", "controlplane/kubeadm/config/crd/bases"}},
 	{Path: "sigs.k8s.io/cluster-api-provider-aws/v2", CRDs: []string{"config/crd/bases"}},
 	{Path: "sigs.k8s.io/cluster-api-provider-azure", CRDs: []string{"config/crd/bases"}},
+	// CAPD: the in-memory DevCluster, DevMachine and DevMachineTemplate of
+	// the sim provider.
+	{Path: "sigs.k8s.io/cluster-api/test", CRDs: []string{"infrastructure/docker/config/crd/bases"}},
 }
 
 // Dir is where the pinned version of a module is in the module cache, as

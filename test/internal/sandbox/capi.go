@@ -1,0 +1,277 @@
+package sandbox
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/fleetnodepool/function-fleetnodepool/test/internal/upstream"
+)
+
+// CAPIBinaries are the Cluster API managers the CAPI sandbox runs.
+type CAPIBinaries struct {
+	// Core, Bootstrap (kubeadm), ControlPlane (kubeadm) and Infrastructure
+	// (CAPD, whose inMemory backend simulates machines).
+	Core, Bootstrap, ControlPlane, Infrastructure string
+}
+
+// CAPIBinariesFromEnv reads the managers' paths from the environment the
+// Makefile sets.
+func CAPIBinariesFromEnv() (CAPIBinaries, error) {
+	b := CAPIBinaries{Core: os.Getenv("CAPI_CORE"), Bootstrap: os.Getenv("CAPI_BOOTSTRAP"),
+		ControlPlane: os.Getenv("CAPI_CONTROLPLANE"), Infrastructure: os.Getenv("CAPI_INFRASTRUCTURE")}
+	for env, p := range map[string]string{"CAPI_CORE": b.Core, "CAPI_BOOTSTRAP": b.Bootstrap,
+		"CAPI_CONTROLPLANE": b.ControlPlane, "CAPI_INFRASTRUCTURE": b.Infrastructure} {
+		if p == "" {
+			return b, fmt.Errorf("%s is not set: run this through make, which builds the Cluster API managers", env)
+		}
+	}
+	return b, nil
+}
+
+// A manager is one Cluster API manager: its binary, and where its module
+// keeps the webhook manifest it serves.
+type manager struct {
+	name, bin, module, webhooks string
+	env                         []string
+}
+
+// contractLabel tells Cluster API core which API version of a provider's
+// CRD implements the v1beta2 contract (kustomize adds it in a real
+// install): core resolves apiGroup-only references with it.
+const contractLabel = "cluster.x-k8s.io/v1beta2"
+
+// StartCAPI runs the real Cluster API managers out of cluster: core, the
+// kubeadm bootstrap and control-plane providers, and CAPD with its
+// in-memory backend. Each serves its own webhooks (they cannot be switched
+// off), with a certificate for 127.0.0.1 and the upstream webhook
+// configurations rewritten from a Service to its local URL.
+func (s *Sandbox) StartCAPI(ctx context.Context, bins CAPIBinaries) error {
+	t0 := time.Now()
+	s.progress("starting the Cluster API managers (core, kubeadm bootstrap and control plane, CAPD in-memory)")
+	if err := s.labelContracts(ctx); err != nil {
+		return fmt.Errorf("cannot label the provider CRDs: %w", err)
+	}
+	certDir := filepath.Join(s.Dir, "capi-webhook")
+	caPEM, err := selfSignedCA(certDir)
+	if err != nil {
+		return err
+	}
+	capi, err := upstream.Dir("sigs.k8s.io/cluster-api", "")
+	if err != nil {
+		return err
+	}
+	capd, err := upstream.Dir("sigs.k8s.io/cluster-api/test", "")
+	if err != nil {
+		return err
+	}
+	managers := []manager{
+		{name: "capi-core", bin: bins.Core, module: capi, webhooks: "core/config/webhook/manifests.yaml"},
+		{name: "capi-kubeadm-bootstrap", bin: bins.Bootstrap, module: capi, webhooks: "bootstrap/kubeadm/config/webhook/manifests.yaml"},
+		{name: "capi-kubeadm-control-plane", bin: bins.ControlPlane, module: capi, webhooks: "controlplane/kubeadm/config/webhook/manifests.yaml"},
+		// The in-memory workload API servers listen on POD_IP.
+		{name: "capd", bin: bins.Infrastructure, module: capd, webhooks: "infrastructure/docker/config/webhook/manifests.yaml", env: []string{"POD_IP=127.0.0.1"}},
+	}
+	for _, m := range managers {
+		ports, err := freePorts(3)
+		if err != nil {
+			return err
+		}
+		if err := s.installWebhooks(ctx, m, ports[0], caPEM); err != nil {
+			return fmt.Errorf("%s: %w", m.name, err)
+		}
+		if err := s.run(m.name, m.env, m.bin, "--kubeconfig="+s.Kubeconfig,
+			fmt.Sprintf("--webhook-port=%d", ports[0]), "--webhook-cert-dir="+certDir,
+			fmt.Sprintf("--health-addr=127.0.0.1:%d", ports[1]),
+			fmt.Sprintf("--diagnostics-address=127.0.0.1:%d", ports[2]), "--insecure-diagnostics"); err != nil {
+			return err
+		}
+		s.managers = append(s.managers, m.name)
+		if err := waitTLS(ctx, fmt.Sprintf("127.0.0.1:%d", ports[0])); err != nil {
+			return fmt.Errorf("%s webhooks (log %s): %w", m.name, s.Log(m.name), err)
+		}
+	}
+	s.progress("  ready in %s", time.Since(t0).Round(100*time.Millisecond))
+	return nil
+}
+
+// labelContracts labels the CRDs of the kubeadm and in-memory providers
+// with the contract version they implement.
+func (s *Sandbox) labelContracts(ctx context.Context) error {
+	crds := &apiextensionsv1.CustomResourceDefinitionList{}
+	if err := s.Client.List(ctx, crds); err != nil {
+		return err
+	}
+	for i := range crds.Items {
+		crd := &crds.Items[i]
+		if !providerCRD(crd) {
+			continue
+		}
+		patch := client.MergeFrom(crd.DeepCopy())
+		if crd.Labels == nil {
+			crd.Labels = map[string]string{}
+		}
+		crd.Labels[contractLabel] = "v1beta2"
+		if err := s.Client.Patch(ctx, crd, patch); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// providerCRD is a CRD of the kubeadm providers or CAPD.
+func providerCRD(crd *apiextensionsv1.CustomResourceDefinition) bool {
+	switch crd.Spec.Group {
+	case "bootstrap.cluster.x-k8s.io", "controlplane.cluster.x-k8s.io":
+		return true
+	case "infrastructure.cluster.x-k8s.io":
+		k := crd.Spec.Names.Kind
+		return strings.HasPrefix(k, "Dev") || strings.HasPrefix(k, "Docker")
+	}
+	return false
+}
+
+// installWebhooks creates a manager's upstream webhook configurations,
+// named after the manager (CAPI core's and the kubeadm providers' share
+// names) and pointed at its local port.
+func (s *Sandbox) installWebhooks(ctx context.Context, m manager, port int, caPEM []byte) error {
+	objs, err := ReadObjects(filepath.Join(m.module, m.webhooks))
+	if err != nil {
+		return err
+	}
+	for _, u := range objs {
+		u.SetName(m.name + "-" + u.GetName())
+		hooks, _, _ := unstructured.NestedSlice(u.Object, "webhooks")
+		for _, h := range hooks {
+			hook := h.(map[string]any)
+			p, _, _ := unstructured.NestedString(hook, "clientConfig", "service", "path")
+			hook["clientConfig"] = map[string]any{"url": fmt.Sprintf("https://127.0.0.1:%d%s", port, p), "caBundle": base64.StdEncoding.EncodeToString(caPEM)}
+		}
+		if err := unstructured.SetNestedSlice(u.Object, hooks, "webhooks"); err != nil {
+			return err
+		}
+		if err := s.Client.Create(ctx, u); err != nil {
+			return fmt.Errorf("cannot create %s %s: %w", u.GetKind(), u.GetName(), err)
+		}
+	}
+	return nil
+}
+
+// selfSignedCA writes a CA and a serving certificate for 127.0.0.1 signed
+// by it into dir, and returns the CA.
+func selfSignedCA(dir string) ([]byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(time.Now().UnixNano()),
+		Subject:               pkix.Name{CommonName: "sandbox-webhook-ca"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, err
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	return caPEM, serverCert(dir, caPEM, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}))
+}
+
+func freePorts(n int) ([]int, error) {
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			_ = l.Close()
+		}
+	}()
+	ports := make([]int, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// waitTLS waits until a webhook server accepts TLS connections.
+func waitTLS(ctx context.Context, addr string) error {
+	return eventually(ctx, 60*time.Second, func() error {
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // Readiness probe of a local server.
+		if err == nil {
+			_ = c.Close()
+		}
+		return err
+	})
+}
+
+// SimCluster returns the objects of a simulated cluster: a Cluster on an
+// in-memory DevCluster with a one-replica KubeadmControlPlane at version
+// (the in-memory workload API server only starts once a control-plane
+// Machine exists, so workers alone never get Nodes).
+func SimCluster(namespace, name, version string) []*unstructured.Unstructured {
+	obj := func(apiVersion, kind, n string, spec map[string]any) *unstructured.Unstructured {
+		return &unstructured.Unstructured{Object: map[string]any{"apiVersion": apiVersion, "kind": kind,
+			"metadata": map[string]any{"name": n, "namespace": namespace}, "spec": spec}}
+	}
+	provisioning := func(d string) map[string]any {
+		return map[string]any{"provisioning": map[string]any{"startupDuration": d, "startupJitter": "0.2"}}
+	}
+	ref := func(group, kind, n string) map[string]any {
+		return map[string]any{"apiGroup": group, "kind": kind, "name": n}
+	}
+	dev := obj("infrastructure.cluster.x-k8s.io/v1beta2", "DevCluster", name, map[string]any{"backend": map[string]any{"inMemory": map[string]any{}}})
+	// CAPD v1.14.0's in-memory DevCluster reconciler writes an annotation
+	// without making the map: a DevCluster with none panics it (a
+	// ClusterClass always sets some).
+	dev.SetAnnotations(map[string]string{"fleet.nodepool.dev/sim": "true"})
+	return []*unstructured.Unstructured{
+		dev,
+		obj("infrastructure.cluster.x-k8s.io/v1beta2", "DevMachineTemplate", name+"-control-plane", map[string]any{"template": map[string]any{"spec": map[string]any{
+			"backend": map[string]any{"inMemory": map[string]any{"vm": provisioning("2s"), "node": provisioning("1s"), "apiServer": provisioning("1s"), "etcd": provisioning("1s")}},
+		}}}),
+		obj("controlplane.cluster.x-k8s.io/v1beta2", "KubeadmControlPlane", name, map[string]any{
+			"replicas": int64(1),
+			"version":  version,
+			"machineTemplate": map[string]any{"spec": map[string]any{
+				"infrastructureRef": ref("infrastructure.cluster.x-k8s.io", "DevMachineTemplate", name+"-control-plane"),
+			}},
+			"kubeadmConfigSpec": map[string]any{
+				"clusterConfiguration": map[string]any{"apiServer": map[string]any{"certSANs": []any{"localhost", "127.0.0.1"}}},
+				"initConfiguration":    map[string]any{"nodeRegistration": map[string]any{"criSocket": "unix:///var/run/containerd/containerd.sock"}},
+				"joinConfiguration":    map[string]any{"nodeRegistration": map[string]any{"criSocket": "unix:///var/run/containerd/containerd.sock"}},
+			},
+		}),
+		obj("cluster.x-k8s.io/v1beta2", "Cluster", name, map[string]any{
+			"infrastructureRef": ref("infrastructure.cluster.x-k8s.io", "DevCluster", name),
+			"controlPlaneRef":   ref("controlplane.cluster.x-k8s.io", "KubeadmControlPlane", name),
+		}),
+	}
+}
