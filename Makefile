@@ -119,7 +119,7 @@ lint: $(GOLANGCI_LINT) ## golangci-lint (.golangci.yml: gosec and correctness li
 ##@ Test
 
 .PHONY: test
-test: lint test-unit test-generate test-render test-conformance test-xpkg test-sandbox ## Run every test tier.
+test: lint test-unit test-generate test-render test-conformance test-xpkg test-sandbox test-fleet ## Run every test tier.
 
 .PHONY: test-unit
 test-unit: ## Unit tests: the planning core, providers and RunFunction adapter.
@@ -141,6 +141,17 @@ test-conformance: build $(CROSSPLANE_CLI) $(CROSSPLANE_CORE) $(KUBE_APISERVER) $
 .PHONY: test-sandbox
 test-sandbox: $(SANDBOX_TOOLS) ## Sandbox e2e: the real Crossplane core reconciling the examples (drift, edits, version bump, restart, delete).
 	$(SANDBOX_ENV) FUNCTION_BIN=$(FUNCTION_BIN) CROSSPLANE_CORE=$(CROSSPLANE_CORE) $(GO) test -count=1 -tags sandbox ./test/e2e/sandbox/... -v -timeout 15m
+
+FUNCTION_BROKEN_RETENTION_BIN := $(BIN)/function-broken-retention
+# FLEET_ARGS sizes the fleet run, e.g. '-fleet.clusters=10 -fleet.pools=5 -fleet.replicas=3'.
+FLEET_ARGS ?=
+
+.PHONY: test-fleet
+test-fleet: $(SANDBOX_TOOLS) $(CAPI_MANAGERS) ## Fleet e2e: the function, Crossplane and the real Cluster API managers (in-memory machines) at fleet shape, with an invariant watcher.
+	$(GO) build -tags fleetnodepool_break_retention -o $(FUNCTION_BROKEN_RETENTION_BIN) ./fn
+	$(SANDBOX_ENV) $(CAPI_ENV) FUNCTION_BIN=$(FUNCTION_BIN) CROSSPLANE_CORE=$(CROSSPLANE_CORE) \
+		FUNCTION_BROKEN_RETENTION_BIN=$(FUNCTION_BROKEN_RETENTION_BIN) \
+		$(GO) test -count=1 -tags fleet ./test/e2e/fleet/... -v -timeout 80m -args $(FLEET_ARGS)
 
 .PHONY: test-xpkg
 test-xpkg: xpkg ## Inspect the Function and Configuration packages make xpkg builds.

@@ -161,7 +161,7 @@ func WithProvider(p provider.Provider) Option {
 
 // New returns a Planner with the AWS, Azure and sim providers.
 func New(o ...Option) *Planner {
-	pl := &Planner{providers: map[v1alpha1.Provider]provider.Provider{}}
+	pl := &Planner{providers: map[v1alpha1.Provider]provider.Provider{}, broken: builtBroken}
 	for _, fn := range []Option{WithProvider(aws.New()), WithProvider(azure.New()), WithProvider(sim.New())} {
 		fn(pl)
 	}

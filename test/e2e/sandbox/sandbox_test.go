@@ -133,19 +133,6 @@ func mds(ctx context.Context) map[string]*unstructured.Unstructured {
 	return out
 }
 
-func condition(u *unstructured.Unstructured, typ string) (string, string) {
-	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
-	for _, c := range conds {
-		m, _ := c.(map[string]any)
-		if m["type"] == typ {
-			s, _ := m["status"].(string)
-			msg, _ := m["message"].(string)
-			return s, msg
-		}
-	}
-	return "", ""
-}
-
 func editXR(t *testing.T, edit func(spec map[string]any)) {
 	t.Helper()
 	eventuallyNoErr(t, func() error {
@@ -174,7 +161,7 @@ func TestComposed(t *testing.T) {
 	ctx := t.Context()
 	x := xr(ctx)
 	for _, typ := range []string{"PoolAvailable", "ChangeRefused", "UpgradePending", "RolloutInProgress", "Synced"} {
-		if s, _ := condition(x, typ); s == "" {
+		if s, _ := sandbox.Condition(x, typ); s == "" {
 			t.Errorf("the FleetNodePool reports no %s condition", typ)
 		}
 	}
@@ -277,7 +264,7 @@ func TestVersionBump(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "channel bumped, control plane behind: held", time.Minute, func() error {
-		if s, msg := condition(xr(ctx), "UpgradePending"); s != "True" || !strings.Contains(msg, "v1.34.1") {
+		if s, msg := sandbox.Condition(xr(ctx), "UpgradePending"); s != "True" || !strings.Contains(msg, "v1.34.1") {
 			return fmt.Errorf("UpgradePending %s %q", s, msg)
 		}
 		return nil

@@ -58,13 +58,7 @@ func Lock(dir string) (func(), error) {
 // Composition's stable channel version.
 func (s *Sandbox) Examples(ctx context.Context, examples, configuration string, capi bool, progress func(string, ...any)) (string, error) {
 	progress("installing the XRD and Composition from %s", configuration)
-	if err := s.Apply(ctx, filepath.Join(configuration, "xrd.yaml")); err != nil {
-		return "", err
-	}
-	if err := s.waitCRD(ctx, "fleetnodepools.fleet.nodepool.dev"); err != nil {
-		return "", err
-	}
-	if err := s.Apply(ctx, filepath.Join(configuration, "composition.yaml")); err != nil {
+	if err := s.InstallConfiguration(ctx, configuration); err != nil {
 		return "", err
 	}
 	clusters, _ := filepath.Glob(filepath.Join(examples, "*", "required", "cluster.yaml"))
@@ -129,14 +123,22 @@ func (s *Sandbox) WaitComposed(ctx context.Context, file string, timeout time.Du
 }
 
 func conditionTrue(u *unstructured.Unstructured, typ string) bool {
+	s, _ := Condition(u, typ)
+	return s == "True"
+}
+
+// Condition is the status and message of an object's condition, or "".
+func Condition(u *unstructured.Unstructured, typ string) (status, message string) {
 	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
 	for _, c := range conds {
 		m, _ := c.(map[string]any)
-		if m["type"] == typ && m["status"] == "True" {
-			return true
+		if m["type"] == typ {
+			s, _ := m["status"].(string)
+			msg, _ := m["message"].(string)
+			return s, msg
 		}
 	}
-	return false
+	return "", ""
 }
 
 func conditions(u *unstructured.Unstructured) []string {
@@ -171,6 +173,17 @@ func (s *Sandbox) namespaceOf(ctx context.Context, file string) error {
 	}
 	ns := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": u.GetNamespace()}}}
 	return client.IgnoreAlreadyExists(s.Client.Create(ctx, ns))
+}
+
+// InstallConfiguration installs a Configuration's XRD and Composition.
+func (s *Sandbox) InstallConfiguration(ctx context.Context, configuration string) error {
+	if err := s.Apply(ctx, filepath.Join(configuration, "xrd.yaml")); err != nil {
+		return err
+	}
+	if err := s.waitCRD(ctx, "fleetnodepools.fleet.nodepool.dev"); err != nil {
+		return err
+	}
+	return s.Apply(ctx, filepath.Join(configuration, "composition.yaml"))
 }
 
 // simClusters keeps the examples on simulated Clusters (DevCluster) and

@@ -52,8 +52,10 @@ type Binaries struct {
 	APIServer, Etcd, ControllerManager, Crossplane, Function string
 	// CrossplaneCRDs is the crossplane/v2 module's cluster/crds folder.
 	CrossplaneCRDs string
-	// CRDDirs hold the Cluster API, CAPA and CAPZ CRDs.
+	// CRDDirs hold the Cluster API, CAPA, CAPZ and CAPD CRDs.
 	CRDDirs []string
+	// CrossplaneArgs are extra flags of crossplane core start.
+	CrossplaneArgs []string
 }
 
 // A Sandbox is the running control plane, Crossplane and function.
@@ -218,10 +220,11 @@ func (s *Sandbox) crossplaneStart(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return s.run("crossplane", s.crossplaneEnv(), s.bins.Crossplane, "core", "start",
-		"--package-runtime=External", "--enable-webhooks=false", "--tls-client-certs-dir="+dir,
-		"--xpkg-cache-dir="+filepath.Join(s.Dir, "xpkg-cache"), "--xfn-cache-dir="+filepath.Join(s.Dir, "xfn-cache"),
-		fmt.Sprintf("--metrics-port=%d", metrics), fmt.Sprintf("--health-probe-port=%d", health))
+	args := append([]string{"core", "start",
+		"--package-runtime=External", "--enable-webhooks=false", "--tls-client-certs-dir=" + dir,
+		"--xpkg-cache-dir=" + filepath.Join(s.Dir, "xpkg-cache"), "--xfn-cache-dir=" + filepath.Join(s.Dir, "xfn-cache"),
+		fmt.Sprintf("--metrics-port=%d", metrics), fmt.Sprintf("--health-probe-port=%d", health)}, s.bins.CrossplaneArgs...)
+	return s.run("crossplane", s.crossplaneEnv(), s.bins.Crossplane, args...)
 }
 
 // register makes the function known to Crossplane's function runner: an
@@ -319,6 +322,59 @@ func (s *Sandbox) Restart(ctx context.Context, name string) error {
 		return waitTCP(ctx, s.fnAddr)
 	}
 	return fmt.Errorf("no process %q", name)
+}
+
+// SwapFunction stops the function and serves the same address with
+// another build of it.
+func (s *Sandbox) SwapFunction(ctx context.Context, bin string) error {
+	cmd := s.procs["function"]
+	stop(cmd)
+	if err := s.run("function", nil, bin, cmd.Args[1:]...); err != nil {
+		return err
+	}
+	return waitTCP(ctx, s.fnAddr)
+}
+
+// PeakMemory is the peak resident memory (VmHWM) of each process of the
+// sandbox, by name, in bytes: etcd, kube-apiserver and the processes it
+// started.
+func (s *Sandbox) PeakMemory() map[string]uint64 {
+	out := map[string]uint64{}
+	for name, cmd := range s.procs {
+		if cmd.Process != nil {
+			out[name] = peakRSS(cmd.Process.Pid)
+		}
+	}
+	// envtest starts etcd and kube-apiserver: find them by executable.
+	for name, bin := range map[string]string{"etcd": s.bins.Etcd, "kube-apiserver": s.bins.APIServer} {
+		dirs, _ := os.ReadDir("/proc")
+		for _, d := range dirs {
+			if exe, err := os.Readlink(filepath.Join("/proc", d.Name(), "exe")); err == nil && exe == bin {
+				var pid int
+				if _, err := fmt.Sscan(d.Name(), &pid); err == nil {
+					out[name] = peakRSS(pid)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// peakRSS reads VmHWM of a process from /proc, in bytes; 0 if unknown.
+func peakRSS(pid int) uint64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb uint64
+			if _, err := fmt.Sscan(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), &kb); err == nil {
+				return kb * 1024
+			}
+		}
+	}
+	return 0
 }
 
 // Stop stops every process and the control plane.
