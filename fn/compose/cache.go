@@ -1,10 +1,10 @@
 package compose
 
 import (
-	"container/list"
 	"encoding/binary"
 	"hash/maphash"
 	"math"
+	"math/rand/v2"
 	"sync"
 
 	"google.golang.org/protobuf/types/known/structpb"
@@ -42,8 +42,8 @@ type planned struct {
 // shares its policy, so a miss usually still finds the policy decoded.
 type planCache struct {
 	seeds    [2]maphash.Seed
-	plans    *lru[*planned]
-	policies *lru[*v1beta1.Policy]
+	plans    *bounded[*planned]
+	policies *bounded[*v1beta1.Policy]
 }
 
 // policyCacheSize is how many distinct policies (Composition revisions) are
@@ -53,62 +53,64 @@ const policyCacheSize = 64
 func newPlanCache(size int) *planCache {
 	return &planCache{
 		seeds:    [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
-		plans:    newLRU[*planned](size),
-		policies: newLRU[*v1beta1.Policy](policyCacheSize),
+		plans:    newBounded[*planned](size),
+		policies: newBounded[*v1beta1.Policy](policyCacheSize),
 	}
 }
 
-// An lru is a map bounded to max entries, least recently used first out.
+// A bounded map holds at most max entries; when full, a new entry replaces
+// a random one. Not least-recently-used: Crossplane reconciles every pool in
+// a cycle (its poll), and under a cycle longer than the map an LRU evicts
+// every entry just before it is asked for again, so a fleet one pool larger
+// than the cache would never hit. Random replacement degrades gracefully
+// instead: a share of the cycle stays cached (TestCacheUnderCyclicAccess).
 // Its values are shared by every caller and must never be modified.
-type lru[V any] struct {
+type bounded[V any] struct {
 	max int
 
 	mu      sync.Mutex
-	order   *list.List // of *lruEntry[V], most recently used at the front
-	entries map[fingerprint]*list.Element
+	keys    []fingerprint // Every key, in no order: what a random pick draws from.
+	entries map[fingerprint]slot[V]
 }
 
-type lruEntry[V any] struct {
-	fp fingerprint
-	v  V
+type slot[V any] struct {
+	v V
+	i int // Index of the key in keys.
 }
 
-func newLRU[V any](size int) *lru[V] {
-	return &lru[V]{max: size, order: list.New(), entries: make(map[fingerprint]*list.Element, size)}
+func newBounded[V any](size int) *bounded[V] {
+	return &bounded[V]{max: size, keys: make([]fingerprint, 0, size), entries: make(map[fingerprint]slot[V], size)}
 }
 
-func (c *lru[V]) get(fp fingerprint) (V, bool) {
+func (c *bounded[V]) get(fp fingerprint) (V, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.entries[fp]
-	if !ok {
-		var zero V
-		return zero, false
-	}
-	c.order.MoveToFront(e)
-	return e.Value.(*lruEntry[V]).v, true //nolint:forcetypeassert // Only *lruEntry[V] is stored.
+	return e.v, ok
 }
 
-func (c *lru[V]) put(fp fingerprint, v V) {
+func (c *bounded[V]) put(fp fingerprint, v V) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.entries[fp]; ok {
-		e.Value.(*lruEntry[V]).v = v //nolint:forcetypeassert // Only *lruEntry[V] is stored.
-		c.order.MoveToFront(e)
+		c.entries[fp] = slot[V]{v: v, i: e.i}
 		return
 	}
-	c.entries[fp] = c.order.PushFront(&lruEntry[V]{fp: fp, v: v})
-	for c.order.Len() > c.max {
-		last := c.order.Back()
-		c.order.Remove(last)
-		delete(c.entries, last.Value.(*lruEntry[V]).fp) //nolint:forcetypeassert // Only *lruEntry[V] is stored.
+	if len(c.keys) < c.max {
+		c.entries[fp] = slot[V]{v: v, i: len(c.keys)}
+		c.keys = append(c.keys, fp)
+		return
 	}
+	i := rand.IntN(len(c.keys)) //nolint:gosec // Which entry to evict: no security decision.
+	delete(c.entries, c.keys[i])
+	c.keys[i] = fp
+	c.entries[fp] = slot[V]{v: v, i: i}
 }
 
-func (c *lru[V]) len() int {
+func (c *bounded[V]) len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.order.Len()
+	return len(c.keys)
 }
 
 // policyFingerprint hashes the policy input.

@@ -8,8 +8,9 @@ package fleet
 import (
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/util/version"
 )
 
 // Rules a fleet must never break.
@@ -149,31 +150,7 @@ func (h *History) Check(s Snapshot) []Violation {
 // Newer reports whether Kubernetes version a (v1.34.1) is newer than b.
 // Versions that do not parse are never newer.
 func Newer(a, b string) bool {
-	pa, oka := parse(a)
-	pb, okb := parse(b)
-	if !oka || !okb {
-		return false
-	}
-	for i := range pa {
-		if pa[i] != pb[i] {
-			return pa[i] > pb[i]
-		}
-	}
-	return false
-}
-
-func parse(v string) ([3]int, bool) {
-	var out [3]int
-	parts := strings.SplitN(strings.TrimPrefix(v, "v"), ".", 3)
-	if len(parts) != 3 {
-		return out, false
-	}
-	for i, p := range parts {
-		n, err := strconv.Atoi(strings.SplitN(p, "-", 2)[0])
-		if err != nil {
-			return out, false
-		}
-		out[i] = n
-	}
-	return out, true
+	va, erra := version.ParseSemantic(a)
+	vb, errb := version.ParseSemantic(b)
+	return erra == nil && errb == nil && va.GreaterThan(vb)
 }

@@ -1,0 +1,299 @@
+package fleetsim
+
+import (
+	"strconv"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/crossplane/function-sdk-go/errors"
+	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
+)
+
+// maxRequirementsIterations is Crossplane's bound on the calls that resolve
+// a function's requirements: up to one more call than this.
+const maxRequirementsIterations = 5
+
+// capabilities are what Crossplane v2.4 advertises in every request.
+func capabilities() []fnv1.Capability {
+	return []fnv1.Capability{
+		fnv1.Capability_CAPABILITY_CAPABILITIES, fnv1.Capability_CAPABILITY_REQUIRED_RESOURCES,
+		fnv1.Capability_CAPABILITY_CREDENTIALS, fnv1.Capability_CAPABILITY_CONDITIONS,
+		fnv1.Capability_CAPABILITY_REQUIRED_SCHEMAS,
+	}
+}
+
+// A reconcile is one Crossplane reconcile of a pool: the request, the
+// requirements it satisfies, and the latest response.
+type reconcile struct {
+	pool      *pool
+	req       *fnv1.RunFunctionRequest
+	rsp       *fnv1.RunFunctionResponse
+	satisfied *fnv1.Requirements
+	calls     int
+	err       error
+}
+
+// newReconcile builds the first request of a pool's reconcile from what
+// exists, with the requirements the function returned last time satisfied
+// (Crossplane v2.4's requirements recorder).
+func (w *world) newReconcile(p *pool) *reconcile {
+	observed := make(map[string]*fnv1.Resource, len(p.composed))
+	for k, o := range p.composed {
+		observed[k] = &fnv1.Resource{Resource: o.object(p)}
+	}
+	r := &reconcile{pool: p, req: &fnv1.RunFunctionRequest{
+		Meta:     &fnv1.RequestMeta{Capabilities: capabilities()},
+		Observed: &fnv1.State{Composite: &fnv1.Resource{Resource: p.xr()}, Resources: observed},
+		Desired:  &fnv1.State{},
+		Input:    w.policy,
+	}}
+	if p.requirements != nil {
+		w.satisfy(r.req, p.requirements)
+		r.satisfied = p.requirements
+	}
+	return r
+}
+
+// settle decides after a call whether the reconcile is done: on a Fatal
+// result, or once the function returns the requirements its request
+// satisfied. Otherwise it fetches the new requirements for another call.
+func (w *world) settle(r *reconcile) (done bool) {
+	r.calls++
+	if fatal(r.rsp) {
+		return true
+	}
+	if proto.Equal(r.rsp.GetRequirements(), r.satisfied) {
+		r.pool.requirements = r.rsp.GetRequirements()
+		return true
+	}
+	if r.calls > maxRequirementsIterations {
+		r.err = errors.Errorf("requirements didn't stabilize after the maximum number of iterations (%d)", maxRequirementsIterations)
+		return true
+	}
+	r.satisfied = r.rsp.GetRequirements()
+	w.satisfy(r.req, r.satisfied)
+	r.req.Context = r.rsp.GetContext()
+	return false
+}
+
+// applies reports whether Crossplane applies the reconcile's final
+// response: not when its requirements did not settle (r.err, reported as a
+// violation) nor on a Fatal result.
+func (r *reconcile) applies() bool { return r.err == nil && !fatal(r.rsp) }
+
+func fatal(rsp *fnv1.RunFunctionResponse) bool {
+	for _, r := range rsp.GetResults() {
+		if r.GetSeverity() == fnv1.Severity_SEVERITY_FATAL {
+			return true
+		}
+	}
+	return false
+}
+
+// satisfy fetches what the requirements select into the request, replacing
+// what an earlier iteration fetched.
+func (w *world) satisfy(req *fnv1.RunFunctionRequest, rq *fnv1.Requirements) {
+	req.RequiredResources = make(map[string]*fnv1.Resources, len(rq.GetResources()))
+	for name, sel := range rq.GetResources() {
+		req.RequiredResources[name] = w.fetch(sel)
+	}
+}
+
+// fetch resolves a selector as Crossplane does: by name, nil when the
+// object does not exist; by labels, a list sorted by name.
+func (w *world) fetch(sel *fnv1.ResourceSelector) *fnv1.Resources {
+	group, _, _ := strings.Cut(sel.GetApiVersion(), "/")
+	c := w.byNS[sel.GetNamespace()]
+	switch m := sel.GetMatch().(type) {
+	case *fnv1.ResourceSelector_MatchName:
+		var o *structpb.Struct
+		switch {
+		case c == nil || c.name != m.MatchName:
+		case sel.GetKind() == kindCluster && group == groupCluster:
+			o = c.clusterObject()
+		case sel.GetKind() == kindKCP && group == groupControlPlane:
+			o = c.kcpObject()
+		}
+		if o == nil {
+			return nil
+		}
+		return &fnv1.Resources{Items: []*fnv1.Resource{{Resource: o}}}
+	case *fnv1.ResourceSelector_MatchLabels:
+		out := &fnv1.Resources{Items: []*fnv1.Resource{}}
+		if sel.GetKind() != kindMachineSet || group != groupCluster {
+			return out
+		}
+		sets := w.sets[sel.GetNamespace()]
+		for _, n := range sortedKeys(sets) {
+			if matches(sets[n].labels, m.MatchLabels.GetLabels()) {
+				out.Items = append(out.Items, &fnv1.Resource{Resource: sets[n].object()})
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+func matches(labels, selector map[string]string) bool {
+	for k, v := range selector {
+		if l, ok := labels[k]; !ok || l != v {
+			return false
+		}
+	}
+	return true
+}
+
+// apply does what Crossplane does with a pool's final response: nothing
+// after a Fatal result or an error; otherwise it updates the XR's status,
+// garbage-collects the composed resources the response no longer desires,
+// then applies the desired ones.
+func (w *world) apply(r *reconcile) error {
+	if !r.applies() {
+		return nil
+	}
+	p := r.pool
+	d := r.rsp.GetDesired()
+	if st := d.GetComposite().GetResource().GetFields()["status"]; st != p.status {
+		p.status, p.rv, p.body = st, w.next(), nil
+	}
+	desired := d.GetResources()
+	for _, k := range sortedKeys(p.composed) {
+		if _, ok := desired[k]; !ok {
+			w.remove(p, k)
+		}
+	}
+	for _, k := range sortedKeys(desired) {
+		if err := w.applyOne(p, k, desired[k]); err != nil {
+			return errors.Wrapf(err, "cannot apply composed resource %q of %s", k, p)
+		}
+	}
+	return nil
+}
+
+// applyOne server-side applies one desired resource. The fields the
+// function sets overwrite the live ones; the replicas of a MachineDeployment
+// it leaves out keep their live value, defaulted and clamped into the
+// autoscaler's bounds as Cluster API's webhook does. A key that exists
+// keeps the name it was created with.
+func (w *world) applyOne(p *pool, key string, dr *fnv1.Resource) error {
+	o := p.composed[key]
+	if o != nil && o.applied == dr {
+		return nil // The same answer as last time: nothing to change.
+	}
+	d := dr.GetResource()
+	md := at(d, "metadata").GetStructValue()
+	if o == nil {
+		ns := stringAt(md, "namespace")
+		if ns == "" {
+			ns = p.namespace
+		}
+		id := objKey{ns, stringAt(d, "kind"), stringAt(md, "name")}
+		if id.name == "" || id.kind == "" {
+			return errors.Errorf("the desired resource has no kind or name: %v", d)
+		}
+		if w.objects[id] != nil {
+			return errors.Errorf("%s exists and is not controlled by %s", id, p)
+		}
+		o = &composed{id: id, apiVersion: stringAt(d, "apiVersion"), uid: w.uid()}
+		p.composed[key], w.objects[id] = o, o
+	}
+	spec := at(d, "spec").GetStructValue()
+	labels := at(md, "labels")
+	annots := obj(with(at(md, "annotations").GetStructValue(), annotationCompositeRN, str(key)).GetFields())
+	if o.id.kind == kindMachineDeployment {
+		spec = o.replicas(spec, stringsOf(annots))
+	}
+	changed := o.spec == nil || !proto.Equal(o.spec, spec)
+	if changed {
+		o.spec = spec
+		o.generation++
+	}
+	if changed || !proto.Equal(o.labels, labels) || !proto.Equal(o.annots, annots) {
+		o.labels, o.annots = labels, annots
+		w.touch(o)
+		w.stats.applies++
+	}
+	o.applied = dr
+	if o.id.kind == kindMachineDeployment && changed {
+		o.md = parseMD(spec, stringsOf(annots))
+		if o.status == nil {
+			o.status = &mdStatus{}
+		}
+	}
+	return nil
+}
+
+// replicas is a MachineDeployment's spec after an apply that may leave
+// spec.replicas out (Cluster API's calculateMachineDeploymentReplicas).
+func (o *composed) replicas(spec *structpb.Struct, annots map[string]string) *structpb.Struct {
+	if _, ok := int32At(spec, "replicas"); ok {
+		return spec
+	}
+	n := int32(1)
+	lo, okLo := atoi32(annots[annotationMinSize])
+	hi, okHi := atoi32(annots[annotationMaxSize])
+	if okLo && okHi {
+		n = lo
+		if o.md != nil {
+			n = min(max(o.md.replicas, lo), hi)
+		}
+	}
+	return with(spec, "replicas", num(n))
+}
+
+func atoi32(s string) (int32, bool) {
+	n, err := strconv.ParseInt(s, 10, 32)
+	return int32(n), err == nil
+}
+
+// parseMD reads what the Cluster API model needs of a MachineDeployment.
+func parseMD(spec *structpb.Struct, annots map[string]string) *mdSpec {
+	ts := at(spec, "template", "spec").GetStructValue()
+	refOf := func(v *structpb.Value) ref {
+		s := v.GetStructValue()
+		return ref{stringAt(s, "apiGroup"), stringAt(s, "kind"), stringAt(s, "name")}
+	}
+	n, _ := int32At(spec, "replicas")
+	s := &mdSpec{
+		replicas: n,
+		template: machineTemplate{
+			version:       stringAt(ts, "version"),
+			failureDomain: stringAt(ts, "failureDomain"),
+			infra:         refOf(at(ts, "infrastructureRef")),
+			bootstrap:     refOf(at(ts, "bootstrap", "configRef")),
+		},
+		labels:   stringsOf(at(spec, "template", "metadata", "labels")),
+		maxSurge: at(spec, "rollout", "strategy", "rollingUpdate", "maxSurge"),
+		maxUnv:   at(spec, "rollout", "strategy", "rollingUpdate", "maxUnavailable"),
+		minSize:  -1, maxSize: -1,
+	}
+	if lo, ok := atoi32(annots[annotationMinSize]); ok {
+		s.minSize = lo
+	}
+	if hi, ok := atoi32(annots[annotationMaxSize]); ok {
+		s.maxSize = hi
+	}
+	return s
+}
+
+// remove deletes a composed object. Deleting a MachineDeployment deletes its
+// MachineSets and machines (owner references): the deletion is recorded
+// with the machines that ran on it.
+func (w *world) remove(p *pool, key string) {
+	o := p.composed[key]
+	delete(p.composed, key)
+	delete(w.objects, o.id)
+	w.stats.deletes++
+	if o.id.kind != kindMachineDeployment {
+		return
+	}
+	var running int32
+	for _, ms := range w.machineSets(o.id.namespace, o.id.name) {
+		running += ms.replicas
+		w.stats.machinesDeleted += int(ms.replicas)
+		delete(w.sets[o.id.namespace], ms.id.name)
+	}
+	w.deleted = append(w.deleted, deletion{pool: p, name: o.id.name, zone: o.md.template.failureDomain, running: running})
+}

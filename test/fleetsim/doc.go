@@ -1,0 +1,27 @@
+// Package fleetsim is a model-based simulation of a fleet of FleetNodePools,
+// at a scale no single API server test carries: thousands of pools over
+// hundreds of self-managed kubeadm clusters on AWS.
+//
+// The real function runs in the loop, in process: every reconcile builds a
+// real RunFunctionRequest (protobuf Structs) from the model's state and
+// calls compose.New().RunFunction. Around it sit three small models:
+//
+//   - Crossplane (crossplane.go): requirement iterations with the previous
+//     reconcile's requirements pre-satisfied, required resources fetched by
+//     name or labels, a Fatal result applies nothing, composed resources
+//     garbage-collected before the desired ones are server-side applied
+//     (fields the function omits that another owner set, such as the
+//     replicas of an autoscaled MachineDeployment, keep their live value),
+//     and the name a composition resource key first got is kept.
+//   - Cluster API (capi.go): a MachineDeployment whose template changed gets
+//     a new MachineSet; MachineSets move one machine per step within
+//     maxSurge/maxUnavailable; empty old MachineSets go; KubeadmControlPlanes
+//     upgrade one minor at a time and report status.version when done; the
+//     cluster-autoscaler resizes autoscaled MachineDeployments.
+//   - The platform (events.go): channel bumps while control planes are
+//     behind, staggered control plane upgrades, machine class changes.
+//
+// Every step the invariants of check.go are checked on the model state and
+// on every response, and the simulation measures the function's CPU time
+// and allocations per call (sim.go, meter.go).
+package fleetsim

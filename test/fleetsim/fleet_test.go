@@ -1,0 +1,44 @@
+package fleetsim
+
+import (
+	"context"
+	"flag"
+	"testing"
+)
+
+// Flags size the fleet: the defaults are CI-sized; the full size is
+// -fleet.clusters=1000 -fleet.pools=10 (10,000 pools).
+var (
+	flagClusters = flag.Int("fleet.clusters", 50, "clusters of the simulated fleet")
+	flagPools    = flag.Int("fleet.pools", 10, "FleetNodePools per cluster")
+	flagSeed     = flag.Uint64("fleet.seed", 1, "seed of the fleet's shapes and events")
+	flagSteps    = flag.Int("fleet.steps", 200, "the most steps to simulate")
+	flagWave     = flag.Int("fleet.wave", 0, "control planes starting an upgrade per step (0: a tenth of the clusters)")
+	flagCache    = flag.Int("fleet.cache", -1, "the function's --cache-size (-1: its default)")
+	flagLag      = flag.Float64("fleet.lag", 0.2, "probability that Cluster API does not act on a MachineDeployment in a step")
+)
+
+// TestFleetModel drives a fleet through channel bumps, staggered control
+// plane upgrades, class changes and autoscaling with the real function in
+// the loop, and requires no invariant violated and a converged fleet.
+func TestFleetModel(t *testing.T) {
+	cfg := Config{
+		Clusters: *flagClusters, PoolsPerCluster: *flagPools, Seed: *flagSeed,
+		MaxSteps: *flagSteps, Wave: *flagWave, CacheSize: *flagCache, Lag: *flagLag,
+	}
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Run(%+v): %v", cfg, err)
+	}
+	t.Logf("fleet simulation, %d clusters x %d pools (seed %d):\n%s", cfg.Clusters, cfg.PoolsPerCluster, cfg.Seed, rep.Table())
+	for i, v := range rep.Violations {
+		if i == 20 {
+			t.Errorf("... and %d more violations", rep.ViolationCount-i)
+			break
+		}
+		t.Errorf("violation: %s", v)
+	}
+	if rep.ConvergedAt < 0 {
+		t.Errorf("the fleet did not converge in %d steps: %s (%d not converged)", rep.Steps, rep.Unconverged, rep.UnconvergedPools)
+	}
+}

@@ -1,0 +1,96 @@
+package fleetsim
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/types/known/structpb"
+)
+
+func TestApplyReplicas(t *testing.T) {
+	bounds := map[string]string{annotationMinSize: "2", annotationMaxSize: "5"}
+	cases := map[string]struct {
+		reason string
+		live   *mdSpec // nil: the MachineDeployment is created.
+		spec   *structpb.Struct
+		annots map[string]string
+		want   int32
+	}{
+		"FunctionSetsReplicas": {
+			reason: "Replicas the function sets overwrite the live ones.",
+			live:   &mdSpec{replicas: 4},
+			spec:   &structpb.Struct{Fields: map[string]*structpb.Value{"replicas": num(int32(2))}},
+			want:   2,
+		},
+		"CreatedAutoscaled": {
+			reason: "An autoscaled MachineDeployment is created at its minimum size.",
+			spec:   &structpb.Struct{},
+			annots: bounds,
+			want:   2,
+		},
+		"AutoscalerOwnsReplicas": {
+			reason: "Replicas the function leaves out keep the autoscaler's value.",
+			live:   &mdSpec{replicas: 4},
+			spec:   &structpb.Struct{},
+			annots: bounds,
+			want:   4,
+		},
+		"ClampedIntoNewBounds": {
+			reason: "A live size outside new bounds is clamped into them, as Cluster API's webhook does.",
+			live:   &mdSpec{replicas: 9},
+			spec:   &structpb.Struct{},
+			annots: bounds,
+			want:   5,
+		},
+		"NoBoundsNoReplicas": {
+			reason: "Without replicas or autoscaler bounds Cluster API defaults to 1.",
+			spec:   &structpb.Struct{},
+			want:   1,
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			o := &composed{md: tc.live}
+			got, ok := int32At(o.replicas(tc.spec, tc.annots), "replicas")
+			if !ok || got != tc.want {
+				t.Errorf("%s\nreplicas(...): got %d (set %t), want %d", tc.reason, got, ok, tc.want)
+			}
+		})
+	}
+}
+
+// TestRolloutModel repoints a MachineDeployment of three machines and
+// follows Cluster API's model until it settles: one machine per step, never
+// fewer than three available (maxUnavailable 0) nor more than four machines
+// (maxSurge 1), the old MachineSet deleted once empty.
+func TestRolloutModel(t *testing.T) {
+	w, p := handMade(t, false)
+	o := p.composed["machinedeployment-eu-west-1a"]
+	o.md.replicas, o.md.maxSurge, o.md.maxUnv = 3, num(int32(1)), num(int32(0))
+	onlySet(w).replicas, onlySet(w).ready = 3, 3
+	o.md.template.infra.name = "c-0000-pool-00-9a8b7c6d" // A new class.
+	o.generation++
+
+	type step struct {
+		Total, Available, UpToDate int32
+		Sets                       int
+	}
+	var got []step
+	for range 8 {
+		w.rolloutMD(o)
+		got = append(got, step{o.status.replicas, o.status.available, o.status.upToDate, len(w.machineSets(ns, mdName))})
+	}
+	want := []step{
+		{4, 3, 1, 2}, // A new machine; not ready yet.
+		{4, 3, 2, 2}, // It joined: an old one goes, another new one comes.
+		{4, 3, 3, 2},
+		{3, 3, 3, 1}, // The last old one goes, and its empty MachineSet.
+		{3, 3, 3, 1},
+		{3, 3, 3, 1},
+		{3, 3, 3, 1},
+		{3, 3, 3, 1},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("rolloutMD(...) step by step: -want, +got:\n%s", diff)
+	}
+}

@@ -1,0 +1,230 @@
+package fleetsim
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/crossplane/function-sdk-go/errors"
+
+	"github.com/fleetnodepool/function-fleetnodepool/fn/compose"
+)
+
+// A Config sizes a simulation.
+type Config struct {
+	// Clusters and PoolsPerCluster size the fleet.
+	Clusters, PoolsPerCluster int
+	// Seed makes the fleet's shapes and events reproducible.
+	Seed uint64
+	// MaxSteps bounds the simulation; it stops earlier once converged.
+	MaxSteps int
+	// Wave is how many control planes start an upgrade per step; 0 means a
+	// tenth of the clusters.
+	Wave int
+	// CacheSize is the function's --cache-size; negative keeps its default.
+	CacheSize int
+	// Lag is the probability that Cluster API's controller of a
+	// MachineDeployment does not act in a step.
+	Lag float64
+}
+
+// maxViolations bounds the violations a Report keeps; it counts them all.
+const maxViolations = 1000
+
+// A Report is what a simulation measured and found.
+type Report struct {
+	Clusters, Pools int
+	// Steps run; ConvergedAt is the step the fleet converged at, -1 if it
+	// did not, and Unconverged then says why and how many pools are not.
+	Steps, ConvergedAt int
+	Unconverged        string
+	UnconvergedPools   int
+	// Wall is the whole simulation's wall time.
+	Wall time.Duration
+	// Reconciles are Crossplane reconciles; Calls are RunFunction calls.
+	Reconciles, Calls int
+	// FnWall and FnCPU are the wall and process CPU time spent in
+	// RunFunction; Mallocs and Bytes what it allocated.
+	FnWall, FnCPU  time.Duration
+	Mallocs, Bytes uint64
+	// Latencies of the calls answered from the function's cache (the
+	// previous answer, unchanged) and of those planned afresh.
+	Cached, Planned latencies
+	UnchangedAnswer int
+	// Violations found (the first maxViolations) and their number.
+	Violations     []Violation
+	ViolationCount int
+	// Fleet activity.
+	MachineSets, MachinesCreated, MachinesDeleted  int
+	ControlPlaneUpgrades, ClassChanges, Autoscales int
+	Applies, Deletes                               int
+}
+
+func (r *Report) add(vs ...Violation) {
+	r.ViolationCount += len(vs)
+	r.Violations = append(r.Violations, vs[:min(len(vs), max(maxViolations-len(r.Violations), 0))]...)
+}
+
+// Run simulates a fleet with the real function in the loop: each step the
+// scheduled events, one Crossplane reconcile of every pool, a check of the
+// invariants, one Cluster API step, and another check; until the fleet
+// converges after the last event, or MaxSteps.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if cfg.Clusters <= 0 || cfg.PoolsPerCluster <= 0 {
+		return nil, errors.Errorf("a fleet needs clusters and pools, not %d and %d", cfg.Clusters, cfg.PoolsPerCluster)
+	}
+	var opts []compose.Option
+	if cfg.CacheSize >= 0 {
+		opts = append(opts, compose.WithCacheSize(cfg.CacheSize))
+	}
+	return run(ctx, cfg, compose.New(opts...))
+}
+
+// run is Run with the function given.
+func run(ctx context.Context, cfg Config, fn runner) (*Report, error) {
+	start := time.Now()
+	wave := cfg.Wave
+	if wave <= 0 {
+		wave = (cfg.Clusters + 9) / 10
+	}
+	w, err := newWorld(cfg.Seed, ladder[0])
+	if err != nil {
+		return nil, err
+	}
+	w.populate(cfg.Clusters, cfg.PoolsPerCluster)
+
+	s := defaultSchedule()
+	rep := &Report{Clusters: cfg.Clusters, Pools: len(w.pools), ConvergedAt: -1}
+	m := &meter{}
+	for w.step = 0; w.step < cfg.MaxSteps; w.step++ {
+		if err := w.events(s, wave); err != nil {
+			return nil, errors.Wrapf(err, "step %d", w.step)
+		}
+		vs, err := w.reconcileAll(ctx, fn, m)
+		if err != nil {
+			return nil, errors.Wrapf(err, "step %d", w.step)
+		}
+		rep.Reconciles += len(w.pools)
+		vs = append(vs, checkState(w)...)
+		w.deleted = w.deleted[:0]
+		w.rollout(cfg.Lag)
+		rep.add(dedupe(append(vs, checkState(w)...))...)
+		rep.Steps = w.step + 1
+		if w.step < s.last() {
+			continue
+		}
+		if rep.Unconverged, rep.UnconvergedPools = unsettled(w); rep.Unconverged == "" {
+			rep.ConvergedAt = w.step
+			break
+		}
+	}
+	rep.Wall = time.Since(start)
+	rep.Calls, rep.FnWall, rep.FnCPU, rep.Mallocs, rep.Bytes = m.calls, m.wall, m.cpu, m.mallocs, m.bytes
+	rep.Cached, rep.Planned, rep.UnchangedAnswer = m.cached.summary(), m.planned.summary(), m.unchangedAnswer
+	st := w.stats
+	rep.MachineSets, rep.MachinesCreated, rep.MachinesDeleted = st.machineSets, st.machinesCreated, st.machinesDeleted
+	rep.ControlPlaneUpgrades, rep.ClassChanges, rep.Autoscales = st.cpUpgrades, st.classChanges, st.autoscales
+	rep.Applies, rep.Deletes = st.applies, st.deletes
+	return rep, nil
+}
+
+// reconcileAll reconciles every pool once, as Crossplane does: the
+// function is called (in measured batches) until each pool's requirements
+// settle, each final response is checked, then applied.
+func (w *world) reconcileAll(ctx context.Context, fn runner, m *meter) ([]Violation, error) {
+	all := make([]*reconcile, len(w.pools))
+	for i, p := range w.pools {
+		all[i] = w.newReconcile(p)
+	}
+	for batch := all; len(batch) > 0; {
+		if err := m.run(ctx, fn, batch); err != nil {
+			return nil, err
+		}
+		var next []*reconcile
+		for _, r := range batch {
+			if !w.settle(r) {
+				next = append(next, r)
+			}
+		}
+		batch = next
+	}
+	var vs []Violation
+	for _, r := range all {
+		if r.err != nil {
+			vs = append(vs, Violation{w.step, r.pool.String(), RuleRequirements, r.err.Error()})
+		}
+		vs = append(vs, checkResponse(w.step, r.pool, r.rsp)...)
+		if err := w.apply(r); err != nil {
+			return nil, err
+		}
+	}
+	return vs, nil
+}
+
+// dedupe drops repeated violations: a state checked twice in a step.
+func dedupe(vs []Violation) []Violation {
+	seen := make(map[Violation]bool, len(vs))
+	out := vs[:0]
+	for _, v := range vs {
+		if !seen[v] {
+			seen[v] = true
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// Table formats the report.
+func (r *Report) Table() string {
+	per := func(d time.Duration, n int) string {
+		if n == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%d ns", d.Nanoseconds()/int64(n))
+	}
+	perN := func(v uint64, n int) string {
+		if n == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.0f", float64(v)/float64(n))
+	}
+	converged := "no: " + r.Unconverged + fmt.Sprintf(" (%d not converged)", r.UnconvergedPools)
+	if r.ConvergedAt >= 0 {
+		converged = fmt.Sprintf("yes, at step %d", r.ConvergedAt)
+	}
+	rows := [][2]string{
+		{"clusters", fmt.Sprint(r.Clusters)},
+		{"pools", fmt.Sprint(r.Pools)},
+		{"steps", fmt.Sprint(r.Steps)},
+		{"reconciles", fmt.Sprint(r.Reconciles)},
+		{"RunFunction calls", fmt.Sprint(r.Calls)},
+		{"answers unchanged (function cache)", fmt.Sprintf("%d (%.1f%%)", r.UnchangedAnswer, 100*float64(r.UnchangedAnswer)/float64(max(r.Calls, 1)))},
+		{"wall (whole simulation)", r.Wall.Round(time.Millisecond).String()},
+		{"wall in RunFunction", r.FnWall.Round(time.Millisecond).String()},
+		{"CPU in RunFunction", r.FnCPU.Round(time.Millisecond).String()},
+		{"CPU/call", per(r.FnCPU, r.Calls)},
+		{"CPU/reconcile", per(r.FnCPU, r.Reconciles)},
+		{"wall/call (mean)", per(r.FnWall, r.Calls)},
+		{"wall/call cached answer (n, p50, p99)", r.Cached.String()},
+		{"wall/call planned (n, p50, p99)", r.Planned.String()},
+		{"allocs/call", perN(r.Mallocs, r.Calls)},
+		{"bytes/call", perN(r.Bytes, r.Calls)},
+		{"MachineSets created", fmt.Sprint(r.MachineSets)},
+		{"machines created, deleted", fmt.Sprintf("%d, %d", r.MachinesCreated, r.MachinesDeleted)},
+		{"control plane upgrades", fmt.Sprint(r.ControlPlaneUpgrades)},
+		{"class changes, autoscaler resizes", fmt.Sprintf("%d, %d", r.ClassChanges, r.Autoscales)},
+		{"composed applies, deletes", fmt.Sprintf("%d, %d", r.Applies, r.Deletes)},
+		{"violations", fmt.Sprint(r.ViolationCount)},
+		{"converged", converged},
+	}
+	width := 0
+	for _, row := range rows {
+		width = max(width, len(row[0]))
+	}
+	var b strings.Builder
+	for _, row := range rows {
+		b.WriteString(row[0] + strings.Repeat(" ", width+2-len(row[0])) + row[1] + "\n")
+	}
+	return b.String()
+}

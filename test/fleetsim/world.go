@@ -1,0 +1,255 @@
+package fleetsim
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+
+	"google.golang.org/protobuf/types/known/structpb"
+
+	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
+)
+
+// Kinds and API versions of the objects the model holds.
+const (
+	kindMachineDeployment = "MachineDeployment"
+	kindMachineSet        = "MachineSet"
+	kindCluster           = "Cluster"
+	kindKCP               = "KubeadmControlPlane"
+	kindAWSCluster        = "AWSCluster"
+
+	groupCluster      = "cluster.x-k8s.io"
+	groupControlPlane = "controlplane.cluster.x-k8s.io"
+	groupInfra        = "infrastructure.cluster.x-k8s.io"
+	apiVersionCluster = groupCluster + "/v1beta2"
+	apiVersionKCP     = groupControlPlane + "/v1beta2"
+
+	labelClusterName    = "cluster.x-k8s.io/cluster-name"
+	labelDeploymentName = "cluster.x-k8s.io/deployment-name"
+	labelPool           = "fleet.nodepool.dev/pool"
+
+	annotationMinSize     = "cluster.x-k8s.io/cluster-api-autoscaler-node-group-min-size"
+	annotationMaxSize     = "cluster.x-k8s.io/cluster-api-autoscaler-node-group-max-size"
+	annotationCompositeRN = "crossplane.io/composition-resource-name"
+)
+
+// An objKey identifies an object: namespace, kind and name.
+type objKey struct{ namespace, kind, name string }
+
+func (k objKey) String() string { return k.kind + " " + k.namespace + "/" + k.name }
+
+// A ref is a template reference of a MachineDeployment or MachineSet.
+type ref struct{ apiGroup, kind, name string }
+
+// A machineTemplate is what a MachineSet clones machines from: the part of
+// a MachineDeployment's template that makes Cluster API roll machines.
+type machineTemplate struct {
+	version, failureDomain string
+	infra, bootstrap       ref
+}
+
+// An mdSpec is what the Cluster API model reads of a MachineDeployment.
+type mdSpec struct {
+	replicas         int32
+	template         machineTemplate
+	labels           map[string]string // Of the machine template: copied to its MachineSets.
+	maxSurge, maxUnv *structpb.Value
+	minSize, maxSize int32 // Autoscaler annotations; -1 when absent.
+}
+
+func (s *mdSpec) autoscaled() bool { return s.minSize >= 0 && s.maxSize >= 0 }
+
+// An mdStatus is the status the Cluster API model reports on a
+// MachineDeployment.
+type mdStatus struct {
+	observedGeneration                   int64
+	replicas, ready, available, upToDate int32
+	availableCond                        bool
+}
+
+// A composed object is one object Crossplane composed for a pool, as the API
+// server holds it.
+type composed struct {
+	id         objKey
+	apiVersion string
+	uid        string
+	rv         int64 // resourceVersion: bumped on any change.
+	generation int64 // Bumped on spec changes.
+	labels     *structpb.Value
+	annots     *structpb.Value
+	spec       *structpb.Struct
+	// applied is the desired resource last applied: an identical answer
+	// (the function's cache hands out the same objects) changes nothing.
+	applied *fnv1.Resource
+	// MachineDeployments only.
+	md     *mdSpec
+	status *mdStatus
+	// body is the object as Crossplane observes it, made on first use after
+	// a change.
+	body *structpb.Struct
+}
+
+// A machineSet is a Cluster API MachineSet: machines cloned from one
+// template, replicas of which ready are ready.
+type machineSet struct {
+	id       objKey
+	uid      string
+	rv       int64
+	md       string // Name of its MachineDeployment.
+	labels   map[string]string
+	template machineTemplate
+	replicas int32
+	ready    int32
+	body     *structpb.Struct
+}
+
+// A cluster is a CAPI Cluster with its KubeadmControlPlane.
+type cluster struct {
+	name, namespace string
+	uid             string
+	rv              int64
+	// specVersion is what the control plane is asked to run, statusVersion
+	// what all its machines run (KCP status.version); upgradeDone is the
+	// step at which an upgrade in progress completes.
+	specVersion, statusVersion string
+	upgradeDone                int
+	clusterBody, kcpBody       *structpb.Struct
+}
+
+// A poolSpec is what the model varies of a FleetNodePool's spec.
+type poolSpec struct {
+	class              string
+	zones              []string
+	replicas, min, max int32 // replicas when fixed (min, max < 0), else min and max.
+}
+
+func (s poolSpec) autoscaled() bool { return s.min >= 0 }
+
+// A pool is a FleetNodePool and what Crossplane knows of it.
+type pool struct {
+	name, namespace, cluster string
+	uid                      string
+	spec                     poolSpec
+	generation, rv           int64
+	status                   *structpb.Value // From the last applied desired composite.
+	body                     *structpb.Struct
+	// composed are the pool's composed objects by composition resource name.
+	composed map[string]*composed
+	// requirements are what the function last returned, which Crossplane
+	// pre-satisfies on the next reconcile.
+	requirements *fnv1.Requirements
+}
+
+func (p *pool) String() string { return p.namespace + "/" + p.name }
+
+// A deletion records a MachineDeployment Crossplane garbage-collected, and
+// the machines that ran on it.
+type deletion struct {
+	pool    *pool
+	name    string
+	zone    string
+	running int32
+}
+
+// A world is the fleet: clusters, pools, what exists of their composed
+// objects, the MachineSets, and the platform policy.
+type world struct {
+	step     int
+	rng      *rand.Rand
+	channel  string
+	policy   *structpb.Struct
+	clusters []*cluster
+	byNS     map[string]*cluster
+	pools    []*pool
+	objects  map[objKey]*composed
+	// sets are MachineSets by namespace and name.
+	sets map[string]map[string]*machineSet
+	// deleted are the MachineDeployments garbage-collected this step.
+	deleted []deletion
+	// upgrades are the clusters waiting to start a control plane upgrade.
+	upgrades []*cluster
+	// seq numbers uids and resourceVersions, as the API server would.
+	seq   int64
+	stats counters
+}
+
+// counters count what happened in the fleet.
+type counters struct {
+	machineSets, machinesCreated, machinesDeleted int
+	cpUpgrades, classChanges, autoscales          int
+	applies, deletes                              int
+}
+
+// newWorld is an empty fleet on the channel version.
+func newWorld(seed uint64, channel string) (*world, error) {
+	w := &world{
+		rng:     rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), //nolint:gosec // A seeded, reproducible fleet: no secrets.
+		byNS:    map[string]*cluster{},
+		objects: map[objKey]*composed{},
+		sets:    map[string]map[string]*machineSet{},
+	}
+	if err := w.setChannel(channel); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+func (w *world) next() int64 { w.seq++; return w.seq }
+
+func (w *world) uid() string { return "uid-" + strconv.FormatInt(w.next(), 10) }
+
+// addCluster adds a cluster whose control plane runs version.
+func (w *world) addCluster(name, namespace, version string) *cluster {
+	c := &cluster{name: name, namespace: namespace, uid: w.uid(), rv: w.next(), specVersion: version, statusVersion: version, upgradeDone: -1}
+	w.clusters = append(w.clusters, c)
+	w.byNS[namespace] = c
+	return c
+}
+
+// addPool adds a FleetNodePool of the cluster.
+func (w *world) addPool(c *cluster, name string, s poolSpec) *pool {
+	p := &pool{name: name, namespace: c.namespace, cluster: c.name, uid: w.uid(), spec: s, generation: 1, rv: w.next(), composed: map[string]*composed{}}
+	w.pools = append(w.pools, p)
+	return p
+}
+
+// addMachineSet adds a MachineSet of a MachineDeployment.
+func (w *world) addMachineSet(namespace, md string, labels map[string]string, t machineTemplate) *machineSet {
+	ms := &machineSet{
+		id:  objKey{namespace, kindMachineSet, fmt.Sprintf("%s-%06x", md, w.next()&0xffffff)},
+		uid: w.uid(), rv: w.next(), md: md, labels: labels, template: t,
+	}
+	if w.sets[namespace] == nil {
+		w.sets[namespace] = map[string]*machineSet{}
+	}
+	w.sets[namespace][ms.id.name] = ms
+	w.stats.machineSets++
+	return ms
+}
+
+// machineSets of a MachineDeployment, oldest first.
+func (w *world) machineSets(namespace, md string) []*machineSet {
+	var out []*machineSet
+	for _, n := range sortedKeys(w.sets[namespace]) {
+		if ms := w.sets[namespace][n]; ms.md == md {
+			out = append(out, ms)
+		}
+	}
+	return out
+}
+
+// touch records a change of a MachineSet.
+func (w *world) touchSet(ms *machineSet) { ms.rv, ms.body = w.next(), nil }
+
+// touch records a change of a composed object.
+func (w *world) touch(o *composed) { o.rv, o.body = w.next(), nil }
+
+// setChannel sets the policy's stable channel.
+func (w *world) setChannel(version string) error {
+	p, err := policy(version)
+	if err != nil {
+		return err
+	}
+	w.channel, w.policy = version, p
+	return nil
+}
