@@ -15,7 +15,7 @@ import (
 	"github.com/fleetnodepool/function-fleetnodepool/fn/plan"
 )
 
-// DefaultCacheSize is how many planned pools a Function remembers.
+// DefaultCacheSize is how many pools a Function remembers the plan of.
 const DefaultCacheSize = 4096
 
 // A fingerprint identifies everything planning reads from a request: the
@@ -35,6 +35,12 @@ type planned struct {
 	conditions   []*fnv1.Condition
 }
 
+// A poolPlan is a pool's last plan and the fingerprint it was planned from.
+type poolPlan struct {
+	fp fingerprint
+	p  *planned
+}
+
 // A planCache remembers planned pools, and the decoded policies they were
 // planned with. Crossplane calls the function on every reconcile of every
 // pool, nearly always with what it sent the last time: a hit skips decoding,
@@ -42,7 +48,7 @@ type planned struct {
 // shares its policy, so a miss usually still finds the policy decoded.
 type planCache struct {
 	seeds    [2]maphash.Seed
-	plans    *bounded[*planned]
+	plans    *bounded[*poolPlan] // One per pool, keyed by its identity.
 	policies *bounded[*v1beta1.Policy]
 }
 
@@ -53,7 +59,7 @@ const policyCacheSize = 64
 func newPlanCache(size int) *planCache {
 	return &planCache{
 		seeds:    [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
-		plans:    newBounded[*planned](size),
+		plans:    newBounded[*poolPlan](size),
 		policies: newBounded[*v1beta1.Policy](policyCacheSize),
 	}
 }
@@ -118,15 +124,17 @@ func (c *planCache) policyFingerprint(input *structpb.Struct) fingerprint {
 	return fingerprint{hashStruct(c.seeds[0], input), hashStruct(c.seeds[1], input)}
 }
 
-// fingerprint hashes what planning reads from a request.
-func (c *planCache) fingerprint(req *fnv1.RunFunctionRequest) fingerprint {
-	var fp fingerprint
+// fingerprint hashes what planning reads from a request. The pool is the
+// XR's identity: the key of its one cache entry.
+func (c *planCache) fingerprint(req *fnv1.RunFunctionRequest) (pool, fp fingerprint) {
 	xr := req.GetObserved().GetComposite().GetResource().GetFields()
 	md := xr["metadata"].GetStructValue().GetFields()
 	labels := md["labels"].GetStructValue().GetFields()
 	for i, seed := range c.seeds {
 		h := hashValue(seed, md["name"])
 		h = mix(seed, h, hashValue(seed, md["namespace"]))
+		h = mix(seed, h, hashValue(seed, xr["kind"]))
+		pool[i] = h
 		h = mix(seed, h, hashValue(seed, labels[labelClaimName]))
 		h = mix(seed, h, hashValue(seed, labels[labelClaimNamespace]))
 		h = mix(seed, h, hashValue(seed, xr["spec"]))
@@ -138,7 +146,23 @@ func (c *planCache) fingerprint(req *fnv1.RunFunctionRequest) fingerprint {
 		h = mix(seed, h, hashValue(seed, md["annotations"].GetStructValue().GetFields()[plan.AnnotationAllowReplacement]))
 		fp[i] = h
 	}
-	return fp
+	return pool, fp
+}
+
+// get returns the pool's plan if it was planned from the same fingerprint.
+func (c *planCache) get(pool, fp fingerprint) (*planned, bool) {
+	e, ok := c.plans.get(pool)
+	if !ok || e.fp != fp {
+		return nil, false
+	}
+	return e.p, true
+}
+
+// put remembers the pool's plan, replacing the one it had: a pool's earlier
+// plans are never asked for again (its observed resource versions only move
+// forward), so memory is bounded by pools, not by how often they change.
+func (c *planCache) put(pool, fp fingerprint, p *planned) {
+	c.plans.put(pool, &poolPlan{fp: fp, p: p})
 }
 
 // hashObserved hashes the observed composed resources. The API server

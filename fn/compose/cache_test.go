@@ -61,8 +61,9 @@ func TestCacheIsTransparent(t *testing.T) {
 			t.Errorf("request %d: the cached function's response differs from the uncached one: -uncached, +cached:\n%s", i, diff)
 		}
 	}
-	if n := cached.cache.plans.len(); n != 6 {
-		t.Errorf("want 6 distinct fingerprints cached for the sequence, got %d", n)
+	// One entry per pool, however often it changed: workers and other.
+	if n := cached.cache.plans.len(); n != 2 {
+		t.Errorf("want the 2 pools of the sequence cached, got %d entries", n)
 	}
 }
 

@@ -136,10 +136,10 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 func (f *Function) run(req *fnv1.RunFunctionRequest) *fnv1.RunFunctionResponse {
 	rsp := response.To(req, response.DefaultTTL)
 
-	var fp fingerprint
+	var pool, fp fingerprint
 	if f.cache != nil {
-		fp = f.cache.fingerprint(req)
-		if p, ok := f.cache.plans.get(fp); ok {
+		pool, fp = f.cache.fingerprint(req)
+		if p, ok := f.cache.get(pool, fp); ok {
 			apply(rsp, p)
 			return rsp
 		}
@@ -201,7 +201,7 @@ func (f *Function) run(req *fnv1.RunFunctionRequest) *fnv1.RunFunctionResponse {
 	}
 	p.requirements = rsp.GetRequirements()
 	if f.cache != nil {
-		f.cache.plans.put(fp, p)
+		f.cache.put(pool, fp, p)
 	}
 	apply(rsp, p)
 	log.Debug("Planned the pool", "resources", len(pl.Resources), "version", pl.Status.Version)
