@@ -21,7 +21,7 @@ type CLI struct {
 	Insecure           bool   `help:"Run without mTLS credentials. If you supply this flag --tls-server-certs-dir will be ignored."`
 	MaxRecvMessageSize int    `default:"4" help:"Maximum size of received messages in MB."`
 	MetricsAddress     string `default:":8080" help:"Address of the Prometheus metrics server (/metrics). Empty disables it."`
-	CacheSize          int    `default:"4096" help:"How many planned pools to remember, so unchanged pools are answered without re-planning. 0 disables the cache."`
+	CacheSize          int    `default:"16384" help:"How many pools to remember the plan of, so unchanged pools are answered without re-planning (about 19 KB each). Size it to the pools one replica serves. 0 disables the cache."`
 }
 
 // Run this Function.

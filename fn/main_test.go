@@ -27,7 +27,7 @@ func TestFlags(t *testing.T) {
 	if _, err := parser.Parse([]string{"--insecure", "--debug", "--address=:1234", "--tls-server-certs-dir=/tls", "--max-recv-message-size=8"}); err != nil {
 		t.Fatalf("function-template-go's flags: %v", err)
 	}
-	want := CLI{Debug: true, Network: "tcp", Address: ":1234", TLSCertsDir: "/tls", Insecure: true, MaxRecvMessageSize: 8, MetricsAddress: ":8080", CacheSize: 4096}
+	want := CLI{Debug: true, Network: "tcp", Address: ":1234", TLSCertsDir: "/tls", Insecure: true, MaxRecvMessageSize: 8, MetricsAddress: ":8080", CacheSize: 16384}
 	if c != want {
 		t.Errorf("parsed %+v, want %+v", c, want)
 	}

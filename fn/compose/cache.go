@@ -16,7 +16,7 @@ import (
 )
 
 // DefaultCacheSize is how many pools a Function remembers the plan of.
-const DefaultCacheSize = 4096
+const DefaultCacheSize = 16384
 
 // A fingerprint identifies everything planning reads from a request: the
 // XR's identity and spec, the policy input, and the observed state planning
@@ -85,7 +85,8 @@ type slot[V any] struct {
 }
 
 func newBounded[V any](size int) *bounded[V] {
-	return &bounded[V]{max: size, keys: make([]fingerprint, 0, size), entries: make(map[fingerprint]slot[V], size)}
+	// Grown as pools arrive: a small fleet never pays for a big bound.
+	return &bounded[V]{max: size, entries: map[fingerprint]slot[V]{}}
 }
 
 func (c *bounded[V]) get(fp fingerprint) (V, bool) {
