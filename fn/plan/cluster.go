@@ -50,11 +50,3 @@ func (c *Cluster) platform(path *field.Path) (v1alpha1.Provider, provider.Platfo
 	}
 	return p, provider.PlatformKubeadm, nil
 }
-
-// backends lists the backends each platform supports, the first being what
-// Auto means where the policy does not decide.
-var backends = map[provider.Platform][]v1alpha1.Backend{
-	provider.PlatformKubeadm: {v1alpha1.BackendMachineDeployment, v1alpha1.BackendMachinePool},
-	provider.PlatformEKS:     {v1alpha1.BackendManaged, v1alpha1.BackendMachineDeployment},
-	provider.PlatformAKS:     {v1alpha1.BackendManaged},
-}

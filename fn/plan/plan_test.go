@@ -261,6 +261,11 @@ func TestInvalid(t *testing.T) {
 			edit:   func(in *Input) { onSim(in); in.Spec.Backend = v1alpha1.BackendMachinePool },
 			want:   []string{`spec.backend: Invalid value: "MachinePool": the Cluster runs kubeadm on sim (control plane KubeadmControlPlane), which supports the backends "MachineDeployment"`},
 		},
+		"PlatformTheProviderDoesNotRun": {
+			reason: "A provider that does not run the Cluster's platform (an AKS control plane on AWS infrastructure) composes nothing, and says why.",
+			edit:   func(in *Input) { in.Cluster.ControlPlaneKind = "AzureASOManagedControlPlane" },
+			want:   []string{`spec.clusterName: Invalid value: "prod-eu-1": the Cluster runs aks on aws (control plane AzureASOManagedControlPlane), which this function composes no node pool for`},
+		},
 		"SimZoneNotAllowed": {
 			reason: "The policy's sim zones bound the pool's zones.",
 			edit:   func(in *Input) { onSim(in); in.Policy.Sim = &v1beta1.SimPolicy{Zones: []string{"zone-a"}} },

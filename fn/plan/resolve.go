@@ -95,7 +95,8 @@ func (pl *Planner) resolvePlatform(in Input, r *resolved) field.ErrorList {
 		return field.ErrorList{err}
 	}
 	var errs field.ErrorList
-	switch p, ok := pl.providers[name]; {
+	p, ok := pl.providers[name]
+	switch {
 	case !ok:
 		return append(errs, field.Invalid(path, spec.ClusterName, fmt.Sprintf("the Cluster runs on %s, which no provider of this function supports", name)))
 	case spec.Provider != "" && spec.Provider != name:
@@ -105,9 +106,10 @@ func (pl *Planner) resolvePlatform(in Input, r *resolved) field.ErrorList {
 		r.provider = p
 	}
 	r.pool.Platform = pf
-	supported := backends[pf]
-	if l, ok := r.provider.(provider.BackendLimiter); ok {
-		supported = l.Backends(pf, supported)
+	supported := p.Backends(pf)
+	if len(supported) == 0 {
+		return append(errs, field.Invalid(path, spec.ClusterName, fmt.Sprintf(
+			"the Cluster runs %s on %s (control plane %s), which this function composes no node pool for", pf, name, orNone(in.Cluster.ControlPlaneKind))))
 	}
 	b := spec.Backend
 	if b == "" || b == v1alpha1.BackendAuto {

@@ -100,6 +100,11 @@ type Provider interface {
 	// Name of the provider, as written in spec.provider.
 	Name() v1alpha1.Provider
 
+	// Backends lists the backends the provider runs on a platform, the first
+	// being what Auto means where the policy does not decide; none where it
+	// does not run the platform.
+	Backends(pf Platform) []v1alpha1.Backend
+
 	// CatalogType returns the provider's instance type for a catalog class,
 	// or "" when the class has none for this provider.
 	CatalogType(c v1beta1.MachineClass) string
@@ -127,13 +132,6 @@ type Provider interface {
 	// Join is the provider's part of the bootstrap configuration of nodes
 	// built from the named infrastructure object.
 	Join(p *Pool, infraName string) Join
-}
-
-// A BackendLimiter is a Provider that supports fewer backends than its
-// platform does: what Auto means and what pools may ask for shrink to them.
-type BackendLimiter interface {
-	// Backends returns the supported subset of a platform's backends.
-	Backends(pf Platform, supported []v1alpha1.Backend) []v1alpha1.Backend
 }
 
 // JSONMap is v as the generic JSON values an observed object decodes to:

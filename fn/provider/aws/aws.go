@@ -50,6 +50,18 @@ var _ provider.Provider = &Provider{}
 // Name of the provider.
 func (*Provider) Name() v1alpha1.Provider { return v1alpha1.ProviderAWS }
 
+// Backends on self-managed clusters are MachineDeployments and Auto Scaling
+// groups; on EKS, managed node groups first, and self-managed nodes.
+func (*Provider) Backends(pf provider.Platform) []v1alpha1.Backend {
+	switch pf {
+	case provider.PlatformKubeadm:
+		return []v1alpha1.Backend{v1alpha1.BackendMachineDeployment, v1alpha1.BackendMachinePool}
+	case provider.PlatformEKS:
+		return []v1alpha1.Backend{v1alpha1.BackendManaged, v1alpha1.BackendMachineDeployment}
+	}
+	return nil
+}
+
 // CatalogType returns the EC2 instance type of a catalog class.
 func (*Provider) CatalogType(c v1beta1.MachineClass) string { return c.AWS }
 

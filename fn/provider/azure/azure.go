@@ -54,6 +54,18 @@ var _ provider.Provider = &Provider{}
 // Name of the provider.
 func (*Provider) Name() v1alpha1.Provider { return v1alpha1.ProviderAzure }
 
+// Backends on self-managed clusters are MachineDeployments and scale sets;
+// on AKS, agent pools only.
+func (*Provider) Backends(pf provider.Platform) []v1alpha1.Backend {
+	switch pf {
+	case provider.PlatformKubeadm:
+		return []v1alpha1.Backend{v1alpha1.BackendMachineDeployment, v1alpha1.BackendMachinePool}
+	case provider.PlatformAKS:
+		return []v1alpha1.Backend{v1alpha1.BackendManaged}
+	}
+	return nil
+}
+
 // CatalogType returns the Azure VM size of a catalog class.
 func (*Provider) CatalogType(c v1beta1.MachineClass) string { return c.Azure }
 

@@ -53,9 +53,12 @@ func (*Provider) Name() v1alpha1.Provider { return v1alpha1.ProviderSim }
 // CatalogType returns the simulated machine type of a catalog class.
 func (*Provider) CatalogType(c v1beta1.MachineClass) string { return c.Sim }
 
-// Backends is MachineDeployment only: the in-memory backend has no
-// machine pools.
-func (*Provider) Backends(provider.Platform, []v1alpha1.Backend) []v1alpha1.Backend {
+// Backends is MachineDeployment only, on self-managed clusters: the
+// in-memory backend has no machine pools.
+func (*Provider) Backends(pf provider.Platform) []v1alpha1.Backend {
+	if pf != provider.PlatformKubeadm {
+		return nil
+	}
 	return []v1alpha1.Backend{v1alpha1.BackendMachineDeployment}
 }
 
