@@ -4,7 +4,6 @@ package conformance
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -13,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -28,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/yaml"
 
+	"github.com/fleetnodepool/function-fleetnodepool/test/internal/sandbox"
 	"github.com/fleetnodepool/function-fleetnodepool/test/internal/upstream"
 
 	awsv1 "sigs.k8s.io/cluster-api-provider-aws/v2/api/v1beta2"
@@ -168,7 +167,7 @@ func startAPIServer() (*apiServer, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	a.stop = cancel
 	go func() { _ = mgr.Start(ctx) }()
-	if err := waitTLS(net.JoinHostPort(wo.LocalServingHost, strconv.Itoa(wo.LocalServingPort))); err != nil {
+	if err := sandbox.WaitTLS(ctx, net.JoinHostPort(wo.LocalServingHost, strconv.Itoa(wo.LocalServingPort))); err != nil {
 		a.Stop()
 		return nil, err
 	}
@@ -229,22 +228,6 @@ func servedRules(rules []admissionv1.RuleWithOperations) bool {
 		}
 	}
 	return false
-}
-
-// waitTLS waits until the webhook server accepts TLS connections.
-func waitTLS(addr string) error {
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		c, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // Readiness probe of a local test server.
-		if err == nil {
-			_ = c.Close()
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("webhook server on %s did not start: %w", addr, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // ensureNamespace creates a namespace if it does not exist.

@@ -3,9 +3,9 @@ package fleetsim
 import (
 	"fmt"
 
-	"k8s.io/apimachinery/pkg/util/version"
-
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
+
+	"github.com/fleetnodepool/function-fleetnodepool/test/internal/fleet"
 )
 
 // A Rule is an invariant of the fleet.
@@ -49,7 +49,6 @@ func (v Violation) String() string {
 // replaced.
 func checkState(w *world) []Violation {
 	var vs []Violation
-	newer := newerFunc()
 	for _, ns := range sortedKeys(w.sets) {
 		c := w.byNS[ns]
 		for _, n := range sortedKeys(w.sets[ns]) {
@@ -60,7 +59,7 @@ func checkState(w *world) []Violation {
 					vs = append(vs, Violation{w.step, pool, RuleMissingTemplate, fmt.Sprintf("MachineSet %s clones from %s %s, which does not exist", n, r.kind, r.name)})
 				}
 			}
-			if ms.replicas > 0 && c != nil && newer(ms.template.version, c.statusVersion) {
+			if ms.replicas > 0 && c != nil && fleet.Newer(ms.template.version, c.statusVersion) {
 				vs = append(vs, Violation{w.step, pool, RuleWorkerAhead, fmt.Sprintf("MachineSet %s runs %d machines of %s, the control plane %s",
 					n, ms.replicas, ms.template.version, c.statusVersion)})
 			}
@@ -84,24 +83,6 @@ func replaced(d deletion) bool {
 		}
 	}
 	return false
-}
-
-// newerFunc reports whether version a is newer than b, parsing each
-// version once. A version that does not parse counts as newer.
-func newerFunc() func(a, b string) bool {
-	parsed := map[string]*version.Version{}
-	parse := func(s string) *version.Version {
-		v, ok := parsed[s]
-		if !ok {
-			v, _ = version.ParseSemantic(s) // nil when it does not parse: reported as newer.
-			parsed[s] = v
-		}
-		return v
-	}
-	return func(a, b string) bool {
-		va, vb := parse(a), parse(b)
-		return va == nil || vb == nil || va.GreaterThan(vb)
-	}
 }
 
 // checkResponse checks a pool's final response: no Fatal result, and no

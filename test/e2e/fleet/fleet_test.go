@@ -20,6 +20,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -204,6 +205,17 @@ func (r *run) create() {
 	}
 	r.wait("every pool Ready", func() error { return r.fleetAt(fromVersion) })
 	r.phase(fmt.Sprintf("create %d pools, all machines Running", *clusters**pools), t0)
+	// The replicas rule is not vacuous: the watcher does see the function
+	// own the size of every fixed pool's MachineDeployment.
+	snap, err := fleet.Take(r.ctx, r.c)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	for _, d := range snap.Deployments {
+		if !d.Autoscaled && !slices.ContainsFunc(d.ReplicasWriters, fleet.FunctionManager) {
+			r.t.Errorf("fixed-size MachineDeployment %s: the watcher sees spec.replicas owned by %v, not by the function", d.Name, d.ReplicasWriters)
+		}
+	}
 }
 
 // autoscale plays the cluster-autoscaler: it grows every autoscaled

@@ -104,7 +104,7 @@ func (s *Sandbox) StartCAPI(ctx context.Context, bins CAPIBinaries) error {
 			return err
 		}
 		s.managers = append(s.managers, m.name)
-		if err := waitTLS(ctx, fmt.Sprintf("127.0.0.1:%d", ports[0])); err != nil {
+		if err := WaitTLS(ctx, fmt.Sprintf("127.0.0.1:%d", ports[0])); err != nil {
 			return fmt.Errorf("%s webhooks (log %s): %w", m.name, s.Log(m.name), err)
 		}
 	}
@@ -221,8 +221,8 @@ func freePorts(n int) ([]int, error) {
 	return ports, nil
 }
 
-// waitTLS waits until a webhook server accepts TLS connections.
-func waitTLS(ctx context.Context, addr string) error {
+// WaitTLS waits until a webhook server accepts TLS connections.
+func WaitTLS(ctx context.Context, addr string) error {
 	return eventually(ctx, 60*time.Second, func() error {
 		c, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // Readiness probe of a local server.
 		if err == nil {

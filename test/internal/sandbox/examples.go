@@ -242,13 +242,16 @@ func (s *Sandbox) Create(ctx context.Context, objs ...*unstructured.Unstructured
 	return nil
 }
 
+// readObject reads the first object of a YAML file.
 func readObject(file string) (*unstructured.Unstructured, error) {
-	b, err := os.ReadFile(file) //nolint:gosec // A file of this repository.
+	objs, err := ReadObjects(file)
 	if err != nil {
 		return nil, err
 	}
-	u := &unstructured.Unstructured{}
-	return u, yamlUnmarshal(b, &u.Object)
+	if len(objs) == 0 {
+		return nil, fmt.Errorf("%s holds no object", file)
+	}
+	return objs[0], nil
 }
 
 // WaitAvailable waits until every example FleetNodePool that exists is

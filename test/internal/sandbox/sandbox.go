@@ -309,17 +309,13 @@ func ReadObjects(file string) ([]*unstructured.Unstructured, error) {
 // Restart stops and starts a process of the sandbox: crossplane or
 // function.
 func (s *Sandbox) Restart(ctx context.Context, name string) error {
-	cmd := s.procs[name]
-	stop(cmd)
-	delete(s.procs, name)
 	switch name {
 	case "crossplane":
+		stop(s.procs[name])
+		delete(s.procs, name)
 		return s.crossplaneStart(ctx)
 	case "function":
-		if err := s.run("function", nil, s.bins.Function, cmd.Args[1:]...); err != nil {
-			return err
-		}
-		return waitTCP(ctx, s.fnAddr)
+		return s.SwapFunction(ctx, s.bins.Function)
 	}
 	return fmt.Errorf("no process %q", name)
 }
@@ -492,12 +488,11 @@ func parseKey(der []byte) (any, error) {
 }
 
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freePorts(1)
 	if err != nil {
 		return 0, err
 	}
-	defer l.Close() //nolint:errcheck // Only used to find a free port.
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return p[0], nil
 }
 
 func freeAddr() (string, error) {
@@ -525,5 +520,3 @@ func eventually(ctx context.Context, timeout time.Duration, fn func() error) err
 	}
 	return err
 }
-
-func yamlUnmarshal(b []byte, into *map[string]any) error { return yaml.Unmarshal(b, into) }
