@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -24,7 +23,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
-	"sigs.k8s.io/yaml"
 
 	"github.com/fleetnodepool/function-fleetnodepool/test/internal/sandbox"
 	"github.com/fleetnodepool/function-fleetnodepool/test/internal/upstream"
@@ -183,40 +181,17 @@ func (a *apiServer) Stop() {
 	_ = a.env.Stop()
 }
 
-// webhookConfigs reads an upstream webhook manifest, keeps the webhooks of
-// the served resources, and prefixes the configurations' names.
+// webhookConfigs reads an upstream webhook manifest and keeps the webhooks
+// of the served resources.
 func webhookConfigs(path, prefix string) ([]*admissionv1.MutatingWebhookConfiguration, []*admissionv1.ValidatingWebhookConfiguration, error) {
-	b, err := os.ReadFile(path) //nolint:gosec // An upstream manifest.
-	if err != nil {
-		return nil, nil, err
+	mutating, validating, err := upstream.WebhookConfigs(path, prefix)
+	for _, c := range mutating {
+		c.Webhooks = slices.DeleteFunc(c.Webhooks, func(w admissionv1.MutatingWebhook) bool { return !servedRules(w.Rules) })
 	}
-	var mutating []*admissionv1.MutatingWebhookConfiguration
-	var validating []*admissionv1.ValidatingWebhookConfiguration
-	for _, doc := range strings.Split(string(b), "\n---") {
-		meta := &metav1.TypeMeta{}
-		if err := yaml.Unmarshal([]byte(doc), meta); err != nil {
-			return nil, nil, fmt.Errorf("cannot parse %s: %w", path, err)
-		}
-		switch meta.Kind {
-		case "MutatingWebhookConfiguration":
-			c := &admissionv1.MutatingWebhookConfiguration{}
-			if err := yaml.Unmarshal([]byte(doc), c); err != nil {
-				return nil, nil, err
-			}
-			c.Name = prefix + "-" + c.Name
-			c.Webhooks = slices.DeleteFunc(c.Webhooks, func(w admissionv1.MutatingWebhook) bool { return !servedRules(w.Rules) })
-			mutating = append(mutating, c)
-		case "ValidatingWebhookConfiguration":
-			c := &admissionv1.ValidatingWebhookConfiguration{}
-			if err := yaml.Unmarshal([]byte(doc), c); err != nil {
-				return nil, nil, err
-			}
-			c.Name = prefix + "-" + c.Name
-			c.Webhooks = slices.DeleteFunc(c.Webhooks, func(w admissionv1.ValidatingWebhook) bool { return !servedRules(w.Rules) })
-			validating = append(validating, c)
-		}
+	for _, c := range validating {
+		c.Webhooks = slices.DeleteFunc(c.Webhooks, func(w admissionv1.ValidatingWebhook) bool { return !servedRules(w.Rules) })
 	}
-	return mutating, validating, nil
+	return mutating, validating, err
 }
 
 func servedRules(rules []admissionv1.RuleWithOperations) bool {

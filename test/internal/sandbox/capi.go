@@ -8,7 +8,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/base64"
 	"encoding/pem"
 	"fmt"
 	"math/big"
@@ -18,8 +17,10 @@ import (
 	"strings"
 	"time"
 
+	admissionv1 "k8s.io/api/admissionregistration/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/fleetnodepool/function-fleetnodepool/test/internal/upstream"
@@ -152,23 +153,33 @@ func providerCRD(crd *apiextensionsv1.CustomResourceDefinition) bool {
 // named after the manager (CAPI core's and the kubeadm providers' share
 // names) and pointed at its local port.
 func (s *Sandbox) installWebhooks(ctx context.Context, m manager, port int, caPEM []byte) error {
-	objs, err := ReadObjects(filepath.Join(m.module, m.webhooks))
+	mutating, validating, err := upstream.WebhookConfigs(filepath.Join(m.module, m.webhooks), m.name)
 	if err != nil {
 		return err
 	}
-	for _, u := range objs {
-		u.SetName(m.name + "-" + u.GetName())
-		hooks, _, _ := unstructured.NestedSlice(u.Object, "webhooks")
-		for _, h := range hooks {
-			hook := h.(map[string]any)
-			p, _, _ := unstructured.NestedString(hook, "clientConfig", "service", "path")
-			hook["clientConfig"] = map[string]any{"url": fmt.Sprintf("https://127.0.0.1:%d%s", port, p), "caBundle": base64.StdEncoding.EncodeToString(caPEM)}
+	local := func(c *admissionv1.WebhookClientConfig) {
+		path := ""
+		if c.Service != nil && c.Service.Path != nil {
+			path = *c.Service.Path
 		}
-		if err := unstructured.SetNestedSlice(u.Object, hooks, "webhooks"); err != nil {
-			return err
+		*c = admissionv1.WebhookClientConfig{URL: ptr.To(fmt.Sprintf("https://127.0.0.1:%d%s", port, path)), CABundle: caPEM}
+	}
+	var objs []client.Object
+	for _, c := range mutating {
+		for i := range c.Webhooks {
+			local(&c.Webhooks[i].ClientConfig)
 		}
-		if err := s.Client.Create(ctx, u); err != nil {
-			return fmt.Errorf("cannot create %s %s: %w", u.GetKind(), u.GetName(), err)
+		objs = append(objs, c)
+	}
+	for _, c := range validating {
+		for i := range c.Webhooks {
+			local(&c.Webhooks[i].ClientConfig)
+		}
+		objs = append(objs, c)
+	}
+	for _, o := range objs {
+		if err := s.Client.Create(ctx, o); err != nil {
+			return fmt.Errorf("cannot create webhook configuration %s: %w", o.GetName(), err)
 		}
 	}
 	return nil

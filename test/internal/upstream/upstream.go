@@ -4,9 +4,14 @@ package upstream
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	admissionv1 "k8s.io/api/admissionregistration/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
 )
 
 // A Module is an upstream module and the folders of its CRDs.
@@ -55,4 +60,40 @@ func CRDDirs() ([]string, error) {
 		}
 	}
 	return dirs, nil
+}
+
+// WebhookConfigs reads an upstream webhook manifest, naming its
+// configurations prefix-<name>: CAPI core's and the kubeadm providers'
+// manifests use the same names, and installing both unprefixed silently
+// keeps only one.
+func WebhookConfigs(path, prefix string) ([]*admissionv1.MutatingWebhookConfiguration, []*admissionv1.ValidatingWebhookConfiguration, error) {
+	b, err := os.ReadFile(path) //nolint:gosec // An upstream manifest of a pinned module.
+	if err != nil {
+		return nil, nil, err
+	}
+	var mutating []*admissionv1.MutatingWebhookConfiguration
+	var validating []*admissionv1.ValidatingWebhookConfiguration
+	for _, doc := range strings.Split(string(b), "\n---") {
+		meta := &metav1.TypeMeta{}
+		if err := yaml.Unmarshal([]byte(doc), meta); err != nil {
+			return nil, nil, fmt.Errorf("cannot parse %s: %w", path, err)
+		}
+		switch meta.Kind {
+		case "MutatingWebhookConfiguration":
+			c := &admissionv1.MutatingWebhookConfiguration{}
+			if err := yaml.Unmarshal([]byte(doc), c); err != nil {
+				return nil, nil, fmt.Errorf("cannot parse %s: %w", path, err)
+			}
+			c.Name = prefix + "-" + c.Name
+			mutating = append(mutating, c)
+		case "ValidatingWebhookConfiguration":
+			c := &admissionv1.ValidatingWebhookConfiguration{}
+			if err := yaml.Unmarshal([]byte(doc), c); err != nil {
+				return nil, nil, fmt.Errorf("cannot parse %s: %w", path, err)
+			}
+			c.Name = prefix + "-" + c.Name
+			validating = append(validating, c)
+		}
+	}
+	return mutating, validating, nil
 }
