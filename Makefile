@@ -122,8 +122,17 @@ lint: $(GOLANGCI_LINT) ## golangci-lint (.golangci.yml: gosec and correctness li
 test: lint test-unit test-generate test-render test-conformance test-xpkg test-sandbox test-fleet ## Run every test tier.
 
 .PHONY: test-unit
-test-unit: ## Unit tests: the planning core, providers and RunFunction adapter.
+test-unit: test-core-deps ## Unit tests: the planning core, providers and RunFunction adapter.
 	$(GO) test -count=1 ./...
+
+# The planning core is provider-neutral: no cloud package, not even through
+# another package. Clouds are wired in fn/providers.
+CLOUD_PACKAGES := /fn/provider/[a-z]|/fn/providers|cluster-api-provider-aws|cluster-api-provider-azure|cluster-api/test/infrastructure
+
+.PHONY: test-core-deps
+test-core-deps: ## Fail when fn/plan imports a cloud package.
+	@if $(GO) list -deps ./fn/plan | grep -E '$(CLOUD_PACKAGES)'; then \
+		echo "fn/plan imports the cloud packages above: move cloud knowledge behind the provider.Provider interface" >&2; exit 1; fi
 
 .PHONY: test-generate
 test-generate: ## Fail when generated files drift from the Go types.

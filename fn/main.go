@@ -8,6 +8,8 @@ import (
 	"github.com/crossplane/function-sdk-go"
 
 	"github.com/fleetnodepool/function-fleetnodepool/fn/compose"
+	"github.com/fleetnodepool/function-fleetnodepool/fn/plan"
+	"github.com/fleetnodepool/function-fleetnodepool/fn/providers"
 )
 
 // CLI of this Function. The flags match function-template-go's, so the
@@ -31,7 +33,8 @@ func (c *CLI) Run() error {
 		return err
 	}
 
-	return function.Serve(compose.New(compose.WithLogger(log), compose.WithCacheSize(c.CacheSize)),
+	return function.Serve(compose.New(compose.WithLogger(log), compose.WithCacheSize(c.CacheSize),
+		compose.WithPlanner(plan.New(plan.WithProviders(providers.All()...)))),
 		function.Listen(c.Network, c.Address),
 		function.MTLSCertificates(c.TLSCertsDir),
 		function.Insecure(c.Insecure),

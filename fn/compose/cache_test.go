@@ -2,6 +2,8 @@ package compose
 
 import (
 	"context"
+	"github.com/fleetnodepool/function-fleetnodepool/fn/plan"
+	"github.com/fleetnodepool/function-fleetnodepool/fn/providers"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -47,7 +49,7 @@ func TestCacheIsTransparent(t *testing.T) {
 
 	sequence := []*fnv1.RunFunctionRequest{base, base, edited, base, renamed, policyBump, available, rolling, available, base}
 
-	cached, uncached := New(), New(WithCacheSize(0))
+	cached, uncached := New(WithPlanner(plan.New(plan.WithProviders(providers.All()...)))), New(WithPlanner(plan.New(plan.WithProviders(providers.All()...))), WithCacheSize(0))
 	for i, req := range sequence {
 		want, err := uncached.RunFunction(context.Background(), proto.Clone(req).(*fnv1.RunFunctionRequest))
 		if err != nil {

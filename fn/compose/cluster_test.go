@@ -2,6 +2,8 @@ package compose
 
 import (
 	"context"
+	"github.com/fleetnodepool/function-fleetnodepool/fn/plan"
+	"github.com/fleetnodepool/function-fleetnodepool/fn/providers"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -65,7 +67,7 @@ func TestRunFunctionCluster(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			rsp, err := New().RunFunction(context.Background(), tc.req)
+			rsp, err := New(WithPlanner(plan.New(plan.WithProviders(providers.All()...)))).RunFunction(context.Background(), tc.req)
 			if err != nil {
 				t.Fatal(err)
 			}

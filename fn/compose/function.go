@@ -22,7 +22,7 @@ import (
 
 	"github.com/fleetnodepool/function-fleetnodepool/apis/fleet/v1alpha1"
 	"github.com/fleetnodepool/function-fleetnodepool/apis/input/v1beta1"
-	"github.com/fleetnodepool/function-fleetnodepool/fn/backend"
+	"github.com/fleetnodepool/function-fleetnodepool/fn/capi"
 	"github.com/fleetnodepool/function-fleetnodepool/fn/plan"
 )
 
@@ -167,9 +167,9 @@ func (f *Function) run(req *fnv1.RunFunctionRequest) *fnv1.RunFunctionResponse {
 		in.Cluster = cl
 		in.MachineSets = machineSets(req)
 		if cl != nil && cl.ControlPlaneName != "" {
-			if av := plan.ControlPlaneAPIVersion(cl.ControlPlaneKind); av != "" {
+			if k, ok := f.planner.ControlPlaneKind(cl.ControlPlaneKind); ok {
 				rsp.Requirements.Resources[requirementControlPlane] = &fnv1.ResourceSelector{
-					ApiVersion: av,
+					ApiVersion: k.APIVersion,
 					Kind:       cl.ControlPlaneKind,
 					Match:      &fnv1.ResourceSelector_MatchName{MatchName: cl.ControlPlaneName},
 					Namespace:  &in.Namespace,
@@ -273,7 +273,7 @@ func requirements(namespace, cluster, pool string) *fnv1.Requirements {
 			Kind:       "MachineSet",
 			Match: &fnv1.ResourceSelector_MatchLabels{MatchLabels: &fnv1.MatchLabels{Labels: map[string]string{
 				clusterv1.ClusterNameLabel: cluster,
-				backend.PoolLabel:          pool,
+				capi.PoolLabel:             pool,
 			}}},
 			Namespace: &namespace,
 		},
@@ -547,7 +547,7 @@ func conditions(p *plan.Plan) []*fnv1.Condition {
 		Target: fnv1.Target_TARGET_COMPOSITE_AND_CLAIM.Enum(),
 	}
 	if u := p.UpgradePending; u != nil {
-		upgrade.Status, upgrade.Reason, upgrade.Message = fnv1.Status_STATUS_CONDITION_TRUE, "WaitingForControlPlane", ptr.To(u.String())
+		upgrade.Status, upgrade.Reason, upgrade.Message = fnv1.Status_STATUS_CONDITION_TRUE, u.Reason, ptr.To(u.Message)
 	}
 	roll := &fnv1.Condition{
 		Type: TypeRolloutInProgress, Status: fnv1.Status_STATUS_CONDITION_FALSE, Reason: "RolledOut",

@@ -2,6 +2,8 @@ package compose
 
 import (
 	"context"
+	"github.com/fleetnodepool/function-fleetnodepool/fn/plan"
+	"github.com/fleetnodepool/function-fleetnodepool/fn/providers"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -134,7 +136,7 @@ func TestRunFunctionFatal(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			rsp, err := New().RunFunction(context.Background(), tc.req)
+			rsp, err := New(WithPlanner(plan.New(plan.WithProviders(providers.All()...)))).RunFunction(context.Background(), tc.req)
 			if err != nil {
 				t.Fatalf("%s\nRunFunction(...): unexpected error %v", tc.reason, err)
 			}
@@ -206,7 +208,7 @@ func TestRunFunctionComposes(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			rsp, err := New().RunFunction(context.Background(), tc.req)
+			rsp, err := New(WithPlanner(plan.New(plan.WithProviders(providers.All()...)))).RunFunction(context.Background(), tc.req)
 			if err != nil {
 				t.Fatalf("%s\nRunFunction(...): unexpected error %v", tc.reason, err)
 			}
@@ -246,7 +248,7 @@ func TestRunFunctionComposes(t *testing.T) {
 // TestRunFunctionDeterministic checks that the same request gives the same
 // bytes.
 func TestRunFunctionDeterministic(t *testing.T) {
-	f := New()
+	f := New(WithPlanner(plan.New(plan.WithProviders(providers.All()...))))
 	var prev []byte
 	for i := range 20 {
 		rsp, err := f.RunFunction(context.Background(), newRequest(xrJSON, policyJSON))

@@ -3,6 +3,7 @@ package compose
 import (
 	"errors"
 	"fmt"
+	"github.com/fleetnodepool/function-fleetnodepool/fn/providers"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -42,7 +43,7 @@ func FuzzRunFunction(f *testing.F) {
 		}
 		req := newRequest(xrJSON, "")
 		req.Observed.Composite.Resource, req.Input = xs, ps
-		fn := New(WithCacheSize(0))
+		fn := New(WithPlanner(plan.New(plan.WithProviders(providers.All()...))), WithCacheSize(0))
 		// A slow input is a bug too: fail with where it is stuck.
 		watchdog := time.AfterFunc(2*time.Second, func() {
 			buf := make([]byte, 1<<20)

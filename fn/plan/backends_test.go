@@ -246,7 +246,7 @@ func TestProviderRules(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			_, err := New().Plan(input(tc.edit))
+			_, err := testPlanner().Plan(input(tc.edit))
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("%s\nPlan(...): want an error containing %q, got %v", tc.reason, tc.want, err)
 			}
@@ -255,7 +255,7 @@ func TestProviderRules(t *testing.T) {
 }
 
 func TestClusterNotFound(t *testing.T) {
-	_, err := New().Plan(input(func(in *Input) { in.Cluster = nil }))
+	_, err := testPlanner().Plan(input(func(in *Input) { in.Cluster = nil }))
 	var nf *ClusterNotFoundError
 	if !errorsAs(err, &nf) || nf.Name != "prod-eu-1" || nf.Namespace != "team-a" {
 		t.Errorf("Plan(...) without a Cluster: want a ClusterNotFoundError for team-a/prod-eu-1, got %v", err)

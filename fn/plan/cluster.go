@@ -18,35 +18,17 @@ type Cluster struct {
 	ControlPlaneKind, ControlPlaneName string
 }
 
-// platforms maps a Cluster's infrastructure and control-plane kinds to the
-// provider and platform they mean. A control-plane kind decides the
-// platform where it is a managed one.
-var (
-	infraProviders = map[string]v1alpha1.Provider{
-		"AWSCluster":             v1alpha1.ProviderAWS,
-		"AWSManagedCluster":      v1alpha1.ProviderAWS,
-		"AWSManagedControlPlane": v1alpha1.ProviderAWS, // Older EKS clusters use it as infrastructure too.
-		"AzureCluster":           v1alpha1.ProviderAzure,
-		"AzureManagedCluster":    v1alpha1.ProviderAzure,
-		"AzureASOManagedCluster": v1alpha1.ProviderAzure,
-		"DevCluster":             v1alpha1.ProviderSim, // Cluster API's in-memory (simulated) infrastructure.
-	}
-	managedControlPlanes = map[string]provider.Platform{
-		"AWSManagedControlPlane":      provider.PlatformEKS,
-		"AzureASOManagedControlPlane": provider.PlatformAKS,
-		"AzureManagedControlPlane":    provider.PlatformAKS,
-	}
-)
-
-// platform is the provider and platform a Cluster runs on.
-func (c *Cluster) platform(path *field.Path) (v1alpha1.Provider, provider.Platform, *field.Error) {
-	p, ok := infraProviders[c.InfrastructureKind]
+// platform is the provider and platform a Cluster runs on: the provider
+// whose infrastructure kind it names, and the platform of its control plane
+// where that is a managed one, kubeadm otherwise.
+func (pl *Planner) platform(c *Cluster, path *field.Path) (v1alpha1.Provider, provider.Platform, *field.Error) {
+	p, ok := pl.infra[c.InfrastructureKind]
 	if !ok {
 		return "", "", field.Invalid(path, c.InfrastructureKind, fmt.Sprintf(
-			"the Cluster's infrastructure kind %q is not one this function composes for (AWS, Azure, or sim: DevCluster)", c.InfrastructureKind))
+			"the Cluster's infrastructure kind %q is not one this function composes for (%s)", c.InfrastructureKind, quoted(sortedKeys(pl.infra))))
 	}
-	if pl, ok := managedControlPlanes[c.ControlPlaneKind]; ok {
-		return p, pl, nil
+	if cp, ok := pl.controlPlanes[c.ControlPlaneKind]; ok {
+		return p, cp.Platform, nil
 	}
 	return p, provider.PlatformKubeadm, nil
 }

@@ -42,13 +42,14 @@ const (
 // previous state must still be emitted, and refuses a change that would
 // delete the backing of a running pool unless the pool opts in. It returns
 // the refusal, if any.
-func keep(p *Plan, in Input, broken rule) *Refusal {
+func (pl *Planner) keep(p *Plan, in Input) *Refusal {
+	broken := pl.broken
 	desired := make(map[string]bool, len(p.Resources))
 	for _, r := range p.Resources {
 		desired[r.Key] = true
 	}
 
-	if ref := clusterChange(p, in); ref != nil {
+	if ref := pl.clusterChange(p, in); ref != nil {
 		p.Resources = passThroughAll(in.Observed)
 		return ref
 	}
@@ -107,7 +108,7 @@ func keep(p *Plan, in Input, broken rule) *Refusal {
 
 // clusterChange refuses moving running objects to another cluster or cloud:
 // Cluster API forbids the one, and neither can keep the nodes.
-func clusterChange(p *Plan, in Input) *Refusal {
+func (pl *Planner) clusterChange(p *Plan, in Input) *Refusal {
 	for _, r := range p.Resources {
 		o, ok := in.Observed[r.Key]
 		if !ok || !isBacking(r.Key) {
@@ -125,7 +126,7 @@ func clusterChange(p *Plan, in Input) *Refusal {
 		if !isBacking(k) || !o.running() || o.InfraKind == "" {
 			continue
 		}
-		if was := providerOf(o.InfraKind); was != "" && was != p.Status.Provider {
+		if was := pl.composed[o.InfraKind]; was != "" && was != p.Status.Provider {
 			return &Refusal{Reason: ReasonProviderChanged, Message: fmt.Sprintf(
 				"%s runs %s machines (%s), and the pool is now on %s: nodes cannot move between clouds; nothing was changed. "+
 					"Create a new FleetNodePool on the new Cluster and delete this one", o.Name, was, o.InfraKind, p.Status.Provider)}
@@ -133,16 +134,6 @@ func clusterChange(p *Plan, in Input) *Refusal {
 	}
 	return nil
 }
-
-// infraKinds maps the infrastructure kinds the function composes to their
-// provider.
-var infraKinds = map[string]v1alpha1.Provider{
-	"AWSMachineTemplate": v1alpha1.ProviderAWS, "AWSMachinePool": v1alpha1.ProviderAWS, "AWSManagedMachinePool": v1alpha1.ProviderAWS,
-	"AzureMachineTemplate": v1alpha1.ProviderAzure, "AzureMachinePool": v1alpha1.ProviderAzure, "AzureASOManagedMachinePool": v1alpha1.ProviderAzure,
-	"DevMachineTemplate": v1alpha1.ProviderSim,
-}
-
-func providerOf(kind string) v1alpha1.Provider { return infraKinds[kind] }
 
 // available reports whether every MachineDeployment or MachinePool of the
 // plan exists and is ready.

@@ -22,11 +22,8 @@ import (
 
 	"github.com/fleetnodepool/function-fleetnodepool/apis/fleet/v1alpha1"
 	"github.com/fleetnodepool/function-fleetnodepool/apis/input/v1beta1"
-	"github.com/fleetnodepool/function-fleetnodepool/fn/backend"
+	"github.com/fleetnodepool/function-fleetnodepool/fn/capi"
 	"github.com/fleetnodepool/function-fleetnodepool/fn/provider"
-	"github.com/fleetnodepool/function-fleetnodepool/fn/provider/aws"
-	"github.com/fleetnodepool/function-fleetnodepool/fn/provider/azure"
-	"github.com/fleetnodepool/function-fleetnodepool/fn/provider/sim"
 )
 
 // Error strings.
@@ -135,6 +132,11 @@ type Plan struct {
 // A Planner plans pools.
 type Planner struct {
 	providers map[v1alpha1.Provider]provider.Provider
+	// What the providers say of their clouds, by kind: the Cluster
+	// infrastructure kinds, control planes and composed kinds.
+	infra         map[string]v1alpha1.Provider
+	controlPlanes map[string]provider.ControlPlaneKind
+	composed      map[string]v1alpha1.Provider
 	// broken switches rules off. Only tests set it, to prove the property
 	// test catches each rule broken.
 	broken rule
@@ -154,21 +156,46 @@ const (
 // An Option configures a Planner.
 type Option func(*Planner)
 
-// WithProvider adds (or replaces) a provider.
-func WithProvider(p provider.Provider) Option {
-	return func(pl *Planner) { pl.providers[p.Name()] = p }
+// WithProviders adds (or replaces) providers: the clouds the planner
+// composes for. Package providers lists the ones the function ships.
+func WithProviders(ps ...provider.Provider) Option {
+	return func(pl *Planner) {
+		for _, p := range ps {
+			pl.providers[p.Name()] = p
+			for _, k := range p.InfrastructureKinds() {
+				pl.infra[k] = p.Name()
+			}
+			for _, cp := range p.ControlPlaneKinds() {
+				pl.controlPlanes[cp.Kind] = cp
+			}
+			for _, k := range p.ComposedKinds() {
+				pl.composed[k] = p.Name()
+			}
+		}
+	}
 }
 
-// New returns a Planner with the AWS, Azure and sim providers.
+// New returns a Planner that knows Cluster API's kubeadm control plane, and
+// the clouds of the providers it is given.
 func New(o ...Option) *Planner {
-	pl := &Planner{providers: map[v1alpha1.Provider]provider.Provider{}, broken: builtBroken}
-	for _, fn := range []Option{WithProvider(aws.New()), WithProvider(azure.New()), WithProvider(sim.New())} {
-		fn(pl)
+	pl := &Planner{
+		providers:     map[v1alpha1.Provider]provider.Provider{},
+		infra:         map[string]v1alpha1.Provider{},
+		controlPlanes: map[string]provider.ControlPlaneKind{capi.KubeadmControlPlane.Kind: capi.KubeadmControlPlane},
+		composed:      map[string]v1alpha1.Provider{},
+		broken:        builtBroken,
 	}
 	for _, fn := range o {
 		fn(pl)
 	}
 	return pl
+}
+
+// ControlPlaneKind is what the planner knows of a kind of control plane:
+// false for a kind it cannot read the version of.
+func (pl *Planner) ControlPlaneKind(kind string) (provider.ControlPlaneKind, bool) {
+	k, ok := pl.controlPlanes[kind]
+	return k, ok
 }
 
 // An InvalidError reports input that cannot be planned. Each error names the
@@ -207,24 +234,33 @@ func (pl *Planner) Plan(in Input) (*Plan, error) {
 	}
 
 	target := r.pool.Version
-	kubeadm := r.pool.Platform == provider.PlatformKubeadm
-	version, pending, behind := sequence(target, currentVersion(in.Observed), in.ControlPlane, kubeadm)
+	var cpKind provider.ControlPlaneKind
+	if in.ControlPlane != nil {
+		cpKind = pl.controlPlanes[in.ControlPlane.Kind]
+	}
+	seq, ferr := sequence(target, in.Observed, in.Cluster, in.ControlPlane, cpKind, r.versionPath)
 	if pl.broken&ruleSequence != 0 {
-		version, pending, behind = target, nil, false
+		seq, ferr = sequenced{version: target}, nil
 	}
-	if behind {
-		return nil, &InvalidError{Errs: field.ErrorList{field.Invalid(r.versionPath, target, fmt.Sprintf(
-			"the control plane runs %s and kubeadm joins only nodes of its minor: use a %s version",
-			in.ControlPlane.Version, minorOf(in.ControlPlane.Version)))}}
+	if ferr != nil {
+		return nil, &InvalidError{Errs: field.ErrorList{ferr}}
 	}
-	r.pool.Version = version
-	p := &Plan{UpgradePending: pending, Status: v1alpha1.FleetNodePoolStatus{
+	r.pool.Version = seq.version
+	p := &Plan{UpgradePending: seq.pending, Status: v1alpha1.FleetNodePoolStatus{
 		Provider:      r.provider.Name(),
 		Backend:       r.pool.Backend,
 		Version:       r.pool.Version,
 		TargetVersion: target,
 		MachineType:   r.pool.MachineType,
 	}}
+	if seq.asIs {
+		// Nothing may change until the version can be read.
+		p.Status.Version = ""
+		p.Resources = passThroughAll(in.Observed)
+		p.Status = rollup(p, in.Observed)
+		p.Rolling = rolling(p, in.Observed)
+		return p, nil
+	}
 	if r.pool.Backend == v1alpha1.BackendMachineDeployment {
 		zones := in.Spec.Zones
 		if len(zones) == 0 {
@@ -242,7 +278,7 @@ func (pl *Planner) Plan(in Input) (*Plan, error) {
 	if pl.broken&ruleReplicas != 0 {
 		breakReplicas(p, r)
 	}
-	p.Refused = keep(p, in, pl.broken)
+	p.Refused = pl.keep(p, in)
 	p.Status = rollup(p, in.Observed)
 	p.Status.Revisions = revisions(p)
 	if p.Refused == nil {
@@ -255,7 +291,7 @@ func (pl *Planner) Plan(in Input) (*Plan, error) {
 // machineDeployment plans the MachineDeployment of one zone, with its
 // infrastructure and bootstrap templates.
 func (pl *Planner) machineDeployment(p *Plan, in Input, r *resolved, zone string, i, n int) error {
-	labels := map[string]string{backend.PoolLabel: in.Name}
+	labels := map[string]string{capi.PoolLabel: in.Name}
 	zkey := sanitize(zone)
 
 	// Templates are named by their content alone, so the zones of a pool
@@ -264,16 +300,17 @@ func (pl *Planner) machineDeployment(p *Plan, in Input, r *resolved, zone string
 	if err != nil {
 		return err
 	}
-	var bootstrap provider.Object = backend.NodeadmConfigTemplate(r.node)
-	if j := r.provider.Join(&r.pool, infra.GetName()); j.Format == provider.BootstrapKubeadm {
-		bootstrap = backend.KubeadmConfigTemplate(j, r.node)
+	j := r.provider.Join(&r.pool, infra.GetName())
+	bootstrap := j.Template
+	if bootstrap == nil {
+		bootstrap = capi.KubeadmConfigTemplate(j, r.pool.Node)
 	}
 	boot, err := p.template(in, keyBootstrap, bootstrap, labels)
 	if err != nil {
 		return err
 	}
 
-	md := backend.MachineDeployment(backend.MachineDeploymentParams{
+	md := capi.MachineDeployment(capi.MachineDeploymentParams{
 		Name:          Name(in.Spec.ClusterName, in.Name, zone),
 		Namespace:     in.Namespace,
 		ClusterName:   in.Spec.ClusterName,
@@ -283,8 +320,8 @@ func (pl *Planner) machineDeployment(p *Plan, in Input, r *resolved, zone string
 		Rollout:       r.rollout,
 		Labels:        labels,
 		MachineLabels: r.machineLabels,
-		Bootstrap:     backend.RefTo(boot),
-		Infra:         backend.RefTo(infra),
+		Bootstrap:     capi.RefTo(boot),
+		Infra:         capi.RefTo(infra),
 	})
 	p.add(in.Observed, Resource{Key: key(keyMachineDeployment, zkey), Object: md}, false)
 	return nil
@@ -328,19 +365,19 @@ func healthCheck(p *Plan, in Input) {
 	if maxUnhealthy == nil {
 		maxUnhealthy = ptr.To(intstr.FromString(defaultMaxUnhealthy))
 	}
-	mhc := backend.MachineHealthCheck(backend.HealthCheckParams{
+	mhc := capi.MachineHealthCheck(capi.HealthCheckParams{
 		Name:        Name(in.Spec.ClusterName, in.Name),
 		Namespace:   in.Namespace,
 		ClusterName: in.Spec.ClusterName,
 		Selector: map[string]string{
 			clusterv1.ClusterNameLabel: in.Spec.ClusterName,
-			backend.PoolLabel:          in.Name,
+			capi.PoolLabel:             in.Name,
 		},
 		NodeStartupTimeoutSeconds: ptr.Deref(pol.NodeStartupTimeoutSeconds, defaultNodeStartupTimeout),
 		UnhealthyNodeConditions:   conds,
 		MaxUnhealthy:              maxUnhealthy,
 	})
-	mhc.Labels[backend.PoolLabel] = in.Name
+	mhc.Labels[capi.PoolLabel] = in.Name
 	p.add(in.Observed, Resource{Key: keyHealthCheck, Object: mhc}, true)
 }
 
@@ -348,26 +385,26 @@ func healthCheck(p *Plan, in Input) {
 // machine pool (the cloud's scale group or managed node group) and, for
 // self-managed nodes, its bootstrap config.
 func (pl *Planner) machinePool(p *Plan, in Input, r *resolved) error {
-	labels := map[string]string{backend.PoolLabel: in.Name}
+	labels := map[string]string{capi.PoolLabel: in.Name}
 	mpName := Name(in.Spec.ClusterName, in.Name)
 
 	infra := r.provider.MachinePool(&r.pool)
 	name(infra, mpName, in.Namespace, in.Spec.ClusterName, labels)
 	p.add(in.Observed, Resource{Key: keyInfraPool, Object: infra}, true)
 
-	var bootRef *backend.Ref
+	var bootRef *capi.Ref
 	if r.pool.Backend == v1alpha1.BackendMachinePool {
 		// Named by a hash of its content: a MachinePool rolls its nodes only
 		// when its bootstrap config's name changes.
-		boot, err := p.template(in, keyBootstrap, backend.KubeadmConfig(r.provider.Join(&r.pool, mpName), r.node), labels)
+		boot, err := p.template(in, keyBootstrap, capi.KubeadmConfig(r.provider.Join(&r.pool, mpName), r.pool.Node), labels)
 		if err != nil {
 			return err
 		}
-		ref := backend.RefTo(boot)
+		ref := capi.RefTo(boot)
 		bootRef = &ref
 	}
 
-	mp := backend.MachinePool(backend.MachinePoolParams{
+	mp := capi.MachinePool(capi.MachinePoolParams{
 		Name:        mpName,
 		Namespace:   in.Namespace,
 		ClusterName: in.Spec.ClusterName,
@@ -381,7 +418,7 @@ func (pl *Planner) machinePool(p *Plan, in Input, r *resolved) error {
 		Labels:            labels,
 		MachineLabels:     r.machineLabels,
 		Bootstrap:         bootRef,
-		Infra:             backend.RefTo(infra),
+		Infra:             capi.RefTo(infra),
 	})
 	p.add(in.Observed, Resource{Key: keyMachinePool, Object: mp}, false)
 	return nil
@@ -437,32 +474,6 @@ func rollup(p *Plan, observed map[string]Observed) v1alpha1.FleetNodePoolStatus 
 		s.UpToDateReplicas = add(s.UpToDateReplicas, o.UpToDateReplicas)
 	}
 	return s
-}
-
-// minorOf is a version's minor, e.g. v1.34 of v1.34.1.
-func minorOf(v string) string {
-	pv, ok := parseVersion(v)
-	if !ok {
-		return v
-	}
-	return fmt.Sprintf("v%d.%d", pv.major, pv.minor)
-}
-
-// currentVersion is the version the pool's machines are asked to run now:
-// the lowest of its observed MachineDeployments and MachinePool.
-func currentVersion(observed map[string]Observed) string {
-	cur := ""
-	for k, o := range observed {
-		if !isBacking(k) || o.Version == "" {
-			continue
-		}
-		v, ok := parseVersion(o.Version)
-		c, _ := parseVersion(cur)
-		if ok && (cur == "" || c.newerThan(v)) {
-			cur = o.Version
-		}
-	}
-	return cur
 }
 
 // breakReplicas makes autoscaled MachineDeployments set their size: a

@@ -53,7 +53,7 @@ func summarize(t *testing.T, p *Plan) summary {
 
 func mustPlan(t *testing.T, in Input) *Plan {
 	t.Helper()
-	p, err := New().Plan(in)
+	p, err := testPlanner().Plan(in)
 	if err != nil {
 		t.Fatalf("Plan(...): %v", err)
 	}
@@ -241,7 +241,7 @@ func TestInvalid(t *testing.T) {
 		"UnknownInfrastructure": {
 			reason: "A Cluster on infrastructure no provider composes for is named.",
 			edit:   func(in *Input) { in.Cluster.InfrastructureKind = "GCPCluster" },
-			want:   []string{`spec.clusterName: Invalid value: "GCPCluster": the Cluster's infrastructure kind "GCPCluster" is not one this function composes for (AWS, Azure, or sim: DevCluster)`},
+			want:   []string{`spec.clusterName: Invalid value: "GCPCluster": the Cluster's infrastructure kind "GCPCluster" is not one this function composes for ("AWSCluster", "AWSManagedCluster", "AWSManagedControlPlane", "AzureASOManagedCluster", "AzureCluster", "AzureManagedCluster", "DevCluster")`},
 		},
 		"BackendNotOnPlatform": {
 			reason: "A managed pool needs a managed control plane, and says which backends the cluster supports.",
@@ -339,7 +339,7 @@ func TestInvalid(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			_, err := New().Plan(input(tc.edit))
+			_, err := testPlanner().Plan(input(tc.edit))
 			if err == nil {
 				t.Fatalf("%s\nPlan(...): want an error, got none", tc.reason)
 			}

@@ -87,7 +87,7 @@ func TestPreviewFields(t *testing.T) {
 	}
 	// Every pool object of the default plan, on AWS and on Azure.
 	for _, mod := range []func(*Input){func(*Input) {}, onAzure} {
-		p, err := New().Plan(input(mod))
+		p, err := testPlanner().Plan(input(mod))
 		if err != nil {
 			t.Fatal(err)
 		}

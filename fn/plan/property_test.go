@@ -12,6 +12,7 @@ import (
 	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
 
 	"github.com/fleetnodepool/function-fleetnodepool/apis/fleet/v1alpha1"
+	"github.com/fleetnodepool/function-fleetnodepool/fn/kubeversion"
 	"github.com/fleetnodepool/function-fleetnodepool/fn/provider"
 )
 
@@ -65,9 +66,9 @@ func (w *world) edit() string {
 		return "channel " + in.Policy.Channels["stable"]
 	case 2:
 		// The control plane moves one version towards the channel.
-		target, _ := parseVersion(in.Policy.Channels["stable"])
-		cur, _ := parseVersion(w.cp)
-		if target.newerThan(cur) {
+		target, _ := kubeversion.Parse(in.Policy.Channels["stable"])
+		cur, _ := kubeversion.Parse(w.cp)
+		if target.NewerThan(cur) {
 			w.cp = versions[slices.Index(versions, w.cp)+1]
 		}
 		return "control plane " + w.cp
@@ -116,7 +117,7 @@ func (w *world) reconcile(pl *Planner) []violation {
 	}
 	var vs []violation
 	desired := map[string]Resource{}
-	cp, _ := parseVersion(w.cp)
+	cp, _ := kubeversion.Parse(w.cp)
 	for _, r := range p.Resources {
 		desired[r.Key] = r
 		obj, err := provider.JSONMap(r.Object)
@@ -127,7 +128,7 @@ func (w *world) reconcile(pl *Planner) []violation {
 			continue
 		}
 		// No worker newer than its control plane.
-		if v, ok := parseVersion(str(valueAt(obj, "spec", "template", "spec").(map[string]any), "version")); ok && v.newerThan(cp) {
+		if v, err := kubeversion.Parse(str(valueAt(obj, "spec", "template", "spec").(map[string]any), "version")); err == nil && v.NewerThan(cp) {
 			vs = append(vs, violation{"sequence", fmt.Sprintf("%s runs %s, the control plane %s", r.Object.GetName(), v, w.cp)})
 		}
 		// No replica fight: an autoscaled object never carries a size.
@@ -285,7 +286,7 @@ func run(pl *Planner, seed uint64, steps int) []violation {
 func TestLifecycleProperties(t *testing.T) {
 	const worlds, steps = 20, 500 // 10,000 reconciles.
 	for seed := range uint64(worlds) {
-		if vs := run(New(), seed, steps); len(vs) > 0 {
+		if vs := run(testPlanner(), seed, steps); len(vs) > 0 {
 			t.Errorf("seed %d: %d violations, the first: %s: %s", seed, len(vs), vs[0].rule, vs[0].why)
 		}
 	}
@@ -300,7 +301,7 @@ func TestLifecyclePropertiesCatchBrokenRules(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			found := false
 			for seed := range uint64(20) {
-				for _, v := range run(New(withBroken(r)), seed, 500) {
+				for _, v := range run(testPlanner(withBroken(r)), seed, 500) {
 					found = found || v.rule == name
 				}
 			}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strconv"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -13,7 +12,8 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/fleetnodepool/function-fleetnodepool/apis/fleet/v1alpha1"
-	"github.com/fleetnodepool/function-fleetnodepool/fn/backend"
+	"github.com/fleetnodepool/function-fleetnodepool/fn/capi"
+	"github.com/fleetnodepool/function-fleetnodepool/fn/kubeversion"
 	"github.com/fleetnodepool/function-fleetnodepool/fn/provider"
 )
 
@@ -27,7 +27,6 @@ type resolved struct {
 	pool     provider.Pool
 	scaling  v1alpha1.Scaling
 	rollout  v1alpha1.Rollout
-	node     backend.Node
 	// machineLabels are node labels Cluster API syncs from Machines to
 	// Nodes in place.
 	machineLabels map[string]string
@@ -90,7 +89,7 @@ func (pl *Planner) resolvePlatform(in Input, r *resolved) field.ErrorList {
 	if in.Cluster == nil {
 		return nil // spec.clusterName is reported missing.
 	}
-	name, pf, err := in.Cluster.platform(path)
+	name, pf, err := pl.platform(in.Cluster, path)
 	if err != nil {
 		return field.ErrorList{err}
 	}
@@ -171,24 +170,11 @@ func resolveVersion(spec *v1alpha1.FleetNodePoolSpec, channels map[string]string
 	return v, vpath, nil
 }
 
-// checkVersion returns why v is not a Kubernetes version like v1.33.4, or "".
+// checkVersion returns why v is not a version a pool's machines can run,
+// or "".
 func checkVersion(v string) string {
-	const msg = "must be a Kubernetes version like v1.33.4"
-	rest, ok := strings.CutPrefix(v, "v")
-	if !ok {
-		return msg
-	}
-	parts := strings.Split(rest, ".")
-	if len(parts) != 3 {
-		return msg
-	}
-	for _, p := range parts {
-		if p == "" || (len(p) > 1 && p[0] == '0') {
-			return msg
-		}
-		if _, err := strconv.ParseUint(p, 10, 32); err != nil {
-			return msg
-		}
+	if _, err := kubeversion.ParseNode(v); err != nil {
+		return "must be a Kubernetes version like v1.33.4"
 	}
 	return ""
 }
@@ -274,11 +260,11 @@ func (r *resolved) resolveScaling(spec *v1alpha1.FleetNodePoolSpec, maxReplicas 
 
 // size is the share of MachineDeployment i of n: the pool's size spread
 // over its zones, the first zones taking one more when it does not divide.
-func (r *resolved) size(i, n int) backend.Size {
+func (r *resolved) size(i, n int) capi.Size {
 	if r.scaling.Replicas != nil {
-		return backend.Size{Replicas: ptr.To(share(*r.scaling.Replicas, i, n))}
+		return capi.Size{Replicas: ptr.To(share(*r.scaling.Replicas, i, n))}
 	}
-	return backend.Size{Min: ptr.To(share(*r.scaling.Min, i, n)), Max: ptr.To(share(*r.scaling.Max, i, n))}
+	return capi.Size{Min: ptr.To(share(*r.scaling.Min, i, n)), Max: ptr.To(share(*r.scaling.Max, i, n))}
 }
 
 func share(total int32, i, n int) int32 {
@@ -362,10 +348,10 @@ func (r *resolved) resolveNode(labels map[string]string, taints []v1alpha1.Taint
 			}
 			r.machineLabels[k] = v
 		case routeKubelet:
-			if r.node.Labels == nil {
-				r.node.Labels = map[string]string{}
+			if r.pool.Node.Labels == nil {
+				r.pool.Node.Labels = map[string]string{}
 			}
-			r.node.Labels[k] = v
+			r.pool.Node.Labels[k] = v
 		case routeForbidden:
 			errs = append(errs, field.Invalid(path.Key(k), k,
 				"kubelet may not set labels in the kubernetes.io and k8s.io namespaces; use node-role.kubernetes.io/, node.kubernetes.io/ or your own domain"))
@@ -386,7 +372,7 @@ func (r *resolved) resolveNode(labels map[string]string, taints []v1alpha1.Taint
 				[]string{"NoExecute", "NoSchedule", "PreferNoSchedule"}))
 		}
 	}
-	r.node.Taints = taints
+	r.pool.Node.Taints = taints
 	return errs
 }
 

@@ -2,8 +2,11 @@ package plan
 
 import (
 	"fmt"
-	"strconv"
-	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/fleetnodepool/function-fleetnodepool/fn/kubeversion"
+	"github.com/fleetnodepool/function-fleetnodepool/fn/provider"
 )
 
 // A ControlPlane is what planning reads of the Cluster's control plane.
@@ -14,103 +17,145 @@ type ControlPlane struct {
 	Version string
 }
 
-// controlPlaneAPIVersions are the API versions of the control-plane kinds
-// whose status.version the function reads.
-var controlPlaneAPIVersions = map[string]string{
-	"KubeadmControlPlane":         "controlplane.cluster.x-k8s.io/v1beta2",
-	"AWSManagedControlPlane":      "controlplane.cluster.x-k8s.io/v1beta2",
-	"AzureASOManagedControlPlane": "infrastructure.cluster.x-k8s.io/v1beta1",
-	"AzureManagedControlPlane":    "infrastructure.cluster.x-k8s.io/v1beta1",
-}
+// Reasons a pool is held below its target version.
+const (
+	// ReasonWaitingForControlPlane: the control plane does not run the
+	// target yet.
+	ReasonWaitingForControlPlane = "WaitingForControlPlane"
+	// ReasonControlPlaneVersionUnknown: the control plane reports no
+	// version (yet), or is of a kind the function cannot read.
+	ReasonControlPlaneVersionUnknown = "ControlPlaneVersionUnknown"
+	// ReasonVersionUnreadable: a version is not a Kubernetes version. The
+	// pool is held as it is, every object unchanged.
+	ReasonVersionUnreadable = "VersionUnreadable"
+)
 
-// ControlPlaneAPIVersion is the API version to read a control-plane kind
-// at, "" for kinds the function does not know.
-func ControlPlaneAPIVersion(kind string) string { return controlPlaneAPIVersions[kind] }
-
-// An UpgradePending says the pool is held below its target version until
-// the control plane runs it.
+// An UpgradePending says the pool is held below its target version, and
+// why.
 type UpgradePending struct {
-	Target, Holding, ControlPlane, ControlPlaneVersion string
+	// Reason is one of the Reason* constants above.
+	Reason string
+	// Target is the version the pool is to run; Holding what it runs now
+	// ("" when it is held as it is).
+	Target, Holding string
+	// Message says what the pool waits for.
+	Message string
 }
 
-func (u *UpgradePending) String() string {
-	return fmt.Sprintf("holding the pool at %s until the control plane %s runs %s (it runs %s): workers never run a newer Kubernetes than their control plane",
-		u.Holding, u.ControlPlane, u.Target, u.ControlPlaneVersion)
+func (u *UpgradePending) String() string { return u.Message }
+
+// A sequenced version is what sequencing decided of a pool's version.
+type sequenced struct {
+	// version the pool's machines are to run now.
+	version string
+	// pending says why that is not the target, nil when it is.
+	pending *UpgradePending
+	// asIs holds every object of the pool as it is: a version could not be
+	// read, and nothing may change until it can.
+	asIs bool
 }
 
 // sequence decides the version the pool's machines run: the target, unless
 // the control plane does not run it yet. Then a pool that exists holds its
-// current version, and a new one starts at the control plane's. Kubeadm
-// joins only nodes of the control plane's minor (Cluster API's
-// KubeadmVersionSkew preflight), so with kubeadm a held pool whose minor
-// fell behind steps to the control plane's version, never past it. With
-// kubeadm, a target of an older minor than the control plane's could never
-// create a machine: behind says so.
-func sequence(target, current string, cp *ControlPlane, kubeadm bool) (v string, pending *UpgradePending, behind bool) {
+// current version, and a new one starts at the control plane's. A held
+// pool whose version fell out of the platform's skew steps to the control
+// plane's version, never past it. A target further behind the control
+// plane than the platform supports is refused on its field. Whatever cannot
+// be read holds: a pool whose control plane reports no version keeps the
+// version it runs, and one whose control plane or machines report a version
+// that is not one is held as it is, every object unchanged.
+func sequence(target string, observed map[string]Observed, cl *Cluster, cp *ControlPlane, kind provider.ControlPlaneKind, path *field.Path) (sequenced, *field.Error) {
+	tv, err := kubeversion.ParseNode(target)
+	if err != nil {
+		return sequenced{}, field.Invalid(path, target, err.Error())
+	}
+	cur, unread := currentVersion(observed)
+	if unread != nil {
+		return sequenced{pending: unread, asIs: true}, nil
+	}
 	if cp == nil || cp.Version == "" {
-		return target, nil, false
-	}
-	cpv, ok := parseVersion(cp.Version)
-	tv, _ := parseVersion(target)
-	if !ok {
-		return target, nil, false
-	}
-	if !tv.newerThan(cpv) {
-		return target, nil, kubeadm && tv.minorBehind(cpv)
-	}
-	hold := cpv.String()
-	if cv, ok := parseVersion(current); ok && current != "" && !cv.newerThan(cpv) && (!kubeadm || !cv.minorBehind(cpv)) {
-		hold = current
-	}
-	return hold, &UpgradePending{Target: target, Holding: hold, ControlPlane: cp.Kind + "/" + cp.Name, ControlPlaneVersion: cp.Version}, false
-}
-
-// version is a Kubernetes version. A control plane may report only a minor
-// (EKS: "1.33"): its patch is then unknown, and only minors compare.
-type version struct {
-	major, minor, patch int
-	hasPatch            bool
-}
-
-func parseVersion(s string) (version, bool) {
-	parts := strings.Split(strings.TrimPrefix(s, "v"), ".")
-	if len(parts) < 2 || len(parts) > 3 {
-		return version{}, false
-	}
-	var v version
-	var err error
-	if v.major, err = strconv.Atoi(parts[0]); err != nil {
-		return version{}, false
-	}
-	if v.minor, err = strconv.Atoi(parts[1]); err != nil {
-		return version{}, false
-	}
-	if len(parts) == 3 {
-		if v.patch, err = strconv.Atoi(strings.SplitN(parts[2], "-", 2)[0]); err != nil {
-			return version{}, false
+		if cur.IsZero() || cur.String() == target {
+			return sequenced{version: target}, nil
 		}
-		v.hasPatch = true
+		return sequenced{version: cur.String(), pending: &UpgradePending{
+			Reason: ReasonControlPlaneVersionUnknown, Target: target, Holding: cur.String(),
+			Message: fmt.Sprintf("holding the pool at %s, not moving it to %s: %s, and workers never run a newer Kubernetes than their control plane",
+				cur, target, unknownControlPlane(cl, cp)),
+		}}, nil
 	}
-	return v, true
+	cpv, err := kubeversion.Parse(cp.Version)
+	if err != nil {
+		return sequenced{asIs: true, pending: &UpgradePending{
+			Reason: ReasonVersionUnreadable, Target: target,
+			Message: fmt.Sprintf("holding the pool as it is: cannot read the version %q of its control plane %s/%s (status.version), so nothing may change until it reports a Kubernetes version like v1.34.1",
+				cp.Version, cp.Kind, cp.Name),
+		}}, nil
+	}
+	if tv.MinorsBehind(cpv) > kind.MaxSkew {
+		return sequenced{}, field.Invalid(path, target, fmt.Sprintf("the control plane %s/%s runs %s, and %s: use a version of %s",
+			cp.Kind, cp.Name, cp.Version, kind.Skew, skewRange(cpv, kind.MaxSkew)))
+	}
+	if !tv.NewerThan(cpv) {
+		return sequenced{version: target}, nil
+	}
+	hold := ""
+	switch n, ok := cpv.Node(); {
+	case !cur.IsZero() && !cur.NewerThan(cpv) && cur.MinorsBehind(cpv) <= kind.MaxSkew:
+		hold = cur.String()
+	case ok:
+		hold = n
+	case !cur.IsZero():
+		hold = cur.String() // The control plane reports only its minor: no release to step to.
+	}
+	p := &UpgradePending{Reason: ReasonWaitingForControlPlane, Target: target, Holding: hold}
+	if hold == "" {
+		// A new pool, and the control plane names no release to start at.
+		p.Message = fmt.Sprintf("not creating the pool yet: its control plane %s/%s runs %s, behind the pool's %s, and reports no patch version to start the pool at; workers never run a newer Kubernetes than their control plane",
+			cp.Kind, cp.Name, cp.Version, target)
+		return sequenced{pending: p, asIs: true}, nil
+	}
+	p.Message = fmt.Sprintf("holding the pool at %s until the control plane %s/%s runs %s (it runs %s): workers never run a newer Kubernetes than their control plane",
+		hold, cp.Kind, cp.Name, target, cp.Version)
+	return sequenced{version: hold, pending: p}, nil
 }
 
-// newerThan reports whether v is newer than o, comparing patches only when
-// both have one.
-func (v version) newerThan(o version) bool {
-	if v.major != o.major {
-		return v.major > o.major
+// currentVersion is the version the pool's machines are asked to run now:
+// the lowest of its observed MachineDeployments and MachinePool, zero for
+// a new pool. A version that is not one holds the pool: unread says so.
+func currentVersion(observed map[string]Observed) (cur kubeversion.Version, unread *UpgradePending) {
+	for _, k := range sortedKeys(observed) {
+		o := observed[k]
+		if !isBacking(k) || o.Version == "" {
+			continue
+		}
+		v, err := kubeversion.ParseNode(o.Version)
+		if err != nil {
+			return kubeversion.Version{}, &UpgradePending{Reason: ReasonVersionUnreadable, Message: fmt.Sprintf(
+				"holding the pool as it is: cannot read the version %q of %s (spec.template.spec.version): %v; nothing changes until it is fixed",
+				o.Version, o.Name, err)}
+		}
+		if cur.IsZero() || cur.NewerThan(v) {
+			cur = v
+		}
 	}
-	if v.minor != o.minor {
-		return v.minor > o.minor
-	}
-	return v.hasPatch && o.hasPatch && v.patch > o.patch
+	return cur, nil
 }
 
-// minorBehind reports whether v is of an older minor than o.
-func (v version) minorBehind(o version) bool {
-	return v.major < o.major || v.major == o.major && v.minor < o.minor
+// unknownControlPlane says why the control plane's version is not known.
+func unknownControlPlane(cl *Cluster, cp *ControlPlane) string {
+	switch {
+	case cp != nil:
+		return fmt.Sprintf("its control plane %s/%s reports no version (status.version) yet", cp.Kind, cp.Name)
+	case cl == nil || cl.ControlPlaneKind == "":
+		return "its Cluster names no control plane (spec.controlPlaneRef)"
+	}
+	return fmt.Sprintf("the function cannot read the version of its control plane %s/%s, a kind it does not know", cl.ControlPlaneKind, cl.ControlPlaneName)
 }
 
-func (v version) String() string {
-	return fmt.Sprintf("v%d.%d.%d", v.major, v.minor, v.patch)
+// skewRange names the versions a node may run under a control plane.
+func skewRange(cp kubeversion.Version, maxSkew int) string {
+	if maxSkew == 0 {
+		return cp.Minor()
+	}
+	return fmt.Sprintf("%s to %s", cp.MinorsBefore(maxSkew), cp.Minor())
 }

@@ -1,10 +1,15 @@
 // Package provider defines what a cloud contributes to a node pool. Each cloud
-// lives in its own package (aws, azure) behind the Provider interface, so
-// adding a cloud is one new folder plus a catalog column in the policy.
+// lives in its own package (aws, azure, sim) behind the Provider interface,
+// which also carries everything the provider-neutral core needs to know of
+// the cloud (its Cluster kinds, managed control planes and the skew they
+// allow, the kinds it composes). Adding a cloud is one new folder, one line
+// in package providers, and a catalog column in the policy.
 package provider
 
 import (
 	"encoding/json"
+	"sort"
+	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -37,6 +42,49 @@ const (
 	PlatformAKS Platform = "aks"
 )
 
+// A ControlPlaneKind is a kind of Cluster API control plane, and what it
+// means for the pools of its clusters.
+type ControlPlaneKind struct {
+	// Kind of the control plane, e.g. AWSManagedControlPlane.
+	Kind string
+	// APIVersion to read the control plane's status.version at.
+	APIVersion string
+	// Platform the control plane's clusters run.
+	Platform Platform
+	// MaxSkew is how many minors older than the control plane a node may
+	// run: 0 where nodes must run its minor.
+	MaxSkew int
+	// Skew says who sets the limit, for messages, e.g. "EKS supports nodes
+	// up to 3 minors older than the control plane".
+	Skew string
+}
+
+// A Node is what a pool's nodes are given when they join.
+type Node struct {
+	// Labels are set by kubelet (--node-labels) when the node registers.
+	Labels map[string]string
+	// Taints are set when the node registers.
+	Taints []v1alpha1.Taint
+}
+
+// LabelsFlag renders labels as kubelet's --node-labels value, sorted; ""
+// for none.
+func (n Node) LabelsFlag() string {
+	keys := make([]string, 0, len(n.Labels))
+	for k := range n.Labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(k + "=" + n.Labels[k])
+	}
+	return b.String()
+}
+
 // A Pool is a FleetNodePool after the provider-neutral defaults and checks:
 // what a provider builds its objects from.
 type Pool struct {
@@ -64,6 +112,8 @@ type Pool struct {
 	// Labels and Taints of the pool's nodes.
 	Labels map[string]string
 	Taints []v1alpha1.Taint
+	// Node is what kubelet is given of them when a node registers.
+	Node Node
 	// Observed is the spec of the pool's infrastructure machine pool as it
 	// exists, if it does: providers check immutable fields against it.
 	Observed map[string]any
@@ -93,12 +143,30 @@ type Join struct {
 	KubeletArgs []bootstrapv1.Arg
 	// Files are written on the node before kubeadm runs.
 	Files []bootstrapv1.File
+	// Template is the bootstrap template of another format than kubeadm,
+	// built by the provider (e.g. CAPA's NodeadmConfigTemplate), without
+	// name or namespace: the caller names it by a hash of its content.
+	Template Object
 }
 
 // A Provider builds the cloud-specific objects of a pool.
 type Provider interface {
 	// Name of the provider, as written in spec.provider.
 	Name() v1alpha1.Provider
+
+	// InfrastructureKinds lists the kinds of Cluster spec.infrastructureRef
+	// whose clusters run on this provider, e.g. AWSCluster.
+	InfrastructureKinds() []string
+
+	// ControlPlaneKinds lists the managed control planes of this provider,
+	// which decide a cluster's platform. Clusters of any other control
+	// plane are self-managed (kubeadm).
+	ControlPlaneKinds() []ControlPlaneKind
+
+	// ComposedKinds lists the infrastructure kinds the provider composes
+	// (machine templates, machine pools): what tells an observed object's
+	// cloud.
+	ComposedKinds() []string
 
 	// Backends lists the backends the provider runs on a platform, the first
 	// being what Auto means where the policy does not decide; none where it

@@ -24,6 +24,8 @@ import (
 	"github.com/crossplane/function-sdk-go/resource"
 
 	"github.com/fleetnodepool/function-fleetnodepool/fn/compose"
+	"github.com/fleetnodepool/function-fleetnodepool/fn/plan"
+	"github.com/fleetnodepool/function-fleetnodepool/fn/providers"
 	"github.com/fleetnodepool/function-fleetnodepool/test/benchmarks/noop"
 )
 
@@ -44,7 +46,7 @@ func typicalPool(b *testing.B, realistic bool) *fnv1.RunFunctionRequest {
 		Input:             input,
 		RequiredResources: map[string]*fnv1.Resources{"cluster": {Items: []*fnv1.Resource{{Resource: cluster}}}},
 	}
-	rsp, err := compose.New().RunFunction(context.Background(), req)
+	rsp, err := compose.New(compose.WithPlanner(plan.New(plan.WithProviders(providers.All()...)))).RunFunction(context.Background(), req)
 	if err != nil || len(rsp.GetResults()) > 0 || len(rsp.GetDesired().GetResources()) != 5 {
 		b.Fatalf("cannot compose the typical pool (want 5 objects): %v %v %d", err, rsp.GetResults(), len(rsp.GetDesired().GetResources()))
 	}
@@ -180,9 +182,9 @@ var functions = []struct {
 	args []string
 }{
 	{name: "noop", fn: &noop.Function{}, pkg: "./noop/server"},
-	{name: "fleetnodepool", fn: compose.New(), pkg: "../../fn"},
+	{name: "fleetnodepool", fn: compose.New(compose.WithPlanner(plan.New(plan.WithProviders(providers.All()...)))), pkg: "../../fn"},
 	// Every call plans: what a changed pool (or a cold cache) costs.
-	{name: "fleetnodepool-uncached", fn: compose.New(compose.WithCacheSize(0)), pkg: "../../fn", args: []string{"--cache-size=0"}},
+	{name: "fleetnodepool-uncached", fn: compose.New(compose.WithPlanner(plan.New(plan.WithProviders(providers.All()...))), compose.WithCacheSize(0)), pkg: "../../fn", args: []string{"--cache-size=0"}},
 }
 
 var fixtures = []struct {

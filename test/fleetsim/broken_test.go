@@ -11,6 +11,8 @@ import (
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
 
 	"github.com/fleetnodepool/function-fleetnodepool/fn/compose"
+	"github.com/fleetnodepool/function-fleetnodepool/fn/plan"
+	"github.com/fleetnodepool/function-fleetnodepool/fn/providers"
 )
 
 // A broken function is the real one with its answers altered afterwards.
@@ -114,7 +116,7 @@ func TestBrokenFunctionsAreCaught(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			cfg := Config{Clusters: 6, PoolsPerCluster: 5, Seed: 1, MaxSteps: 40, Lag: 0.2}
-			rep, err := run(context.Background(), cfg, broken{fn: compose.New(), alter: tc.alter})
+			rep, err := run(context.Background(), cfg, broken{fn: compose.New(compose.WithPlanner(plan.New(plan.WithProviders(providers.All()...)))), alter: tc.alter})
 			if err != nil {
 				t.Fatalf("%s\nrun(...): %v", tc.reason, err)
 			}

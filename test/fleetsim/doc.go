@@ -4,7 +4,7 @@
 //
 // The real function runs in the loop, in process: every reconcile builds a
 // real RunFunctionRequest (protobuf Structs) from the model's state and
-// calls compose.New().RunFunction. Around it sit three small models:
+// calls the function's RunFunction, wired as fn/main.go wires it. Around it sit three small models:
 //
 //   - Crossplane (crossplane.go): requirement iterations with the previous
 //     reconcile's requirements pre-satisfied, required resources fetched by

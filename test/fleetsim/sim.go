@@ -9,6 +9,8 @@ import (
 	"github.com/crossplane/function-sdk-go/errors"
 
 	"github.com/fleetnodepool/function-fleetnodepool/fn/compose"
+	"github.com/fleetnodepool/function-fleetnodepool/fn/plan"
+	"github.com/fleetnodepool/function-fleetnodepool/fn/providers"
 )
 
 // A Config sizes a simulation.
@@ -78,7 +80,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.CacheSize >= 0 {
 		opts = append(opts, compose.WithCacheSize(cfg.CacheSize))
 	}
-	return run(ctx, cfg, compose.New(opts...))
+	return run(ctx, cfg, compose.New(append([]compose.Option{compose.WithPlanner(plan.New(plan.WithProviders(providers.All()...)))}, opts...)...))
 }
 
 // run is Run with the function given.

@@ -50,6 +50,35 @@ var _ provider.Provider = &Provider{}
 // Name of the provider.
 func (*Provider) Name() v1alpha1.Provider { return v1alpha1.ProviderAWS }
 
+// eksControlPlane is CAPA's EKS control plane. EKS supports nodes up to
+// three minors older than the control plane (since Kubernetes 1.28).
+var eksControlPlane = provider.ControlPlaneKind{
+	Kind: "AWSManagedControlPlane",
+	// CAPA's controlplane/eks/api/v1beta2 GroupVersion, written out: that
+	// package pulls the AWS SDK into the function.
+	APIVersion: "controlplane.cluster.x-k8s.io/v1beta2",
+	Platform:   provider.PlatformEKS,
+	MaxSkew:    3,
+	Skew:       "EKS supports nodes up to 3 minors older than the control plane",
+}
+
+// InfrastructureKinds of CAPA's clusters. Older EKS clusters name their
+// AWSManagedControlPlane as infrastructure too.
+func (*Provider) InfrastructureKinds() []string {
+	return []string{"AWSCluster", "AWSManagedCluster", eksControlPlane.Kind}
+}
+
+// ControlPlaneKinds are EKS's.
+func (*Provider) ControlPlaneKinds() []provider.ControlPlaneKind {
+	return []provider.ControlPlaneKind{eksControlPlane}
+}
+
+// ComposedKinds are the machine template, Auto Scaling group and EKS
+// managed node group kinds.
+func (*Provider) ComposedKinds() []string {
+	return []string{"AWSMachineTemplate", "AWSMachinePool", "AWSManagedMachinePool"}
+}
+
 // Backends on self-managed clusters are MachineDeployments and Auto Scaling
 // groups; on EKS, managed node groups first, and self-managed nodes.
 func (*Provider) Backends(pf provider.Platform) []v1alpha1.Backend {
@@ -331,7 +360,7 @@ func (*Provider) ReplicasManagedBy(p *provider.Pool) string {
 // external cloud provider and the EC2 node name, or nodeadm on EKS.
 func (*Provider) Join(p *provider.Pool, _ string) provider.Join {
 	if p.Platform == provider.PlatformEKS {
-		return provider.Join{Format: provider.BootstrapNodeadm}
+		return provider.Join{Format: provider.BootstrapNodeadm, Template: nodeadmConfigTemplate(p.Node)}
 	}
 	return provider.Join{
 		Format:      provider.BootstrapKubeadm,

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/fleetnodepool/function-fleetnodepool/apis/fleet/v1alpha1"
 	"github.com/fleetnodepool/function-fleetnodepool/apis/input/v1beta1"
+	"github.com/fleetnodepool/function-fleetnodepool/fn/kubeversion"
 	"github.com/fleetnodepool/function-fleetnodepool/fn/provider"
 )
 
@@ -38,10 +38,20 @@ const (
 	azureJSONKey = "worker-node-azure.json"
 	// linux is the only OS type pools run.
 	linux = "Linux"
-	// minFlexibleMinor is the first Kubernetes minor whose MachinePools may
-	// use Flexible orchestration (CAPZ's webhook rule).
-	minFlexibleMinor = 26
 )
+
+// minFlexible is the first Kubernetes minor whose MachinePools may use
+// Flexible orchestration (CAPZ's webhook rule).
+var minFlexible = kubeversion.MustParse("v1.26")
+
+// aksControlPlanes are CAPZ's AKS control planes. AKS supports node pools
+// up to two minors older than the control plane.
+var aksControlPlanes = []provider.ControlPlaneKind{
+	{Kind: "AzureASOManagedControlPlane", APIVersion: infrav1.GroupVersion.String(), Platform: provider.PlatformAKS,
+		MaxSkew: 2, Skew: "AKS supports node pools up to 2 minors older than the control plane"},
+	{Kind: "AzureManagedControlPlane", APIVersion: infrav1.GroupVersion.String(), Platform: provider.PlatformAKS,
+		MaxSkew: 2, Skew: "AKS supports node pools up to 2 minors older than the control plane"},
+}
 
 // Provider is the Azure provider.
 type Provider struct{}
@@ -53,6 +63,20 @@ var _ provider.Provider = &Provider{}
 
 // Name of the provider.
 func (*Provider) Name() v1alpha1.Provider { return v1alpha1.ProviderAzure }
+
+// InfrastructureKinds of CAPZ's clusters.
+func (*Provider) InfrastructureKinds() []string {
+	return []string{"AzureCluster", "AzureManagedCluster", "AzureASOManagedCluster"}
+}
+
+// ControlPlaneKinds are AKS's.
+func (*Provider) ControlPlaneKinds() []provider.ControlPlaneKind { return aksControlPlanes }
+
+// ComposedKinds are the machine template, scale set and AKS agent pool
+// kinds.
+func (*Provider) ComposedKinds() []string {
+	return []string{"AzureMachineTemplate", "AzureMachinePool", "AzureASOManagedMachinePool"}
+}
 
 // Backends on self-managed clusters are MachineDeployments and scale sets;
 // on AKS, agent pools only.
@@ -97,9 +121,9 @@ func (*Provider) Validate(p *provider.Pool) field.ErrorList {
 			errs = append(errs, field.Required(field.NewPath("input", "azure", "location"),
 				"a scale set needs the Azure region of the cluster: set it in the Composition's function input"))
 		}
-		if pol.OrchestrationMode == string(infrav1.FlexibleOrchestrationMode) && minor(p.Version) < minFlexibleMinor {
+		if pol.OrchestrationMode == string(infrav1.FlexibleOrchestrationMode) && olderMinor(p.Version, minFlexible) {
 			errs = append(errs, field.Invalid(field.NewPath("input", "azure", "orchestrationMode"), pol.OrchestrationMode,
-				fmt.Sprintf("Flexible orchestration needs Kubernetes v1.%d or later, the pool runs %s", minFlexibleMinor, p.Version)))
+				fmt.Sprintf("Flexible orchestration needs Kubernetes %s or later, the pool runs %s", minFlexible.Minor(), p.Version)))
 		}
 	case v1alpha1.BackendManaged:
 		if p.Spec.Azure != nil && p.Spec.Azure.ImageID != "" {
@@ -116,14 +140,11 @@ func (*Provider) Validate(p *provider.Pool) field.ErrorList {
 
 var agentPoolNameRE = regexp.MustCompile(`^[a-z][a-z0-9]{0,11}$`)
 
-// minor is the minor of a version like v1.33.4 (validated before).
-func minor(v string) int {
-	parts := strings.Split(strings.TrimPrefix(v, "v"), ".")
-	if len(parts) < 2 {
-		return 0
-	}
-	m, _ := strconv.Atoi(parts[1])
-	return m
+// olderMinor reports whether the pool version v (validated before) is of an
+// older minor than min.
+func olderMinor(v string, min kubeversion.Version) bool {
+	pv, err := kubeversion.ParseNode(v)
+	return err == nil && pv.MinorsBehind(min) > 0
 }
 
 // MachineTemplate builds the AzureMachineTemplate of one MachineDeployment.

@@ -50,6 +50,15 @@ var _ provider.Provider = &Provider{}
 // Name of the provider.
 func (*Provider) Name() v1alpha1.Provider { return v1alpha1.ProviderSim }
 
+// InfrastructureKinds: Cluster API's in-memory (simulated) clusters.
+func (*Provider) InfrastructureKinds() []string { return []string{"DevCluster"} }
+
+// ControlPlaneKinds: none; simulated clusters run kubeadm.
+func (*Provider) ControlPlaneKinds() []provider.ControlPlaneKind { return nil }
+
+// ComposedKinds: the in-memory machine template.
+func (*Provider) ComposedKinds() []string { return []string{"DevMachineTemplate"} }
+
 // CatalogType returns the simulated machine type of a catalog class.
 func (*Provider) CatalogType(c v1beta1.MachineClass) string { return c.Sim }
 

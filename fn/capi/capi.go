@@ -1,20 +1,19 @@
-// Package backend builds the provider-neutral Cluster API objects of a node
-// pool (MachineDeployments and kubeadm bootstrap templates) from the upstream
-// v1beta2 types.
-package backend
+// Package capi builds the provider-neutral Cluster API objects of a node
+// pool (MachineDeployments, MachinePools, kubeadm bootstrap configuration,
+// MachineHealthChecks) from the upstream v1beta2 types, and knows Cluster
+// API's own control plane, kubeadm's.
+package capi
 
 import (
-	"sort"
 	"strconv"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
-	eksbootstrapv1 "sigs.k8s.io/cluster-api-provider-aws/v2/bootstrap/eks/api/v1beta2"
 	bootstrapv1 "sigs.k8s.io/cluster-api/api/bootstrap/kubeadm/v1beta2"
+	controlplanev1 "sigs.k8s.io/cluster-api/api/controlplane/kubeadm/v1beta2"
 	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
 
 	"github.com/fleetnodepool/function-fleetnodepool/apis/fleet/v1alpha1"
@@ -24,6 +23,17 @@ import (
 // PoolLabel is set on every object composed for a FleetNodePool and on its
 // Machines, naming the pool.
 const PoolLabel = v1alpha1.Group + "/pool"
+
+// KubeadmControlPlane is Cluster API's own control plane. Kubeadm joins
+// only nodes of the control plane's minor (Cluster API's KubeadmVersionSkew
+// preflight).
+var KubeadmControlPlane = provider.ControlPlaneKind{
+	Kind:       "KubeadmControlPlane",
+	APIVersion: controlplanev1.GroupVersion.String(),
+	Platform:   provider.PlatformKubeadm,
+	MaxSkew:    0,
+	Skew:       "kubeadm joins only nodes of the control plane's minor",
+}
 
 // A Ref names an object a MachineDeployment references.
 type Ref struct {
@@ -42,18 +52,10 @@ func (r Ref) contract() clusterv1.ContractVersionedObjectReference {
 	return clusterv1.ContractVersionedObjectReference{APIGroup: r.APIGroup, Kind: r.Kind, Name: r.Name}
 }
 
-// Node is what a pool's nodes are given when they join.
-type Node struct {
-	// Labels are set by kubelet (--node-labels) when the node registers.
-	Labels map[string]string
-	// Taints are set by kubeadm when the node registers.
-	Taints []v1alpha1.Taint
-}
-
 // KubeadmConfigTemplate builds the bootstrap template of worker nodes of a
 // MachineDeployment: the provider's join settings plus the pool's node
 // labels and taints, applied through kubeadm's node registration.
-func KubeadmConfigTemplate(j provider.Join, n Node) *bootstrapv1.KubeadmConfigTemplate {
+func KubeadmConfigTemplate(j provider.Join, n provider.Node) *bootstrapv1.KubeadmConfigTemplate {
 	return &bootstrapv1.KubeadmConfigTemplate{
 		TypeMeta: metav1.TypeMeta{APIVersion: bootstrapv1.GroupVersion.String(), Kind: "KubeadmConfigTemplate"},
 		Spec: bootstrapv1.KubeadmConfigTemplateSpec{Template: bootstrapv1.KubeadmConfigTemplateResource{
@@ -66,16 +68,16 @@ func KubeadmConfigTemplate(j provider.Join, n Node) *bootstrapv1.KubeadmConfigTe
 // nodes. Its name must change with its content (the caller hashes it):
 // a MachinePool only rolls its nodes when its bootstrap config's name
 // changes (cluster-api#8858, cluster-api-provider-aws#4071).
-func KubeadmConfig(j provider.Join, n Node) *bootstrapv1.KubeadmConfig {
+func KubeadmConfig(j provider.Join, n provider.Node) *bootstrapv1.KubeadmConfig {
 	return &bootstrapv1.KubeadmConfig{
 		TypeMeta: metav1.TypeMeta{APIVersion: bootstrapv1.GroupVersion.String(), Kind: "KubeadmConfig"},
 		Spec:     kubeadmSpec(j, n),
 	}
 }
 
-func kubeadmSpec(j provider.Join, n Node) bootstrapv1.KubeadmConfigSpec {
+func kubeadmSpec(j provider.Join, n provider.Node) bootstrapv1.KubeadmConfigSpec {
 	args := append([]bootstrapv1.Arg{}, j.KubeletArgs...)
-	if l := nodeLabels(n.Labels); l != "" {
+	if l := n.LabelsFlag(); l != "" {
 		args = append(args, bootstrapv1.Arg{Name: "node-labels", Value: ptr.To(l)})
 	}
 	reg := bootstrapv1.NodeRegistrationOptions{Name: j.NodeName, KubeletExtraArgs: args}
@@ -90,53 +92,6 @@ func kubeadmSpec(j provider.Join, n Node) bootstrapv1.KubeadmConfigSpec {
 		JoinConfiguration: bootstrapv1.JoinConfiguration{NodeRegistration: reg},
 		Files:             j.Files,
 	}
-}
-
-// NodeadmConfigTemplate builds the bootstrap template of EKS self-managed
-// worker nodes (AL2023, nodeadm): the pool's node labels and taints as
-// kubelet flags.
-func NodeadmConfigTemplate(n Node) *eksbootstrapv1.NodeadmConfigTemplate {
-	var flags []string
-	if l := nodeLabels(n.Labels); l != "" {
-		flags = append(flags, "--node-labels="+l)
-	}
-	if len(n.Taints) > 0 {
-		taints := make([]string, 0, len(n.Taints))
-		for _, t := range n.Taints {
-			taints = append(taints, t.Key+"="+t.Value+":"+string(t.Effect))
-		}
-		flags = append(flags, "--register-with-taints="+strings.Join(taints, ","))
-	}
-	spec := eksbootstrapv1.NodeadmConfigSpec{}
-	if len(flags) > 0 {
-		spec.Kubelet = &eksbootstrapv1.KubeletOptions{Flags: flags}
-	}
-	return &eksbootstrapv1.NodeadmConfigTemplate{
-		TypeMeta: metav1.TypeMeta{APIVersion: eksbootstrapv1.GroupVersion.String(), Kind: "NodeadmConfigTemplate"},
-		Spec:     eksbootstrapv1.NodeadmConfigTemplateSpec{Template: eksbootstrapv1.NodeadmConfigTemplateResource{Spec: spec}},
-	}
-}
-
-// nodeLabels renders labels as kubelet's --node-labels value, sorted.
-func nodeLabels(labels map[string]string) string {
-	if len(labels) == 0 {
-		return ""
-	}
-	keys := make([]string, 0, len(labels))
-	for k := range labels {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	for i, k := range keys {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(k)
-		b.WriteByte('=')
-		b.WriteString(labels[k])
-	}
-	return b.String()
 }
 
 // Size is a MachineDeployment's share of the pool's size: a fixed replica
