@@ -11,10 +11,11 @@ import (
 
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
-	jsonv1 "github.com/go-json-experiment/json/v1"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/crossplane/function-sdk-go/errors"
+
+	"github.com/fleetnodepool/function-fleetnodepool/fn/wire"
 )
 
 // Error strings.
@@ -25,21 +26,12 @@ const (
 	errUnexpected     = "unexpected JSON token"
 )
 
-// encodeOptions encode typed objects the way every upstream Kubernetes Go
-// client does (encoding/json): `omitempty` omits zero numbers, false and nil
-// pointers, and keeps a non-nil pointer to an empty struct.
-//
-// The SDK's composed.From uses JSON v2 semantics instead, which get provider
-// types wrong: CAPA's AWSMachineSpec would carry placementGroupPartition: 0
-// (the CRD's minimum is 1, so the API server rejects it) and a spot pool's
-// spotMarketOptions: {} would be dropped, silently running on demand.
-var encodeOptions = json.JoinOptions(jsonv1.OmitEmptyWithLegacyDefinition(true))
-
 // ToStruct encodes a typed object as a protobuf Struct, the form composed
-// resources take in a RunFunctionResponse. It drops what a composed resource
+// resources take in a RunFunctionResponse: its wire encoding (package wire,
+// what template names are hashed from), parsed. It drops what a composed resource
 // must not carry: status, and the metadata fields encoding/json cannot omit.
 func ToStruct(v any) (*structpb.Struct, error) {
-	b, err := json.Marshal(v, encodeOptions)
+	b, err := wire.Marshal(v)
 	if err != nil {
 		return nil, errors.Wrapf(err, errFmtMarshal, v)
 	}

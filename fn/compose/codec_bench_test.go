@@ -3,12 +3,13 @@ package compose
 import (
 	"testing"
 
-	"github.com/go-json-experiment/json"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/structpb"
 	"k8s.io/utils/ptr"
 
 	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
+
+	"github.com/fleetnodepool/function-fleetnodepool/fn/wire"
 )
 
 func mdObj() *clusterv1.MachineDeployment {
@@ -42,7 +43,7 @@ func BenchmarkToStruct(b *testing.B) {
 	b.Run("protojson", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			j, _ := json.Marshal(md, encodeOptions)
+			j, _ := wire.Marshal(md)
 			s := &structpb.Struct{}
 			if err := protojson.Unmarshal(j, s); err != nil {
 				b.Fatal(err)

@@ -9,7 +9,6 @@ import (
 	"runtime/debug"
 	"strings"
 
-	"github.com/go-json-experiment/json"
 	"google.golang.org/protobuf/types/known/structpb"
 	"k8s.io/utils/ptr"
 
@@ -24,6 +23,7 @@ import (
 	"github.com/fleetnodepool/function-fleetnodepool/apis/input/v1beta1"
 	"github.com/fleetnodepool/function-fleetnodepool/fn/capi"
 	"github.com/fleetnodepool/function-fleetnodepool/fn/plan"
+	"github.com/fleetnodepool/function-fleetnodepool/fn/wire"
 )
 
 // Error strings.
@@ -510,7 +510,7 @@ func apply(rsp *fnv1.RunFunctionResponse, p *planned) {
 
 // statusStruct encodes the pool status.
 func statusStruct(s v1alpha1.FleetNodePoolStatus) (*structpb.Struct, error) {
-	b, err := json.Marshal(s, encodeOptions)
+	b, err := wire.Marshal(s)
 	if err != nil {
 		return nil, err
 	}

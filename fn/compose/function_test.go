@@ -175,8 +175,8 @@ func TestRunFunctionComposes(t *testing.T) {
 
 	templates := func(ns string) map[string]composed {
 		return map[string]composed{
-			"infra-99c30da9":     {Kind: "AWSMachineTemplate", Name: "prod-eu-1-workers-99c30da9", Namespace: ns, Ready: fnv1.Ready_READY_FALSE},
-			"bootstrap-e8609f59": {Kind: "KubeadmConfigTemplate", Name: "prod-eu-1-workers-e8609f59", Namespace: ns, Ready: fnv1.Ready_READY_FALSE},
+			"infra-68bb05d3":     {Kind: "AWSMachineTemplate", Name: "prod-eu-1-workers-68bb05d3", Namespace: ns, Ready: fnv1.Ready_READY_FALSE},
+			"bootstrap-a41fab68": {Kind: "KubeadmConfigTemplate", Name: "prod-eu-1-workers-a41fab68", Namespace: ns, Ready: fnv1.Ready_READY_FALSE},
 			"machinedeployment":  {Kind: "MachineDeployment", Name: "prod-eu-1-workers", Namespace: ns, Ready: fnv1.Ready_READY_FALSE},
 			"machinehealthcheck": {Kind: "MachineHealthCheck", Name: "prod-eu-1-workers", Namespace: ns, Ready: fnv1.Ready_READY_FALSE},
 		}
@@ -219,7 +219,7 @@ func TestRunFunctionComposes(t *testing.T) {
 				t.Errorf("%s\nRunFunction(...): -want desired, +got desired:\n%s", tc.reason, diff)
 			}
 			wantStatus := resource.MustStructJSON(`{"provider": "aws", "backend": "MachineDeployment", "version": "v1.33.4", "targetVersion": "v1.33.4",
-				"machineType": "m6i.xlarge", "revisions": ["prod-eu-1-workers-99c30da9", "prod-eu-1-workers-e8609f59"],
+				"machineType": "m6i.xlarge", "revisions": ["prod-eu-1-workers-68bb05d3", "prod-eu-1-workers-a41fab68"],
 				"changes": [{"object": "MachineDeployment/prod-eu-1-workers", "action": "Create"}]}`)
 			if diff := cmp.Diff(wantStatus, rsp.GetDesired().GetComposite().GetResource().GetFields()["status"].GetStructValue(), protocmp.Transform()); diff != "" {
 				t.Errorf("%s\nRunFunction(...): -want status, +got status:\n%s", tc.reason, diff)

@@ -67,8 +67,14 @@ func Hash(b []byte) string {
 	return hex.EncodeToString(sum[:hashLength/2])
 }
 
-// HashObject is the content hash of v's deterministic JSON encoding.
-func HashObject(v any) (string, error) {
+// legacyHash is the content hash template names were minted from before
+// they hashed the wire encoding: JSON v2's own encoding of the typed object,
+// which omits non-nil pointers to empty values (a spot pool's
+// spotMarketOptions: {}, an optional string set to ""). It is kept only to
+// recognise those names on running pools, which keep them while their
+// content is the same (legacyName). A future change of the encoding adds
+// the encoding it replaces here, the same way.
+func legacyHash(v any) (string, error) {
 	b, err := json.Marshal(v, json.Deterministic(true))
 	if err != nil {
 		return "", err

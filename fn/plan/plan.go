@@ -18,8 +18,6 @@ import (
 
 	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
 
-	"github.com/crossplane/crossplane-runtime/v2/pkg/errors"
-
 	"github.com/fleetnodepool/function-fleetnodepool/apis/fleet/v1alpha1"
 	"github.com/fleetnodepool/function-fleetnodepool/apis/input/v1beta1"
 	"github.com/fleetnodepool/function-fleetnodepool/fn/capi"
@@ -422,24 +420,6 @@ func (pl *Planner) machinePool(p *Plan, in Input, r *resolved) error {
 	})
 	p.add(in.Observed, Resource{Key: keyMachinePool, Object: mp}, false)
 	return nil
-}
-
-// template names an immutable template by the hash of its spec and adds it
-// to the plan, once: it returns the template of the plan with that name.
-func (p *Plan) template(in Input, prefix string, t provider.Object, labels map[string]string) (provider.Object, error) {
-	h, err := HashObject(t)
-	if err != nil {
-		return nil, errors.Wrapf(err, errFmtHash, t.GetObjectKind().GroupVersionKind().Kind)
-	}
-	k := key(prefix, h)
-	for _, r := range p.Resources {
-		if r.Key == k {
-			return r.Object, nil
-		}
-	}
-	name(t, HashedName(h, in.Spec.ClusterName, in.Name), in.Namespace, in.Spec.ClusterName, labels)
-	p.add(in.Observed, Resource{Key: k, Object: t}, true)
-	return t, nil
 }
 
 // add appends a resource, deciding its readiness from what was observed:

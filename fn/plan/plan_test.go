@@ -123,6 +123,28 @@ func TestTemplateRotation(t *testing.T) {
 			edit:   func(in *Input) { in.Spec.Rollout = &v1alpha1.Rollout{MaxSurge: intOrStr("25%")} },
 			want:   want{newInfra: false, newBootstrap: false, version: "v1.33.4"},
 		},
+		"SpotOn": {
+			reason: "Spot capacity (spotMarketOptions: {}, a pointer to an empty struct) is part of the infrastructure template: turning it on rolls nodes.",
+			edit:   func(in *Input) { in.Spec.Machine.Spot = ptr.To(true) },
+			want:   want{newInfra: true, newBootstrap: false, version: "v1.33.4"},
+		},
+		"SpotOff": {
+			reason: "Turning spot off rolls nodes back to on-demand.",
+			base:   func(in *Input) { in.Spec.Machine.Spot = ptr.To(true) },
+			edit:   func(in *Input) { in.Spec.Machine.Spot = ptr.To(false) },
+			want:   want{newInfra: true, newBootstrap: false, version: "v1.33.4"},
+		},
+		"EmptyStringSet": {
+			reason: "An optional string set to \"\" (no EC2 key pair, rather than CAPA's default one) is sent, so it is part of the template's name.",
+			edit:   func(in *Input) { in.Policy.AWS.SSHKeyName = ptr.To("") },
+			want:   want{newInfra: true, newBootstrap: false, version: "v1.33.4"},
+		},
+		"EmptyStringUnset": {
+			reason: "An optional string set to \"\" and unset again rotates back.",
+			base:   func(in *Input) { in.Policy.AWS.SSHKeyName = ptr.To("") },
+			edit:   func(in *Input) { in.Policy.AWS.SSHKeyName = nil },
+			want:   want{newInfra: true, newBootstrap: false, version: "v1.33.4"},
+		},
 		"DiskSize": {
 			reason: "A bigger root disk changes the infrastructure template.",
 			edit:   func(in *Input) { in.Spec.Machine.DiskGiB = ptr.To[int32](200) },

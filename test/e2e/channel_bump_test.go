@@ -124,7 +124,7 @@ func TestRenderChannelBump(t *testing.T) {
 			if pinned {
 				// A kubeadm pool pinned to v1.33 cannot follow a control
 				// plane on v1.34: kubeadm joins only nodes of its minor.
-				if err3 == nil || !strings.Contains(err3.Error(), "kubeadm joins only nodes of its minor") {
+				if err3 == nil || !strings.Contains(err3.Error(), "kubeadm joins only nodes of the control plane's minor") {
 					t.Errorf("a pool pinned to an older minor than its kubeadm control plane must be refused, got %v", err3)
 				}
 				return

@@ -1,0 +1,100 @@
+// Package request builds the RunFunctionRequest Crossplane sends for an
+// example of the repository: its FleetNodePool, its Composition's policy
+// input and its required resources (the Cluster), plus any observed
+// composed resources. Tests run the function in process on it.
+package request
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+
+	"google.golang.org/protobuf/types/known/structpb"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
+
+	"github.com/crossplane/crossplane-runtime/v2/pkg/errors"
+	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
+)
+
+// Error strings.
+const (
+	errFmtRead    = "cannot read %s"
+	errFmtNoInput = "cannot find the pipeline step's input in %s"
+)
+
+// AnnotationResourceName is the composition resource name Crossplane
+// annotates each composed resource with: its key in observed state.
+const AnnotationResourceName = "crossplane.io/composition-resource-name"
+
+// ForExample is the request for the example in dir (e.g.
+// examples/aws-machinedeployment) with the observed composed resources.
+func ForExample(dir string, observed ...*unstructured.Unstructured) (*fnv1.RunFunctionRequest, error) {
+	xr, err := Object(filepath.Join(dir, "xr.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	comp, err := Object(filepath.Join(dir, "composition.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	pipeline, _, _ := unstructured.NestedSlice(comp.Object, "spec", "pipeline")
+	if len(pipeline) == 0 {
+		return nil, errors.Errorf(errFmtNoInput, dir)
+	}
+	input, _ := pipeline[0].(map[string]any)["input"].(map[string]any)
+	if input == nil {
+		return nil, errors.Errorf(errFmtNoInput, dir)
+	}
+	cluster, err := Object(filepath.Join(dir, "required", "cluster.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	req := &fnv1.RunFunctionRequest{
+		Meta:              &fnv1.RequestMeta{Tag: "test"},
+		Observed:          &fnv1.State{Composite: &fnv1.Resource{Resource: mustStruct(xr.Object)}, Resources: map[string]*fnv1.Resource{}},
+		Input:             mustStruct(input),
+		RequiredResources: map[string]*fnv1.Resources{"cluster": {Items: []*fnv1.Resource{{Resource: mustStruct(cluster.Object)}}}},
+	}
+	for _, o := range observed {
+		req.Observed.Resources[o.GetAnnotations()[AnnotationResourceName]] = &fnv1.Resource{Resource: mustStruct(o.Object)}
+	}
+	return req, nil
+}
+
+// Object reads one YAML object.
+func Object(path string) (*unstructured.Unstructured, error) {
+	objs, err := Objects(path)
+	if err != nil || len(objs) == 0 {
+		return nil, errors.Wrapf(err, errFmtRead, path)
+	}
+	return objs[0], nil
+}
+
+// Objects reads a multi-document YAML file.
+func Objects(path string) ([]*unstructured.Unstructured, error) {
+	b, err := os.ReadFile(path) //nolint:gosec // A fixture of this repository.
+	if err != nil {
+		return nil, errors.Wrapf(err, errFmtRead, path)
+	}
+	var out []*unstructured.Unstructured
+	for _, doc := range strings.Split(string(b), "\n---") {
+		m := map[string]any{}
+		if err := yaml.Unmarshal([]byte(doc), &m); err != nil {
+			return nil, errors.Wrapf(err, errFmtRead, path)
+		}
+		if len(m) > 0 {
+			out = append(out, &unstructured.Unstructured{Object: m})
+		}
+	}
+	return out, nil
+}
+
+// mustStruct converts JSON-compatible YAML values; they always convert.
+func mustStruct(m map[string]any) *structpb.Struct {
+	s, err := structpb.NewStruct(m)
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
