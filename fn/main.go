@@ -4,6 +4,8 @@ package main
 
 import (
 	"github.com/alecthomas/kong"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/crossplane/function-sdk-go"
 
@@ -33,8 +35,13 @@ func (c *CLI) Run() error {
 		return err
 	}
 
-	return function.Serve(compose.New(compose.WithLogger(log), compose.WithCacheSize(c.CacheSize),
+	// The function's own metrics (the plan cache) are served with the SDK's
+	// gRPC server metrics, on --metrics-address.
+	metrics := prometheus.NewRegistry()
+	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return function.Serve(compose.New(compose.WithLogger(log), compose.WithCacheSize(c.CacheSize), compose.WithMetrics(metrics),
 		compose.WithPlanner(plan.New(plan.WithProviders(providers.All()...)))),
+		function.WithMetricsRegistry(metrics),
 		function.Listen(c.Network, c.Address),
 		function.MTLSCertificates(c.TLSCertsDir),
 		function.Insecure(c.Insecure),

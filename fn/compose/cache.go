@@ -6,7 +6,9 @@ import (
 	"math"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
@@ -24,17 +26,6 @@ const DefaultCacheSize = 16384
 // would serve another request's answer) practically impossible.
 type fingerprint [2]uint64
 
-// A planned pool is what the function adds to a response for one
-// fingerprint. Its protobuf messages are shared by every response built from
-// it, so they are never modified after they are cached.
-type planned struct {
-	requirements *fnv1.Requirements
-	results      []*fnv1.Result
-	resources    map[string]*fnv1.Resource
-	status       *structpb.Struct
-	conditions   []*fnv1.Condition
-}
-
 // A poolPlan is a pool's last plan and the fingerprint it was planned from.
 type poolPlan struct {
 	fp fingerprint
@@ -50,6 +41,54 @@ type planCache struct {
 	seeds    [2]maphash.Seed
 	plans    *bounded[*poolPlan] // One per pool, keyed by its identity.
 	policies *bounded[*v1beta1.Policy]
+
+	hits, misses atomic.Uint64
+}
+
+// Metrics of the plan cache.
+var (
+	descHits = prometheus.NewDesc("function_fleetnodepool_plan_cache_hits_total",
+		"Requests answered from the plan cache: the pool was planned from the same request before.", nil, nil)
+	descMisses = prometheus.NewDesc("function_fleetnodepool_plan_cache_misses_total",
+		"Requests the function decoded, planned and encoded: a new or changed pool, or one the cache had dropped.", nil, nil)
+	descPools = prometheus.NewDesc("function_fleetnodepool_plan_cache_pools",
+		"Pools whose last plan the cache holds.", nil, nil)
+	descPoolsMax = prometheus.NewDesc("function_fleetnodepool_plan_cache_pools_max",
+		"Pools the cache can hold (--cache-size): size it to the pools one replica serves.", nil, nil)
+)
+
+// Describe the cache's metrics.
+func (c *planCache) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descHits, descMisses, descPools, descPoolsMax} {
+		ch <- d
+	}
+}
+
+// Collect the cache's metrics.
+func (c *planCache) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(descHits, prometheus.CounterValue, float64(c.hits.Load()))
+	ch <- prometheus.MustNewConstMetric(descMisses, prometheus.CounterValue, float64(c.misses.Load()))
+	ch <- prometheus.MustNewConstMetric(descPools, prometheus.GaugeValue, float64(c.plans.len()))
+	ch <- prometheus.MustNewConstMetric(descPoolsMax, prometheus.GaugeValue, float64(c.plans.max))
+}
+
+// wrap answers a request from the cache where the pool was planned from the
+// same request before, and from next otherwise, remembering what next
+// planned.
+func (c *planCache) wrap(next func(*fnv1.RunFunctionRequest) *planned) func(*fnv1.RunFunctionRequest) *planned {
+	return func(req *fnv1.RunFunctionRequest) *planned {
+		pool, fp := c.fingerprint(req)
+		if p, ok := c.get(pool, fp); ok {
+			c.hits.Add(1)
+			return p
+		}
+		c.misses.Add(1)
+		p := next(req)
+		if p.cacheable {
+			c.put(pool, fp, p)
+		}
+		return p
+	}
 }
 
 // policyCacheSize is how many distinct policies (Composition revisions) are
@@ -181,7 +220,7 @@ func hashObserved(seed maphash.Seed, rs map[string]*fnv1.Resource) uint64 {
 			continue
 		}
 		// Kept objects are emitted as observed: all of what is kept counts.
-		for _, v := range []*structpb.Value{f["spec"], f["apiVersion"], f["kind"], f["status"], fmd["name"], fmd["labels"], fmd["annotations"], fmd["generation"]} {
+		for _, v := range []*structpb.Value{f["spec"], f["apiVersion"], f["kind"], f["status"], fmd["name"], fmd["namespace"], fmd["labels"], fmd["annotations"], fmd["generation"]} {
 			h = mix(seed, h, hashValue(seed, v))
 		}
 		sum += h // Order independent: map iteration order varies.

@@ -2,16 +2,20 @@ package compose
 
 import (
 	"context"
-	"github.com/fleetnodepool/function-fleetnodepool/fn/plan"
-	"github.com/fleetnodepool/function-fleetnodepool/fn/providers"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
 
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
 	"github.com/crossplane/function-sdk-go/resource"
+
+	"github.com/fleetnodepool/function-fleetnodepool/fn/plan"
+	"github.com/fleetnodepool/function-fleetnodepool/fn/providers"
 )
 
 // TestCacheIsTransparent drives a cached and an uncached function through
@@ -119,5 +123,35 @@ func TestCacheUnderCyclicAccess(t *testing.T) {
 	}
 	if rate := float64(hits) / float64(pools*(cycles-1)); rate < 0.05 {
 		t.Errorf("want a share of a cycle %.1fx the cache's size answered from it, got a hit rate of %.3f", float64(pools)/size, rate)
+	}
+}
+
+// TestCacheMetrics checks the cache's metrics: a pool asked twice is a miss,
+// then a hit.
+func TestCacheMetrics(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	f := New(WithPlanner(plan.New(plan.WithProviders(providers.All()...))), WithCacheSize(8), WithMetrics(reg))
+	req := newRequest(xrJSON, policyJSON)
+	for range 2 {
+		if _, err := f.RunFunction(context.Background(), proto.Clone(req).(*fnv1.RunFunctionRequest)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := `
+# HELP function_fleetnodepool_plan_cache_hits_total Requests answered from the plan cache: the pool was planned from the same request before.
+# TYPE function_fleetnodepool_plan_cache_hits_total counter
+function_fleetnodepool_plan_cache_hits_total 1
+# HELP function_fleetnodepool_plan_cache_misses_total Requests the function decoded, planned and encoded: a new or changed pool, or one the cache had dropped.
+# TYPE function_fleetnodepool_plan_cache_misses_total counter
+function_fleetnodepool_plan_cache_misses_total 1
+# HELP function_fleetnodepool_plan_cache_pools Pools whose last plan the cache holds.
+# TYPE function_fleetnodepool_plan_cache_pools gauge
+function_fleetnodepool_plan_cache_pools 1
+# HELP function_fleetnodepool_plan_cache_pools_max Pools the cache can hold (--cache-size): size it to the pools one replica serves.
+# TYPE function_fleetnodepool_plan_cache_pools_max gauge
+function_fleetnodepool_plan_cache_pools_max 8
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
+		t.Errorf("after a miss and a hit: %v", err)
 	}
 }

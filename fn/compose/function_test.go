@@ -2,8 +2,6 @@ package compose
 
 import (
 	"context"
-	"github.com/fleetnodepool/function-fleetnodepool/fn/plan"
-	"github.com/fleetnodepool/function-fleetnodepool/fn/providers"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -14,6 +12,9 @@ import (
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
 	"github.com/crossplane/function-sdk-go/resource"
 	"github.com/crossplane/function-sdk-go/response"
+
+	"github.com/fleetnodepool/function-fleetnodepool/fn/plan"
+	"github.com/fleetnodepool/function-fleetnodepool/fn/providers"
 )
 
 const policyJSON = `{

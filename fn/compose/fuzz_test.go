@@ -3,7 +3,6 @@ package compose
 import (
 	"errors"
 	"fmt"
-	"github.com/fleetnodepool/function-fleetnodepool/fn/providers"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -17,6 +16,7 @@ import (
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
 
 	"github.com/fleetnodepool/function-fleetnodepool/fn/plan"
+	"github.com/fleetnodepool/function-fleetnodepool/fn/providers"
 )
 
 // FuzzRunFunction drives decoding and planning with arbitrary FleetNodePools

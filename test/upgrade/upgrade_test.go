@@ -18,7 +18,7 @@ import (
 	"github.com/fleetnodepool/function-fleetnodepool/fn/compose"
 	"github.com/fleetnodepool/function-fleetnodepool/fn/plan"
 	"github.com/fleetnodepool/function-fleetnodepool/fn/providers"
-	"github.com/fleetnodepool/function-fleetnodepool/test/internal/request"
+	"github.com/fleetnodepool/function-fleetnodepool/test/exampleio"
 )
 
 // examples are the examples that compose; each has a recorded earlier
@@ -32,7 +32,7 @@ var examples = []string{
 // returns the name of every desired composed resource by its key.
 func names(t *testing.T, example string, observed []*unstructured.Unstructured) map[string]string {
 	t.Helper()
-	req, err := request.ForExample(filepath.Join("..", "..", "examples", example), observed...)
+	req, err := exampleio.ForExample(filepath.Join("..", "..", "examples", example), observed...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,14 +61,14 @@ func TestUpgradeKeepsNames(t *testing.T) {
 	for _, version := range []string{"v0"} {
 		for _, e := range examples {
 			t.Run(version+"/"+e, func(t *testing.T) {
-				objs, err := request.Objects(filepath.Join("testdata", version, e+".yaml"))
+				objs, err := exampleio.Objects(filepath.Join("testdata", version, e+".yaml"))
 				if err != nil {
 					t.Fatal(err)
 				}
 				var composed []*unstructured.Unstructured
 				want := map[string]string{}
 				for _, o := range objs {
-					if k := o.GetAnnotations()[request.AnnotationResourceName]; k != "" {
+					if k := o.GetAnnotations()[exampleio.AnnotationResourceName]; k != "" {
 						composed = append(composed, o)
 						want[k] = o.GetName()
 					}

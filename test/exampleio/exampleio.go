@@ -1,8 +1,8 @@
-// Package request builds the RunFunctionRequest Crossplane sends for an
+// Package exampleio builds the RunFunctionRequest Crossplane sends for an
 // example of the repository: its FleetNodePool, its Composition's policy
 // input and its required resources (the Cluster), plus any observed
 // composed resources. Tests run the function in process on it.
-package request
+package exampleio
 
 import (
 	"os"

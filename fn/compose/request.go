@@ -1,0 +1,313 @@
+package compose
+
+import (
+	"strings"
+
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/crossplane/function-sdk-go/errors"
+	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
+	"github.com/crossplane/function-sdk-go/request"
+	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
+
+	"github.com/fleetnodepool/function-fleetnodepool/apis/input/v1beta1"
+	"github.com/fleetnodepool/function-fleetnodepool/fn/capi"
+	"github.com/fleetnodepool/function-fleetnodepool/fn/plan"
+)
+
+// Error strings.
+const (
+	errNoXR         = "cannot read the observed FleetNodePool: the request has no observed composite resource"
+	errNoInput      = "cannot read the platform policy: the Composition's pipeline step has no input; give it a " + v1beta1.Group + "/" + v1beta1.Version + " " + v1beta1.PolicyKind
+	errFmtInputKind = "cannot read the platform policy: the step's input is a %s, want apiVersion %s/%s, kind %s"
+	errNoNamespace  = "cannot find the FleetNodePool's namespace: a cluster-scoped XFleetNodePool must be created through its namespaced FleetNodePool claim"
+
+	errNoRequiredResources = "cannot read the pool's Cluster: this Crossplane does not resolve required resources; FleetNodePools need Crossplane v2.2 or later"
+)
+
+// Names of the required resources.
+const (
+	// requirementCluster is the pool's Cluster.
+	requirementCluster = "cluster"
+	// requirementMachineSets are the live MachineSets of the pool's
+	// MachineDeployments, which keep old templates in use.
+	requirementMachineSets = "machinesets"
+	// requirementControlPlane is the Cluster's control plane, whose version
+	// workers never overtake.
+	requirementControlPlane = "controlplane"
+)
+
+// Labels Crossplane sets on a composite resource created for a claim.
+const (
+	labelClaimName      = "crossplane.io/claim-name"
+	labelClaimNamespace = "crossplane.io/claim-namespace"
+)
+
+// require asks Crossplane for the pool's Cluster, its control plane and its
+// MachineSets, and reads them into in where Crossplane sent them. resolved
+// is false until it has fetched the Cluster.
+func (f *Function) require(req *fnv1.RunFunctionRequest, in *plan.Input) (_ *fnv1.Requirements, resolved bool, _ error) {
+	if in.Spec.ClusterName == "" {
+		return nil, true, nil // Planning reports spec.clusterName missing.
+	}
+	rs := requirements(in.Namespace, in.Spec.ClusterName, in.Name)
+	cl, resolved := cluster(req)
+	if !resolved {
+		if request.AdvertisesCapabilities(req) && !request.HasCapability(req, fnv1.Capability_CAPABILITY_REQUIRED_RESOURCES) {
+			return rs, false, errors.New(errNoRequiredResources)
+		}
+		return rs, false, nil
+	}
+	in.Cluster = cl
+	in.MachineSets = machineSets(req)
+	if cl == nil || cl.ControlPlaneName == "" {
+		return rs, true, nil
+	}
+	if k, ok := f.planner.ControlPlaneKind(cl.ControlPlaneKind); ok {
+		rs.Resources[requirementControlPlane] = &fnv1.ResourceSelector{
+			ApiVersion: k.APIVersion,
+			Kind:       cl.ControlPlaneKind,
+			Match:      &fnv1.ResourceSelector_MatchName{MatchName: cl.ControlPlaneName},
+			Namespace:  &in.Namespace,
+		}
+		in.ControlPlane = controlPlane(req, cl)
+	}
+	return rs, true, nil
+}
+
+// decode reads the plan input from the request.
+func (f *Function) decode(req *fnv1.RunFunctionRequest) (plan.Input, error) {
+	in := plan.Input{}
+	xr := req.GetObserved().GetComposite().GetResource()
+	if xr == nil {
+		return in, errors.New(errNoXR)
+	}
+	md := xr.GetFields()["metadata"].GetStructValue().GetFields()
+	labels := md["labels"].GetStructValue().GetFields()
+	in.Name = md["name"].GetStringValue()
+	in.Namespace = md["namespace"].GetStringValue()
+	// A legacy cluster-scoped XR composes into its claim's namespace, and its
+	// objects are named after the claim, not the generated XR name.
+	if n := labels[labelClaimName].GetStringValue(); n != "" {
+		in.Name = n
+	}
+	in.AllowReplacement = md["annotations"].GetStructValue().GetFields()[plan.AnnotationAllowReplacement].GetStringValue() == "true"
+	if in.Namespace == "" {
+		in.Namespace = labels[labelClaimNamespace].GetStringValue()
+	}
+	if in.Namespace == "" {
+		return in, errors.New(errNoNamespace)
+	}
+	if spec := xr.GetFields()["spec"].GetStructValue(); spec != nil {
+		if err := FromStruct(spec, &in.Spec, "the FleetNodePool spec", "spec", false); err != nil {
+			return in, err
+		}
+	}
+
+	input := req.GetInput()
+	if input == nil {
+		return in, errors.New(errNoInput)
+	}
+	av, k := input.GetFields()["apiVersion"].GetStringValue(), input.GetFields()["kind"].GetStringValue()
+	if av != v1beta1.SchemeGroupVersion.String() || k != v1beta1.PolicyKind {
+		return in, errors.Errorf(errFmtInputKind, strings.TrimPrefix(av+" "+k, " "), v1beta1.Group, v1beta1.Version, v1beta1.PolicyKind)
+	}
+	var err error
+	if in.Policy, err = f.policy(input); err != nil {
+		return in, err
+	}
+	in.Observed = observed(req.GetObserved().GetResources())
+	return in, nil
+}
+
+// keyInfraPool is the composition resource key of a pool's infrastructure
+// machine pool, whose spec providers check for immutable fields.
+const keyInfraPool = "infrapool"
+
+// requirements ask Crossplane for the pool's Cluster and MachineSets. The
+// MachineSets carry the labels of their MachineDeployment's machine
+// template, so one selector finds those of every zone.
+func requirements(namespace, cluster, pool string) *fnv1.Requirements {
+	return &fnv1.Requirements{Resources: map[string]*fnv1.ResourceSelector{
+		requirementCluster: {
+			ApiVersion: clusterv1.GroupVersion.String(),
+			Kind:       "Cluster",
+			Match:      &fnv1.ResourceSelector_MatchName{MatchName: cluster},
+			Namespace:  &namespace,
+		},
+		requirementMachineSets: {
+			ApiVersion: clusterv1.GroupVersion.String(),
+			Kind:       "MachineSet",
+			Match: &fnv1.ResourceSelector_MatchLabels{MatchLabels: &fnv1.MatchLabels{Labels: map[string]string{
+				clusterv1.ClusterNameLabel: cluster,
+				capi.PoolLabel:             pool,
+			}}},
+			Namespace: &namespace,
+		},
+	}}
+}
+
+// machineSets reads the pool's live MachineSets: nil when Crossplane has
+// not fetched them.
+func machineSets(req *fnv1.RunFunctionRequest) map[string][]plan.MachineSet {
+	rs, ok := req.GetRequiredResources()[requirementMachineSets]
+	if !ok {
+		return nil
+	}
+	out := map[string][]plan.MachineSet{}
+	for _, item := range rs.GetItems() {
+		f := item.GetResource().GetFields()
+		md := f["metadata"].GetStructValue().GetFields()["labels"].GetStructValue().GetFields()[clusterv1.MachineDeploymentNameLabel].GetStringValue()
+		ts := field(f, "spec", "template", "spec").GetStructValue().GetFields()
+		out[md] = append(out[md], plan.MachineSet{
+			Infra:     field(ts, "infrastructureRef", "name").GetStringValue(),
+			Bootstrap: field(ts, "bootstrap", "configRef", "name").GetStringValue(),
+		})
+	}
+	return out
+}
+
+// field walks nested Struct fields.
+func field(f map[string]*structpb.Value, path ...string) *structpb.Value {
+	var v *structpb.Value
+	for i, k := range path {
+		v = f[k]
+		if i < len(path)-1 {
+			f = v.GetStructValue().GetFields()
+		}
+	}
+	return v
+}
+
+// cluster reads the pool's Cluster from the required resources: nil if it
+// does not exist, and resolved false if Crossplane has not fetched it yet.
+func cluster(req *fnv1.RunFunctionRequest) (c *plan.Cluster, resolved bool) {
+	rs, ok := req.GetRequiredResources()[requirementCluster]
+	if !ok {
+		return nil, false
+	}
+	items := rs.GetItems()
+	if len(items) == 0 {
+		return nil, true
+	}
+	spec := items[0].GetResource().GetFields()["spec"].GetStructValue().GetFields()
+	return &plan.Cluster{
+		InfrastructureKind: field(spec, "infrastructureRef", "kind").GetStringValue(),
+		ControlPlaneKind:   field(spec, "controlPlaneRef", "kind").GetStringValue(),
+		ControlPlaneName:   field(spec, "controlPlaneRef", "name").GetStringValue(),
+	}, true
+}
+
+// controlPlane reads the Cluster's control plane from the required
+// resources: nil while not fetched, with an unknown version when missing.
+func controlPlane(req *fnv1.RunFunctionRequest, cl *plan.Cluster) *plan.ControlPlane {
+	rs, ok := req.GetRequiredResources()[requirementControlPlane]
+	if !ok {
+		return nil
+	}
+	cp := &plan.ControlPlane{Kind: cl.ControlPlaneKind, Name: cl.ControlPlaneName}
+	if items := rs.GetItems(); len(items) > 0 {
+		cp.Version = field(items[0].GetResource().GetFields(), "status", "version").GetStringValue()
+	}
+	return cp
+}
+
+// policy decodes the policy input, or finds it decoded in the cache.
+func (f *Function) policy(input *structpb.Struct) (*v1beta1.Policy, error) {
+	var fp fingerprint
+	if f.cache != nil {
+		fp = f.cache.policyFingerprint(input)
+		if p, ok := f.cache.policies.get(fp); ok {
+			return p, nil
+		}
+	}
+	p := &v1beta1.Policy{}
+	if err := FromStruct(input, p, "the platform policy (the Composition step's input)", "input", true); err != nil {
+		return nil, err
+	}
+	if f.cache != nil {
+		f.cache.policies.put(fp, p)
+	}
+	return p, nil
+}
+
+// observed extracts what planning needs from the observed composed
+// resources, reading the few fields it uses straight from the Structs.
+func observed(rs map[string]*fnv1.Resource) map[string]plan.Observed {
+	out := make(map[string]plan.Observed, len(rs))
+	for k, r := range rs {
+		f := r.GetResource().GetFields()
+		md := f["metadata"].GetStructValue().GetFields()
+		spec := f["spec"].GetStructValue().GetFields()
+		st := f["status"].GetStructValue().GetFields()
+		o := plan.Observed{
+			Generation:         int64(md["generation"].GetNumberValue()),
+			ObservedGeneration: int64(st["observedGeneration"].GetNumberValue()),
+			Replicas:           int32Field(st, "replicas"),
+			ReadyReplicas:      int32Field(st, "readyReplicas"),
+			AvailableReplicas:  int32Field(st, "availableReplicas"),
+			UpToDateReplicas:   int32Field(st, "upToDateReplicas"),
+			Name:               md["name"].GetStringValue(),
+			ClusterName:        spec["clusterName"].GetStringValue(),
+			Version:            field(spec, "template", "spec", "version").GetStringValue(),
+			InfraKind:          field(spec, "template", "spec", "infrastructureRef", "kind").GetStringValue(),
+			SpecReplicas:       int32Field(spec, "replicas"),
+			Load:               func() map[string]any { return keepable(f) },
+		}
+		for _, c := range st["conditions"].GetListValue().GetValues() {
+			cf := c.GetStructValue().GetFields()
+			if cf["type"].GetStringValue() == "Available" {
+				o.Available = cf["status"].GetStringValue() == "True"
+			}
+		}
+		if ts := field(spec, "template", "spec").GetStructValue().GetFields(); ts != nil {
+			for _, ref := range []*structpb.Value{field(ts, "infrastructureRef", "name"), field(ts, "bootstrap", "configRef", "name")} {
+				if n := ref.GetStringValue(); n != "" {
+					o.References = append(o.References, n)
+				}
+			}
+		}
+		if k == keyInfraPool {
+			o.Spec = f["spec"].GetStructValue().AsMap()
+		}
+		out[k] = o
+	}
+	return out
+}
+
+// keepable is an observed object as the function may emit it again: its
+// type, identity, labels, annotations and spec; no status or server
+// metadata.
+func keepable(f map[string]*structpb.Value) map[string]any {
+	if f["apiVersion"] == nil || f["kind"] == nil {
+		return nil
+	}
+	md := f["metadata"].GetStructValue().GetFields()
+	meta := map[string]any{"name": md["name"].GetStringValue()}
+	if ns := md["namespace"].GetStringValue(); ns != "" {
+		meta["namespace"] = ns
+	}
+	for _, k := range []string{"labels", "annotations"} {
+		if m := md[k].GetStructValue(); m != nil {
+			meta[k] = m.AsMap()
+		}
+	}
+	out := map[string]any{
+		"apiVersion": f["apiVersion"].GetStringValue(),
+		"kind":       f["kind"].GetStringValue(),
+		"metadata":   meta,
+	}
+	if spec := f["spec"].GetStructValue(); spec != nil {
+		out["spec"] = spec.AsMap()
+	}
+	return out
+}
+
+func int32Field(f map[string]*structpb.Value, k string) *int32 {
+	v, ok := f[k]
+	if !ok {
+		return nil
+	}
+	i := int32(v.GetNumberValue())
+	return &i
+}

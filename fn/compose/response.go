@@ -1,0 +1,192 @@
+package compose
+
+import (
+	"strings"
+
+	"google.golang.org/protobuf/types/known/structpb"
+	"k8s.io/utils/ptr"
+
+	"github.com/crossplane/function-sdk-go/errors"
+	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
+	"github.com/crossplane/function-sdk-go/response"
+
+	"github.com/fleetnodepool/function-fleetnodepool/apis/fleet/v1alpha1"
+	"github.com/fleetnodepool/function-fleetnodepool/fn/plan"
+	"github.com/fleetnodepool/function-fleetnodepool/fn/wire"
+)
+
+// Error strings.
+const (
+	errFmtEncode    = "cannot encode composed resource %q"
+	errEncodeStatus = "cannot encode the FleetNodePool status"
+)
+
+// Condition types the function sets on the XR. Crossplane reserves Ready and
+// Synced.
+const (
+	// TypePoolAvailable is True when every MachineDeployment or MachinePool
+	// of the pool is Available.
+	TypePoolAvailable = "PoolAvailable"
+
+	// TypeRolloutInProgress is True while a MachineDeployment or MachinePool
+	// of the pool has not replaced every machine with the current spec.
+	TypeRolloutInProgress = "RolloutInProgress"
+
+	// TypeUpgradePending is True while the pool is held below its target
+	// version until its control plane runs it.
+	TypeUpgradePending = "UpgradePending"
+
+	// TypeChangeRefused is True when a change of the spec was refused
+	// because it would delete the backing of a running pool.
+	TypeChangeRefused = "ChangeRefused"
+
+	// ReasonClusterNotFound says the pool's Cluster does not exist.
+	ReasonClusterNotFound = "ClusterNotFound"
+)
+
+// A planned pool is what the function adds to a response for one request.
+// A cached one's protobuf messages are shared by every response built from
+// it, so they are never modified after they are cached.
+type planned struct {
+	requirements *fnv1.Requirements
+	results      []*fnv1.Result
+	resources    map[string]*fnv1.Resource
+	status       *structpb.Struct
+	conditions   []*fnv1.Condition
+	// fatal stops Crossplane before it applies or deletes anything.
+	fatal error
+	// cacheable is true for a planned pool, which the same request planned
+	// again would give again.
+	cacheable bool
+}
+
+// build encodes a plan as what the function adds to a response.
+func build(p *plan.Plan) (*planned, error) {
+	out := &planned{resources: make(map[string]*fnv1.Resource, len(p.Resources))}
+	for _, r := range p.Resources {
+		s, err := ToStruct(r.Object)
+		if err != nil {
+			return nil, errors.Wrapf(err, errFmtEncode, r.Key)
+		}
+		ready := fnv1.Ready_READY_FALSE
+		if r.Ready {
+			ready = fnv1.Ready_READY_TRUE
+		}
+		out.resources[r.Key] = &fnv1.Resource{Resource: s, Ready: ready}
+	}
+	st, err := statusStruct(p.Status)
+	if err != nil {
+		return nil, errors.Wrap(err, errEncodeStatus)
+	}
+	out.status = st
+	out.conditions = conditions(p)
+	if p.Refused != nil {
+		out.results = []*fnv1.Result{{
+			Severity: fnv1.Severity_SEVERITY_WARNING,
+			Message:  p.Refused.Message,
+			Reason:   &p.Refused.Reason,
+			Target:   fnv1.Target_TARGET_COMPOSITE_AND_CLAIM.Enum(),
+		}}
+	}
+	return out, nil
+}
+
+// apply adds a planned pool to a response: its desired resources (keeping
+// those of earlier pipeline steps), the XR status and conditions.
+func apply(rsp *fnv1.RunFunctionResponse, p *planned) {
+	rsp.Requirements = p.requirements
+	if p.fatal != nil {
+		response.Fatal(rsp, p.fatal)
+		rsp.Conditions = append(rsp.Conditions, p.conditions...)
+		return
+	}
+	if p.resources == nil {
+		return // Waiting for the required resources.
+	}
+	if rsp.GetDesired() == nil {
+		rsp.Desired = &fnv1.State{}
+	}
+	if rsp.Desired.GetResources() == nil {
+		rsp.Desired.Resources = make(map[string]*fnv1.Resource, len(p.resources))
+	}
+	for k, r := range p.resources {
+		rsp.Desired.Resources[k] = r
+	}
+	if rsp.Desired.GetComposite() == nil {
+		rsp.Desired.Composite = &fnv1.Resource{}
+	}
+	if rsp.Desired.Composite.GetResource() == nil {
+		rsp.Desired.Composite.Resource = &structpb.Struct{Fields: map[string]*structpb.Value{}}
+	}
+	xr := rsp.Desired.Composite.Resource
+	status := xr.GetFields()["status"].GetStructValue()
+	if status == nil {
+		status = &structpb.Struct{Fields: make(map[string]*structpb.Value, len(p.status.GetFields()))}
+		xr.Fields["status"] = structpb.NewStructValue(status)
+	}
+	for k, v := range p.status.GetFields() {
+		status.Fields[k] = v
+	}
+	rsp.Conditions = append(rsp.Conditions, p.conditions...)
+	rsp.Results = append(rsp.Results, p.results...)
+}
+
+// clusterNotFound says on the XR and its claim that the pool's Cluster does
+// not exist.
+func clusterNotFound(err error) *fnv1.Condition {
+	return &fnv1.Condition{
+		Type: TypePoolAvailable, Status: fnv1.Status_STATUS_CONDITION_FALSE, Reason: ReasonClusterNotFound,
+		Message: ptr.To(err.Error()), Target: fnv1.Target_TARGET_COMPOSITE_AND_CLAIM.Enum(),
+	}
+}
+
+// statusStruct encodes the pool status.
+func statusStruct(s v1alpha1.FleetNodePoolStatus) (*structpb.Struct, error) {
+	b, err := wire.Marshal(s)
+	if err != nil {
+		return nil, err
+	}
+	return jsonToStruct(b)
+}
+
+// conditions report the pool's availability on the XR and its claim.
+func conditions(p *plan.Plan) []*fnv1.Condition {
+	var unready []string
+	for _, r := range p.Resources {
+		if !r.Ready && plan.IsPool(r.Object) {
+			unready = append(unready, r.Object.GetName())
+		}
+	}
+	refused := &fnv1.Condition{
+		Type: TypeChangeRefused, Status: fnv1.Status_STATUS_CONDITION_FALSE, Reason: "ChangeApplied",
+		Target: fnv1.Target_TARGET_COMPOSITE_AND_CLAIM.Enum(),
+	}
+	if p.Refused != nil {
+		refused.Status, refused.Reason, refused.Message = fnv1.Status_STATUS_CONDITION_TRUE, p.Refused.Reason, ptr.To(p.Refused.Message)
+	}
+	c := &fnv1.Condition{
+		Type:   TypePoolAvailable,
+		Status: fnv1.Status_STATUS_CONDITION_TRUE,
+		Reason: "Available",
+		Target: fnv1.Target_TARGET_COMPOSITE_AND_CLAIM.Enum(),
+	}
+	if len(unready) > 0 {
+		c.Status, c.Reason = fnv1.Status_STATUS_CONDITION_FALSE, "Unavailable"
+		c.Message = ptr.To("not available yet: " + strings.Join(unready, ", "))
+	}
+	upgrade := &fnv1.Condition{
+		Type: TypeUpgradePending, Status: fnv1.Status_STATUS_CONDITION_FALSE, Reason: "AtTarget",
+		Target: fnv1.Target_TARGET_COMPOSITE_AND_CLAIM.Enum(),
+	}
+	if u := p.UpgradePending; u != nil {
+		upgrade.Status, upgrade.Reason, upgrade.Message = fnv1.Status_STATUS_CONDITION_TRUE, u.Reason, ptr.To(u.Message)
+	}
+	roll := &fnv1.Condition{
+		Type: TypeRolloutInProgress, Status: fnv1.Status_STATUS_CONDITION_FALSE, Reason: "RolledOut",
+		Target: fnv1.Target_TARGET_COMPOSITE_AND_CLAIM.Enum(),
+	}
+	if len(p.Rolling) > 0 {
+		roll.Status, roll.Reason, roll.Message = fnv1.Status_STATUS_CONDITION_TRUE, "Rolling", ptr.To("rolling out: "+strings.Join(p.Rolling, ", "))
+	}
+	return []*fnv1.Condition{c, refused, upgrade, roll}
+}
