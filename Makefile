@@ -132,7 +132,7 @@ test-generate: ## Fail when generated files drift from the Go types.
 
 .PHONY: test-render
 test-render: build $(CROSSPLANE_CLI) $(CROSSPLANE_CORE) ## Render e2e: examples through the real render engine vs golden files.
-	$(GO) test -count=1 -tags e2e ./test/e2e/... -run 'Render|Validate' -timeout 10m
+	$(GO) test -count=1 -tags render ./test/e2e/render/... -timeout 10m
 
 .PHONY: test-conformance
 test-conformance: build $(CROSSPLANE_CLI) $(CROSSPLANE_CORE) $(KUBE_APISERVER) $(ETCD) ## API conformance: rendered objects applied to a real kube-apiserver with upstream CRDs and webhooks.
@@ -155,11 +155,11 @@ test-fleet: $(SANDBOX_TOOLS) $(CAPI_MANAGERS) ## Fleet e2e: the function, Crossp
 
 .PHONY: test-xpkg
 test-xpkg: xpkg ## Inspect the Function and Configuration packages make xpkg builds.
-	XPKG_DIR=$(BIN) $(GO) test -count=1 -tags e2e ./test/e2e/... -run 'Xpkg' -timeout 5m
+	XPKG_DIR=$(BIN) $(GO) test -count=1 -tags xpkg ./test/e2e/xpkg/... -timeout 5m
 
 .PHONY: golden
 golden: build $(CROSSPLANE_CLI) $(CROSSPLANE_CORE) ## Regenerate the render golden files (review the diff!).
-	$(GO) test -count=1 -tags e2e ./test/e2e/... -run 'Render|Validate' -update
+	$(GO) test -count=1 -tags render ./test/e2e/render/... -update
 
 ##@ Tools (built from pinned modules into bin/, reused after)
 

@@ -13,6 +13,8 @@
 // the bigger documented run:
 //
 //	make test-fleet FLEET_ARGS='-fleet.clusters=10 -fleet.pools=5 -fleet.replicas=3'
+//
+// The tiers, their tags, targets and environments: test/README.md.
 package fleet
 
 import (
@@ -32,6 +34,7 @@ import (
 
 	"github.com/fleetnodepool/function-fleetnodepool/test/internal/fleet"
 	"github.com/fleetnodepool/function-fleetnodepool/test/internal/sandbox"
+	"github.com/fleetnodepool/function-fleetnodepool/test/internal/tier"
 )
 
 var (
@@ -68,6 +71,15 @@ type run struct {
 	peak map[string]uint64
 }
 
+// envBroken is the test-only build of the function without template
+// retention (build tag fleetnodepool_break_retention).
+const envBroken = "FUNCTION_BROKEN_RETENTION_BIN"
+
+func TestMain(m *testing.M) {
+	env := append(append(sandbox.Env(), sandbox.CAPIEnv()...), envBroken)
+	os.Exit(tier.Main(m, tier.Tier{Name: "fleet", Env: env}, nil))
+}
+
 func TestFleet(t *testing.T) {
 	bins, err := sandbox.BinariesFromEnv()
 	if err != nil {
@@ -77,10 +89,7 @@ func TestFleet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	broken := os.Getenv("FUNCTION_BROKEN_RETENTION_BIN")
-	if broken == "" {
-		t.Fatal("FUNCTION_BROKEN_RETENTION_BIN is not set: run this through make test-fleet")
-	}
+	broken := os.Getenv(envBroken)
 	// Crossplane re-runs a pool when its composed resources or the Cluster
 	// change, and on its poll: a Composition change (the channel bump) is
 	// picked up on the poll, so it is shorter than the 1m default here.
