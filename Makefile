@@ -6,7 +6,7 @@
 #                 make render is the fast, stateless preview
 #   make test     every test tier (golangci-lint, unit, generated-file drift,
 #                 render e2e, API conformance against a real kube-apiserver,
-#                 package inspection, sandbox e2e)
+#                 package inspection, sandbox e2e, fleet e2e: test/README.md)
 #
 # Tools (crossplane CLI and core, kube-apiserver, etcd) are built from pinned Go
 # modules under test/tools/ into bin/ on first use, and reused after. Their
@@ -117,6 +117,9 @@ lint: $(GOLANGCI_LINT) ## golangci-lint (.golangci.yml: gosec and correctness li
 	$(GOLANGCI_LINT) run ./...
 
 ##@ Test
+# One directory and build tag per tier; test/README.md lists them, what each
+# needs (the variables set here) and how long it takes. Run without its
+# variables, a tier skips with a message (fails under CI=true).
 
 .PHONY: test
 test: lint test-unit test-generate test-render test-conformance test-xpkg test-sandbox test-fleet ## Run every test tier.
