@@ -131,29 +131,39 @@ func (l *lister) list(ctx context.Context, apiVersion, kind string) ([]unstructu
 // is Crossplane applying the function's desired state.
 func FunctionManager(m string) bool { return strings.HasPrefix(m, "apiextensions.crossplane.io") }
 
-// Take reads a snapshot of the fleet from the API server. Backings carry no
-// version: a MachineDeployment's spec may lead a control-plane machine
-// being replaced by moments; the machines it runs are checked instead.
+// Take reads a snapshot of the fleet from the API server, every kind at one
+// resource version.
 func Take(ctx context.Context, c client.Reader) (invariant.Snapshot, error) {
-	s := invariant.Snapshot{ControlPlanes: map[string]string{}, Templates: map[invariant.Ref]bool{}}
 	l := &lister{c: c}
+	objs := map[string][]unstructured.Unstructured{}
 	for _, k := range []struct{ apiVersion, kind string }{
 		{"infrastructure.cluster.x-k8s.io/v1beta2", "DevMachineTemplate"},
 		{"bootstrap.cluster.x-k8s.io/v1beta2", "KubeadmConfigTemplate"},
+		{"cluster.x-k8s.io/v1beta2", "MachineSet"},
+		{"cluster.x-k8s.io/v1beta2", "Machine"},
+		{"cluster.x-k8s.io/v1beta2", "MachineDeployment"},
+		{"fleet.nodepool.dev/v1alpha1", "FleetNodePool"},
 	} {
 		items, err := l.list(ctx, k.apiVersion, k.kind)
 		if err != nil {
-			return s, err
+			return invariant.Snapshot{}, err
 		}
-		for _, t := range items {
-			s.Templates[invariant.Ref{Kind: k.kind, Namespace: t.GetNamespace(), Name: t.GetName()}] = true
+		objs[k.kind] = items
+	}
+	return snapshot(objs), nil
+}
+
+// snapshot is the fleet the objects, by kind, make. Backings carry no
+// version: a MachineDeployment's spec may lead a control-plane machine
+// being replaced by moments; the machines it runs are checked instead.
+func snapshot(objs map[string][]unstructured.Unstructured) invariant.Snapshot {
+	s := invariant.Snapshot{ControlPlanes: map[string]string{}, Templates: map[invariant.Ref]bool{}}
+	for _, kind := range []string{"DevMachineTemplate", "KubeadmConfigTemplate"} {
+		for _, t := range objs[kind] {
+			s.Templates[invariant.Ref{Kind: kind, Namespace: t.GetNamespace(), Name: t.GetName()}] = true
 		}
 	}
-	sets, err := l.list(ctx, "cluster.x-k8s.io/v1beta2", "MachineSet")
-	if err != nil {
-		return s, err
-	}
-	for _, ms := range sets {
+	for _, ms := range objs["MachineSet"] {
 		ref := func(path ...string) invariant.Ref {
 			m, _, _ := unstructured.NestedStringMap(ms.Object, path...)
 			return invariant.Ref{Kind: m["kind"], Name: m["name"]}
@@ -168,12 +178,8 @@ func Take(ctx context.Context, c client.Reader) (invariant.Snapshot, error) {
 			Running:   int32(ready), //nolint:gosec // A replica count.
 		})
 	}
-	machines, err := l.list(ctx, "cluster.x-k8s.io/v1beta2", "Machine")
-	if err != nil {
-		return s, err
-	}
 	running := map[string]int32{} // By namespace/MachineDeployment.
-	for _, m := range machines {
+	for _, m := range objs["Machine"] {
 		cluster, _, _ := unstructured.NestedString(m.Object, "spec", "clusterName")
 		version, _, _ := unstructured.NestedString(m.Object, "spec", "version")
 		if _, cp := m.GetLabels()[labelControlPlane]; cp {
@@ -189,11 +195,7 @@ func Take(ctx context.Context, c client.Reader) (invariant.Snapshot, error) {
 			running[m.GetNamespace()+"/"+m.GetLabels()[labelDeployment]]++
 		}
 	}
-	mds, err := l.list(ctx, "cluster.x-k8s.io/v1beta2", "MachineDeployment")
-	if err != nil {
-		return s, err
-	}
-	for _, md := range mds {
+	for _, md := range objs["MachineDeployment"] {
 		if md.GetDeletionTimestamp() != nil {
 			continue
 		}
@@ -208,17 +210,13 @@ func Take(ctx context.Context, c client.Reader) (invariant.Snapshot, error) {
 		}
 		s.Backings = append(s.Backings, b)
 	}
-	pools, err := l.list(ctx, "fleet.nodepool.dev/v1alpha1", "FleetNodePool")
-	if err != nil {
-		return s, err
-	}
-	for _, p := range pools {
+	for _, p := range objs["FleetNodePool"] {
 		if p.GetDeletionTimestamp() == nil {
 			s.Pools = append(s.Pools, invariant.Pool{Namespace: p.GetNamespace(), Name: p.GetName(),
 				AllowReplacement: p.GetAnnotations()[annotationAllowReplacement] == "true"})
 		}
 	}
-	return s, nil
+	return s
 }
 
 // ownsReplicas reports whether managed fields (FieldsV1 JSON) own
