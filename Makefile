@@ -6,7 +6,7 @@
 #                 make render is the fast, stateless preview
 #   make test     every test tier (golangci-lint, unit, generated-file drift,
 #                 render e2e, API conformance against a real kube-apiserver,
-#                 package inspection, sandbox e2e)
+#                 package inspection, sandbox e2e, fleet e2e: test/README.md)
 #
 # Tools (crossplane CLI and core, kube-apiserver, etcd) are built from pinned Go
 # modules under test/tools/ into bin/ on first use, and reused after. Their
@@ -117,6 +117,9 @@ lint: $(GOLANGCI_LINT) ## golangci-lint (.golangci.yml: gosec and correctness li
 	$(GOLANGCI_LINT) run ./...
 
 ##@ Test
+# One directory and build tag per tier; test/README.md lists them, what each
+# needs (the variables set here) and how long it takes. Run without its
+# variables, a tier skips with a message (fails under CI=true).
 
 .PHONY: test
 test: lint test-unit test-generate test-render test-conformance test-xpkg test-sandbox test-fleet ## Run every test tier.
@@ -141,7 +144,7 @@ test-generate: ## Fail when generated files drift from the Go types.
 
 .PHONY: test-render
 test-render: build $(CROSSPLANE_CLI) $(CROSSPLANE_CORE) ## Render e2e: examples through the real render engine vs golden files.
-	$(GO) test -count=1 -tags e2e ./test/e2e/... -run 'Render|Validate' -timeout 10m
+	$(GO) test -count=1 -tags render ./test/e2e/render/... -timeout 10m
 
 .PHONY: test-conformance
 test-conformance: build $(CROSSPLANE_CLI) $(CROSSPLANE_CORE) $(KUBE_APISERVER) $(ETCD) ## API conformance: rendered objects applied to a real kube-apiserver with upstream CRDs and webhooks.
@@ -164,11 +167,11 @@ test-fleet: $(SANDBOX_TOOLS) $(CAPI_MANAGERS) ## Fleet e2e: the function, Crossp
 
 .PHONY: test-xpkg
 test-xpkg: xpkg ## Inspect the Function and Configuration packages make xpkg builds.
-	XPKG_DIR=$(BIN) $(GO) test -count=1 -tags e2e ./test/e2e/... -run 'Xpkg' -timeout 5m
+	XPKG_DIR=$(BIN) $(GO) test -count=1 -tags xpkg ./test/e2e/xpkg/... -timeout 5m
 
 .PHONY: golden
 golden: build $(CROSSPLANE_CLI) $(CROSSPLANE_CORE) ## Regenerate the render golden files (review the diff!).
-	$(GO) test -count=1 -tags e2e ./test/e2e/... -run 'Render|Validate' -update
+	$(GO) test -count=1 -tags render ./test/e2e/render/... -update
 
 ##@ Tools (built from pinned modules into bin/, reused after)
 

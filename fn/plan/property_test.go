@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -12,8 +13,8 @@ import (
 	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
 
 	"github.com/fleetnodepool/function-fleetnodepool/apis/fleet/v1alpha1"
-	"github.com/fleetnodepool/function-fleetnodepool/fn/kubeversion"
 	"github.com/fleetnodepool/function-fleetnodepool/fn/provider"
+	"github.com/fleetnodepool/function-fleetnodepool/test/invariant"
 )
 
 // A machineSet of the simulated world: the templates and version it clones
@@ -66,9 +67,7 @@ func (w *world) edit() string {
 		return "channel " + in.Policy.Channels["stable"]
 	case 2:
 		// The control plane moves one version towards the channel.
-		target, _ := kubeversion.Parse(in.Policy.Channels["stable"])
-		cur, _ := kubeversion.Parse(w.cp)
-		if target.NewerThan(cur) {
+		if invariant.Newer(in.Policy.Channels["stable"], w.cp) {
 			w.cp = versions[slices.Index(versions, w.cp)+1]
 		}
 		return "control plane " + w.cp
@@ -94,14 +93,40 @@ func (w *world) edit() string {
 	return "nothing" // Most reconciles see no change.
 }
 
-// A violation of a lifecycle rule.
-type violation struct {
-	rule string
-	why  string
+// snapshot is the world as the fleet invariants see it: the control plane,
+// the MachineSets, and the backings and templates given.
+func (w *world) snapshot(backings []invariant.Backing, templates map[invariant.Ref]bool) invariant.Snapshot {
+	s := invariant.Snapshot{
+		ControlPlanes: map[string]string{w.in.Namespace + "/" + w.in.Spec.ClusterName: w.cp},
+		Templates:     templates,
+		Backings:      backings,
+		Pools:         []invariant.Pool{{Namespace: w.in.Namespace, Name: w.in.Name, AllowReplacement: w.in.AllowReplacement}},
+	}
+	for _, md := range slices.Sorted(maps.Keys(w.sets)) {
+		for i, ms := range w.sets[md] {
+			s.MachineSets = append(s.MachineSets, invariant.MachineSet{
+				Ref:  invariant.Ref{Kind: "MachineSet", Namespace: w.in.Namespace, Name: fmt.Sprintf("%s-%d", md, i)},
+				Pool: w.in.Name, Cluster: w.in.Spec.ClusterName, Version: ms.version, Running: ms.replicas,
+				Infra: invariant.Ref{Name: ms.infra}, Bootstrap: invariant.Ref{Name: ms.bootstrap},
+			})
+		}
+	}
+	return s
 }
 
-// reconcile plans, checks the plan, and applies it as Crossplane does.
-func (w *world) reconcile(pl *Planner) []violation {
+// backing is a pool object (MachineDeployment or MachinePool) as the
+// invariants see it.
+func (w *world) backing(kind, name string, obj map[string]any, running int32) invariant.Backing {
+	ann, _ := valueAt(obj, "metadata", "annotations").(map[string]any)
+	_, autoscaled := ann[clusterv1.AutoscalerMinSizeAnnotation]
+	v, _ := valueAt(obj, "spec", "template", "spec", "version").(string)
+	return invariant.Backing{Ref: invariant.Ref{Kind: kind, Namespace: w.in.Namespace, Name: name}, Pool: w.in.Name, Cluster: w.in.Spec.ClusterName,
+		Version: v, Autoscaled: autoscaled, FunctionSetsReplicas: valueAt(obj, "spec", "replicas") != nil, Running: running}
+}
+
+// reconcile plans, applies the plan as Crossplane does, and checks the
+// fleet invariants on the world after, against the world before.
+func (w *world) reconcile(pl *Planner) []invariant.Violation {
 	in := w.in
 	in.Observed = w.observed
 	in.ControlPlane = &ControlPlane{Kind: "KubeadmControlPlane", Name: "prod-eu-1", Version: w.cp}
@@ -115,34 +140,22 @@ func (w *world) reconcile(pl *Planner) []violation {
 	if err != nil {
 		return nil // A Fatal result: Crossplane changes nothing.
 	}
-	var vs []violation
+	var before []invariant.Backing
+	for _, k := range sortedKeys(w.observed) {
+		o := w.observed[k]
+		if kind, _ := o.Object["kind"].(string); kind == "MachineDeployment" || kind == "MachinePool" {
+			before = append(before, w.backing(kind, o.Name, o.Object, ptr.Deref(o.Replicas, 0)))
+		}
+	}
 	desired := map[string]Resource{}
-	cp, _ := kubeversion.Parse(w.cp)
+	var after []invariant.Backing
 	for _, r := range p.Resources {
 		desired[r.Key] = r
-		obj, err := provider.JSONMap(r.Object)
-		if err != nil {
-			continue
-		}
-		if !IsPool(r.Object) {
-			continue
-		}
-		// No worker newer than its control plane.
-		if v, err := kubeversion.Parse(str(valueAt(obj, "spec", "template", "spec").(map[string]any), "version")); err == nil && v.NewerThan(cp) {
-			vs = append(vs, violation{"sequence", fmt.Sprintf("%s runs %s, the control plane %s", r.Object.GetName(), v, w.cp)})
-		}
-		// No replica fight: an autoscaled object never carries a size.
-		ann, _ := valueAt(obj, "metadata", "annotations").(map[string]any)
-		if _, autoscaled := ann[clusterv1.AutoscalerMinSizeAnnotation]; autoscaled && valueAt(obj, "spec", "replicas") != nil {
-			vs = append(vs, violation{"replicas", r.Object.GetName() + " is autoscaled and sets spec.replicas"})
+		if obj, err := provider.JSONMap(r.Object); err == nil && IsPool(r.Object) {
+			after = append(after, w.backing(r.Object.GetObjectKind().GroupVersionKind().Kind, r.Object.GetName(), obj, 0))
 		}
 	}
-	// No backing deleted without the opt-in.
-	for k, o := range w.observed {
-		if _, kept := desired[k]; !kept && isBacking(k) && o.running() && !w.in.AllowReplacement {
-			vs = append(vs, violation{"guard", fmt.Sprintf("%s (running %d) deleted without the opt-in", o.Name, ptr.Deref(o.Replicas, 0))})
-		}
-	}
+	prev := invariant.Snapshot{Backings: before}
 
 	// Crossplane: delete what the plan dropped, then apply the plan.
 	names := map[string]bool{}
@@ -177,16 +190,11 @@ func (w *world) reconcile(pl *Planner) []violation {
 			delete(w.sets, md) // Garbage collected with its MachineDeployment.
 		}
 	}
-	// No template a live MachineSet clones from is gone.
-	for md, sets := range w.sets {
-		for _, s := range sets {
-			for _, t := range []string{s.infra, s.bootstrap} {
-				if t != "" && !names[t] {
-					vs = append(vs, violation{"retention", fmt.Sprintf("MachineSet of %s clones from %s, which was deleted", md, t)})
-				}
-			}
-		}
+	templates := make(map[invariant.Ref]bool, len(names))
+	for n := range names {
+		templates[invariant.Ref{Namespace: w.in.Namespace, Name: n}] = true
 	}
+	vs := invariant.Check(prev, w.snapshot(after, templates))
 	w.observed = next
 	w.rollout()
 	return vs
@@ -268,45 +276,55 @@ func int32Of(v any) *int32 {
 
 func keysOf(m map[string]Observed) []string { return sortedKeys(m) }
 
-// run drives a world through steps reconciles and returns the violations.
-func run(pl *Planner, seed uint64, steps int) []violation {
+// run drives a world through steps reconciles and returns the violations;
+// with stop, only those of the first reconcile that finds any.
+func run(pl *Planner, seed uint64, steps int, stop bool) []invariant.Violation {
 	w := newWorld(seed)
-	var vs []violation
+	var vs []invariant.Violation
 	for w.step = 0; w.step < steps; w.step++ {
 		w.edit()
 		vs = append(vs, w.reconcile(pl)...)
+		if stop && len(vs) > 0 {
+			break
+		}
 	}
 	return vs
 }
 
 // TestLifecycleProperties drives the function through long random sequences
-// of edits and simulated rollouts, and checks every step: no template a
-// MachineSet uses is dropped, no worker runs newer than its control plane,
-// no autoscaled size is owned, no running backing is deleted unasked.
+// of edits and simulated rollouts, and checks the fleet invariants
+// (test/invariant) every step: no template a MachineSet uses is dropped, no
+// worker runs newer than its control plane, no autoscaled size is owned, no
+// running backing is deleted unasked.
 func TestLifecycleProperties(t *testing.T) {
 	const worlds, steps = 20, 500 // 10,000 reconciles.
 	for seed := range uint64(worlds) {
-		if vs := run(testPlanner(), seed, steps); len(vs) > 0 {
-			t.Errorf("seed %d: %d violations, the first: %s: %s", seed, len(vs), vs[0].rule, vs[0].why)
+		if vs := run(testPlanner(), seed, steps, false); len(vs) > 0 {
+			t.Errorf("seed %d: %d violations, the first: %s", seed, len(vs), vs[0])
 		}
 	}
 }
 
-// TestLifecyclePropertiesCatchBrokenRules breaks each rule on purpose and
-// requires the property test to notice.
+// TestLifecyclePropertiesCatchBrokenRules breaks each rule on purpose, runs
+// random worlds until the first violation, and requires it to be of the
+// rule broken.
 func TestLifecyclePropertiesCatchBrokenRules(t *testing.T) {
-	for name, r := range map[string]rule{
-		"retention": ruleRetention, "sequence": ruleSequence, "replicas": ruleReplicas, "guard": ruleGuard,
+	for want, r := range map[invariant.Rule]rule{
+		invariant.TemplateExists: ruleRetention, invariant.WorkerNotNewer: ruleSequence,
+		invariant.ReplicasNotOwned: ruleReplicas, invariant.BackingKept: ruleGuard,
 	} {
-		t.Run(name, func(t *testing.T) {
-			found := false
-			for seed := range uint64(20) {
-				for _, v := range run(testPlanner(withBroken(r)), seed, 500) {
-					found = found || v.rule == name
-				}
+		t.Run(string(want), func(t *testing.T) {
+			var vs []invariant.Violation
+			for seed := uint64(0); seed < 20 && len(vs) == 0; seed++ {
+				vs = run(testPlanner(withBroken(r)), seed, 500, true)
 			}
-			if !found {
-				t.Errorf("with the %s rule broken, 10,000 random steps found no %s violation: the property test cannot fail for it", name, name)
+			if len(vs) == 0 {
+				t.Fatalf("with the %s rule broken, 10,000 random steps found no violation: the property test cannot fail for it", want)
+			}
+			for _, v := range vs {
+				if v.Rule != want {
+					t.Errorf("with the %s rule broken, the first violations found include %s, want only %s violations", want, v, want)
+				}
 			}
 		})
 	}

@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/fleetnodepool/function-fleetnodepool/test/internal/render"
+	"github.com/fleetnodepool/function-fleetnodepool/test/internal/tier"
 )
 
 const (
@@ -34,27 +35,32 @@ var (
 	fn    *render.Function
 )
 
-func TestMain(m *testing.M) { os.Exit(run(m)) }
+// The variables of the API server's binaries, which the Makefile sets.
+const (
+	envAPIServer = "KUBE_APISERVER"
+	envEtcd      = "ETCD"
+)
 
-func run(m *testing.M) int {
+func TestMain(m *testing.M) {
+	os.Exit(tier.Main(m, tier.Tier{Name: "conformance", Env: append(render.Env(), envAPIServer, envEtcd)}, setup))
+}
+
+// setup starts the API server and the function.
+func setup() (func(), error) {
 	var err error
 	if tools, err = render.ToolsFromEnv(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return nil, err
 	}
 	t0 := time.Now()
-	if api, err = startAPIServer(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+	if api, err = startAPIServer(os.Getenv(envAPIServer), os.Getenv(envEtcd)); err != nil {
+		return nil, err
 	}
-	defer api.Stop()
 	fmt.Printf("kube-apiserver with %d CRDs and upstream webhooks ready in %s\n", api.crds, time.Since(t0).Round(100*time.Millisecond))
 	if fn, err = render.StartFunction(context.Background(), tools.Function); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		api.Stop()
+		return nil, err
 	}
-	defer fn.Stop()
-	return m.Run()
+	return func() { fn.Stop(); api.Stop() }, nil
 }
 
 // A revision is one state of an example's FleetNodePool.

@@ -7,5 +7,6 @@
 // internal packages: for CAPZ kinds, schema and CEL validation are the
 // judge. Negative controls prove the judge can fail.
 //
-// Run with `make test-conformance` (build tag conformance).
+// Run with `make test-conformance` (build tag conformance). The tiers,
+// their tags, targets and environments: test/README.md.
 package conformance

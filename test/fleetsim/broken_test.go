@@ -13,6 +13,7 @@ import (
 	"github.com/fleetnodepool/function-fleetnodepool/fn/compose"
 	"github.com/fleetnodepool/function-fleetnodepool/fn/plan"
 	"github.com/fleetnodepool/function-fleetnodepool/fn/providers"
+	"github.com/fleetnodepool/function-fleetnodepool/test/invariant"
 )
 
 // A broken function is the real one with its answers altered afterwards.
@@ -46,13 +47,14 @@ func desiredOf(rsp *fnv1.RunFunctionResponse, kinds ...string) map[string]*struc
 }
 
 // TestBrokenFunctionsAreCaught breaks the function's answers one
-// way at a time and requires the simulation to report the rule it breaks:
-// the fleet model can fail, not only its checker.
+// way at a time, runs the simulation until its first violation, and
+// requires it to be of the rule broken: the fleet model can fail, not only
+// its checker, and it tells the rules apart.
 func TestBrokenFunctionsAreCaught(t *testing.T) {
 	cases := map[string]struct {
 		reason string
 		alter  func(req *fnv1.RunFunctionRequest, rsp *fnv1.RunFunctionResponse)
-		want   Rule
+		want   invariant.Rule
 	}{
 		"DropsTemplatesInUse": {
 			reason: "A function that drops every template its MachineDeployments no longer point at deletes templates old MachineSets clone from.",
@@ -68,7 +70,7 @@ func TestBrokenFunctionsAreCaught(t *testing.T) {
 					}
 				}
 			},
-			want: RuleMissingTemplate,
+			want: invariant.TemplateExists,
 		},
 		"IgnoresControlPlane": {
 			reason: "A function that moves workers to the channel's version at once runs them ahead of their control plane.",
@@ -78,7 +80,7 @@ func TestBrokenFunctionsAreCaught(t *testing.T) {
 					at(md, "spec", "template", "spec").GetStructValue().GetFields()["version"] = str(v)
 				}
 			},
-			want: RuleWorkerAhead,
+			want: invariant.WorkerNotNewer,
 		},
 		"OwnsAutoscaledSize": {
 			reason: "A function that sets an autoscaled MachineDeployment's replicas fights the autoscaler.",
@@ -90,7 +92,7 @@ func TestBrokenFunctionsAreCaught(t *testing.T) {
 					}
 				}
 			},
-			want: RuleAutoscaledReplicas,
+			want: invariant.ReplicasNotOwned,
 		},
 		"DropsARunningZone": {
 			reason: "A function that stops emitting a zone's MachineDeployment once it exists deletes the nodes running there.",
@@ -101,7 +103,7 @@ func TestBrokenFunctionsAreCaught(t *testing.T) {
 					}
 				}
 			},
-			want: RuleBackingLost,
+			want: invariant.BackingKept,
 		},
 		"Fatal": {
 			reason: "A Fatal result is reported.",
@@ -115,17 +117,20 @@ func TestBrokenFunctionsAreCaught(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			cfg := Config{Clusters: 6, PoolsPerCluster: 5, Seed: 1, MaxSteps: 40, Lag: 0.2}
+			cfg := Config{Clusters: 6, PoolsPerCluster: 5, Seed: 1, MaxSteps: 40, Lag: 0.2, StopAtViolation: true}
 			rep, err := run(context.Background(), cfg, broken{fn: compose.New(compose.WithPlanner(plan.New(plan.WithProviders(providers.All()...)))), alter: tc.alter})
 			if err != nil {
 				t.Fatalf("%s\nrun(...): %v", tc.reason, err)
 			}
-			rules := map[Rule]int{}
-			for _, v := range rep.Violations {
-				rules[v.Rule]++
+			if len(rep.Violations) == 0 {
+				t.Fatalf("%s\nrun(...): no violation in %d steps, want a %s violation", tc.reason, rep.Steps, tc.want)
 			}
-			if rules[tc.want] == 0 {
-				t.Errorf("%s\nrun(...): no %s violation found in %d steps; found %v", tc.reason, tc.want, rep.Steps, rules)
+			// The simulation stopped at the first check that found
+			// violations: each must be of the rule broken.
+			for _, v := range rep.Violations {
+				if v.Rule != tc.want {
+					t.Errorf("%s\nrun(...): at step %d, the first violations found include %s, want only %s violations", tc.reason, rep.Steps-1, v, tc.want)
+				}
 			}
 		})
 	}

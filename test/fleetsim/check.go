@@ -5,107 +5,97 @@ import (
 
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
 
-	"github.com/fleetnodepool/function-fleetnodepool/test/internal/fleet"
+	"github.com/fleetnodepool/function-fleetnodepool/test/invariant"
 )
 
-// A Rule is an invariant of the fleet.
-type Rule string
-
-// The invariants.
+// Rules of the function's answers, which the simulation checks besides the
+// fleet invariants of test/invariant.
 const (
-	// RuleMissingTemplate: no MachineSet clones from an infrastructure or
-	// bootstrap template that does not exist.
-	RuleMissingTemplate Rule = "MissingTemplate"
-	// RuleWorkerAhead: no worker machine runs a Kubernetes version newer
-	// than its control plane.
-	RuleWorkerAhead Rule = "WorkerAheadOfControlPlane"
-	// RuleAutoscaledReplicas: the function never sets spec.replicas on a
-	// MachineDeployment of an autoscaled pool.
-	RuleAutoscaledReplicas Rule = "AutoscaledReplicas"
-	// RuleBackingLost: a MachineDeployment with running machines is never
-	// garbage-collected without a replacement in its zone.
-	RuleBackingLost Rule = "BackingLost"
 	// RuleFatal: no response has a Fatal result.
-	RuleFatal Rule = "FatalResult"
+	RuleFatal invariant.Rule = "FatalResult"
 	// RuleRequirements: the function's requirements stabilize.
-	RuleRequirements Rule = "RequirementsUnstable"
+	RuleRequirements invariant.Rule = "RequirementsUnstable"
 )
 
-// A Violation of an invariant.
+// A Violation of a rule, at a step.
 type Violation struct {
-	Step   int
-	Pool   string
-	Rule   Rule
-	Detail string
+	Step int
+	invariant.Violation
 }
 
-func (v Violation) String() string {
-	return fmt.Sprintf("step %d, pool %s: %s: %s", v.Step, v.Pool, v.Rule, v.Detail)
+func (v Violation) String() string { return fmt.Sprintf("step %d: %s", v.Step, v.Violation) }
+
+// check checks the fleet invariants on the model state, against the state
+// checked last.
+func (w *world) check() []Violation {
+	now := w.snapshot()
+	vs := invariant.Check(w.checked, now)
+	w.checked = now
+	out := make([]Violation, len(vs))
+	for i, v := range vs {
+		out[i] = Violation{w.step, v}
+	}
+	return out
 }
 
-// checkState checks the invariants of the model state: every MachineSet's
-// templates exist, no machine runs newer than its control plane, and the
-// MachineDeployments garbage-collected this step ran no machines or were
-// replaced.
-func checkState(w *world) []Violation {
-	var vs []Violation
+// snapshot is the model state as the invariants see it: the control planes'
+// status.version, the MachineSets and the templates they reference that
+// exist, the pools' MachineDeployments as last applied, with the machines
+// running on them.
+func (w *world) snapshot() invariant.Snapshot {
+	s := invariant.Snapshot{ControlPlanes: make(map[string]string, len(w.clusters)), Templates: map[invariant.Ref]bool{}}
+	for _, c := range w.clusters {
+		s.ControlPlanes[c.namespace+"/"+c.name] = c.statusVersion
+	}
+	running := map[objKey]int32{} // By MachineDeployment.
 	for _, ns := range sortedKeys(w.sets) {
-		c := w.byNS[ns]
+		var cluster string // A namespace holds one cluster.
+		if c := w.byNS[ns]; c != nil {
+			cluster = c.name
+		}
 		for _, n := range sortedKeys(w.sets[ns]) {
 			ms := w.sets[ns][n]
-			pool := ns + "/" + ms.labels[labelPool]
-			for _, r := range []ref{ms.template.infra, ms.template.bootstrap} {
-				if w.objects[objKey{ns, r.kind, r.name}] == nil {
-					vs = append(vs, Violation{w.step, pool, RuleMissingTemplate, fmt.Sprintf("MachineSet %s clones from %s %s, which does not exist", n, r.kind, r.name)})
+			running[objKey{ns, kindMachineDeployment, ms.md}] += ms.replicas
+			set := invariant.MachineSet{Ref: invariant.Ref{Kind: kindMachineSet, Namespace: ns, Name: n},
+				Pool: ms.labels[labelPool], Cluster: cluster, Version: ms.template.version, Running: ms.replicas}
+			for i, r := range []ref{ms.template.infra, ms.template.bootstrap} {
+				tr := invariant.Ref{Kind: r.kind, Name: r.name}
+				if i == 0 {
+					set.Infra = tr
+				} else {
+					set.Bootstrap = tr
+				}
+				if w.objects[objKey{ns, r.kind, r.name}] != nil {
+					s.Templates[invariant.Ref{Kind: r.kind, Namespace: ns, Name: r.name}] = true
 				}
 			}
-			if ms.replicas > 0 && c != nil && fleet.Newer(ms.template.version, c.statusVersion) {
-				vs = append(vs, Violation{w.step, pool, RuleWorkerAhead, fmt.Sprintf("MachineSet %s runs %d machines of %s, the control plane %s",
-					n, ms.replicas, ms.template.version, c.statusVersion)})
+			s.MachineSets = append(s.MachineSets, set)
+		}
+	}
+	for _, p := range w.pools {
+		s.Pools = append(s.Pools, invariant.Pool{Namespace: p.namespace, Name: p.name})
+		for _, k := range sortedKeys(p.composed) {
+			o := p.composed[k]
+			if o.id.kind != kindMachineDeployment || o.md == nil {
+				continue
 			}
+			_, sets := int32At(o.applied.GetResource(), "spec", "replicas")
+			s.Backings = append(s.Backings, invariant.Backing{
+				Ref: invariant.Ref{Kind: o.id.kind, Namespace: o.id.namespace, Name: o.id.name}, UID: o.uid,
+				Pool: p.name, Cluster: p.cluster, Version: o.md.template.version,
+				Autoscaled: p.spec.autoscaled(), FunctionSetsReplicas: sets, Running: running[o.id],
+			})
 		}
 	}
-	for _, d := range w.deleted {
-		if d.running > 0 && !replaced(d) {
-			vs = append(vs, Violation{w.step, d.pool.String(), RuleBackingLost, fmt.Sprintf("MachineDeployment %s (zone %q) was deleted with %d machines running and no replacement",
-				d.name, d.zone, d.running)})
-		}
-	}
-	return vs
+	return s
 }
 
-// replaced reports whether the pool of a deleted MachineDeployment has
-// another one in its zone.
-func replaced(d deletion) bool {
-	for _, o := range d.pool.composed {
-		if o.id.kind == kindMachineDeployment && o.id.name != d.name && o.md != nil && o.md.template.failureDomain == d.zone {
-			return true
-		}
-	}
-	return false
-}
-
-// checkResponse checks a pool's final response: no Fatal result, and no
-// spec.replicas on the MachineDeployments of an autoscaled pool.
+// checkResponse checks a pool's final response: no Fatal result.
 func checkResponse(step int, p *pool, rsp *fnv1.RunFunctionResponse) []Violation {
 	var vs []Violation
 	for _, r := range rsp.GetResults() {
 		if r.GetSeverity() == fnv1.Severity_SEVERITY_FATAL {
-			vs = append(vs, Violation{step, p.String(), RuleFatal, r.GetMessage()})
-		}
-	}
-	if !p.spec.autoscaled() {
-		return vs
-	}
-	rs := rsp.GetDesired().GetResources()
-	for _, k := range sortedKeys(rs) {
-		d := rs[k].GetResource()
-		if stringAt(d, "kind") != kindMachineDeployment {
-			continue
-		}
-		if n, ok := int32At(d, "spec", "replicas"); ok {
-			vs = append(vs, Violation{step, p.String(), RuleAutoscaledReplicas, fmt.Sprintf("MachineDeployment %s of a pool autoscaled %d-%d sets spec.replicas %d",
-				stringAt(d, "metadata", "name"), p.spec.min, p.spec.max, n)})
+			vs = append(vs, Violation{step, invariant.Violation{Rule: RuleFatal, Pool: p.String(), Object: "FleetNodePool/" + p.String(), Detail: r.GetMessage()}})
 		}
 	}
 	return vs

@@ -9,6 +9,8 @@ import (
 
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
 	"github.com/crossplane/function-sdk-go/resource"
+
+	"github.com/fleetnodepool/function-fleetnodepool/test/invariant"
 )
 
 // Names of the hand-made fleet.
@@ -63,11 +65,30 @@ func addComposed(w *world, p *pool, key, kind, name string, md *mdSpec) *compose
 // onlySet is the pool's one MachineSet.
 func onlySet(w *world) *machineSet { return w.sets[ns][msName] }
 
-func TestCheckState(t *testing.T) {
+// mdResource is the desired MachineDeployment of the hand-made fleet, with
+// extra spec fields.
+func mdResource(extra string) *fnv1.Resource {
+	return &fnv1.Resource{Resource: resource.MustStructJSON(`{"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "MachineDeployment",
+		"metadata": {"name": "` + mdName + `", "namespace": "` + ns + `"}, "spec": {"clusterName": "c-0000"` + extra + `}}`)}
+}
+
+// Objects of the hand-made fleet, as violations name them.
+const (
+	msObject = "MachineSet/" + ns + "/" + msName
+	mdObject = "MachineDeployment/" + ns + "/" + mdName
+)
+
+func violation(rule invariant.Rule, object, detail string) Violation {
+	return Violation{Step: 7, Violation: invariant.Violation{Rule: rule, Pool: poolName, Object: object, Detail: detail}}
+}
+
+func TestCheck(t *testing.T) {
 	cases := map[string]struct {
-		reason string
-		edit   func(w *world, p *pool)
-		want   []Violation
+		reason     string
+		autoscaled bool
+		// before is a change checked first; edit is the change then checked.
+		before, edit func(w *world, p *pool)
+		want         []Violation
 	}{
 		"Healthy": {
 			reason: "A MachineSet whose templates exist, running the control plane's version, violates nothing.",
@@ -78,7 +99,7 @@ func TestCheckState(t *testing.T) {
 			edit: func(w *world, p *pool) {
 				w.remove(p, "infra-1a2b3c4d")
 			},
-			want: []Violation{{Step: 7, Pool: poolName, Rule: RuleMissingTemplate, Detail: "MachineSet " + msName + " clones from AWSMachineTemplate " + infra + ", which does not exist"}},
+			want: []Violation{violation(invariant.TemplateExists, msObject, "clones from AWSMachineTemplate "+infra+", which does not exist")},
 		},
 		"MissingBothTemplates": {
 			reason: "Each missing template of a MachineSet is reported.",
@@ -87,8 +108,8 @@ func TestCheckState(t *testing.T) {
 				w.remove(p, "bootstrap-5e6f7a8b")
 			},
 			want: []Violation{
-				{Step: 7, Pool: poolName, Rule: RuleMissingTemplate, Detail: "MachineSet " + msName + " clones from AWSMachineTemplate " + infra + ", which does not exist"},
-				{Step: 7, Pool: poolName, Rule: RuleMissingTemplate, Detail: "MachineSet " + msName + " clones from KubeadmConfigTemplate " + bootstrap + ", which does not exist"},
+				violation(invariant.TemplateExists, msObject, "clones from AWSMachineTemplate "+infra+", which does not exist"),
+				violation(invariant.TemplateExists, msObject, "clones from KubeadmConfigTemplate "+bootstrap+", which does not exist"),
 			},
 		},
 		"WorkerNewerMinor": {
@@ -96,22 +117,25 @@ func TestCheckState(t *testing.T) {
 			edit: func(w *world, _ *pool) {
 				onlySet(w).template.version = ladder[2]
 			},
-			want: []Violation{{Step: 7, Pool: poolName, Rule: RuleWorkerAhead, Detail: "MachineSet " + msName + " runs 2 machines of v1.35.0, the control plane v1.34.1"}},
+			want: []Violation{violation(invariant.WorkerNotNewer, msObject, "runs 2 machines of v1.35.0, its control plane runs v1.34.1")},
 		},
 		"WorkerNewerPatch": {
 			reason: "A newer patch is newer too.",
 			edit: func(w *world, _ *pool) {
 				onlySet(w).template.version = "v1.34.2"
 			},
-			want: []Violation{{Step: 7, Pool: poolName, Rule: RuleWorkerAhead, Detail: "MachineSet " + msName + " runs 2 machines of v1.34.2, the control plane v1.34.1"}},
+			want: []Violation{violation(invariant.WorkerNotNewer, msObject, "runs 2 machines of v1.34.2, its control plane runs v1.34.1")},
 		},
 		"ControlPlaneStillUpgrading": {
-			reason: "The control plane's status.version counts, not the version it is asked to run.",
+			reason: "The control plane's status.version counts, not the version it is asked to run: the MachineDeployment asks for more, its MachineSet runs more.",
 			edit: func(w *world, _ *pool) {
 				c := w.clusters[0]
 				c.statusVersion, c.specVersion, c.upgradeDone = ladder[0], ladder[1], 9
 			},
-			want: []Violation{{Step: 7, Pool: poolName, Rule: RuleWorkerAhead, Detail: "MachineSet " + msName + " runs 2 machines of v1.34.1, the control plane v1.33.4"}},
+			want: []Violation{
+				violation(invariant.WorkerNotNewer, mdObject, "asks for v1.34.1, its control plane runs v1.33.4"),
+				violation(invariant.WorkerNotNewer, msObject, "runs 2 machines of v1.34.1, its control plane runs v1.33.4"),
+			},
 		},
 		"NewerButEmpty": {
 			reason: "A MachineSet of a newer version that runs no machine runs no worker ahead.",
@@ -120,84 +144,95 @@ func TestCheckState(t *testing.T) {
 				ms.template.version, ms.replicas, ms.ready = ladder[2], 0, 0
 			},
 		},
+		"AutoscaledLeavesReplicas": {
+			reason:     "An autoscaled pool's MachineDeployment applied without spec.replicas is right.",
+			autoscaled: true,
+			edit:       func(_ *world, p *pool) { p.composed["machinedeployment-eu-west-1a"].applied = mdResource("") },
+		},
+		"AutoscaledSetsReplicas": {
+			reason:     "An autoscaled pool's MachineDeployment applied with spec.replicas fights the autoscaler.",
+			autoscaled: true,
+			edit: func(_ *world, p *pool) {
+				p.composed["machinedeployment-eu-west-1a"].applied = mdResource(`, "replicas": 1`)
+			},
+			want: []Violation{violation(invariant.ReplicasNotOwned, mdObject, "is autoscaled, and the function sets its spec.replicas")},
+		},
+		"FixedSetsReplicas": {
+			reason: "A fixed pool's MachineDeployment sets its size.",
+			edit: func(_ *world, p *pool) {
+				p.composed["machinedeployment-eu-west-1a"].applied = mdResource(`, "replicas": 2`)
+			},
+		},
 		"BackingLost": {
-			reason: "A MachineDeployment garbage-collected with running machines and nothing in its zone is a lost backing.",
+			reason: "A MachineDeployment garbage-collected with running machines is a lost backing.",
 			edit: func(w *world, p *pool) {
 				w.remove(p, "machinedeployment-eu-west-1a")
 			},
-			want: []Violation{{Step: 7, Pool: poolName, Rule: RuleBackingLost, Detail: `MachineDeployment ` + mdName + ` (zone "eu-west-1a") was deleted with 2 machines running and no replacement`}},
+			want: []Violation{violation(invariant.BackingKept, mdObject, "was deleted with 2 machines running; the pool did not opt in to replacement")},
 		},
-		"BackingReplaced": {
-			reason: "A MachineDeployment replaced by another in its zone is not lost.",
+		"BackingReplacedUnasked": {
+			reason: "A MachineDeployment replaced by another in its zone is lost all the same: the pool did not opt in.",
 			edit: func(w *world, p *pool) {
 				md := *p.composed["machinedeployment-eu-west-1a"].md
 				w.remove(p, "machinedeployment-eu-west-1a")
 				addComposed(w, p, "machinedeployment-eu-west-1a-v2", kindMachineDeployment, mdName+"-v2", &md)
 			},
+			want: []Violation{violation(invariant.BackingKept, mdObject, "was deleted with 2 machines running; the pool did not opt in to replacement")},
 		},
 		"EmptyBackingDeleted": {
 			reason: "A MachineDeployment that runs no machines may go.",
-			edit: func(w *world, p *pool) {
+			before: func(w *world, _ *pool) {
 				ms := onlySet(w)
 				ms.replicas, ms.ready = 0, 0
+			},
+			edit: func(w *world, p *pool) {
 				w.remove(p, "machinedeployment-eu-west-1a")
 			},
 		},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			w, p := handMade(t, false)
+			w, p := handMade(t, tc.autoscaled)
+			if tc.before != nil {
+				tc.before(w, p)
+			}
+			if vs := w.check(); len(vs) > 0 {
+				t.Fatalf("%s\ncheck() before the change: %v", tc.reason, vs)
+			}
 			tc.edit(w, p)
-			got := checkState(w)
-			if diff := cmp.Diff(tc.want, got, cmpopts.EquateEmpty()); diff != "" {
-				t.Errorf("%s\ncheckState(...): -want violations, +got violations:\n%s", tc.reason, diff)
+			if diff := cmp.Diff(tc.want, w.check(), cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("%s\ncheck(): -want violations, +got violations:\n%s", tc.reason, diff)
 			}
 		})
 	}
 }
 
 func TestCheckResponse(t *testing.T) {
-	md := func(replicas string) *fnv1.Resource {
-		return &fnv1.Resource{Resource: resource.MustStructJSON(`{"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "MachineDeployment",
-			"metadata": {"name": "` + mdName + `", "namespace": "` + ns + `"}, "spec": {"clusterName": "c-0000"` + replicas + `}}`)}
-	}
-	rsp := func(r *fnv1.Resource, results ...*fnv1.Result) *fnv1.RunFunctionResponse {
-		return &fnv1.RunFunctionResponse{Desired: &fnv1.State{Resources: map[string]*fnv1.Resource{"machinedeployment-eu-west-1a": r}}, Results: results}
+	rsp := func(results ...*fnv1.Result) *fnv1.RunFunctionResponse {
+		return &fnv1.RunFunctionResponse{Desired: &fnv1.State{Resources: map[string]*fnv1.Resource{"machinedeployment-eu-west-1a": mdResource(`, "replicas": 2`)}}, Results: results}
 	}
 	cases := map[string]struct {
-		reason     string
-		autoscaled bool
-		rsp        *fnv1.RunFunctionResponse
-		want       []Violation
+		reason string
+		rsp    *fnv1.RunFunctionResponse
+		want   []Violation
 	}{
-		"AutoscaledLeavesReplicas": {
-			reason:     "An autoscaled pool's MachineDeployment without spec.replicas is right.",
-			autoscaled: true,
-			rsp:        rsp(md("")),
-		},
-		"AutoscaledSetsReplicas": {
-			reason:     "An autoscaled pool's MachineDeployment with spec.replicas fights the autoscaler.",
-			autoscaled: true,
-			rsp:        rsp(md(`, "replicas": 1`)),
-			want:       []Violation{{Step: 7, Pool: poolName, Rule: RuleAutoscaledReplicas, Detail: "MachineDeployment " + mdName + " of a pool autoscaled 1-4 sets spec.replicas 1"}},
-		},
-		"FixedSetsReplicas": {
-			reason: "A fixed pool's MachineDeployment sets its size.",
-			rsp:    rsp(md(`, "replicas": 2`)),
+		"Normal": {
+			reason: "A response without results is right.",
+			rsp:    rsp(),
 		},
 		"Fatal": {
 			reason: "A Fatal result is reported with its message.",
-			rsp:    rsp(md(`, "replicas": 2`), &fnv1.Result{Severity: fnv1.Severity_SEVERITY_FATAL, Message: "cannot find Cluster"}),
-			want:   []Violation{{Step: 7, Pool: poolName, Rule: RuleFatal, Detail: "cannot find Cluster"}},
+			rsp:    rsp(&fnv1.Result{Severity: fnv1.Severity_SEVERITY_FATAL, Message: "cannot find Cluster"}),
+			want:   []Violation{violation(RuleFatal, "FleetNodePool/"+poolName, "cannot find Cluster")},
 		},
 		"Warning": {
 			reason: "A Warning (a refused change) is no violation: the function keeps what runs.",
-			rsp:    rsp(md(`, "replicas": 2`), &fnv1.Result{Severity: fnv1.Severity_SEVERITY_WARNING, Message: "the change would delete ..."}),
+			rsp:    rsp(&fnv1.Result{Severity: fnv1.Severity_SEVERITY_WARNING, Message: "the change would delete ..."}),
 		},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			_, p := handMade(t, tc.autoscaled)
+			_, p := handMade(t, false)
 			got := checkResponse(7, p, tc.rsp)
 			if diff := cmp.Diff(tc.want, got, cmpopts.EquateEmpty()); diff != "" {
 				t.Errorf("%s\ncheckResponse(...): -want violations, +got violations:\n%s", tc.reason, diff)

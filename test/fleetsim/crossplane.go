@@ -279,8 +279,7 @@ func parseMD(spec *structpb.Struct, annots map[string]string) *mdSpec {
 }
 
 // remove deletes a composed object. Deleting a MachineDeployment deletes its
-// MachineSets and machines (owner references): the deletion is recorded
-// with the machines that ran on it.
+// MachineSets and machines (owner references).
 func (w *world) remove(p *pool, key string) {
 	o := p.composed[key]
 	delete(p.composed, key)
@@ -289,11 +288,8 @@ func (w *world) remove(p *pool, key string) {
 	if o.id.kind != kindMachineDeployment {
 		return
 	}
-	var running int32
 	for _, ms := range w.machineSets(o.id.namespace, o.id.name) {
-		running += ms.replicas
 		w.stats.machinesDeleted += int(ms.replicas)
 		delete(w.sets[o.id.namespace], ms.id.name)
 	}
-	w.deleted = append(w.deleted, deletion{pool: p, name: o.id.name, zone: o.md.template.failureDomain, running: running})
 }

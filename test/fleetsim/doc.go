@@ -21,7 +21,9 @@
 //   - The platform (events.go): channel bumps while control planes are
 //     behind, staggered control plane upgrades, machine class changes.
 //
-// Every step the invariants of check.go are checked on the model state and
-// on every response, and the simulation measures the function's CPU time
-// and allocations per call (sim.go, meter.go).
+// Every step the fleet invariants (test/invariant, shared with the
+// planner's property test and the fleet e2e's watcher) are checked on the
+// model state, and check.go's rules on every response; the simulation
+// measures the function's CPU time and allocations per call (sim.go,
+// meter.go). It runs in the unit tier: test/README.md lists the tiers.
 package fleetsim

@@ -11,6 +11,7 @@ import (
 	"github.com/fleetnodepool/function-fleetnodepool/fn/compose"
 	"github.com/fleetnodepool/function-fleetnodepool/fn/plan"
 	"github.com/fleetnodepool/function-fleetnodepool/fn/providers"
+	"github.com/fleetnodepool/function-fleetnodepool/test/invariant"
 )
 
 // A Config sizes a simulation.
@@ -29,6 +30,9 @@ type Config struct {
 	// Lag is the probability that Cluster API's controller of a
 	// MachineDeployment does not act in a step.
 	Lag float64
+	// StopAtViolation stops the simulation at the first check that finds a
+	// violation: the broken-function tests stop there.
+	StopAtViolation bool
 }
 
 // maxViolations bounds the violations a Report keeps; it counts them all.
@@ -108,11 +112,16 @@ func run(ctx context.Context, cfg Config, fn runner) (*Report, error) {
 			return nil, errors.Wrapf(err, "step %d", w.step)
 		}
 		rep.Reconciles += len(w.pools)
-		vs = append(vs, checkState(w)...)
-		w.deleted = w.deleted[:0]
-		w.rollout(cfg.Lag)
-		rep.add(dedupe(append(vs, checkState(w)...))...)
+		vs = append(vs, w.check()...)
+		if !cfg.StopAtViolation || len(vs) == 0 {
+			w.rollout(cfg.Lag)
+			vs = append(vs, w.check()...)
+		}
+		rep.add(dedupe(vs)...)
 		rep.Steps = w.step + 1
+		if cfg.StopAtViolation && len(vs) > 0 {
+			break
+		}
 		if w.step < s.last() {
 			continue
 		}
@@ -154,7 +163,7 @@ func (w *world) reconcileAll(ctx context.Context, fn runner, m *meter) ([]Violat
 	var vs []Violation
 	for _, r := range all {
 		if r.err != nil {
-			vs = append(vs, Violation{w.step, r.pool.String(), RuleRequirements, r.err.Error()})
+			vs = append(vs, Violation{w.step, invariant.Violation{Rule: RuleRequirements, Pool: r.pool.String(), Object: "FleetNodePool/" + r.pool.String(), Detail: r.err.Error()}})
 		}
 		vs = append(vs, checkResponse(w.step, r.pool, r.rsp)...)
 		if err := w.apply(r); err != nil {

@@ -8,6 +8,8 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
+
+	"github.com/fleetnodepool/function-fleetnodepool/test/invariant"
 )
 
 // Kinds and API versions of the objects the model holds.
@@ -142,15 +144,6 @@ type pool struct {
 
 func (p *pool) String() string { return p.namespace + "/" + p.name }
 
-// A deletion records a MachineDeployment Crossplane garbage-collected, and
-// the machines that ran on it.
-type deletion struct {
-	pool    *pool
-	name    string
-	zone    string
-	running int32
-}
-
 // A world is the fleet: clusters, pools, what exists of their composed
 // objects, the MachineSets, and the platform policy.
 type world struct {
@@ -164,8 +157,8 @@ type world struct {
 	objects  map[objKey]*composed
 	// sets are MachineSets by namespace and name.
 	sets map[string]map[string]*machineSet
-	// deleted are the MachineDeployments garbage-collected this step.
-	deleted []deletion
+	// checked is the state the invariants were checked on last.
+	checked invariant.Snapshot
 	// upgrades are the clusters waiting to start a control plane upgrade.
 	upgrades []*cluster
 	// seq numbers uids and resourceVersions, as the API server would.

@@ -2,7 +2,9 @@
 
 // Package sandbox is the sandbox e2e tier: the real Crossplane core
 // continuously reconciling the example FleetNodePools through the function
-// on a local control plane with the garbage collector running.
+// on a local control plane with the garbage collector running
+// (`make test-sandbox`, build tag sandbox). The tiers, their tags, targets
+// and environments: test/README.md.
 package sandbox
 
 import (
@@ -20,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/fleetnodepool/function-fleetnodepool/test/internal/sandbox"
+	"github.com/fleetnodepool/function-fleetnodepool/test/internal/tier"
 )
 
 var sb *sandbox.Sandbox
@@ -31,41 +34,42 @@ const (
 	pool     = "workers"
 )
 
-func TestMain(m *testing.M) { os.Exit(run(m)) }
+func TestMain(m *testing.M) {
+	os.Exit(tier.Main(m, tier.Tier{Name: "sandbox", Env: sandbox.Env()}, setup))
+}
 
-func run(m *testing.M) int {
+// setup starts the sandbox with every example composed, and the AWS
+// example's control plane at v1.33.4.
+func setup() (func(), error) {
 	bins, err := sandbox.BinariesFromEnv()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return nil, err
 	}
 	dir, err := os.MkdirTemp("", "fleetnodepool-sandbox-")
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return nil, err
 	}
 	ctx := context.Background()
 	t0 := time.Now()
-	if sb, err = sandbox.Start(ctx, dir, bins, func(f string, a ...any) { fmt.Printf(f+"\n", a...) }); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+	progress := func(f string, a ...any) { fmt.Printf(f+"\n", a...) }
+	if sb, err = sandbox.Start(ctx, dir, bins, progress); err != nil {
+		return nil, err
 	}
-	defer sb.Stop()
-	if _, err := sb.Examples(ctx, examples, config, false, func(f string, a ...any) { fmt.Printf(f+"\n", a...) }); err != nil {
-		fmt.Fprintln(os.Stderr, err, "\ncrossplane log:", sb.Log("crossplane"))
-		return 1
+	if _, err := sb.Examples(ctx, examples, config, false, progress); err != nil {
+		sb.Stop()
+		return nil, fmt.Errorf("%w\ncrossplane log:\n%s", err, sb.Log("crossplane"))
 	}
 	// The control plane of the AWS example's Cluster, at v1.33.4.
 	if err := sb.Apply(ctx, controlPlane(dir, "v1.33.4")); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		sb.Stop()
+		return nil, err
 	}
 	if err := setControlPlaneVersion(ctx, "v1.33.4"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		sb.Stop()
+		return nil, err
 	}
 	fmt.Printf("sandbox with every example composed in %s\n", time.Since(t0).Round(100*time.Millisecond))
-	return m.Run()
+	return sb.Stop, nil
 }
 
 func controlPlane(dir, version string) string {

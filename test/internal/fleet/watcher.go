@@ -1,36 +1,49 @@
+// Package fleet watches a live Cluster API fleet for the fleet invariants
+// (test/invariant): what the fleet e2e and the bigger documented run watch
+// while pools are created, upgraded and rotated under the real Cluster API
+// controllers. Take reads an invariant.Snapshot from the API server at one
+// resource version; the Watcher takes one after another and checks each
+// against the one before.
 package fleet
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/fleetnodepool/function-fleetnodepool/test/invariant"
 )
 
 // Labels and annotations the watcher reads.
 const (
 	labelControlPlane = "cluster.x-k8s.io/control-plane"
+	labelDeployment   = "cluster.x-k8s.io/deployment-name"
 	labelPool         = "fleet.nodepool.dev/pool"
 	annotationMinSize = "cluster.x-k8s.io/cluster-api-autoscaler-node-group-min-size"
+	// annotationAllowReplacement is the pool's opt-in to replacing its
+	// backing (plan.AnnotationAllowReplacement).
+	annotationAllowReplacement = "fleet.nodepool.dev/allow-replacement"
 )
 
 // A Seen violation, with when it was first seen.
 type Seen struct {
-	Violation
+	invariant.Violation
 	At time.Duration
 }
 
 // A Watcher checks the invariants on a live API server, snapshot after
 // snapshot, and remembers every violation it saw.
 type Watcher struct {
-	c       client.Reader
-	history History
-	start   time.Time
+	c     client.Reader
+	last  invariant.Snapshot
+	start time.Time
 
 	mu        sync.Mutex
 	seen      map[string]bool
@@ -55,7 +68,9 @@ func (w *Watcher) Run(ctx context.Context, interval time.Duration) {
 			w.errs++
 		} else {
 			w.snapshots++
-			for _, v := range w.history.Check(s) {
+			vs := invariant.Check(w.last, s)
+			w.last = s
+			for _, v := range vs {
 				if k := v.String(); !w.seen[k] {
 					w.seen[k] = true
 					w.found = append(w.found, Seen{Violation: v, At: time.Since(w.start)})
@@ -112,74 +127,96 @@ func (l *lister) list(ctx context.Context, apiVersion, kind string) ([]unstructu
 	return ul.Items, nil
 }
 
-// Take reads a snapshot of the fleet from the API server.
-func Take(ctx context.Context, c client.Reader) (Snapshot, error) {
-	s := Snapshot{Templates: map[string]bool{}}
+// FunctionManager reports whether a field manager is the function's, that
+// is Crossplane applying the function's desired state.
+func FunctionManager(m string) bool { return strings.HasPrefix(m, "apiextensions.crossplane.io") }
+
+// Take reads a snapshot of the fleet from the API server, every kind at one
+// resource version.
+func Take(ctx context.Context, c client.Reader) (invariant.Snapshot, error) {
 	l := &lister{c: c}
+	objs := map[string][]unstructured.Unstructured{}
 	for _, k := range []struct{ apiVersion, kind string }{
 		{"infrastructure.cluster.x-k8s.io/v1beta2", "DevMachineTemplate"},
 		{"bootstrap.cluster.x-k8s.io/v1beta2", "KubeadmConfigTemplate"},
+		{"cluster.x-k8s.io/v1beta2", "MachineSet"},
+		{"cluster.x-k8s.io/v1beta2", "Machine"},
+		{"cluster.x-k8s.io/v1beta2", "MachineDeployment"},
+		{"fleet.nodepool.dev/v1alpha1", "FleetNodePool"},
 	} {
 		items, err := l.list(ctx, k.apiVersion, k.kind)
 		if err != nil {
-			return s, err
+			return invariant.Snapshot{}, err
 		}
-		for _, t := range items {
-			s.Templates[k.kind+"/"+t.GetNamespace()+"/"+t.GetName()] = true
+		objs[k.kind] = items
+	}
+	return snapshot(objs), nil
+}
+
+// snapshot is the fleet the objects, by kind, make. Backings carry no
+// version: a MachineDeployment's spec may lead a control-plane machine
+// being replaced by moments; the machines it runs are checked instead.
+func snapshot(objs map[string][]unstructured.Unstructured) invariant.Snapshot {
+	s := invariant.Snapshot{ControlPlanes: map[string]string{}, Templates: map[invariant.Ref]bool{}}
+	for _, kind := range []string{"DevMachineTemplate", "KubeadmConfigTemplate"} {
+		for _, t := range objs[kind] {
+			s.Templates[invariant.Ref{Kind: kind, Namespace: t.GetNamespace(), Name: t.GetName()}] = true
 		}
 	}
-	sets, err := l.list(ctx, "cluster.x-k8s.io/v1beta2", "MachineSet")
-	if err != nil {
-		return s, err
-	}
-	for _, ms := range sets {
-		ref := func(path ...string) Ref {
+	for _, ms := range objs["MachineSet"] {
+		ref := func(path ...string) invariant.Ref {
 			m, _, _ := unstructured.NestedStringMap(ms.Object, path...)
-			return Ref{Kind: m["kind"], Name: m["name"]}
+			return invariant.Ref{Kind: m["kind"], Name: m["name"]}
 		}
-		r, _, _ := unstructured.NestedInt64(ms.Object, "spec", "replicas")
+		cluster, _, _ := unstructured.NestedString(ms.Object, "spec", "clusterName")
 		ready, _, _ := unstructured.NestedInt64(ms.Object, "status", "readyReplicas")
-		s.MachineSets = append(s.MachineSets, MachineSet{
-			Namespace: ms.GetNamespace(), Name: ms.GetName(),
+		s.MachineSets = append(s.MachineSets, invariant.MachineSet{
+			Ref:  invariant.Ref{Kind: "MachineSet", Namespace: ms.GetNamespace(), Name: ms.GetName()},
+			Pool: ms.GetLabels()[labelPool], Cluster: cluster,
 			Infra:     ref("spec", "template", "spec", "infrastructureRef"),
 			Bootstrap: ref("spec", "template", "spec", "bootstrap", "configRef"),
-			Deleting:  ms.GetDeletionTimestamp() != nil, Replicas: int32(r), Running: int32(ready), //nolint:gosec // Replica counts.
+			Running:   int32(ready), //nolint:gosec // A replica count.
 		})
 	}
-	machines, err := l.list(ctx, "cluster.x-k8s.io/v1beta2", "Machine")
-	if err != nil {
-		return s, err
-	}
-	for _, m := range machines {
+	running := map[string]int32{} // By namespace/MachineDeployment.
+	for _, m := range objs["Machine"] {
 		cluster, _, _ := unstructured.NestedString(m.Object, "spec", "clusterName")
 		version, _, _ := unstructured.NestedString(m.Object, "spec", "version")
-		phase, _, _ := unstructured.NestedString(m.Object, "status", "phase")
-		_, cp := m.GetLabels()[labelControlPlane]
-		s.Machines = append(s.Machines, Machine{Namespace: m.GetNamespace(), Name: m.GetName(), Cluster: cluster, Version: version,
-			ControlPlane: cp, Pool: m.GetLabels()[labelPool], Running: phase == "Running" && m.GetDeletionTimestamp() == nil})
+		if _, cp := m.GetLabels()[labelControlPlane]; cp {
+			k := m.GetNamespace() + "/" + cluster
+			if old, ok := s.ControlPlanes[k]; version != "" && (!ok || invariant.Newer(old, version)) {
+				s.ControlPlanes[k] = version
+			}
+			continue
+		}
+		s.Machines = append(s.Machines, invariant.Machine{Ref: invariant.Ref{Kind: "Machine", Namespace: m.GetNamespace(), Name: m.GetName()},
+			Pool: m.GetLabels()[labelPool], Cluster: cluster, Version: version})
+		if phase, _, _ := unstructured.NestedString(m.Object, "status", "phase"); phase == "Running" && m.GetDeletionTimestamp() == nil {
+			running[m.GetNamespace()+"/"+m.GetLabels()[labelDeployment]]++
+		}
 	}
-	mds, err := l.list(ctx, "cluster.x-k8s.io/v1beta2", "MachineDeployment")
-	if err != nil {
-		return s, err
-	}
-	for _, md := range mds {
+	for _, md := range objs["MachineDeployment"] {
+		if md.GetDeletionTimestamp() != nil {
+			continue
+		}
 		_, auto := md.GetAnnotations()[annotationMinSize]
-		d := Deployment{Namespace: md.GetNamespace(), Name: md.GetName(), Pool: md.GetLabels()[labelPool], Autoscaled: auto}
+		cluster, _, _ := unstructured.NestedString(md.Object, "spec", "clusterName")
+		b := invariant.Backing{Ref: invariant.Ref{Kind: "MachineDeployment", Namespace: md.GetNamespace(), Name: md.GetName()}, UID: string(md.GetUID()),
+			Pool: md.GetLabels()[labelPool], Cluster: cluster, Autoscaled: auto, Running: running[md.GetNamespace()+"/"+md.GetName()]}
 		for _, mf := range md.GetManagedFields() {
-			if mf.FieldsV1 != nil && ownsReplicas(mf.FieldsV1.GetRawBytes()) {
-				d.ReplicasWriters = append(d.ReplicasWriters, mf.Manager)
+			if mf.FieldsV1 != nil && FunctionManager(mf.Manager) && ownsReplicas(mf.FieldsV1.GetRawBytes()) {
+				b.FunctionSetsReplicas = true
 			}
 		}
-		s.Deployments = append(s.Deployments, d)
+		s.Backings = append(s.Backings, b)
 	}
-	pools, err := l.list(ctx, "fleet.nodepool.dev/v1alpha1", "FleetNodePool")
-	if err != nil {
-		return s, err
+	for _, p := range objs["FleetNodePool"] {
+		if p.GetDeletionTimestamp() == nil {
+			s.Pools = append(s.Pools, invariant.Pool{Namespace: p.GetNamespace(), Name: p.GetName(),
+				AllowReplacement: p.GetAnnotations()[annotationAllowReplacement] == "true"})
+		}
 	}
-	for _, p := range pools {
-		s.Pools = append(s.Pools, p.GetNamespace()+"/"+p.GetName())
-	}
-	return s, nil
+	return s
 }
 
 // ownsReplicas reports whether managed fields (FieldsV1 JSON) own

@@ -37,16 +37,26 @@ type Tools struct {
 	Function string
 }
 
-// ToolsFromEnv reads the tool paths from CROSSPLANE_CLI, CROSSPLANE_CORE and
-// FUNCTION_BIN, which the Makefile sets.
+// The variables ToolsFromEnv reads, which the Makefile sets: the paths of
+// the crossplane CLI, the Crossplane core and the function binary.
+const (
+	EnvCLI      = "CROSSPLANE_CLI"
+	EnvCore     = "CROSSPLANE_CORE"
+	EnvFunction = "FUNCTION_BIN"
+)
+
+// Env are the variables ToolsFromEnv reads.
+func Env() []string { return []string{EnvCLI, EnvCore, EnvFunction} }
+
+// ToolsFromEnv reads the tool paths from the variables of Env.
 func ToolsFromEnv() (Tools, error) {
-	t := Tools{CLI: os.Getenv("CROSSPLANE_CLI"), Core: os.Getenv("CROSSPLANE_CORE"), Function: os.Getenv("FUNCTION_BIN")}
-	for env, p := range map[string]string{"CROSSPLANE_CLI": t.CLI, "CROSSPLANE_CORE": t.Core, "FUNCTION_BIN": t.Function} {
+	t := Tools{CLI: os.Getenv(EnvCLI), Core: os.Getenv(EnvCore), Function: os.Getenv(EnvFunction)}
+	for i, p := range []string{t.CLI, t.Core, t.Function} {
 		if p == "" {
-			return t, fmt.Errorf("%s is not set: run the render tier through `make test` or `make test-render`, which build the tools", env)
+			return t, fmt.Errorf("%s is not set: run this through make (make render, or a test tier's target), which builds the tools", Env()[i])
 		}
 		if _, err := os.Stat(p); err != nil {
-			return t, fmt.Errorf("%s: %w", env, err)
+			return t, fmt.Errorf("%s: %w", Env()[i], err)
 		}
 	}
 	return t, nil

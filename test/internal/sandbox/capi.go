@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"math/big"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -33,18 +32,20 @@ type CAPIBinaries struct {
 	Core, Bootstrap, ControlPlane, Infrastructure string
 }
 
-// CAPIBinariesFromEnv reads the managers' paths from the environment the
-// Makefile sets.
+// CAPIEnv are the variables CAPIBinariesFromEnv reads, which the Makefile
+// sets.
+func CAPIEnv() []string {
+	return []string{"CAPI_CORE", "CAPI_BOOTSTRAP", "CAPI_CONTROLPLANE", "CAPI_INFRASTRUCTURE"}
+}
+
+// CAPIBinariesFromEnv reads the managers' paths from the variables of
+// CAPIEnv.
 func CAPIBinariesFromEnv() (CAPIBinaries, error) {
-	b := CAPIBinaries{Core: os.Getenv("CAPI_CORE"), Bootstrap: os.Getenv("CAPI_BOOTSTRAP"),
-		ControlPlane: os.Getenv("CAPI_CONTROLPLANE"), Infrastructure: os.Getenv("CAPI_INFRASTRUCTURE")}
-	for env, p := range map[string]string{"CAPI_CORE": b.Core, "CAPI_BOOTSTRAP": b.Bootstrap,
-		"CAPI_CONTROLPLANE": b.ControlPlane, "CAPI_INFRASTRUCTURE": b.Infrastructure} {
-		if p == "" {
-			return b, fmt.Errorf("%s is not set: run this through make, which builds the Cluster API managers", env)
-		}
+	v, err := fromEnv(CAPIEnv())
+	if err != nil {
+		return CAPIBinaries{}, err
 	}
-	return b, nil
+	return CAPIBinaries{Core: v[0], Bootstrap: v[1], ControlPlane: v[2], Infrastructure: v[3]}, nil
 }
 
 // A manager is one Cluster API manager: its binary, and where its module

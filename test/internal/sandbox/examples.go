@@ -16,22 +16,32 @@ import (
 	"github.com/fleetnodepool/function-fleetnodepool/test/internal/upstream"
 )
 
-// BinariesFromEnv reads the binaries' paths from the environment the
-// Makefile sets, and locates the CRDs.
+// Env are the variables BinariesFromEnv reads, which the Makefile sets.
+func Env() []string {
+	return []string{"KUBE_APISERVER", "ETCD", "KUBE_CONTROLLER_MANAGER", "CROSSPLANE_CORE", "FUNCTION_BIN", "CROSSPLANE_CRDS"}
+}
+
+// BinariesFromEnv reads the binaries' paths from the variables of Env, and
+// locates the CRDs.
 func BinariesFromEnv() (Binaries, error) {
-	b := Binaries{
-		APIServer: os.Getenv("KUBE_APISERVER"), Etcd: os.Getenv("ETCD"), ControllerManager: os.Getenv("KUBE_CONTROLLER_MANAGER"),
-		Crossplane: os.Getenv("CROSSPLANE_CORE"), Function: os.Getenv("FUNCTION_BIN"), CrossplaneCRDs: os.Getenv("CROSSPLANE_CRDS"),
+	v, err := fromEnv(Env())
+	if err != nil {
+		return Binaries{}, err
 	}
-	for env, p := range map[string]string{"KUBE_APISERVER": b.APIServer, "ETCD": b.Etcd, "KUBE_CONTROLLER_MANAGER": b.ControllerManager,
-		"CROSSPLANE_CORE": b.Crossplane, "FUNCTION_BIN": b.Function, "CROSSPLANE_CRDS": b.CrossplaneCRDs} {
-		if p == "" {
-			return b, fmt.Errorf("%s is not set: run this through make, which builds the tools", env)
-		}
-	}
-	var err error
+	b := Binaries{APIServer: v[0], Etcd: v[1], ControllerManager: v[2], Crossplane: v[3], Function: v[4], CrossplaneCRDs: v[5]}
 	b.CRDDirs, err = upstream.CRDDirs()
 	return b, err
+}
+
+// fromEnv reads variables, all of which must be set.
+func fromEnv(vars []string) ([]string, error) {
+	out := make([]string, len(vars))
+	for i, e := range vars {
+		if out[i] = os.Getenv(e); out[i] == "" {
+			return nil, fmt.Errorf("%s is not set: run this through make, which builds the tools", e)
+		}
+	}
+	return out, nil
 }
 
 // Lock makes sure one sandbox runs per directory: a second says so.

@@ -1,6 +1,6 @@
-//go:build e2e
+//go:build render
 
-package e2e
+package render
 
 import (
 	"bufio"
@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,14 +16,15 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/fleetnodepool/function-fleetnodepool/test/internal/render"
+	"github.com/fleetnodepool/function-fleetnodepool/test/internal/tier"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files from the current output")
 
 const (
-	examplesDir = "../../examples"
-	xrdPath     = "../../package/configuration/xrd.yaml"
-	invalidDir  = "../../examples/invalid"
+	examplesDir = "../../../examples"
+	xrdPath     = "../../../package/configuration/xrd.yaml"
+	invalidDir  = "../../../examples/invalid"
 )
 
 var (
@@ -33,22 +33,16 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	flag.Parse()
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	var err error
-	if tools, err = render.ToolsFromEnv(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if fn, err = render.StartFunction(context.Background(), tools.Function); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer fn.Stop()
-	return m.Run()
+	os.Exit(tier.Main(m, tier.Tier{Name: "render", Env: render.Env()}, func() (func(), error) {
+		var err error
+		if tools, err = render.ToolsFromEnv(); err != nil {
+			return nil, err
+		}
+		if fn, err = render.StartFunction(context.Background(), tools.Function); err != nil {
+			return nil, err
+		}
+		return fn.Stop, nil
+	}))
 }
 
 // TestRenderExamples renders every example and compares the output with its
@@ -79,16 +73,16 @@ func TestRenderPackages(t *testing.T) {
 	cases := map[string]render.Case{
 		"configuration": {
 			XR:          filepath.Join(examplesDir, "aws-machinedeployment", "xr.yaml"),
-			Composition: "../../package/configuration/composition.yaml",
+			Composition: "../../../package/configuration/composition.yaml",
 			Functions:   filepath.Join(examplesDir, "aws-machinedeployment", "functions.yaml"),
 			XRD:         xrdPath,
 			Required:    filepath.Join(examplesDir, "aws-machinedeployment", "required"),
 		},
 		"configuration-legacy": {
 			XR:          "testdata/legacy/xr.yaml",
-			Composition: "../../package/configuration-legacy/composition.yaml",
+			Composition: "../../../package/configuration-legacy/composition.yaml",
 			Functions:   "testdata/legacy/functions.yaml",
-			XRD:         "../../package/configuration-legacy/xrd.yaml",
+			XRD:         "../../../package/configuration-legacy/xrd.yaml",
 			Required:    filepath.Join(examplesDir, "aws-machinedeployment", "required"),
 		},
 	}

@@ -1,6 +1,6 @@
-//go:build e2e
+//go:build render
 
-package e2e
+package render
 
 import (
 	"bytes"
@@ -162,7 +162,7 @@ func TestRenderLifecycle(t *testing.T) {
 				render.Spec(xr)["zones"] = []any{"1", "2"}
 			},
 			cluster:     "testdata/lifecycle/azure-cluster.yaml",
-			composition: "../../package/configuration/composition.yaml",
+			composition: "../../../package/configuration/composition.yaml",
 			wantNames:   []string{"prod-eu-1-workers-eu-west-1a", "prod-eu-1-workers-eu-west-1b", oldInfra},
 			wantXR:      `"reason":"ProviderChanged"`,
 		},

@@ -1,6 +1,6 @@
-//go:build e2e
+//go:build render
 
-package e2e
+package render
 
 import (
 	"os"

@@ -1,6 +1,6 @@
-//go:build e2e
+//go:build xpkg
 
-package e2e
+package xpkg
 
 import (
 	"archive/tar"
@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/fleetnodepool/function-fleetnodepool/test/internal/render"
+	"github.com/fleetnodepool/function-fleetnodepool/test/internal/tier"
 )
 
 // packageFiles reads an xpkg (an OCI image tarball) and returns the
@@ -71,12 +72,16 @@ func kindsIn(t *testing.T, yml string) []string {
 	return out
 }
 
+// envDir is the directory `make xpkg` builds the packages into.
+const envDir = "XPKG_DIR"
+
+func TestMain(m *testing.M) {
+	os.Exit(tier.Main(m, tier.Tier{Name: "xpkg", Env: []string{envDir}}, nil))
+}
+
 // TestXpkg inspects the packages `make xpkg` builds with the pinned CLI.
 func TestXpkg(t *testing.T) {
-	dir := os.Getenv("XPKG_DIR")
-	if dir == "" {
-		t.Fatal("XPKG_DIR is not set: run this through `make test-xpkg`, which builds the packages")
-	}
+	dir := os.Getenv(envDir)
 	t.Run("Function", func(t *testing.T) {
 		files, entrypoint, user, ports := packageFiles(t, filepath.Join(dir, "function-fleetnodepool.xpkg"))
 		want := []string{"CustomResourceDefinition/policies.fleetnodepool.fn.crossplane.io", "Function/function-fleetnodepool"}
