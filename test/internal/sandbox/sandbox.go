@@ -44,7 +44,7 @@ const (
 	Namespace        = "crossplane-system"
 	caSecret         = "crossplane-root-ca"
 	clientCertSecret = "crossplane-tls-client"
-	FunctionName     = "function-fleetnodepool"
+	FunctionName     = "fleetnodepool-function-fleetnodepool"
 )
 
 // Binaries the sandbox runs.
