@@ -326,7 +326,8 @@ func (s *Sandbox) SetControlPlaneVersion(ctx context.Context, namespace, name, v
 			"infrastructureRef": map[string]any{"apiGroup": "infrastructure.cluster.x-k8s.io", "kind": "AWSMachineTemplate", "name": name + "-control-plane"},
 		}}},
 	}}
-	if err := s.Create(ctx, kcp); err != nil {
+	ns := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": namespace}}}
+	if err := s.Create(ctx, ns, kcp); err != nil {
 		return err
 	}
 	return eventually(ctx, 30*time.Second, func() error {

@@ -236,6 +236,13 @@ func (s *Sandbox) crossplaneStart(ctx context.Context) error {
 			return err
 		}
 	}
+	// The package manager caches the packages it pulls there, and fails
+	// to unpack them if the directory does not exist.
+	for _, d := range []string{"xpkg-cache", "xfn-cache"} {
+		if err := os.MkdirAll(filepath.Join(s.Dir, d), 0o700); err != nil {
+			return err
+		}
+	}
 	metrics, err := freePort()
 	if err != nil {
 		return err
