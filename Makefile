@@ -103,11 +103,14 @@ CAPI_ENV = CAPI_CORE=$(CAPI_DIR)/core CAPI_BOOTSTRAP=$(CAPI_DIR)/kubeadm-bootstr
 
 # CAPI=1 adds the real Cluster API managers and simulated clusters.
 CAPI ?=
+# DIRECT=1 applies the XRD and Composition files and registers the function
+# by hand, instead of installing the packages through the package manager.
+DIRECT ?=
 
 .PHONY: sandbox
-sandbox: $(SANDBOX_TOOLS) $(KUBECTL) $(if $(CAPI),$(CAPI_MANAGERS)) ## The real Crossplane core reconciling the example FleetNodePools on a local control plane (Ctrl-C stops it); CAPI=1 adds the real Cluster API managers and sim clusters.
+sandbox: $(SANDBOX_TOOLS) $(KUBECTL) $(if $(CAPI),$(CAPI_MANAGERS)) $(if $(DIRECT),,xpkg) ## The real Crossplane core reconciling the example FleetNodePools on a local control plane (Ctrl-C stops it), the packages installed through the package manager; CAPI=1 adds the real Cluster API managers and sim clusters, DIRECT=1 installs from files instead.
 	$(GO) build -o $(BIN)/sandbox-cmd ./test/cmd/sandbox
-	$(SANDBOX_ENV) $(CAPI_ENV) $(BIN)/sandbox-cmd --dir=$(BIN)/sandbox $(if $(CAPI),--capi)
+	$(SANDBOX_ENV) $(CAPI_ENV) XPKG_DIR=$(BIN) $(BIN)/sandbox-cmd --dir=$(BIN)/sandbox $(if $(CAPI),--capi) $(if $(DIRECT),--direct)
 
 .PHONY: kubectl
 kubectl: $(KUBECTL) ## Build kubectl into bin/ to look around the sandbox.
@@ -122,7 +125,7 @@ lint: $(GOLANGCI_LINT) ## golangci-lint (.golangci.yml: gosec and correctness li
 # variables, a tier skips with a message (fails under CI=true).
 
 .PHONY: test
-test: lint test-unit test-generate test-render test-conformance test-xpkg test-sandbox test-fleet ## Run every test tier.
+test: lint test-unit test-generate test-render test-conformance test-xpkg test-package test-sandbox test-fleet ## Run every test tier.
 
 .PHONY: test-unit
 test-unit: test-core-deps ## Unit tests: the planning core, providers and RunFunction adapter.
@@ -169,6 +172,11 @@ test-fleet: $(SANDBOX_TOOLS) $(CAPI_MANAGERS) ## Fleet e2e: the function, Crossp
 test-xpkg: xpkg ## Inspect the Function and Configuration packages make xpkg builds.
 	XPKG_DIR=$(BIN) $(GO) test -count=1 -tags xpkg ./test/e2e/xpkg/... -timeout 5m
 
+.PHONY: test-package
+test-package: xpkg $(SANDBOX_TOOLS) ## Package e2e: the packages pushed to a loopback OCI registry, the Configuration installed and upgraded through Crossplane's package manager.
+	$(SANDBOX_ENV) FUNCTION_BIN=$(FUNCTION_BIN) CROSSPLANE_CORE=$(CROSSPLANE_CORE) XPKG_DIR=$(BIN) \
+		$(GO) test -count=1 -tags pkg ./test/e2e/pkg/... -v -timeout 10m
+
 .PHONY: golden
 golden: build $(CROSSPLANE_CLI) $(CROSSPLANE_CORE) ## Regenerate the render golden files (review the diff!).
 	$(GO) test -count=1 -tags render ./test/e2e/render/... -update
@@ -182,9 +190,19 @@ $(CROSSPLANE_CLI):
 	$(call building,crossplane CLI $(CROSSPLANE_CLI_VERSION))
 	cd $(TOOLS)/crossplane-cli && time $(GO) build -o $@ github.com/crossplane/cli/v2/cmd/crossplane
 
+# The core carries its version: the package manager checks packages'
+# crossplane.version constraints against it ("invalid semantic version"
+# without). A core built without it is rebuilt (a relink on a warm cache).
+CROSSPLANE_CORE_LDFLAGS := -X github.com/crossplane/crossplane-runtime/v2/pkg/version.version=$(CROSSPLANE_CORE_VERSION)
+ifneq ($(wildcard $(CROSSPLANE_CORE)),)
+ifneq ($(shell $(CROSSPLANE_CORE) --version 2>/dev/null),$(CROSSPLANE_CORE_VERSION))
+.PHONY: $(CROSSPLANE_CORE)
+endif
+endif
+
 $(CROSSPLANE_CORE):
 	$(call building,Crossplane core $(CROSSPLANE_CORE_VERSION))
-	cd $(TOOLS)/crossplane && time $(GO) build -o $@ github.com/crossplane/crossplane/v2/cmd/crossplane
+	cd $(TOOLS)/crossplane && time $(GO) build -ldflags '$(CROSSPLANE_CORE_LDFLAGS)' -o $@ github.com/crossplane/crossplane/v2/cmd/crossplane
 
 $(KUBE_APISERVER):
 	$(call building,kube-apiserver $(KUBE_VERSION))

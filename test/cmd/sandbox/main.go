@@ -3,6 +3,13 @@
 // interrupted. With --capi (`make sandbox CAPI=1`) the real Cluster API
 // managers run too, with simulated clusters, and the sim example pools
 // become machines and nodes.
+//
+// The packages are installed as users install them: `make xpkg`'s
+// Function and Configuration packages are pushed to a registry on loopback
+// and the Configuration is installed through Crossplane's package manager,
+// which installs the Function. With --direct (`make sandbox DIRECT=1`) the
+// XRD and Composition files are applied and the function registered by
+// hand instead, which needs no package build.
 package main
 
 import (
@@ -21,9 +28,10 @@ import (
 func main() {
 	dir := flag.String("dir", "bin/sandbox", "where the sandbox keeps its kubeconfig, certificates and logs")
 	capi := flag.Bool("capi", false, "also run the Cluster API managers with simulated (in-memory) clusters")
+	direct := flag.Bool("direct", false, "apply the XRD and Composition files and register the function by hand, instead of installing the packages through the package manager")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, *dir, *capi)
+	err := run(ctx, *dir, *capi, *direct)
 	stop()
 	// Ctrl-C while starting is a stop, not a failure.
 	if err != nil && ctx.Err() == nil {
@@ -32,7 +40,7 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, dir string, capi bool) error {
+func run(ctx context.Context, dir string, capi, direct bool) error {
 	dir, err := filepath.Abs(dir)
 	if err != nil {
 		return err
@@ -46,9 +54,17 @@ func run(ctx context.Context, dir string, capi bool) error {
 	if err != nil {
 		return err
 	}
+	var opts []sandbox.Option
+	if !direct {
+		pkgs, err := sandbox.PackagesFromEnv()
+		if err != nil {
+			return err
+		}
+		opts = append(opts, sandbox.WithPackages(pkgs))
+	}
 	progress := func(f string, a ...any) { fmt.Printf(">> "+f+"\n", a...) }
 	t0 := time.Now()
-	s, err := sandbox.Start(ctx, dir, bins, progress)
+	s, err := sandbox.Start(ctx, dir, bins, progress, opts...)
 	if err != nil {
 		return err
 	}
@@ -85,6 +101,7 @@ The sandbox runs until Ctrl-C, with the real Cluster API v1.14 managers and
 in-memory machines. Look around with kubectl (v1.36.3, in bin/kube-v1.36.3/):
 
   export KUBECONFIG=%s PATH=$PWD/bin/kube-v1.36.3:$PATH
+  kubectl get configurations,functions,functionrevisions   # what the package manager installed
   kubectl get fleetnodepools -A
   kubectl get clusters,kubeadmcontrolplanes,machinedeployments,machinesets,machines -A
   kubectl describe fleetnodepool -n team-sim workers
@@ -100,6 +117,7 @@ Logs: %s/{crossplane,function,kube-controller-manager,capi-core,capi-kubeadm-boo
 The sandbox runs until Ctrl-C. Look around with kubectl (v1.36.3, in bin/kube-v1.36.3/):
 
   export KUBECONFIG=%s PATH=$PWD/bin/kube-v1.36.3:$PATH
+  kubectl get configurations,functions,functionrevisions   # what the package manager installed
   kubectl get fleetnodepools -A
   kubectl get machinedeployments,machinepools,awsmachinetemplates,kubeadmconfigtemplates -A
   kubectl describe fleetnodepool -n team-a workers

@@ -96,29 +96,7 @@ func setControlPlaneVersion(ctx context.Context, v string) error {
 }
 
 func get(ctx context.Context, apiVersion, kind, name string) *unstructured.Unstructured {
-	u := &unstructured.Unstructured{}
-	u.SetAPIVersion(apiVersion)
-	u.SetKind(kind)
-	if err := sb.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, u); err != nil {
-		return nil
-	}
-	return u
-}
-
-// eventually polls cond until it holds, failing the test after timeout,
-// and logs how long it took.
-func eventually(t *testing.T, what string, timeout time.Duration, cond func() error) {
-	t.Helper()
-	t0 := time.Now()
-	var err error
-	for time.Since(t0) < timeout {
-		if err = cond(); err == nil {
-			t.Logf("%s: %s", what, time.Since(t0).Round(10*time.Millisecond))
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s: not after %s: %v", what, timeout, err)
+	return sb.Get(ctx, apiVersion, kind, ns, name)
 }
 
 func xr(ctx context.Context) *unstructured.Unstructured {
@@ -188,7 +166,7 @@ func TestDriftReverted(t *testing.T) {
 	if err := sb.Client.Delete(ctx, get(ctx, "cluster.x-k8s.io/v1beta2", "MachineDeployment", md)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "deleted MachineDeployment recreated", time.Minute, func() error {
+	sandbox.Eventually(t, "deleted MachineDeployment recreated", time.Minute, func() error {
 		if get(ctx, "cluster.x-k8s.io/v1beta2", "MachineDeployment", md) == nil {
 			return fmt.Errorf("not there")
 		}
@@ -199,7 +177,7 @@ func TestDriftReverted(t *testing.T) {
 		_ = unstructured.SetNestedField(m.Object, "v1.20.0", "spec", "template", "spec", "version")
 		return sb.Client.Update(ctx, m)
 	})
-	eventually(t, "hand-edited version reverted", time.Minute, func() error {
+	sandbox.Eventually(t, "hand-edited version reverted", time.Minute, func() error {
 		m := get(ctx, "cluster.x-k8s.io/v1beta2", "MachineDeployment", md)
 		if v, _, _ := unstructured.NestedString(m.Object, "spec", "template", "spec", "version"); v != "v1.33.4" {
 			return fmt.Errorf("version %s", v)
@@ -216,7 +194,7 @@ func TestEdits(t *testing.T) {
 	oldInfra, _, _ := unstructured.NestedString(before.Object, "spec", "template", "spec", "infrastructureRef", "name")
 
 	editXR(t, func(s map[string]any) { s["machine"] = map[string]any{"class": "large"} })
-	eventually(t, "machine class: templates rotated", time.Minute, func() error {
+	sandbox.Eventually(t, "machine class: templates rotated", time.Minute, func() error {
 		m := mds(ctx)["prod-eu-1-workers-eu-west-1a"]
 		infra, _, _ := unstructured.NestedString(m.Object, "spec", "template", "spec", "infrastructureRef", "name")
 		if infra == oldInfra || get(ctx, "infrastructure.cluster.x-k8s.io/v1beta2", "AWSMachineTemplate", infra) == nil {
@@ -226,7 +204,7 @@ func TestEdits(t *testing.T) {
 	})
 
 	editXR(t, func(s map[string]any) { s["scaling"] = map[string]any{"min": int64(4), "max": int64(12)} })
-	eventually(t, "scaling: in place", time.Minute, func() error {
+	sandbox.Eventually(t, "scaling: in place", time.Minute, func() error {
 		m := mds(ctx)["prod-eu-1-workers-eu-west-1a"]
 		if m.GetAnnotations()["cluster.x-k8s.io/cluster-api-autoscaler-node-group-max-size"] != "6" {
 			return fmt.Errorf("annotations %v", m.GetAnnotations())
@@ -238,7 +216,7 @@ func TestEdits(t *testing.T) {
 	})
 
 	editXR(t, func(s map[string]any) { s["zones"] = []any{"eu-west-1a"} })
-	eventually(t, "zone removed: its MachineDeployment deleted", time.Minute, func() error {
+	sandbox.Eventually(t, "zone removed: its MachineDeployment deleted", time.Minute, func() error {
 		got := mds(ctx)
 		if _, ok := got["prod-eu-1-workers-eu-west-1b"]; ok || len(got) != 1 {
 			return fmt.Errorf("MachineDeployments %v", slices.Collect(mapKeys(got)))
@@ -267,7 +245,7 @@ func TestVersionBump(t *testing.T) {
 	if err := sb.Client.Update(ctx, comp); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "channel bumped, control plane behind: held", time.Minute, func() error {
+	sandbox.Eventually(t, "channel bumped, control plane behind: held", time.Minute, func() error {
 		if s, msg := sandbox.Condition(xr(ctx), "UpgradePending"); s != "True" || !strings.Contains(msg, "v1.34.1") {
 			return fmt.Errorf("UpgradePending %s %q", s, msg)
 		}
@@ -281,7 +259,7 @@ func TestVersionBump(t *testing.T) {
 	if err := setControlPlaneVersion(ctx, "v1.34.1"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "control plane at v1.34.1: the pool follows", 2*time.Minute, func() error {
+	sandbox.Eventually(t, "control plane at v1.34.1: the pool follows", 2*time.Minute, func() error {
 		for name, m := range mds(ctx) {
 			if v, _, _ := unstructured.NestedString(m.Object, "spec", "template", "spec", "version"); v != "v1.34.1" {
 				return fmt.Errorf("%s at %s", name, v)
@@ -305,7 +283,7 @@ func TestRestart(t *testing.T) {
 	if err := sb.Client.Delete(ctx, get(ctx, "cluster.x-k8s.io/v1beta2", "MachineDeployment", md)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "after restarting core and the function: deleted MachineDeployment recreated", 2*time.Minute, func() error {
+	sandbox.Eventually(t, "after restarting core and the function: deleted MachineDeployment recreated", 2*time.Minute, func() error {
 		if get(ctx, "cluster.x-k8s.io/v1beta2", "MachineDeployment", md) == nil {
 			return fmt.Errorf("not there")
 		}
@@ -323,7 +301,7 @@ func TestZDelete(t *testing.T) {
 	if err := sb.Client.Delete(ctx, xr(ctx)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "FleetNodePool deleted: its objects gone", 2*time.Minute, func() error {
+	sandbox.Eventually(t, "FleetNodePool deleted: its objects gone", 2*time.Minute, func() error {
 		if n := len(mds(ctx)); n > 0 {
 			return fmt.Errorf("%d MachineDeployments left", n)
 		}

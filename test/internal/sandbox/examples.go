@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -66,9 +67,13 @@ func Lock(dir string) (func(), error) {
 // (capi), only the simulated examples are created, each Cluster with its
 // in-memory DevCluster and one-replica KubeadmControlPlane at the
 // Composition's stable channel version.
+//
+// Started WithPackages, the sandbox publishes the packages to its registry
+// at Version and installs them as docs/install.md does: the RBAC
+// ClusterRole next to the package/ Configuration, then the Configuration
+// package, whose Function dependency the package manager installs.
 func (s *Sandbox) Examples(ctx context.Context, examples, configuration string, capi bool, progress func(string, ...any)) (string, error) {
-	progress("installing the XRD and Composition from %s", configuration)
-	if err := s.InstallConfiguration(ctx, configuration); err != nil {
+	if err := s.install(ctx, configuration, progress); err != nil {
 		return "", err
 	}
 	clusters, _ := filepath.Glob(filepath.Join(examples, "*", "required", "cluster.yaml"))
@@ -185,6 +190,32 @@ func (s *Sandbox) namespaceOf(ctx context.Context, file string) error {
 	return client.IgnoreAlreadyExists(s.Client.Create(ctx, ns))
 }
 
+// Version is the version the sandbox publishes the packages at.
+const Version = "v0.1.0"
+
+func (s *Sandbox) install(ctx context.Context, configuration string, progress func(string, ...any)) error {
+	if s.packages == nil {
+		progress("installing the XRD and Composition from %s (files, not the package manager)", configuration)
+		return s.InstallConfiguration(ctx, configuration)
+	}
+	t0 := time.Now()
+	progress("pushing the Function and Configuration packages to the registry %s (crossplane xpkg push)", s.Registry)
+	if err := s.Publish(ctx, Version); err != nil {
+		return err
+	}
+	progress("  pushed in %s", time.Since(t0).Round(100*time.Millisecond))
+	t0 = time.Now()
+	progress("installing the RBAC ClusterRole and the Configuration %s:%s; the package manager installs its Function", ConfigurationPackage, Version)
+	if err := s.Apply(ctx, filepath.Join(filepath.Dir(configuration), "rbac", "clusterrole.yaml")); err != nil {
+		return err
+	}
+	if err := s.InstallPackage(ctx, ConfigurationPackage+":"+Version); err != nil {
+		return err
+	}
+	progress("  installed and healthy in %s", time.Since(t0).Round(100*time.Millisecond))
+	return nil
+}
+
 // InstallConfiguration installs a Configuration's XRD and Composition.
 func (s *Sandbox) InstallConfiguration(ctx context.Context, configuration string) error {
 	if err := s.Apply(ctx, filepath.Join(configuration, "xrd.yaml")); err != nil {
@@ -293,4 +324,67 @@ func (s *Sandbox) WaitAvailable(ctx context.Context, examples string, timeout ti
 		progress("  %s/%s Ready after %s", xr.GetNamespace(), xr.GetName(), time.Since(t0).Round(time.Second))
 	}
 	return nil
+}
+
+// SetControlPlaneVersion plays the control plane of a Cluster: it creates
+// its KubeadmControlPlane if there is none, and reports it running version.
+func (s *Sandbox) SetControlPlaneVersion(ctx context.Context, namespace, name, version string) error {
+	kcp := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "controlplane.cluster.x-k8s.io/v1beta2", "kind": "KubeadmControlPlane",
+		"metadata": map[string]any{"name": name, "namespace": namespace},
+		"spec": map[string]any{"version": version, "machineTemplate": map[string]any{"spec": map[string]any{
+			"infrastructureRef": map[string]any{"apiGroup": "infrastructure.cluster.x-k8s.io", "kind": "AWSMachineTemplate", "name": name + "-control-plane"},
+		}}},
+	}}
+	ns := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": namespace}}}
+	if err := s.Create(ctx, ns, kcp); err != nil {
+		return err
+	}
+	return eventually(ctx, 30*time.Second, func() error {
+		if err := s.Client.Get(ctx, client.ObjectKeyFromObject(kcp), kcp); err != nil {
+			return err
+		}
+		_ = unstructured.SetNestedField(kcp.Object, version, "spec", "version")
+		if err := s.Client.Update(ctx, kcp); err != nil {
+			return err
+		}
+		_ = unstructured.SetNestedField(kcp.Object, version, "status", "version")
+		return s.Client.Status().Update(ctx, kcp)
+	})
+}
+
+// Get reads an object, or nil if it does not exist.
+func (s *Sandbox) Get(ctx context.Context, apiVersion, kind, namespace, name string) *unstructured.Unstructured {
+	u := &unstructured.Unstructured{}
+	u.SetAPIVersion(apiVersion)
+	u.SetKind(kind)
+	if err := s.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, u); err != nil {
+		return nil
+	}
+	return u
+}
+
+// List lists objects of a kind; none if it cannot.
+func (s *Sandbox) List(ctx context.Context, apiVersion, kind string, opts ...client.ListOption) []unstructured.Unstructured {
+	l := &unstructured.UnstructuredList{}
+	l.SetAPIVersion(apiVersion)
+	l.SetKind(kind + "List")
+	_ = s.Client.List(ctx, l, opts...)
+	return l.Items
+}
+
+// Eventually polls cond until it holds, failing the test after timeout,
+// and logs how long it took.
+func Eventually(t testing.TB, what string, timeout time.Duration, cond func() error) {
+	t.Helper()
+	t0 := time.Now()
+	var err error
+	for time.Since(t0) < timeout {
+		if err = cond(); err == nil {
+			t.Logf("%s: %s", what, time.Since(t0).Round(10*time.Millisecond))
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("%s: not after %s: %v", what, timeout, err)
 }

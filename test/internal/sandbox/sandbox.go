@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,6 +38,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
+
+	pkgv1 "github.com/crossplane/crossplane/apis/v2/pkg/v1"
+	pkgv1beta1 "github.com/crossplane/crossplane/apis/v2/pkg/v1beta1"
 )
 
 // Names Crossplane is set up with.
@@ -44,7 +48,7 @@ const (
 	Namespace        = "crossplane-system"
 	caSecret         = "crossplane-root-ca"
 	clientCertSecret = "crossplane-tls-client"
-	FunctionName     = "function-fleetnodepool"
+	FunctionName     = "fleetnodepool-function-fleetnodepool"
 )
 
 // Binaries the sandbox runs.
@@ -73,28 +77,46 @@ type Sandbox struct {
 	progress func(string, ...any)
 	// managers are the Cluster API managers StartCAPI ran, if it did.
 	managers []string
+
+	// Registry is the host:port of the loopback OCI registry the sandbox
+	// serves when started WithPackages.
+	Registry    string
+	packages    *Packages
+	registry    *http.Server
+	stopRuntime context.CancelFunc
 }
 
-// Start brings the sandbox up, reporting progress.
-func Start(ctx context.Context, dir string, bins Binaries, progress func(string, ...any)) (*Sandbox, error) {
+// Start brings the sandbox up, reporting progress. By default the function
+// is registered by hand; WithPackages lets the package manager install it.
+func Start(ctx context.Context, dir string, bins Binaries, progress func(string, ...any), opts ...Option) (*Sandbox, error) {
 	s := &Sandbox{Dir: dir, bins: bins, procs: map[string]*exec.Cmd{}, logs: map[string]*os.File{}, progress: progress}
+	for _, o := range opts {
+		o(s)
+	}
 	ok := false
 	defer func() {
 		if !ok {
 			s.Stop()
 		}
 	}()
-	for _, step := range []struct {
+	type step struct {
 		what string
 		fn   func(context.Context) error
-	}{
+	}
+	steps := []step{
 		{"etcd, kube-apiserver and the Cluster API CRDs", s.controlPlane},
 		{"kube-controller-manager (garbage collector only)", s.garbageCollector},
 		{"crossplane core init", s.crossplaneInit},
 		{"the function, served with mTLS", s.function},
 		{"crossplane core start", s.crossplaneStart},
 		{"the function's registration", s.register},
-	} {
+	}
+	if s.packages != nil {
+		steps = append(steps[:len(steps)-1],
+			step{"an OCI registry on loopback", s.serveRegistry},
+			step{"the package runtime (TLS Secret, endpoint and health of the FunctionRevisions the package manager creates)", s.playRuntime})
+	}
+	for _, step := range steps {
 		t0 := time.Now()
 		s.progress("starting %s", step.what)
 		if err := step.fn(ctx); err != nil {
@@ -111,8 +133,10 @@ func (s *Sandbox) controlPlane(_ context.Context) error {
 	if err := clientgoscheme.AddToScheme(sch); err != nil {
 		return err
 	}
-	if err := apiextensionsv1.AddToScheme(sch); err != nil {
-		return err
+	for _, add := range []func(*runtime.Scheme) error{apiextensionsv1.AddToScheme, pkgv1.AddToScheme, pkgv1beta1.AddToScheme} {
+		if err := add(sch); err != nil {
+			return err
+		}
 	}
 	s.env = &envtest.Environment{
 		ControlPlane: envtest.ControlPlane{
@@ -209,6 +233,13 @@ func (s *Sandbox) crossplaneStart(ctx context.Context) error {
 	}
 	for _, f := range []string{"ca.crt", "tls.crt", "tls.key"} {
 		if err := os.WriteFile(filepath.Join(dir, f), cl.Data[f], 0o600); err != nil {
+			return err
+		}
+	}
+	// The package manager caches the packages it pulls there, and fails
+	// to unpack them if the directory does not exist.
+	for _, d := range []string{"xpkg-cache", "xfn-cache"} {
+		if err := os.MkdirAll(filepath.Join(s.Dir, d), 0o700); err != nil {
 			return err
 		}
 	}
@@ -375,6 +406,12 @@ func peakRSS(pid int) uint64 {
 
 // Stop stops every process and the control plane.
 func (s *Sandbox) Stop() {
+	if s.stopRuntime != nil {
+		s.stopRuntime()
+	}
+	if s.registry != nil {
+		_ = s.registry.Close()
+	}
 	for _, n := range append(s.managers, "crossplane", "function", "kube-controller-manager") {
 		if cmd, ok := s.procs[n]; ok {
 			stop(cmd)
