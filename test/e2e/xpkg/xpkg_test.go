@@ -100,6 +100,9 @@ func TestXpkg(t *testing.T) {
 			if o.GetAnnotations()["meta.crossplane.io/readme"] == "" {
 				t.Errorf("the Function has no readme annotation")
 			}
+			if v, _, _ := unstructured.NestedString(o.Object, "spec", "crossplane", "version"); v == "" {
+				t.Errorf("the Function has no crossplane.version constraint")
+			}
 		}
 		if _, ok := files["function"]; !ok {
 			t.Errorf("the embedded runtime has no /function binary; files: %v", keys(files))
