@@ -87,7 +87,7 @@ func TestFunctionRefIsTheDependencyName(t *testing.T) {
 	compositions, _ := filepath.Glob(filepath.Join(root, "package", "*", "composition.yaml"))
 	examples, _ := filepath.Glob(filepath.Join(root, "examples", "*", "composition.yaml"))
 	functions, _ := filepath.Glob(filepath.Join(root, "examples", "*", "functions.yaml"))
-	functions = append(functions, filepath.Join(root, "test", "e2e", "testdata", "legacy", "functions.yaml"))
+	functions = append(functions, filepath.Join(root, "test", "e2e", "render", "testdata", "legacy", "functions.yaml"))
 
 	cases := map[string]struct {
 		reason string
