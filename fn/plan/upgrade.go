@@ -85,6 +85,7 @@ func sequence(target string, observed map[string]Observed, cl *Cluster, cp *Cont
 	}
 	cpv, err := kubeversion.Parse(cp.Version)
 	if err != nil {
+		//nolint:nilerr // An unreadable version is no error of the pool's: it holds the pool, with a condition naming it.
 		return sequenced{asIs: true, pending: &UpgradePending{
 			Reason: ReasonVersionUnreadable, Target: target,
 			Message: fmt.Sprintf("holding the pool as it is: cannot read the version %q of its control plane %s/%s (status.version), so nothing may change until it reports a Kubernetes version like v1.34.1",

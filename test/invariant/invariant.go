@@ -12,14 +12,15 @@
 // filled and nothing else.
 //
 // It lives outside test/internal so that fn/plan's tests can import it; it
-// imports nothing of this module, so there is no cycle.
+// imports only fn/kubeversion of this module, so there is no cycle.
 package invariant
 
 import (
 	"cmp"
 	"fmt"
-	"github.com/fleetnodepool/function-fleetnodepool/fn/kubeversion"
 	"slices"
+
+	"github.com/fleetnodepool/function-fleetnodepool/fn/kubeversion"
 )
 
 // A Rule is an invariant of a fleet, by its stable name.
