@@ -24,24 +24,58 @@ const (
 	errFmtUnmarshal   = "cannot decode %s"
 	errFmtUnmarshalAt = "cannot decode %s: %s: %s"
 	errUnexpected     = "unexpected JSON token"
+	errParse          = "cannot parse the wire encoding"
 )
 
 // ToStruct encodes a typed object as a protobuf Struct, the form composed
 // resources take in a RunFunctionResponse: its wire encoding (package wire,
-// what template names are hashed from), parsed. It drops what a composed resource
-// must not carry: status, and the metadata fields encoding/json cannot omit.
+// what template names are hashed from), parsed. It drops what a composed
+// resource must not carry: status, and the metadata fields encoding/json
+// cannot omit.
 func ToStruct(v any) (*structpb.Struct, error) {
 	b, err := wire.Marshal(v)
 	if err != nil {
 		return nil, errors.Wrapf(err, errFmtMarshal, v)
 	}
+	return fromWire(b, nil)
+}
+
+// An identity is what a composed object is named by.
+type identity interface {
+	GetName() string
+	GetNamespace() string
+	GetLabels() map[string]string
+}
+
+// fromWire parses an object's wire encoding into a Struct, as ToStruct. With
+// an identity, the encoding was made without one (to hash it), and the
+// identity's name, namespace and labels are set on the Struct: ToStruct of
+// the named object, without encoding it twice.
+func fromWire(b []byte, id identity) (*structpb.Struct, error) {
 	s, err := jsonToStruct(b)
 	if err != nil {
-		return nil, errors.Wrapf(err, errFmtMarshal, v)
+		return nil, errors.Wrap(err, errParse)
 	}
 	delete(s.GetFields(), "status")
-	if md := s.GetFields()["metadata"].GetStructValue(); md != nil {
-		delete(md.GetFields(), "creationTimestamp")
+	md := s.GetFields()["metadata"].GetStructValue()
+	if md == nil {
+		md = &structpb.Struct{Fields: map[string]*structpb.Value{}}
+		s.Fields["metadata"] = structpb.NewStructValue(md)
+	}
+	delete(md.GetFields(), "creationTimestamp")
+	if id == nil {
+		return s, nil
+	}
+	md.Fields["name"] = structpb.NewStringValue(id.GetName())
+	if ns := id.GetNamespace(); ns != "" {
+		md.Fields["namespace"] = structpb.NewStringValue(ns)
+	}
+	if l := id.GetLabels(); len(l) > 0 {
+		ls := &structpb.Struct{Fields: make(map[string]*structpb.Value, len(l))}
+		for k, v := range l {
+			ls.Fields[k] = structpb.NewStringValue(v)
+		}
+		md.Fields["labels"] = structpb.NewStructValue(ls)
 	}
 	return s, nil
 }

@@ -1,6 +1,7 @@
 package compose
 
 import (
+	"maps"
 	"strings"
 
 	"google.golang.org/protobuf/types/known/structpb"
@@ -36,6 +37,10 @@ const (
 	// workers never overtake.
 	requirementControlPlane = "controlplane"
 )
+
+// specCrossplane is the part of a v2 composite resource's spec Crossplane
+// owns.
+const specCrossplane = "crossplane"
 
 // Labels Crossplane sets on a composite resource created for a claim.
 const (
@@ -99,6 +104,13 @@ func (f *Function) decode(req *fnv1.RunFunctionRequest) (plan.Input, error) {
 		return in, errors.New(errNoNamespace)
 	}
 	if spec := xr.GetFields()["spec"].GetStructValue(); spec != nil {
+		// Crossplane's own part of the spec (spec.crossplane: composition
+		// and resource references) is often most of it, and no field of the
+		// pool's.
+		if _, ok := spec.GetFields()[specCrossplane]; ok {
+			spec = &structpb.Struct{Fields: maps.Clone(spec.GetFields())}
+			delete(spec.Fields, specCrossplane)
+		}
 		if err := FromStruct(spec, &in.Spec, "the FleetNodePool spec", "spec", false); err != nil {
 			return in, err
 		}

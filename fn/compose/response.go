@@ -64,7 +64,7 @@ type planned struct {
 func build(p *plan.Plan) (*planned, error) {
 	out := &planned{resources: make(map[string]*fnv1.Resource, len(p.Resources))}
 	for _, r := range p.Resources {
-		s, err := ToStruct(r.Object)
+		s, err := encode(r)
 		if err != nil {
 			return nil, errors.Wrapf(err, errFmtEncode, r.Key)
 		}
@@ -89,6 +89,15 @@ func build(p *plan.Plan) (*planned, error) {
 		}}
 	}
 	return out, nil
+}
+
+// encode is a planned object as it is sent: from the wire encoding
+// planning made of it, where it made one.
+func encode(r plan.Resource) (*structpb.Struct, error) {
+	if r.Wire != nil {
+		return fromWire(r.Wire, r.Object)
+	}
+	return ToStruct(r.Object)
 }
 
 // apply adds a planned pool to a response: its desired resources (keeping

@@ -109,6 +109,10 @@ type Resource struct {
 	Object provider.Object
 	// Ready reports whether the object is ready, from what was observed.
 	Ready bool
+	// Wire is the object's wire encoding without its identity (name,
+	// namespace, labels), where planning made it to name the object by its
+	// hash: encoding it again would only repeat the work.
+	Wire []byte
 }
 
 // A Plan is the desired state of one pool.

@@ -34,7 +34,7 @@ func (p *Plan) template(in Input, prefix string, t provider.Object, labels map[s
 		}
 	}
 	name(t, n, in.Namespace, in.Spec.ClusterName, labels)
-	p.add(in.Observed, Resource{Key: k, Object: t}, true)
+	p.add(in.Observed, Resource{Key: k, Object: t, Wire: b}, true)
 	return t, nil
 }
 
