@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -30,25 +31,58 @@ var functions = []struct {
 	pkg string
 	// args are extra server flags.
 	args []string
+	// changed calls alternate between two versions of the pool, so that
+	// every call misses the cache.
+	changed bool
 }{
 	{name: "noop", fn: &noop.Function{}, pkg: "./noop/server"},
 	{name: "fleetnodepool", fn: compose.New(), pkg: "../../fn"},
 	// Every call plans: what a changed pool (or a cold cache) costs.
 	{name: "fleetnodepool-uncached", fn: compose.New(compose.WithCacheSize(0)), pkg: "../../fn", args: []string{"--cache-size=0"}},
+	// The function as deployed on a changed pool: the plan cache misses,
+	// the policy is still cached.
+	{name: "fleetnodepool-changed", fn: compose.New(), pkg: "../../fn", changed: true},
 }
 
-// BenchmarkRunFunction calls RunFunction in process for a typical pool.
+// measure runs op in a benchmark loop and reports, besides wall time and
+// allocations, the process's CPU time per op (cpu-ns/op), garbage
+// collection included: on a shared machine it moves less than wall time.
+func measure(b *testing.B, op func() error) {
+	b.Helper()
+	b.ReportAllocs()
+	cpu0 := processCPU(b)
+	for b.Loop() {
+		if err := op(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64((processCPU(b)-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
+}
+
+// processCPU is the user+system CPU time this process has used.
+func processCPU(b *testing.B) time.Duration {
+	b.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkRunFunction calls RunFunction in process for a typical pool,
+// and reports the process's CPU time per call besides wall time.
 func BenchmarkRunFunction(b *testing.B) {
 	for _, fx := range fixtures {
 		req := typicalPool(b, fx)
 		for _, f := range functions {
 			b.Run(fx.name+"/"+f.name, func(b *testing.B) {
-				b.ReportAllocs()
-				for b.Loop() {
-					if _, err := f.fn.RunFunction(context.Background(), req); err != nil {
-						b.Fatal(err)
-					}
-				}
+				reqs := requests(req, f.changed)
+				i := 0
+				measure(b, func() error {
+					_, err := f.fn.RunFunction(context.Background(), reqs[i%len(reqs)])
+					i++
+					return err
+				})
 			})
 		}
 	}
@@ -61,12 +95,21 @@ func BenchmarkGRPC(b *testing.B) {
 	for _, fx := range fixtures {
 		req := typicalPool(b, fx)
 		for _, f := range functions {
-			b.Run(fx.name+"/"+f.name, func(b *testing.B) { grpcBench(b, f.pkg, f.args, req) })
+			b.Run(fx.name+"/"+f.name, func(b *testing.B) { grpcBench(b, f.pkg, f.args, requests(req, f.changed)) })
 		}
 	}
 }
 
-func grpcBench(b *testing.B, pkg string, args []string, req *fnv1.RunFunctionRequest) {
+// requests are what a benchmark sends in turn: req, and with changed also
+// req with a changed pool.
+func requests(req *fnv1.RunFunctionRequest, changed bool) []*fnv1.RunFunctionRequest {
+	if !changed {
+		return []*fnv1.RunFunctionRequest{req}
+	}
+	return []*fnv1.RunFunctionRequest{req, changedPool(req)}
+}
+
+func grpcBench(b *testing.B, pkg string, args []string, reqs []*fnv1.RunFunctionRequest) {
 	b.Helper()
 	srv := startServer(b, pkg, args...)
 	conn, err := grpc.NewClient(srv.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -75,17 +118,17 @@ func grpcBench(b *testing.B, pkg string, args []string, req *fnv1.RunFunctionReq
 	}
 	defer conn.Close() //nolint:errcheck // Benchmark teardown.
 	client := fnv1.NewFunctionRunnerServiceClient(conn)
-	for range 200 { // Warm up the connection and the server.
-		if _, err := client.RunFunction(context.Background(), req); err != nil {
+	for i := range 200 { // Warm up the connection and the server.
+		if _, err := client.RunFunction(context.Background(), reqs[i%len(reqs)]); err != nil {
 			b.Fatal(err)
 		}
 	}
 	lat := make([]time.Duration, 0, 4096)
 	cpu0 := srv.cpu(b)
 	b.ResetTimer()
-	for b.Loop() {
+	for i := 0; b.Loop(); i++ {
 		t := time.Now()
-		if _, err := client.RunFunction(context.Background(), req); err != nil {
+		if _, err := client.RunFunction(context.Background(), reqs[i%len(reqs)]); err != nil {
 			b.Fatal(err)
 		}
 		lat = append(lat, time.Since(t))

@@ -163,6 +163,19 @@ func typicalPool(tb testing.TB, fx fixture, edits ...edit) *fnv1.RunFunctionRequ
 	return req
 }
 
+// changedPool is req after a change of the pool: Cluster API moved the
+// status of a MachineDeployment, so its resourceVersion is new.
+func changedPool(req *fnv1.RunFunctionRequest) *fnv1.RunFunctionRequest {
+	c := proto.Clone(req).(*fnv1.RunFunctionRequest)
+	for _, r := range c.GetObserved().GetResources() {
+		if str(r.GetResource(), "kind") == "MachineDeployment" {
+			r.GetResource().GetFields()["metadata"].GetStructValue().Fields["resourceVersion"] = structpb.NewStringValue("1234568")
+			break
+		}
+	}
+	return c
+}
+
 // run calls the function without a cache.
 func run(tb testing.TB, req *fnv1.RunFunctionRequest) *fnv1.RunFunctionResponse {
 	tb.Helper()
