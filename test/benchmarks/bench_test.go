@@ -111,18 +111,7 @@ func requests(req *fnv1.RunFunctionRequest, changed bool) []*fnv1.RunFunctionReq
 
 func grpcBench(b *testing.B, pkg string, args []string, reqs []*fnv1.RunFunctionRequest) {
 	b.Helper()
-	srv := startServer(b, pkg, args...)
-	conn, err := grpc.NewClient(srv.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close() //nolint:errcheck // Benchmark teardown.
-	client := fnv1.NewFunctionRunnerServiceClient(conn)
-	for i := range 200 { // Warm up the connection and the server.
-		if _, err := client.RunFunction(context.Background(), reqs[i%len(reqs)]); err != nil {
-			b.Fatal(err)
-		}
-	}
+	srv, client := dial(b, pkg, args, reqs)
 	lat := make([]time.Duration, 0, 4096)
 	cpu0 := srv.cpu(b)
 	b.ResetTimer()
@@ -138,6 +127,25 @@ func grpcBench(b *testing.B, pkg string, args []string, reqs []*fnv1.RunFunction
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(cpu.Microseconds())/float64(len(lat)), "server-cpu-µs/op")
+}
+
+// dial starts a function's server binary, connects to it and warms the
+// connection and the server up with reqs.
+func dial(b *testing.B, pkg string, args []string, reqs []*fnv1.RunFunctionRequest) (*server, fnv1.FunctionRunnerServiceClient) {
+	b.Helper()
+	srv := startServer(b, pkg, args...)
+	conn, err := grpc.NewClient(srv.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = conn.Close() })
+	client := fnv1.NewFunctionRunnerServiceClient(conn)
+	for i := range 200 {
+		if _, err := client.RunFunction(context.Background(), reqs[i%len(reqs)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return srv, client
 }
 
 type server struct {
