@@ -159,6 +159,15 @@ var (
 	errBuild  error
 )
 
+// TestMain removes the server binaries the benchmarks built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		_ = os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
 // startServer builds (once) and starts a function's server binary.
 func startServer(b *testing.B, pkg string, extra ...string) *server {
 	b.Helper()
