@@ -2,11 +2,13 @@
 #
 # The two commands a newcomer runs:
 #   make sandbox  the real Crossplane core reconciling every example
-#                 FleetNodePool on a local control plane (Ctrl-C stops it);
+#                 FleetNodePool on a local control plane (Ctrl-C stops it),
+#                 the packages installed through its package manager;
 #                 make render is the fast, stateless preview
 #   make test     every test tier (golangci-lint, unit, generated-file drift,
 #                 render e2e, API conformance against a real kube-apiserver,
-#                 package inspection, sandbox e2e, fleet e2e: test/README.md)
+#                 package inspection, package install and upgrade through
+#                 the package manager, sandbox e2e, fleet e2e: test/README.md)
 #
 # Tools (crossplane CLI and core, kube-apiserver, etcd) are built from pinned Go
 # modules under test/tools/ into bin/ on first use, and reused after. Their

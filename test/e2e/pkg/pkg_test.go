@@ -313,7 +313,7 @@ func buildConfiguration(t *testing.T) string {
 				t.Fatalf("the Composition's policy has no stable: %s", oldVersion)
 			}
 		}
-		if err := os.WriteFile(filepath.Join(dir, f), b, 0o600); err != nil { //nolint:gosec // f is one of this test's own file names, dir its temporary directory.
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o600); err != nil { //nolint:gosec // A package file of this repository, into a temporary directory.
 			t.Fatal(err)
 		}
 	}

@@ -17,6 +17,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -144,10 +146,12 @@ func (s *Sandbox) InstallPackage(ctx context.Context, pkg string) error {
 		Spec:       pkgv1.ConfigurationSpec{PackageSpec: pkgv1.PackageSpec{Package: pkg}},
 	}
 	for _, o := range []client.Object{ic, cfg} {
-		if err := eventually(ctx, 30*time.Second, func() error {
-			return s.Client.Patch(ctx, o, client.Apply, client.FieldOwner("sandbox"), client.ForceOwnership) //nolint:staticcheck // Typed server-side apply of upstream types.
-		}); err != nil {
-			return fmt.Errorf("%s %s: %w", o.GetObjectKind().GroupVersionKind().Kind, o.GetName(), err)
+		m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(o)
+		if err != nil {
+			return err
+		}
+		if err := s.ApplyObjects(ctx, &unstructured.Unstructured{Object: m}); err != nil {
+			return err
 		}
 	}
 	if err := s.WaitConfiguration(ctx, pkg, 2*time.Minute); err != nil {

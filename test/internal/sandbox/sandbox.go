@@ -307,12 +307,20 @@ func (s *Sandbox) Apply(ctx context.Context, files ...string) error {
 		if err != nil {
 			return err
 		}
-		for _, u := range objs {
-			if err := eventually(ctx, 30*time.Second, func() error {
-				return s.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u.DeepCopy()), client.FieldOwner("sandbox"), client.ForceOwnership)
-			}); err != nil {
-				return fmt.Errorf("%s %s: %w", u.GetKind(), u.GetName(), err)
-			}
+		if err := s.ApplyObjects(ctx, objs...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ApplyObjects creates or updates objects, retrying while CRDs settle.
+func (s *Sandbox) ApplyObjects(ctx context.Context, objs ...*unstructured.Unstructured) error {
+	for _, u := range objs {
+		if err := eventually(ctx, 30*time.Second, func() error {
+			return s.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u.DeepCopy()), client.FieldOwner("sandbox"), client.ForceOwnership)
+		}); err != nil {
+			return fmt.Errorf("%s %s: %w", u.GetKind(), u.GetName(), err)
 		}
 	}
 	return nil
