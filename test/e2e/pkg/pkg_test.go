@@ -33,6 +33,7 @@ import (
 	pkgv1 "github.com/crossplane/crossplane/apis/v2/pkg/v1"
 
 	"github.com/fleetnodepool/function-fleetnodepool/test/internal/sandbox"
+	"github.com/fleetnodepool/function-fleetnodepool/test/internal/tier"
 )
 
 const (
@@ -57,19 +58,22 @@ var (
 	pkgs sandbox.Packages
 )
 
-func TestMain(m *testing.M) { os.Exit(run(m)) }
+func TestMain(m *testing.M) {
+	env := append(sandbox.Env(), "CROSSPLANE_CLI", "XPKG_DIR")
+	os.Exit(tier.Main(m, tier.Tier{Name: "package", Env: env}, setup))
+}
 
 func logf(f string, a ...any) { fmt.Printf(f+"\n", a...) }
 
-func run(m *testing.M) int {
+// setup pushes the packages, installs the Configuration through the
+// package manager and composes every example, plus a Manual pool.
+func setup() (func(), error) {
 	bins, err := sandbox.BinariesFromEnv()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return nil, err
 	}
 	if pkgs, err = sandbox.PackagesFromEnv(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return nil, err
 	}
 	// Crossplane checks every composite for drift each poll interval (1m by
 	// default); required resources (the control plane, MachineSets) are
@@ -77,40 +81,33 @@ func run(m *testing.M) int {
 	bins.CrossplaneArgs = append(bins.CrossplaneArgs, "--poll-interval=5s")
 	dir, err := os.MkdirTemp("", "fleetnodepool-pkg-")
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return nil, err
 	}
 	ctx := context.Background()
 	t0 := time.Now()
 	if sb, err = sandbox.Start(ctx, dir, bins, logf, sandbox.WithPackages(pkgs)); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return nil, err
 	}
-	defer sb.Stop()
+	fail := func(err error) (func(), error) { sb.Stop(); return nil, err }
 	if err := sb.SetControlPlaneVersion(ctx, ns, cluster, oldVersion); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return fail(err)
 	}
 	if _, err := sb.Examples(ctx, examples, configuration, false, logf); err != nil {
-		fmt.Fprintf(os.Stderr, "%v\n%s\ncrossplane log: %s\n", err, sb.PackageReport(ctx), sb.Log("crossplane"))
-		return 1
+		return fail(fmt.Errorf("%w\n%s\ncrossplane log: %s", err, sb.PackageReport(ctx), sb.Log("crossplane")))
 	}
 	// A pool that stays on its Composition revision until moved.
 	manual, err := manualXR(dir)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return fail(err)
 	}
 	if err := sb.Apply(ctx, manual); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return fail(err)
 	}
 	if _, err := sb.WaitComposed(ctx, manual, 2*time.Minute); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return fail(err)
 	}
 	logf("packages installed through the package manager, every example composed in %s", time.Since(t0).Round(100*time.Millisecond))
-	return m.Run()
+	return sb.Stop, nil
 }
 
 // manualXR writes the AWS example's pool under another name, with
