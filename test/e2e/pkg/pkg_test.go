@@ -92,7 +92,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	if _, err := sb.Examples(ctx, examples, configuration, false, logf); err != nil {
-		fmt.Fprintf(os.Stderr, "%v\n%s\ncrossplane log: %s\n", err, sb.PackageReport(ctx), sb.Log("crossplane"))
+		fmt.Fprintf(os.Stderr, "%v\ncrossplane log: %s\n", err, sb.Log("crossplane"))
 		return 1
 	}
 	// A pool that stays on its Composition revision until moved.
