@@ -93,7 +93,7 @@ func setup() (func(), error) {
 		return fail(err)
 	}
 	if _, err := sb.Examples(ctx, examples, configuration, false, logf); err != nil {
-		return fail(fmt.Errorf("%w\n%s\ncrossplane log: %s", err, sb.PackageReport(ctx), sb.Log("crossplane")))
+		return fail(fmt.Errorf("%w\ncrossplane log: %s", err, sb.Log("crossplane")))
 	}
 	// A pool that stays on its Composition revision until moved.
 	manual, err := manualXR(dir)
