@@ -114,14 +114,9 @@ func (f *Function) planPool(req *fnv1.RunFunctionRequest) *planned {
 	}
 
 	pl, err := f.planner.Plan(in)
-	var notFound *plan.ClusterNotFoundError
-	switch {
-	case errors.As(err, &notFound):
+	if err != nil {
 		// A Fatal result stops Crossplane before it applies or deletes
 		// anything: the running pool is left alone.
-		log.Info("Cannot find the pool's Cluster", "error", err)
-		return &planned{requirements: reqs, fatal: err, conditions: []*fnv1.Condition{clusterNotFound(err)}}
-	case err != nil:
 		log.Info("Cannot plan the pool", "error", err)
 		return &planned{requirements: reqs, fatal: err}
 	}

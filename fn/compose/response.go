@@ -106,7 +106,9 @@ func apply(rsp *fnv1.RunFunctionResponse, p *planned) {
 	rsp.Requirements = p.requirements
 	if p.fatal != nil {
 		response.Fatal(rsp, p.fatal)
-		rsp.Conditions = append(rsp.Conditions, p.conditions...)
+		if notFound := (*plan.ClusterNotFoundError)(nil); errors.As(p.fatal, &notFound) {
+			response.ConditionFalse(rsp, TypePoolAvailable, ReasonClusterNotFound).WithMessage(p.fatal.Error()).TargetCompositeAndClaim()
+		}
 		return
 	}
 	if p.resources == nil {
@@ -138,15 +140,6 @@ func apply(rsp *fnv1.RunFunctionResponse, p *planned) {
 	}
 	rsp.Conditions = append(rsp.Conditions, p.conditions...)
 	rsp.Results = append(rsp.Results, p.results...)
-}
-
-// clusterNotFound says on the XR and its claim that the pool's Cluster does
-// not exist.
-func clusterNotFound(err error) *fnv1.Condition {
-	return &fnv1.Condition{
-		Type: TypePoolAvailable, Status: fnv1.Status_STATUS_CONDITION_FALSE, Reason: ReasonClusterNotFound,
-		Message: ptr.To(err.Error()), Target: fnv1.Target_TARGET_COMPOSITE_AND_CLAIM.Enum(),
-	}
 }
 
 // statusStruct encodes the pool status.

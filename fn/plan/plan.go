@@ -257,7 +257,6 @@ func (pl *Planner) Plan(in Input) (*Plan, error) {
 	}}
 	if seq.asIs {
 		// Nothing may change until the version can be read.
-		p.Status.Version = ""
 		p.Resources = passThroughAll(in.Observed)
 		p.Status = rollup(p, in.Observed)
 		p.Rolling = rolling(p, in.Observed)

@@ -42,8 +42,6 @@ type UpgradePending struct {
 	Message string
 }
 
-func (u *UpgradePending) String() string { return u.Message }
-
 // A sequenced version is what sequencing decided of a pool's version.
 type sequenced struct {
 	// version the pool's machines are to run now.

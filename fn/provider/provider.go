@@ -122,29 +122,17 @@ type Pool struct {
 // Autoscaled reports whether an autoscaler owns the pool's size.
 func (p *Pool) Autoscaled() bool { return p.Replicas == nil }
 
-// A BootstrapFormat is how a node's bootstrap configuration is written.
-type BootstrapFormat string
-
-// Bootstrap formats.
-const (
-	// BootstrapKubeadm is Cluster API's kubeadm bootstrap provider.
-	BootstrapKubeadm BootstrapFormat = "kubeadm"
-	// BootstrapNodeadm is CAPA's nodeadm bootstrap for EKS (AL2023).
-	BootstrapNodeadm BootstrapFormat = "nodeadm"
-)
-
 // Join is what a provider needs in the bootstrap configuration of a node.
 type Join struct {
-	// Format of the bootstrap configuration.
-	Format BootstrapFormat
 	// NodeName is the kubeadm node name template.
 	NodeName string
 	// KubeletArgs are kubelet flags, e.g. cloud-provider=external.
 	KubeletArgs []bootstrapv1.Arg
 	// Files are written on the node before kubeadm runs.
 	Files []bootstrapv1.File
-	// Template is the bootstrap template of another format than kubeadm,
-	// built by the provider (e.g. CAPA's NodeadmConfigTemplate), without
+	// Template is the bootstrap template of another format than kubeadm
+	// (nil: the core builds a kubeadm one from the fields above), built by
+	// the provider (e.g. CAPA's NodeadmConfigTemplate), without
 	// name or namespace: the caller names it by a hash of its content.
 	Template Object
 }

@@ -103,9 +103,9 @@ func checkBackend(t *testing.T, p provider.Provider, pf provider.Platform, b v1a
 	}
 	j := p.Join(pool, "infra")
 	switch {
-	case j.Format == provider.BootstrapKubeadm && j.Template != nil:
-		t.Errorf("Join(): kubeadm nodes are bootstrapped by the core's KubeadmConfig, want no provider template")
-	case j.Format != provider.BootstrapKubeadm && (j.Template == nil || j.Template.GetObjectKind().GroupVersionKind().Kind == ""):
-		t.Errorf("Join(): a %s bootstrap needs the provider's typed template", j.Format)
+	case b == v1alpha1.BackendMachinePool && j.Template != nil:
+		t.Errorf("Join(): a MachinePool's nodes are bootstrapped by the core's hashed KubeadmConfig, want no provider template")
+	case j.Template != nil && (j.Template.GetObjectKind().GroupVersionKind().Kind == "" || j.Template.GetName() != ""):
+		t.Errorf("Join(): a provider's bootstrap template must be typed and unnamed (the core names it by its content)")
 	}
 }

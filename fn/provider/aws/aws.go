@@ -360,10 +360,9 @@ func (*Provider) ReplicasManagedBy(p *provider.Pool) string {
 // external cloud provider and the EC2 node name, or nodeadm on EKS.
 func (*Provider) Join(p *provider.Pool, _ string) provider.Join {
 	if p.Platform == provider.PlatformEKS {
-		return provider.Join{Format: provider.BootstrapNodeadm, Template: nodeadmConfigTemplate(p.Node)}
+		return provider.Join{Template: nodeadmConfigTemplate(p.Node)}
 	}
 	return provider.Join{
-		Format:      provider.BootstrapKubeadm,
 		NodeName:    nodeName,
 		KubeletArgs: []bootstrapv1.Arg{{Name: "cloud-provider", Value: ptr.To("external")}},
 	}

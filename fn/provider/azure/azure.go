@@ -322,7 +322,6 @@ func (*Provider) ReplicasManagedBy(*provider.Pool) string { return "" }
 // for the machine template or pool (a Secret named <name>-azure-json).
 func (*Provider) Join(_ *provider.Pool, infraName string) provider.Join {
 	return provider.Join{
-		Format:      provider.BootstrapKubeadm,
 		NodeName:    nodeName,
 		KubeletArgs: []bootstrapv1.Arg{{Name: "cloud-provider", Value: ptr.To("external")}},
 		Files: []bootstrapv1.File{{

@@ -128,7 +128,6 @@ func (*Provider) ReplicasManagedBy(*provider.Pool) string { return "" }
 // schema needs a non-empty node registration.
 func (*Provider) Join(*provider.Pool, string) provider.Join {
 	return provider.Join{
-		Format:      provider.BootstrapKubeadm,
 		NodeName:    nodeName,
 		KubeletArgs: []bootstrapv1.Arg{{Name: "eviction-hard", Value: ptr.To("nodefs.available<0%,imagefs.available<0%")}},
 	}
