@@ -7,20 +7,21 @@ package exampleio
 import (
 	"os"
 	"path/filepath"
-	"strings"
 
 	"google.golang.org/protobuf/types/known/structpb"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"sigs.k8s.io/yaml"
 
 	"github.com/crossplane/crossplane-runtime/v2/pkg/errors"
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
+
+	"github.com/fleetnodepool/function-fleetnodepool/test/internal/render"
 )
 
 // Error strings.
 const (
-	errFmtRead    = "cannot read %s"
-	errFmtNoInput = "cannot find the pipeline step's input in %s"
+	errFmtRead     = "cannot read %s"
+	errFmtNoInput  = "cannot find the pipeline step's input in %s"
+	errFmtNoObject = "%s holds no object"
 )
 
 // AnnotationResourceName is the composition resource name Crossplane
@@ -65,8 +66,11 @@ func ForExample(dir string, observed ...*unstructured.Unstructured) (*fnv1.RunFu
 // Object reads one YAML object.
 func Object(path string) (*unstructured.Unstructured, error) {
 	objs, err := Objects(path)
-	if err != nil || len(objs) == 0 {
-		return nil, errors.Wrapf(err, errFmtRead, path)
+	if err != nil {
+		return nil, err
+	}
+	if len(objs) == 0 {
+		return nil, errors.Errorf(errFmtNoObject, path)
 	}
 	return objs[0], nil
 }
@@ -77,17 +81,8 @@ func Objects(path string) ([]*unstructured.Unstructured, error) {
 	if err != nil {
 		return nil, errors.Wrapf(err, errFmtRead, path)
 	}
-	var out []*unstructured.Unstructured
-	for _, doc := range strings.Split(string(b), "\n---") {
-		m := map[string]any{}
-		if err := yaml.Unmarshal([]byte(doc), &m); err != nil {
-			return nil, errors.Wrapf(err, errFmtRead, path)
-		}
-		if len(m) > 0 {
-			out = append(out, &unstructured.Unstructured{Object: m})
-		}
-	}
-	return out, nil
+	objs, err := render.Objects(b)
+	return objs, errors.Wrapf(err, errFmtRead, path)
 }
 
 // mustStruct converts JSON-compatible YAML values; they always convert.

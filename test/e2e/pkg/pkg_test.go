@@ -59,7 +59,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	env := append(sandbox.Env(), "CROSSPLANE_CLI", "XPKG_DIR")
+	env := append(sandbox.Env(), sandbox.PackagesEnv()...)
 	os.Exit(tier.Main(m, tier.Tier{Name: "package", Env: env}, setup))
 }
 

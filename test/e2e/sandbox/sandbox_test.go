@@ -11,7 +11,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -60,39 +59,12 @@ func setup() (func(), error) {
 		return nil, fmt.Errorf("%w\ncrossplane log:\n%s", err, sb.Log("crossplane"))
 	}
 	// The control plane of the AWS example's Cluster, at v1.33.4.
-	if err := sb.Apply(ctx, controlPlane(dir, "v1.33.4")); err != nil {
-		sb.Stop()
-		return nil, err
-	}
-	if err := setControlPlaneVersion(ctx, "v1.33.4"); err != nil {
+	if err := sb.SetControlPlaneVersion(ctx, ns, "prod-eu-1", "v1.33.4"); err != nil {
 		sb.Stop()
 		return nil, err
 	}
 	fmt.Printf("sandbox with every example composed in %s\n", time.Since(t0).Round(100*time.Millisecond))
 	return sb.Stop, nil
-}
-
-func controlPlane(dir, version string) string {
-	f := filepath.Join(dir, "controlplane.yaml")
-	_ = os.WriteFile(f, []byte(fmt.Sprintf(`apiVersion: controlplane.cluster.x-k8s.io/v1beta2
-kind: KubeadmControlPlane
-metadata: {name: prod-eu-1, namespace: team-a}
-spec:
-  version: %s
-  machineTemplate:
-    spec:
-      infrastructureRef: {apiGroup: infrastructure.cluster.x-k8s.io, kind: AWSMachineTemplate, name: prod-eu-1-control-plane}
-`, version)), 0o600)
-	return f
-}
-
-func setControlPlaneVersion(ctx context.Context, v string) error {
-	kcp := get(ctx, "controlplane.cluster.x-k8s.io/v1beta2", "KubeadmControlPlane", "prod-eu-1")
-	if kcp == nil {
-		return fmt.Errorf("no KubeadmControlPlane")
-	}
-	_ = unstructured.SetNestedField(kcp.Object, v, "status", "version")
-	return sb.Client.Status().Update(ctx, kcp)
 }
 
 func get(ctx context.Context, apiVersion, kind, name string) *unstructured.Unstructured {
@@ -104,37 +76,22 @@ func xr(ctx context.Context) *unstructured.Unstructured {
 }
 
 func mds(ctx context.Context) map[string]*unstructured.Unstructured {
-	l := &unstructured.UnstructuredList{}
-	l.SetAPIVersion("cluster.x-k8s.io/v1beta2")
-	l.SetKind("MachineDeploymentList")
-	_ = sb.Client.List(ctx, l, client.InNamespace(ns), client.MatchingLabels{"fleet.nodepool.dev/pool": pool})
+	items := sb.List(ctx, "cluster.x-k8s.io/v1beta2", "MachineDeployment", client.InNamespace(ns), client.MatchingLabels{"fleet.nodepool.dev/pool": pool})
 	out := map[string]*unstructured.Unstructured{}
-	for i := range l.Items {
-		out[l.Items[i].GetName()] = &l.Items[i]
+	for i := range items {
+		out[items[i].GetName()] = &items[i]
 	}
 	return out
 }
 
 func editXR(t *testing.T, edit func(spec map[string]any)) {
 	t.Helper()
-	eventuallyNoErr(t, func() error {
+	sandbox.Eventually(t, "edit the FleetNodePool", 5*time.Second, func() error {
 		x := xr(t.Context())
 		spec, _ := x.Object["spec"].(map[string]any)
 		edit(spec)
 		return sb.Client.Update(t.Context(), x)
 	})
-}
-
-func eventuallyNoErr(t *testing.T, fn func() error) {
-	t.Helper()
-	var err error
-	for range 50 {
-		if err = fn(); err == nil {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatal(err)
 }
 
 // TestComposed: every example's objects exist, controlled by its XR, and the
@@ -172,7 +129,7 @@ func TestDriftReverted(t *testing.T) {
 		}
 		return nil
 	})
-	eventuallyNoErr(t, func() error {
+	sandbox.Eventually(t, "hand-edit the MachineDeployment", 5*time.Second, func() error {
 		m := get(ctx, "cluster.x-k8s.io/v1beta2", "MachineDeployment", md)
 		_ = unstructured.SetNestedField(m.Object, "v1.20.0", "spec", "template", "spec", "version")
 		return sb.Client.Update(ctx, m)
@@ -256,7 +213,7 @@ func TestVersionBump(t *testing.T) {
 			t.Errorf("%s moved to %s before its control plane", name, v)
 		}
 	}
-	if err := setControlPlaneVersion(ctx, "v1.34.1"); err != nil {
+	if err := sb.SetControlPlaneVersion(ctx, ns, "prod-eu-1", "v1.34.1"); err != nil {
 		t.Fatal(err)
 	}
 	sandbox.Eventually(t, "control plane at v1.34.1: the pool follows", 2*time.Minute, func() error {

@@ -129,7 +129,11 @@ func TestXpkg(t *testing.T) {
 					continue
 				}
 				deps, _, _ := unstructured.NestedSlice(o.Object, "spec", "dependsOn")
-				if len(deps) != 1 || deps[0].(map[string]any)["kind"] != "Function" || deps[0].(map[string]any)["version"] == "" {
+				var dep map[string]any
+				if len(deps) == 1 {
+					dep, _ = deps[0].(map[string]any)
+				}
+				if version, _ := dep["version"].(string); dep["kind"] != "Function" || version == "" {
 					t.Errorf("the Configuration must depend on the Function with a version constraint, got %v", deps)
 				}
 				if v, _, _ := unstructured.NestedString(o.Object, "spec", "crossplane", "version"); v == "" {

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/fleetnodepool/function-fleetnodepool/test/exampleio"
 	"github.com/fleetnodepool/function-fleetnodepool/test/internal/upstream"
 )
 
@@ -115,7 +116,7 @@ func (s *Sandbox) Examples(ctx context.Context, examples, configuration string, 
 // WaitComposed waits until the FleetNodePool of a file is Synced and its
 // composed objects exist, and returns it.
 func (s *Sandbox) WaitComposed(ctx context.Context, file string, timeout time.Duration) (*unstructured.Unstructured, error) {
-	objs, err := readObject(file)
+	objs, err := exampleio.Object(file)
 	if err != nil {
 		return nil, err
 	}
@@ -182,7 +183,7 @@ func (s *Sandbox) waitCRD(ctx context.Context, name string) error {
 }
 
 func (s *Sandbox) namespaceOf(ctx context.Context, file string) error {
-	u, err := readObject(file)
+	u, err := exampleio.Object(file)
 	if err != nil {
 		return err
 	}
@@ -235,7 +236,7 @@ func (s *Sandbox) simClusters(ctx context.Context, clusters []string, compositio
 		return nil, nil, err
 	}
 	for _, f := range clusters {
-		u, err := readObject(f)
+		u, err := exampleio.Object(f)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -256,7 +257,7 @@ func (s *Sandbox) simClusters(ctx context.Context, clusters []string, compositio
 
 // ChannelVersion is a channel's version in a Composition's policy input.
 func ChannelVersion(composition, channel string) (string, error) {
-	u, err := readObject(composition)
+	u, err := exampleio.Object(composition)
 	if err != nil {
 		return "", err
 	}
@@ -284,24 +285,13 @@ func (s *Sandbox) Create(ctx context.Context, objs ...*unstructured.Unstructured
 }
 
 // readObject reads the first object of a YAML file.
-func readObject(file string) (*unstructured.Unstructured, error) {
-	objs, err := ReadObjects(file)
-	if err != nil {
-		return nil, err
-	}
-	if len(objs) == 0 {
-		return nil, fmt.Errorf("%s holds no object", file)
-	}
-	return objs[0], nil
-}
-
 // WaitAvailable waits until every example FleetNodePool that exists is
 // Ready (its machines are up), reporting each as it gets there.
 func (s *Sandbox) WaitAvailable(ctx context.Context, examples string, timeout time.Duration, progress func(string, ...any)) error {
 	xrs, _ := filepath.Glob(filepath.Join(examples, "*", "xr.yaml"))
 	t0 := time.Now()
 	for _, f := range xrs {
-		want, err := readObject(f)
+		want, err := exampleio.Object(f)
 		if err != nil {
 			return err
 		}

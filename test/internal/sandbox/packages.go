@@ -59,16 +59,18 @@ type Packages struct {
 	Dir string
 }
 
+// PackagesEnv are the variables PackagesFromEnv reads, which the Makefile
+// sets.
+func PackagesEnv() []string { return []string{"CROSSPLANE_CLI", "XPKG_DIR"} }
+
 // PackagesFromEnv reads where the CLI and the package files are from the
-// environment the Makefile sets.
+// variables of PackagesEnv.
 func PackagesFromEnv() (Packages, error) {
-	p := Packages{CLI: os.Getenv("CROSSPLANE_CLI"), Dir: os.Getenv("XPKG_DIR")}
-	for env, v := range map[string]string{"CROSSPLANE_CLI": p.CLI, "XPKG_DIR": p.Dir} {
-		if v == "" {
-			return p, fmt.Errorf("%s is not set: run this through make, which builds the packages", env)
-		}
+	v, err := fromEnv(PackagesEnv())
+	if err != nil {
+		return Packages{}, err
 	}
-	return p, nil
+	return Packages{CLI: v[0], Dir: v[1]}, nil
 }
 
 // An Option configures a sandbox.

@@ -37,10 +37,11 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	"sigs.k8s.io/yaml"
 
 	pkgv1 "github.com/crossplane/crossplane/apis/v2/pkg/v1"
 	pkgv1beta1 "github.com/crossplane/crossplane/apis/v2/pkg/v1beta1"
+
+	"github.com/fleetnodepool/function-fleetnodepool/test/exampleio"
 )
 
 // Names Crossplane is set up with.
@@ -328,21 +329,7 @@ func (s *Sandbox) ApplyObjects(ctx context.Context, objs ...*unstructured.Unstru
 
 // ReadObjects reads the objects of a multi-document YAML file.
 func ReadObjects(file string) ([]*unstructured.Unstructured, error) {
-	b, err := os.ReadFile(file) //nolint:gosec // Files of this repository and of pinned upstream modules.
-	if err != nil {
-		return nil, err
-	}
-	var objs []*unstructured.Unstructured
-	for _, doc := range strings.Split(string(b), "\n---") {
-		u := &unstructured.Unstructured{}
-		if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
-			return nil, fmt.Errorf("cannot parse %s: %w", file, err)
-		}
-		if len(u.Object) > 0 {
-			objs = append(objs, u)
-		}
-	}
-	return objs, nil
+	return exampleio.Objects(file)
 }
 
 // Restart stops and starts a process of the sandbox: crossplane or
