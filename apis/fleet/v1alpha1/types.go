@@ -315,6 +315,53 @@ type FleetNodePoolStatus struct {
 	// +optional
 	// +listType=atomic
 	Changes []Change `json:"changes,omitempty"`
+
+	// Rollout says whether the pool's disruptive changes roll now or wait,
+	// and for what. A held pool's pending change is in changes.
+	// +optional
+	Rollout *RolloutStatus `json:"rollout,omitempty"`
+}
+
+// A RolloutState is where a pool is with its disruptive changes.
+type RolloutState string
+
+// Rollout states.
+const (
+	// RolloutUpToDate: nothing to roll.
+	RolloutUpToDate RolloutState = "UpToDate"
+	// RolloutRollingOut: machines are being replaced.
+	RolloutRollingOut RolloutState = "RollingOut"
+	// RolloutHeld: a disruptive change waits (reason says for what).
+	RolloutHeld RolloutState = "Held"
+)
+
+// RolloutStatus says whether the pool's disruptive changes roll now or
+// wait, and for what.
+type RolloutStatus struct {
+	// State of the pool's disruptive changes.
+	// +optional
+	State RolloutState `json:"state,omitempty"`
+
+	// Reason a held change waits: ControlPlane, Paused, Deferred,
+	// MaintenanceWindow, Concurrency or SequenceHeld (condition
+	// RolloutHeld has the message).
+	// +optional
+	Reason string `json:"reason,omitempty"`
+
+	// Window is the maintenance window the pool's changes start in, if
+	// any.
+	// +optional
+	Window string `json:"window,omitempty"`
+
+	// QueuedSince is when the pool took its place in its Cluster's queue:
+	// pools start in this order, then by name.
+	// +optional
+	QueuedSince *metav1.Time `json:"queuedSince,omitempty"`
+
+	// NextStart is the earliest time the held change may start, when time
+	// alone decides it (a maintenance window opens).
+	// +optional
+	NextStart *metav1.Time `json:"nextStart,omitempty"`
 }
 
 // A ChangeAction is what a change does to the machines of an object.
@@ -354,6 +401,9 @@ type Change struct {
 // +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.status.version`
 // +kubebuilder:printcolumn:name="Replicas",type=integer,JSONPath=`.status.replicas`
 // +kubebuilder:printcolumn:name="Ready-Replicas",type=integer,JSONPath=`.status.readyReplicas`
+// +kubebuilder:printcolumn:name="Rollout",type=string,JSONPath=`.status.rollout.state`
+// +kubebuilder:printcolumn:name="Held-By",type=string,JSONPath=`.status.rollout.reason`
+// +kubebuilder:printcolumn:name="Next-Start",type=string,JSONPath=`.status.rollout.nextStart`,priority=1
 type FleetNodePool struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

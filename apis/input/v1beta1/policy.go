@@ -47,7 +47,84 @@ type Policy struct {
 	// Sim holds the settings of simulated (in-memory) clusters.
 	// +optional
 	Sim *SimPolicy `json:"sim,omitempty"`
+
+	// Rollouts gate the disruptive changes of running pools (new templates
+	// or a new version, which replace machines): how many pools of a
+	// Cluster roll at once, pauses, and maintenance windows. Creating a
+	// pool, scaling it and in-place changes are never held.
+	// +optional
+	Rollouts *RolloutPolicy `json:"rollouts,omitempty"`
 }
+
+// RolloutPolicy gates the disruptive changes of running pools. A held pool
+// keeps running what it runs; a rollout that has started runs to its end.
+type RolloutPolicy struct {
+	// Concurrency is how many pools of one Cluster may be in a disruptive
+	// rollout at once. Default 1. The Cluster's annotation
+	// fleet.nodepool.dev/rollout-concurrency overrides it, and so does
+	// ClusterClass's topology.cluster.x-k8s.io/upgrade-concurrency.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	Concurrency *int32 `json:"concurrency,omitempty"`
+
+	// Paused holds every disruptive change of every pool: the fleet's
+	// emergency stop. Rollouts under way finish.
+	// +optional
+	Paused bool `json:"paused,omitempty"`
+
+	// PausedChannels holds the disruptive changes of the pools that follow
+	// these channels (spec.channel, or the default channel).
+	// +optional
+	// +listType=set
+	PausedChannels []string `json:"pausedChannels,omitempty"`
+
+	// MaintenanceWindows are the named times disruptive changes may start
+	// in. A pool selects one with the label
+	// fleet.nodepool.dev/maintenance-window, on itself or on its Cluster
+	// (the pool's wins).
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	MaintenanceWindows []MaintenanceWindow `json:"maintenanceWindows,omitempty"`
+
+	// DefaultMaintenanceWindow is the window of pools that select none.
+	// Empty: such pools may start at any time.
+	// +optional
+	DefaultMaintenanceWindow string `json:"defaultMaintenanceWindow,omitempty"`
+}
+
+// A MaintenanceWindow is a weekly time disruptive changes may start in.
+type MaintenanceWindow struct {
+	// Name pools and Clusters select the window by.
+	// +required
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +kubebuilder:validation:MaxLength=63
+	Name string `json:"name"`
+
+	// Days of the week the window opens on, e.g. [Saturday, Sunday].
+	// Empty: every day.
+	// +optional
+	// +listType=set
+	Days []Weekday `json:"days,omitempty"`
+
+	// Start is the time of day the window opens, HH:MM in TimeZone.
+	// +required
+	// +kubebuilder:validation:Pattern=`^([01][0-9]|2[0-3]):[0-5][0-9]$`
+	Start string `json:"start"`
+
+	// Duration the window stays open, e.g. 4h; at most 168h. A rollout
+	// that started inside the window runs to its end.
+	// +required
+	Duration metav1.Duration `json:"duration"`
+
+	// TimeZone of Start: an IANA name such as Europe/Berlin. Default UTC.
+	// +optional
+	TimeZone string `json:"timeZone,omitempty"`
+}
+
+// A Weekday is a day of the week, as Go's time package names it.
+// +kubebuilder:validation:Enum=Monday;Tuesday;Wednesday;Thursday;Friday;Saturday;Sunday
+type Weekday string
 
 // MachineClass is one size class of the catalog, per provider.
 type MachineClass struct {
