@@ -18,7 +18,9 @@ package invariant
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 
 	"github.com/fleetnodepool/function-fleetnodepool/fn/kubeversion"
 )
@@ -42,6 +44,14 @@ const (
 	// not deleted while its pool exists, unless the pool opted in to
 	// replacement.
 	BackingKept Rule = "RunningBackingKept"
+	// ConcurrencyBounded: no more pools of a Cluster are rolling at once
+	// than its rollout concurrency allows. A pool is rolling while one of
+	// its MachineDeployments runs machines on more than one MachineSet.
+	ConcurrencyBounded Rule = "RolloutConcurrencyBounded"
+	// NoStartWhileHeld: no running MachineDeployment or MachinePool starts
+	// a disruptive rollout (its template changes) while its pool may not
+	// start one: paused, deferred, outside its maintenance window.
+	NoStartWhileHeld Rule = "NoRolloutStartWhileHeld"
 )
 
 // A Ref names an object of a namespace.
@@ -68,12 +78,18 @@ type Backing struct {
 	FunctionSetsReplicas bool
 	// Running is how many machines run on it.
 	Running int32
+	// Template is what its machines are cloned from (version and template
+	// names, in any stable form); a change starts a disruptive rollout.
+	// "" is not checked.
+	Template string
 }
 
 // A MachineSet clones machines from two templates.
 type MachineSet struct {
 	Ref
 	Pool, Cluster string
+	// Deployment is the name of its MachineDeployment, "" if none.
+	Deployment string
 	// Infra and Bootstrap are the templates' kinds and names (of the
 	// MachineSet's namespace); a Name "" is no reference.
 	Infra, Bootstrap Ref
@@ -112,6 +128,13 @@ type Snapshot struct {
 	Machines    []Machine
 	// Pools are the FleetNodePools that exist and are not being deleted.
 	Pools []Pool
+	// Concurrency is how many pools of a Cluster (namespace/name) may be
+	// rolling at once; a Cluster not in it is not checked.
+	Concurrency map[string]int
+	// Held says, by pool (namespace/name), why it may not start a
+	// disruptive rollout now (paused, deferred, outside its window). The
+	// observer fills it only where it knows the function was told.
+	Held map[string]string
 }
 
 // A Violation is a rule broken.
@@ -199,9 +222,67 @@ func Check(before, now Snapshot) []Violation {
 		out = append(out, Violation{BackingKept, pool(b.Namespace, b.Pool), b.String(),
 			fmt.Sprintf("was deleted with %d machines running; the pool did not opt in to replacement", b.Running)})
 	}
+	out = append(out, concurrency(now)...)
+	out = append(out, startsWhileHeld(before, now)...)
 	slices.SortFunc(out, func(a, b Violation) int {
 		return cmp.Or(cmp.Compare(a.Rule, b.Rule), cmp.Compare(a.Object, b.Object), cmp.Compare(a.Detail, b.Detail))
 	})
+	return out
+}
+
+// concurrency checks ConcurrencyBounded: the pools of each Cluster with
+// a MachineDeployment running machines on more than one MachineSet.
+func concurrency(now Snapshot) []Violation {
+	if len(now.Concurrency) == 0 {
+		return nil
+	}
+	type md struct{ namespace, name string }
+	sets := map[md]int{}
+	rolling := map[string]map[string]bool{} // Pools by cluster namespace/name.
+	for _, ms := range now.MachineSets {
+		if ms.Running == 0 || ms.Deployment == "" {
+			continue
+		}
+		k := md{ms.Namespace, ms.Deployment}
+		if sets[k]++; sets[k] == 2 {
+			c := ms.Namespace + "/" + ms.Cluster
+			if rolling[c] == nil {
+				rolling[c] = map[string]bool{}
+			}
+			rolling[c][ms.Pool] = true
+		}
+	}
+	var out []Violation
+	for _, c := range slices.Sorted(maps.Keys(rolling)) {
+		n, ok := now.Concurrency[c]
+		if !ok || len(rolling[c]) <= n {
+			continue
+		}
+		pools := slices.Sorted(maps.Keys(rolling[c]))
+		out = append(out, Violation{ConcurrencyBounded, "", "Cluster/" + c,
+			fmt.Sprintf("%d pools are rolling (%s), its concurrency is %d", len(pools), strings.Join(pools, ", "), n)})
+	}
+	return out
+}
+
+// startsWhileHeld checks NoStartWhileHeld: a running backing whose template
+// changed since before, while its pool is held now.
+func startsWhileHeld(before, now Snapshot) []Violation {
+	was := make(map[Ref]Backing, len(before.Backings))
+	for _, b := range before.Backings {
+		was[b.Ref] = b
+	}
+	var out []Violation
+	for _, b := range now.Backings {
+		p := b.Namespace + "/" + b.Pool
+		why, held := now.Held[p]
+		o, ok := was[b.Ref]
+		if !held || !ok || o.UID != b.UID || o.Running == 0 || o.Template == "" || b.Template == "" || o.Template == b.Template {
+			continue
+		}
+		out = append(out, Violation{NoStartWhileHeld, p, b.String(),
+			fmt.Sprintf("started a rollout (%s -> %s) while %s", o.Template, b.Template, why)})
+	}
 	return out
 }
 
