@@ -314,7 +314,7 @@ func snapshot(objs map[string][]unstructured.Unstructured) invariant.Snapshot {
 		cluster, _, _ := unstructured.NestedString(md.Object, "spec", "clusterName")
 		b := invariant.Backing{Ref: invariant.Ref{Kind: "MachineDeployment", Namespace: md.GetNamespace(), Name: md.GetName()}, UID: string(md.GetUID()),
 			Pool: md.GetLabels()[labelPool], Cluster: cluster, Autoscaled: auto, Running: running[md.GetNamespace()+"/"+md.GetName()],
-			Template: template(&md)}
+			Template: Template(&md)}
 		for _, mf := range md.GetManagedFields() {
 			if mf.FieldsV1 != nil && FunctionManager(mf.Manager) && ownsReplicas(mf.FieldsV1.GetRawBytes()) {
 				b.FunctionSetsReplicas = true
@@ -359,10 +359,11 @@ func deployment(ms *unstructured.Unstructured) string {
 	return ""
 }
 
-// template is what a MachineDeployment's machines are cloned from: its
+// Template is what a MachineDeployment's machines are cloned from: its
 // version and its infrastructure and bootstrap templates' names,
-// version/infrastructure/bootstrap; "" (not checked) if it names none.
-func template(md *unstructured.Unstructured) string {
+// version/infrastructure/bootstrap; "" (not checked) if it names none. A
+// change of it starts a disruptive rollout.
+func Template(md *unstructured.Unstructured) string {
 	spec := func(path ...string) string {
 		v, _, _ := unstructured.NestedString(md.Object, append([]string{"spec", "template", "spec"}, path...)...)
 		return v
