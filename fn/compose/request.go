@@ -71,7 +71,7 @@ func (f *Function) require(req *fnv1.RunFunctionRequest, in *plan.Input) (_ *fnv
 		return rs, false, nil
 	}
 	in.Cluster = cl
-	in.MachineSets, in.Siblings = pools(req, in.Name)
+	in.MachineSets, in.Siblings = pools(req, in.Name, in.Observed)
 	if cl == nil || cl.ControlPlaneName == "" {
 		return rs, true, nil
 	}
@@ -174,15 +174,22 @@ func requirements(namespace, cluster string) *fnv1.Requirements {
 
 // pools reads the Cluster's pools from its live MachineSets,
 // MachineDeployments and MachinePools, by their pool label: the pool's own
-// MachineSets (by MachineDeployment name), and its siblings. Either is nil
-// while Crossplane has not fetched what it is read from.
-func pools(req *fnv1.RunFunctionRequest, self string) (map[string][]plan.MachineSet, []plan.Sibling) {
+// MachineSets (by MachineDeployment name), and its siblings. A MachineSet
+// of one of the pool's MachineDeployments is the pool's whatever its labels
+// say: retention never misses one. Either is nil while Crossplane has not
+// fetched what it is read from.
+func pools(req *fnv1.RunFunctionRequest, self string, observed map[string]plan.Observed) (map[string][]plan.MachineSet, []plan.Sibling) {
 	required := req.GetRequiredResources()
 	mss, ok := required[requirementMachineSets]
 	if !ok {
 		return nil, nil
 	}
 	own := map[string][]plan.MachineSet{}
+	for _, o := range observed {
+		if o.Version != "" || len(o.References) > 0 {
+			own[o.Name] = nil // A MachineDeployment or MachinePool of the pool.
+		}
+	}
 	others := map[string]*plan.Sibling{}
 	sibling := func(pool string) *plan.Sibling {
 		s := others[pool]
@@ -196,6 +203,9 @@ func pools(req *fnv1.RunFunctionRequest, self string) (map[string][]plan.Machine
 		f := item.GetResource().GetFields()
 		labels := field(f, "metadata", "labels").GetStructValue().GetFields()
 		pool, md := labels[capi.PoolLabel].GetStringValue(), labels[clusterv1.MachineDeploymentNameLabel].GetStringValue()
+		if _, ours := own[md]; ours {
+			pool = self
+		}
 		if pool == "" {
 			continue // Not a FleetNodePool's.
 		}

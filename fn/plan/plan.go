@@ -158,6 +158,8 @@ type Plan struct {
 
 	window      string
 	queuedSince time.Time
+	// starting: a disruptive change starts with this plan.
+	starting bool
 }
 
 // A Planner plans pools.
@@ -319,6 +321,7 @@ func (pl *Planner) Plan(in Input) (*Plan, error) {
 			holdAsRunning(p, in, disruptive)
 			queue(p, g)
 		}
+		p.starting = g.hold == nil
 	}
 	p.Refused = pl.keep(p, in)
 	p.Status = rollup(p, in.Observed)
