@@ -11,7 +11,9 @@ import (
 )
 
 func TestWindowAt(t *testing.T) {
-	hours := func(h float64) metav1.Duration { return metav1.Duration{Duration: time.Duration(h * float64(time.Hour))} }
+	hours := func(h float64) metav1.Duration {
+		return metav1.Duration{Duration: time.Duration(h * float64(time.Hour))}
+	}
 	utc := func(s string) time.Time {
 		t.Helper()
 		v, err := time.Parse(time.RFC3339, s)
