@@ -107,6 +107,9 @@ func TestRolloutHeldCondition(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if rsp.GetRequirements().GetResources()[requirementMachineDeployments] == nil {
+				t.Errorf("%s\na pool with a disruptive change to start does not require its Cluster's MachineDeployments", tc.reason)
+			}
 			c := condition(rsp, TypeRolloutHeld)
 			state := rsp.GetDesired().GetComposite().GetResource().GetFields()["status"].GetStructValue().GetFields()["rollout"].GetStructValue().GetFields()["state"].GetStringValue()
 			got := want{c.GetStatus(), c.GetReason(), state, rsp.GetMeta().GetTtl().AsDuration()}

@@ -32,12 +32,13 @@ const (
 const (
 	// requirementCluster is the pool's Cluster.
 	requirementCluster = "cluster"
-	// requirementMachineSets are the live MachineSets of the Cluster: its
-	// pool's keep old templates in use, and all tell which pools roll.
+	// requirementMachineSets are the live MachineSets of the pool's
+	// MachineDeployments, which keep old templates in use; of the whole
+	// Cluster while the rollout gates need them (withSiblings).
 	requirementMachineSets = "machinesets"
 	// requirementMachineDeployments and requirementMachinePools are the
-	// Cluster's: the rollout gates learn from them which of its other
-	// pools roll or wait.
+	// Cluster's, while the pool has a disruptive change to start: the
+	// rollout gates learn from them which of its other pools roll or wait.
 	requirementMachineDeployments = "machinedeployments"
 	requirementMachinePools       = "machinepools"
 	// requirementControlPlane is the Cluster's control plane, whose version
@@ -62,7 +63,7 @@ func (f *Function) require(req *fnv1.RunFunctionRequest, in *plan.Input) (_ *fnv
 	if in.Spec.ClusterName == "" {
 		return nil, true, nil // Planning reports spec.clusterName missing.
 	}
-	rs := requirements(in.Namespace, in.Spec.ClusterName)
+	rs := requirements(in.Namespace, in.Spec.ClusterName, in.Name)
 	cl, resolved := cluster(req)
 	if !resolved {
 		if request.AdvertisesCapabilities(req) && !request.HasCapability(req, fnv1.Capability_CAPABILITY_REQUIRED_RESOURCES) {
@@ -145,20 +146,10 @@ func (f *Function) decode(req *fnv1.RunFunctionRequest) (plan.Input, error) {
 // machine pool, whose spec providers check for immutable fields.
 const keyInfraPool = "infrapool"
 
-// requirements ask Crossplane for the pool's Cluster, and the Cluster's
-// MachineDeployments, MachinePools and MachineSets (Cluster API labels each
-// with its Cluster's name).
-func requirements(namespace, cluster string) *fnv1.Requirements {
-	ofCluster := func(kind string) *fnv1.ResourceSelector {
-		return &fnv1.ResourceSelector{
-			ApiVersion: clusterv1.GroupVersion.String(),
-			Kind:       kind,
-			Match: &fnv1.ResourceSelector_MatchLabels{MatchLabels: &fnv1.MatchLabels{Labels: map[string]string{
-				clusterv1.ClusterNameLabel: cluster,
-			}}},
-			Namespace: &namespace,
-		}
-	}
+// requirements ask Crossplane for the pool's Cluster and its MachineSets
+// (Cluster API labels them with the Cluster's name, and they carry the
+// pool label of their MachineDeployment's machine template).
+func requirements(namespace, cluster, pool string) *fnv1.Requirements {
 	return &fnv1.Requirements{Resources: map[string]*fnv1.ResourceSelector{
 		requirementCluster: {
 			ApiVersion: clusterv1.GroupVersion.String(),
@@ -166,10 +157,30 @@ func requirements(namespace, cluster string) *fnv1.Requirements {
 			Match:      &fnv1.ResourceSelector_MatchName{MatchName: cluster},
 			Namespace:  &namespace,
 		},
-		requirementMachineSets:        ofCluster("MachineSet"),
-		requirementMachineDeployments: ofCluster("MachineDeployment"),
-		requirementMachinePools:       ofCluster("MachinePool"),
+		requirementMachineSets: ofCluster("MachineSet", namespace, map[string]string{clusterv1.ClusterNameLabel: cluster, capi.PoolLabel: pool}),
 	}}
+}
+
+// withSiblings widens requirements to the Cluster's MachineDeployments,
+// MachinePools and MachineSets, of every pool: what the rollout gates read
+// while the pool has a disruptive change to start. Only then: Crossplane
+// reconciles a pool on every change of what it requires, and the other
+// pools' rollouts would wake every pool of the Cluster.
+func withSiblings(rs *fnv1.Requirements, namespace, cluster string) {
+	all := map[string]string{clusterv1.ClusterNameLabel: cluster}
+	rs.Resources[requirementMachineSets] = ofCluster("MachineSet", namespace, all)
+	rs.Resources[requirementMachineDeployments] = ofCluster("MachineDeployment", namespace, all)
+	rs.Resources[requirementMachinePools] = ofCluster("MachinePool", namespace, all)
+}
+
+// ofCluster selects the Cluster API objects of a kind with the labels.
+func ofCluster(kind, namespace string, labels map[string]string) *fnv1.ResourceSelector {
+	return &fnv1.ResourceSelector{
+		ApiVersion: clusterv1.GroupVersion.String(),
+		Kind:       kind,
+		Match:      &fnv1.ResourceSelector_MatchLabels{MatchLabels: &fnv1.MatchLabels{Labels: labels}},
+		Namespace:  &namespace,
+	}
 }
 
 // pools reads the Cluster's pools from its live MachineSets,

@@ -147,6 +147,9 @@ type Plan struct {
 	Rolling []string
 	// Hold says why the pool's disruptive change waits, if it does.
 	Hold *Hold
+	// NeedsSiblings says the pool has a disruptive change to start: the
+	// rollout gates read the Cluster's other pools (Input.Siblings).
+	NeedsSiblings bool
 	// Wake is when time alone may change the plan (a maintenance window
 	// opens or closes): plan again then. Zero when only a change of input
 	// can change it.
@@ -315,6 +318,7 @@ func (pl *Planner) Plan(in Input) (*Plan, error) {
 	}
 	changes, disruptive := preview(p, in)
 	if len(disruptive) > 0 {
+		p.NeedsSiblings = true
 		g := pl.gate(in, r, r.windows)
 		p.Hold, p.Wake, p.Recheck, p.window, p.queuedSince = g.hold, g.wake, g.recheck, g.window, g.queue
 		if g.hold != nil {
