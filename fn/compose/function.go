@@ -133,6 +133,7 @@ func (f *Function) planPool(req *fnv1.RunFunctionRequest, now time.Time) *planne
 		// Crossplane fetches them and calls again before it applies
 		// anything: until then the change holds.
 		withSiblings(reqs, in.Namespace, in.Spec.ClusterName)
+		withWaves(reqs, pl.Fleet(), pl.EarlierWaves())
 	}
 	p, err := build(pl)
 	if err != nil {

@@ -25,6 +25,7 @@ const (
 	errFmtInputKind = "cannot read the platform policy: the step's input is a %s, want apiVersion %s/%s, kind %s"
 	errNoNamespace  = "cannot find the FleetNodePool's namespace: a cluster-scoped XFleetNodePool must be created through its namespaced FleetNodePool claim"
 
+	errTarget              = "cannot compute the platform policy's target"
 	errNoRequiredResources = "cannot read the pool's Cluster: this Crossplane does not resolve required resources; FleetNodePools need Crossplane v2.2 or later"
 )
 
@@ -41,6 +42,9 @@ const (
 	// rollout gates learn from them which of its other pools roll or wait.
 	requirementMachineDeployments = "machinedeployments"
 	requirementMachinePools       = "machinepools"
+	// requirementWavePrefix and a wave's name require the rollout markers
+	// of that wave's pools.
+	requirementWavePrefix = "wave-"
 	// requirementControlPlane is the Cluster's control plane, whose version
 	// workers never overtake.
 	requirementControlPlane = "controlplane"
@@ -134,13 +138,22 @@ func (f *Function) decode(req *fnv1.RunFunctionRequest) (plan.Input, error) {
 	if av != v1beta1.SchemeGroupVersion.String() || k != v1beta1.PolicyKind {
 		return in, errors.Errorf(errFmtInputKind, strings.TrimPrefix(av+" "+k, " "), v1beta1.Group, v1beta1.Version, v1beta1.PolicyKind)
 	}
-	var err error
-	if in.Policy, err = f.policy(input); err != nil {
+	pol, err := f.policy(input)
+	if err != nil {
 		return in, err
 	}
+	in.Policy, in.Target = pol.policy, pol.target
 	in.Observed = observed(req.GetObserved().GetResources())
+	if m, ok := req.GetObserved().GetResources()[keyMarker]; ok {
+		mk := marker(m.GetResource().GetFields())
+		in.Marker = &mk
+	}
+	in.Fleet = fleet(req)
 	return in, nil
 }
+
+// keyMarker is the composition resource key of a pool's rollout marker.
+const keyMarker = "rollout"
 
 // keyInfraPool is the composition resource key of a pool's infrastructure
 // machine pool, whose spec providers check for immutable fields.
@@ -302,8 +315,15 @@ func controlPlane(req *fnv1.RunFunctionRequest, cl *plan.Cluster) *plan.ControlP
 	return cp
 }
 
+// A decodedPolicy is a policy input decoded, with its target where it has
+// waves (plan.Target).
+type decodedPolicy struct {
+	policy *v1beta1.Policy
+	target string
+}
+
 // policy decodes the policy input, or finds it decoded in the cache.
-func (f *Function) policy(input *structpb.Struct) (*v1beta1.Policy, error) {
+func (f *Function) policy(input *structpb.Struct) (decodedPolicy, error) {
 	var fp fingerprint
 	if f.cache != nil {
 		fp = f.cache.policyFingerprint(input)
@@ -311,14 +331,62 @@ func (f *Function) policy(input *structpb.Struct) (*v1beta1.Policy, error) {
 			return p, nil
 		}
 	}
-	p := &v1beta1.Policy{}
-	if err := FromStruct(input, p, "the platform policy (the Composition step's input)", "input", true); err != nil {
-		return nil, err
+	p := decodedPolicy{policy: &v1beta1.Policy{}}
+	if err := FromStruct(input, p.policy, "the platform policy (the Composition step's input)", "input", true); err != nil {
+		return p, err
+	}
+	if r := p.policy.Rollouts; r != nil && len(r.Waves) > 0 {
+		t, err := plan.Target(p.policy)
+		if err != nil {
+			return p, errors.Wrap(err, errTarget)
+		}
+		p.target = t
 	}
 	if f.cache != nil {
 		f.cache.policies.put(fp, p)
 	}
 	return p, nil
+}
+
+// marker reads a pool's rollout marker from its ConfigMap.
+func marker(f map[string]*structpb.Value) plan.Marker {
+	md := f["metadata"].GetStructValue().GetFields()
+	return plan.ReadMarker(md["namespace"].GetStringValue(), field(md, "labels", capi.PoolLabel).GetStringValue(), stringMap(f["data"]))
+}
+
+// fleet reads the markers of the waves Crossplane fetched, by wave: nil
+// when it fetched none.
+func fleet(req *fnv1.RunFunctionRequest) map[string][]plan.Marker {
+	var out map[string][]plan.Marker
+	for name, rs := range req.GetRequiredResources() {
+		wave, ok := strings.CutPrefix(name, requirementWavePrefix)
+		if !ok {
+			continue
+		}
+		if out == nil {
+			out = map[string][]plan.Marker{}
+		}
+		ms := make([]plan.Marker, 0, len(rs.GetItems()))
+		for _, item := range rs.GetItems() {
+			ms = append(ms, marker(item.GetResource().GetFields()))
+		}
+		out[wave] = ms
+	}
+	return out
+}
+
+// withWaves requires the markers of the waves before the pool's, in every
+// namespace: a pool reads them only while it has a change to start.
+func withWaves(rs *fnv1.Requirements, fleet string, waves []string) {
+	for _, w := range waves {
+		rs.Resources[requirementWavePrefix+w] = &fnv1.ResourceSelector{
+			ApiVersion: "v1",
+			Kind:       "ConfigMap",
+			Match: &fnv1.ResourceSelector_MatchLabels{MatchLabels: &fnv1.MatchLabels{Labels: map[string]string{
+				plan.LabelFleet: fleet, plan.LabelWave: w,
+			}}},
+		}
+	}
 }
 
 // observed extracts what planning needs from the observed composed

@@ -165,6 +165,11 @@ func (pl *Planner) gate(in Input, r *resolved, windows map[string]window) gated 
 			return gated{hold: h}
 		}
 	}
+	if pl.broken&ruleWave == 0 && len(r.waves) > 0 {
+		if g := computeWave(in, r, pol); g.hold != nil {
+			return g
+		}
+	}
 	g := gated{}
 	if pl.broken&ruleWindow == 0 {
 		g = computeWindow(in, pol, windows)
@@ -467,7 +472,7 @@ func queue(p *Plan, g gated) {
 
 // rolloutStatus is where the pool is with its disruptive changes.
 func rolloutStatus(p *Plan) *v1alpha1.RolloutStatus {
-	s := &v1alpha1.RolloutStatus{State: v1alpha1.RolloutUpToDate, Window: p.window}
+	s := &v1alpha1.RolloutStatus{State: v1alpha1.RolloutUpToDate, Window: p.window, Wave: p.waveName, Target: p.target}
 	if len(p.Rolling) > 0 || p.starting {
 		s.State = v1alpha1.RolloutRollingOut
 	}
