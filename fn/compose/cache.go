@@ -13,7 +13,6 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
-
 )
 
 // DefaultCacheSize is how many pools a Function remembers the plan of.
