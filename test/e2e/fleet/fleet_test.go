@@ -10,7 +10,7 @@
 // watcher sees it.
 //
 // The first cluster is the rollout gates' proof (issue #13): it keeps the
-// default rollout concurrency, 1, so its pools roll one at a time, which the
+// policy's rollout concurrency, 1, so its pools roll one at a time, which the
 // watcher checks at every snapshot from MachineSets and Machines; on its
 // class change the policy is paused mid-way, and no pool may start until it
 // is unpaused. The other clusters roll all their pools at once (annotation
@@ -194,8 +194,9 @@ func violations(v []fleet.Seen) string {
 func clusterName(i int) string { return fmt.Sprintf("sim-%d", i+1) }
 
 // concurrency is how many pools of cluster i roll at once: the first
-// cluster keeps the default, 1; the others are annotated to roll every pool
-// at once, as before rollouts were gated.
+// cluster keeps the policy's (package/configuration's rollouts.concurrency,
+// 1, which is also the default); the others are annotated to roll every
+// pool at once, as before rollouts were gated.
 func concurrency(i int) int {
 	if i == 0 {
 		return 1
@@ -348,7 +349,7 @@ func (r *run) controlPlanesMove() {
 // rolling updates run; the old templates go once no MachineSet uses them.
 //
 // Every pool of the first cluster changes, and that cluster rolls one pool
-// at a time (the default concurrency; the watcher checks it at every
+// at a time (the policy's concurrency; the watcher checks it at every
 // snapshot). Once its first pool has started, the policy is paused
 // (rollouts.paused): once the function says it holds the others
 // (RolloutHeld Paused) none of them may start, checked by the watcher
