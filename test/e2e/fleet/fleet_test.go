@@ -30,7 +30,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -178,6 +180,10 @@ func (r *run) report() {
 	if r.w != nil {
 		checked, failed := r.w.Snapshots()
 		_, _ = fmt.Fprintf(tw, "watcher\t%d snapshots checked (%d could not be read), %d violations\n", checked, failed, len(r.w.Violations()))
+		held := r.w.HeldSnapshots()
+		for _, p := range slices.Sorted(maps.Keys(held)) {
+			_, _ = fmt.Fprintf(tw, "watcher: %s held (paused)\tin %d snapshots\n", p, held[p])
+		}
 	}
 	_ = tw.Flush()
 	r.t.Log("\n" + b.String())
@@ -501,6 +507,14 @@ func (r *run) paused(ro *rolloutsOf, held []string) {
 		}
 		return nil
 	})
+	// NoRolloutStartWhileHeld was not vacuous: the watcher judged every
+	// held pool.
+	counts := r.w.HeldSnapshots()
+	for _, p := range held {
+		if counts[ns+"/"+p] == 0 {
+			r.t.Errorf("the watcher never counted paused pool %s held: NoRolloutStartWhileHeld did not judge it", p)
+		}
+	}
 	r.phase(fmt.Sprintf("paused: the rollouts under way end, no paused pool starts in %s more", heldFor), t0)
 }
 

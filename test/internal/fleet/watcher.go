@@ -64,17 +64,19 @@ type Watcher struct {
 	// as the test set it.
 	concurrency map[string]int
 	// holds are the pools the test told the function to hold, and why.
-	holds     map[string]string
-	seen      map[string]bool
-	found     []Seen
-	snapshots int
-	errs      int
+	holds map[string]string
+	// heldSnapshots counts, by pool, the snapshots checked with it held.
+	heldSnapshots map[string]int
+	seen          map[string]bool
+	found         []Seen
+	snapshots     int
+	errs          int
 }
 
 // NewWatcher returns a watcher reading through c.
 func NewWatcher(c client.Reader) *Watcher {
 	return &Watcher{c: c, seen: map[string]bool{}, start: time.Now(),
-		concurrency: map[string]int{}, holds: map[string]string{}}
+		concurrency: map[string]int{}, holds: map[string]string{}, heldSnapshots: map[string]int{}}
 }
 
 // SetConcurrency tells the watcher how many pools of a Cluster
@@ -151,6 +153,7 @@ func (w *Watcher) check(objs map[string][]unstructured.Unstructured) {
 	for p, why := range w.holds {
 		if w.lastHeldBy[p] == why {
 			s.Held[p] = why
+			w.heldSnapshots[p]++
 		}
 	}
 	w.snapshots++
@@ -188,6 +191,15 @@ func (w *Watcher) Violations() []Seen {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return append([]Seen(nil), w.found...)
+}
+
+// HeldSnapshots returns, by pool (namespace/name), how many snapshots were
+// checked with it held (Hold, once the function acted on it): whether
+// NoRolloutStartWhileHeld judged it at all.
+func (w *Watcher) HeldSnapshots() map[string]int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return maps.Clone(w.heldSnapshots)
 }
 
 // Snapshots returns how many snapshots were checked, and how many could

@@ -398,7 +398,11 @@ func TestWatcherRollouts(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			w := NewWatcher(nil)
+			wantHeldSnapshots := map[string]int{}
 			for i, s := range tc.steps {
+				for p := range s.wantHeld {
+					wantHeldSnapshots[p]++
+				}
 				if s.tell != nil {
 					s.tell(w)
 				}
@@ -417,6 +421,9 @@ func TestWatcherRollouts(t *testing.T) {
 				if diff := cmp.Diff(s.wantRules, rules, cmpopts.EquateEmpty()); diff != "" {
 					t.Errorf("%s\nstep %d: violations first seen, -want rules, +got rules:\n%s", tc.reason, i, diff)
 				}
+			}
+			if diff := cmp.Diff(wantHeldSnapshots, w.HeldSnapshots(), cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("%s\nHeldSnapshots(): -want, +got:\n%s", tc.reason, diff)
 			}
 		})
 	}
