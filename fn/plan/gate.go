@@ -165,8 +165,8 @@ func (pl *Planner) gate(in Input, r *resolved, windows map[string]window) gated 
 			return gated{hold: h}
 		}
 	}
-	if pl.broken&ruleWave == 0 && len(r.waves) > 0 {
-		if g := computeWave(in, r, pol); g.hold != nil {
+	if len(r.waves) > 0 {
+		if g := computeWave(in, r, pol, pl.broken); g.hold != nil {
 			return g
 		}
 	}
