@@ -290,27 +290,24 @@ func computeQueue(in Input, pol v1beta1.RolloutPolicy) gated {
 	}
 	var rolling, ahead []string
 	for _, s := range in.Siblings {
-		if rollingPool(s.Backings, s.MachineSets) {
-			rolling = append(rolling, s.Pool)
-			continue
-		}
 		t, queuedToo, bad := queued(s.Backings)
-		if bad != "" {
-			// Unreadable: it may be ahead, so it is.
+		// Unreadable: it may be ahead, so it is.
+		isAhead := bad != "" || queuedToo && cmp.Or(t.Compare(since), strings.Compare(s.Pool, in.Name)) < 0
+		// A pool ahead that holds the sequence holds it whatever else it
+		// does (a resize by the autoscaler looks like a rollout).
+		if isAhead && holdsSequence([]Sibling{s}) {
+			g.hold = &Hold{Reason: HoldSequence, Message: fmt.Sprintf("holding the pool's disruptive change: pool %s, queued ahead of it in Cluster %s, holds the sequence (%s=true)",
+				s.Pool, cluster, AnnotationHoldSequence)}
+			return g
+		}
+		switch {
+		case rollingPool(s.Backings, s.MachineSets):
+			rolling = append(rolling, s.Pool)
+		case bad != "":
 			ahead = append(ahead, fmt.Sprintf("%s (queued since %q, which is not a time)", s.Pool, bad))
-			continue
+		case isAhead:
+			ahead = append(ahead, s.Pool)
 		}
-		if !queuedToo || cmp.Or(t.Compare(since), strings.Compare(s.Pool, in.Name)) > 0 {
-			continue
-		}
-		for _, b := range s.Backings {
-			if b.HoldsSequence {
-				g.hold = &Hold{Reason: HoldSequence, Message: fmt.Sprintf("holding the pool's disruptive change: pool %s, queued ahead of it in Cluster %s, holds the sequence (%s=true)",
-					s.Pool, cluster, AnnotationHoldSequence)}
-				return g
-			}
-		}
-		ahead = append(ahead, s.Pool)
 	}
 	if len(rolling)+len(ahead) < n {
 		return gated{} // Its turn.

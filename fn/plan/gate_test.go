@@ -314,6 +314,17 @@ func TestGates(t *testing.T) {
 			observed: func(o map[string]Observed) { queuedAt(o, now) },
 			want:     gateOutcome{Reason: HoldSequence, Queued: now, Recheck: recheckSiblings},
 		},
+		"SequenceHeldAheadWhileResized": {
+			reason: "A pool queued ahead holds the sequence while the autoscaler resizes it (a new generation): it still holds the pools after it.",
+			mods: []func(*Input){func(in *Input) {
+				s := sibling("other", false, earlier, true)
+				s.Backings[0].Generation = 3
+				in.Siblings = []Sibling{s}
+				in.Cluster.Annotations = map[string]string{AnnotationConcurrency: "2"}
+			}},
+			observed: func(o map[string]Observed) { queuedAt(o, now) },
+			want:     gateOutcome{Reason: HoldSequence, Queued: now, Recheck: recheckSiblings},
+		},
 		"SequenceHeldBehind": {
 			reason:   "A pool queued behind that holds the sequence does not hold those ahead of it.",
 			mods:     []func(*Input){func(in *Input) { in.Siblings = []Sibling{sibling("other", false, later, true)} }},
