@@ -99,6 +99,11 @@ func run(ctx context.Context, cfg Config, fn runner) (*Report, error) {
 		return nil, err
 	}
 	w.populate(cfg.Clusters, cfg.PoolsPerCluster)
+	// Every pool of a cluster may roll at once: the function's default
+	// concurrency is 1.
+	if err := w.setGates(gates{concurrency: cfg.PoolsPerCluster}); err != nil {
+		return nil, err
+	}
 
 	s := defaultSchedule()
 	rep := &Report{Clusters: cfg.Clusters, Pools: len(w.pools), ConvergedAt: -1}
