@@ -3,6 +3,10 @@
 package main
 
 import (
+	// Maintenance windows name IANA time zones: the function carries the
+	// zone database rather than trust the image to.
+	_ "time/tzdata"
+
 	"github.com/alecthomas/kong"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"

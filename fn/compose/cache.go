@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -14,7 +15,6 @@ import (
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
 
 	"github.com/fleetnodepool/function-fleetnodepool/apis/input/v1beta1"
-	"github.com/fleetnodepool/function-fleetnodepool/fn/plan"
 )
 
 // DefaultCacheSize is how many pools a Function remembers the plan of.
@@ -75,15 +75,17 @@ func (c *planCache) Collect(ch chan<- prometheus.Metric) {
 // wrap answers a request from the cache where the pool was planned from the
 // same request before, and from next otherwise, remembering what next
 // planned.
-func (c *planCache) wrap(next func(*fnv1.RunFunctionRequest) *planned) func(*fnv1.RunFunctionRequest) *planned {
-	return func(req *fnv1.RunFunctionRequest) *planned {
+// A plan is good until its wake: then time alone may change it (a
+// maintenance window opens or closes).
+func (c *planCache) wrap(next func(*fnv1.RunFunctionRequest, time.Time) *planned) func(*fnv1.RunFunctionRequest, time.Time) *planned {
+	return func(req *fnv1.RunFunctionRequest, now time.Time) *planned {
 		pool, fp := c.fingerprint(req)
-		if p, ok := c.get(pool, fp); ok {
+		if p, ok := c.get(pool, fp); ok && (p.wake.IsZero() || now.Before(p.wake)) {
 			c.hits.Add(1)
 			return p
 		}
 		c.misses.Add(1)
-		p := next(req)
+		p := next(req, now)
 		if p.cacheable {
 			c.put(pool, fp, p)
 		}
@@ -180,10 +182,11 @@ func (c *planCache) fingerprint(req *fnv1.RunFunctionRequest) (pool, fp fingerpr
 		h = mix(seed, h, hashValue(seed, xr["spec"]))
 		h = mix(seed, h, hashStruct(seed, req.GetInput()))
 		h = mix(seed, h, hashObserved(seed, req.GetObserved().GetResources()))
-		for _, name := range []string{requirementCluster, requirementMachineSets, requirementControlPlane} {
+		for _, name := range []string{requirementCluster, requirementMachineSets, requirementControlPlane, requirementMachineDeployments, requirementMachinePools} {
 			h = mix(seed, h, hashResources(seed, req.GetRequiredResources()[name]))
 		}
-		h = mix(seed, h, hashValue(seed, md["annotations"].GetStructValue().GetFields()[plan.AnnotationAllowReplacement]))
+		h = mix(seed, h, hashValue(seed, md["annotations"]))
+		h = mix(seed, h, hashValue(seed, md["labels"]))
 		fp[i] = h
 	}
 	return pool, fp
@@ -241,7 +244,8 @@ func hashResources(seed maphash.Seed, rs *fnv1.Resources) uint64 {
 			h += mix(seed, hashValue(seed, fmd["uid"]), maphash.String(seed, rv))
 			continue
 		}
-		h += mix(seed, hashValue(seed, fmd["labels"]), mix(seed, hashValue(seed, f["spec"]), hashValue(seed, f["status"])))
+		h += mix(seed, mix(seed, hashValue(seed, fmd["labels"]), hashValue(seed, fmd["annotations"])),
+			mix(seed, hashValue(seed, fmd["generation"]), mix(seed, hashValue(seed, f["spec"]), hashValue(seed, f["status"]))))
 	}
 	return h
 }

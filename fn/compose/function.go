@@ -9,6 +9,7 @@ package compose
 import (
 	"context"
 	"runtime/debug"
+	"time"
 
 	"github.com/crossplane/function-sdk-go/errors"
 	"github.com/crossplane/function-sdk-go/logging"
@@ -30,10 +31,12 @@ type Function struct {
 
 	log     logging.Logger
 	planner *plan.Planner
-	// compose answers a request: planPool, behind the cache if there is one.
-	compose func(*fnv1.RunFunctionRequest) *planned
+	// compose answers a request at an instant: planPool, behind the cache
+	// if there is one.
+	compose func(*fnv1.RunFunctionRequest, time.Time) *planned
 	cache   *planCache
 	metrics prometheus.Registerer
+	clock   func() time.Time
 }
 
 // An Option configures a Function.
@@ -57,13 +60,17 @@ func WithCacheSize(n int) Option {
 	}
 }
 
+// WithClock sets the clock planning reads (maintenance windows, the rollout
+// queue): tests inject one. The default is time.Now.
+func WithClock(now func() time.Time) Option { return func(f *Function) { f.clock = now } }
+
 // WithMetrics registers the function's metrics (the plan cache's hits,
 // misses and size) with r.
 func WithMetrics(r prometheus.Registerer) Option { return func(f *Function) { f.metrics = r } }
 
 // New returns the function.
 func New(o ...Option) *Function {
-	f := &Function{log: logging.NewNopLogger(), planner: plan.New(), cache: newPlanCache(DefaultCacheSize)}
+	f := &Function{log: logging.NewNopLogger(), planner: plan.New(), cache: newPlanCache(DefaultCacheSize), clock: time.Now}
 	for _, fn := range o {
 		fn(f)
 	}
@@ -93,8 +100,9 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 
 // run is RunFunction without its guard against panics.
 func (f *Function) run(req *fnv1.RunFunctionRequest) *fnv1.RunFunctionResponse {
+	now := f.clock()
 	rsp := response.To(req, response.DefaultTTL)
-	apply(rsp, f.compose(req))
+	apply(rsp, f.compose(req, now), now)
 	return rsp
 }
 
@@ -102,11 +110,12 @@ func (f *Function) run(req *fnv1.RunFunctionRequest) *fnv1.RunFunctionResponse {
 // encodes the plan. The pool's Cluster decides its provider and backend:
 // until Crossplane has fetched it (it calls again at once), the answer only
 // asks for it.
-func (f *Function) planPool(req *fnv1.RunFunctionRequest) *planned {
+func (f *Function) planPool(req *fnv1.RunFunctionRequest, now time.Time) *planned {
 	in, err := f.decode(req)
 	if err != nil {
 		return &planned{fatal: err}
 	}
+	in.Now = now
 	log := f.log.WithValues("tag", req.GetMeta().GetTag(), "namespace", in.Namespace, "name", in.Name)
 	reqs, resolved, err := f.require(req, &in)
 	if err != nil || !resolved {

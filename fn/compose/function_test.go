@@ -126,7 +126,7 @@ func TestRunFunctionFatal(t *testing.T) {
 			req: newRequest(`{"apiVersion": "fleet.nodepool.dev/v1alpha1", "kind": "FleetNodePool",
 				"metadata": {"name": "w", "namespace": "a"},
 				"spec": {"clusterName": "c", "provider": "aws", "machine": {"class": "huge"}, "scaling": {"min": 3, "max": 2}}}`, policyJSON),
-			want: fatalWith(withControlPlane(requirements("a", "c", "w"), "a", "prod-eu-1"), `invalid FleetNodePool: spec.machine.class: Unsupported value: "huge": supported values: "medium"; `+
+			want: fatalWith(withControlPlane(requirements("a", "c"), "a", "prod-eu-1"), `invalid FleetNodePool: spec.machine.class: Unsupported value: "huge": supported values: "medium"; `+
 				`spec.scaling.min: Invalid value: 3: must be less than or equal to spec.scaling.max (2): lower min or raise max`),
 		},
 		"ClusterScopedWithoutClaim": {
@@ -221,7 +221,7 @@ func TestRunFunctionComposes(t *testing.T) {
 			}
 			wantStatus := resource.MustStructJSON(`{"provider": "aws", "backend": "MachineDeployment", "version": "v1.33.4", "targetVersion": "v1.33.4",
 				"machineType": "m6i.xlarge", "revisions": ["prod-eu-1-workers-68bb05d3", "prod-eu-1-workers-a41fab68"],
-				"changes": [{"object": "MachineDeployment/prod-eu-1-workers", "action": "Create"}]}`)
+				"changes": [{"object": "MachineDeployment/prod-eu-1-workers", "action": "Create"}], "rollout": {"state": "UpToDate"}}`)
 			if diff := cmp.Diff(wantStatus, rsp.GetDesired().GetComposite().GetResource().GetFields()["status"].GetStructValue(), protocmp.Transform()); diff != "" {
 				t.Errorf("%s\nRunFunction(...): -want status, +got status:\n%s", tc.reason, diff)
 			}
@@ -234,6 +234,9 @@ func TestRunFunctionComposes(t *testing.T) {
 				Target: fnv1.Target_TARGET_COMPOSITE_AND_CLAIM.Enum(),
 			}, {
 				Type: TypeUpgradePending, Status: fnv1.Status_STATUS_CONDITION_FALSE, Reason: "AtTarget",
+				Target: fnv1.Target_TARGET_COMPOSITE_AND_CLAIM.Enum(),
+			}, {
+				Type: TypeRolloutHeld, Status: fnv1.Status_STATUS_CONDITION_FALSE, Reason: "NotHeld",
 				Target: fnv1.Target_TARGET_COMPOSITE_AND_CLAIM.Enum(),
 			}, {
 				Type: TypeRolloutInProgress, Status: fnv1.Status_STATUS_CONDITION_FALSE, Reason: "RolledOut",

@@ -2,9 +2,11 @@ package compose
 
 import (
 	"maps"
+	"slices"
 	"strings"
 
 	"google.golang.org/protobuf/types/known/structpb"
+	"k8s.io/utils/ptr"
 
 	"github.com/crossplane/function-sdk-go/errors"
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
@@ -30,9 +32,14 @@ const (
 const (
 	// requirementCluster is the pool's Cluster.
 	requirementCluster = "cluster"
-	// requirementMachineSets are the live MachineSets of the pool's
-	// MachineDeployments, which keep old templates in use.
+	// requirementMachineSets are the live MachineSets of the Cluster: its
+	// pool's keep old templates in use, and all tell which pools roll.
 	requirementMachineSets = "machinesets"
+	// requirementMachineDeployments and requirementMachinePools are the
+	// Cluster's: the rollout gates learn from them which of its other
+	// pools roll or wait.
+	requirementMachineDeployments = "machinedeployments"
+	requirementMachinePools       = "machinepools"
 	// requirementControlPlane is the Cluster's control plane, whose version
 	// workers never overtake.
 	requirementControlPlane = "controlplane"
@@ -55,7 +62,7 @@ func (f *Function) require(req *fnv1.RunFunctionRequest, in *plan.Input) (_ *fnv
 	if in.Spec.ClusterName == "" {
 		return nil, true, nil // Planning reports spec.clusterName missing.
 	}
-	rs := requirements(in.Namespace, in.Spec.ClusterName, in.Name)
+	rs := requirements(in.Namespace, in.Spec.ClusterName)
 	cl, resolved := cluster(req)
 	if !resolved {
 		if request.AdvertisesCapabilities(req) && !request.HasCapability(req, fnv1.Capability_CAPABILITY_REQUIRED_RESOURCES) {
@@ -64,7 +71,7 @@ func (f *Function) require(req *fnv1.RunFunctionRequest, in *plan.Input) (_ *fnv
 		return rs, false, nil
 	}
 	in.Cluster = cl
-	in.MachineSets = machineSets(req)
+	in.MachineSets, in.Siblings = pools(req, in.Name)
 	if cl == nil || cl.ControlPlaneName == "" {
 		return rs, true, nil
 	}
@@ -96,7 +103,9 @@ func (f *Function) decode(req *fnv1.RunFunctionRequest) (plan.Input, error) {
 	if n := labels[labelClaimName].GetStringValue(); n != "" {
 		in.Name = n
 	}
-	in.AllowReplacement = md["annotations"].GetStructValue().GetFields()[plan.AnnotationAllowReplacement].GetStringValue() == "true"
+	in.Annotations = stringMap(md["annotations"])
+	in.Labels = stringMap(md["labels"])
+	in.AllowReplacement = in.Annotations[plan.AnnotationAllowReplacement] == "true"
 	if in.Namespace == "" {
 		in.Namespace = labels[labelClaimNamespace].GetStringValue()
 	}
@@ -136,10 +145,20 @@ func (f *Function) decode(req *fnv1.RunFunctionRequest) (plan.Input, error) {
 // machine pool, whose spec providers check for immutable fields.
 const keyInfraPool = "infrapool"
 
-// requirements ask Crossplane for the pool's Cluster and MachineSets. The
-// MachineSets carry the labels of their MachineDeployment's machine
-// template, so one selector finds those of every zone.
-func requirements(namespace, cluster, pool string) *fnv1.Requirements {
+// requirements ask Crossplane for the pool's Cluster, and the Cluster's
+// MachineDeployments, MachinePools and MachineSets (Cluster API labels each
+// with its Cluster's name).
+func requirements(namespace, cluster string) *fnv1.Requirements {
+	ofCluster := func(kind string) *fnv1.ResourceSelector {
+		return &fnv1.ResourceSelector{
+			ApiVersion: clusterv1.GroupVersion.String(),
+			Kind:       kind,
+			Match: &fnv1.ResourceSelector_MatchLabels{MatchLabels: &fnv1.MatchLabels{Labels: map[string]string{
+				clusterv1.ClusterNameLabel: cluster,
+			}}},
+			Namespace: &namespace,
+		}
+	}
 	return &fnv1.Requirements{Resources: map[string]*fnv1.ResourceSelector{
 		requirementCluster: {
 			ApiVersion: clusterv1.GroupVersion.String(),
@@ -147,36 +166,71 @@ func requirements(namespace, cluster, pool string) *fnv1.Requirements {
 			Match:      &fnv1.ResourceSelector_MatchName{MatchName: cluster},
 			Namespace:  &namespace,
 		},
-		requirementMachineSets: {
-			ApiVersion: clusterv1.GroupVersion.String(),
-			Kind:       "MachineSet",
-			Match: &fnv1.ResourceSelector_MatchLabels{MatchLabels: &fnv1.MatchLabels{Labels: map[string]string{
-				clusterv1.ClusterNameLabel: cluster,
-				capi.PoolLabel:             pool,
-			}}},
-			Namespace: &namespace,
-		},
+		requirementMachineSets:        ofCluster("MachineSet"),
+		requirementMachineDeployments: ofCluster("MachineDeployment"),
+		requirementMachinePools:       ofCluster("MachinePool"),
 	}}
 }
 
-// machineSets reads the pool's live MachineSets: nil when Crossplane has
-// not fetched them.
-func machineSets(req *fnv1.RunFunctionRequest) map[string][]plan.MachineSet {
-	rs, ok := req.GetRequiredResources()[requirementMachineSets]
+// pools reads the Cluster's pools from its live MachineSets,
+// MachineDeployments and MachinePools, by their pool label: the pool's own
+// MachineSets (by MachineDeployment name), and its siblings. Either is nil
+// while Crossplane has not fetched what it is read from.
+func pools(req *fnv1.RunFunctionRequest, self string) (map[string][]plan.MachineSet, []plan.Sibling) {
+	required := req.GetRequiredResources()
+	mss, ok := required[requirementMachineSets]
 	if !ok {
-		return nil
+		return nil, nil
 	}
-	out := map[string][]plan.MachineSet{}
-	for _, item := range rs.GetItems() {
+	own := map[string][]plan.MachineSet{}
+	others := map[string]*plan.Sibling{}
+	sibling := func(pool string) *plan.Sibling {
+		s := others[pool]
+		if s == nil {
+			s = &plan.Sibling{Pool: pool, MachineSets: map[string][]plan.MachineSet{}}
+			others[pool] = s
+		}
+		return s
+	}
+	for _, item := range mss.GetItems() {
 		f := item.GetResource().GetFields()
-		md := f["metadata"].GetStructValue().GetFields()["labels"].GetStructValue().GetFields()[clusterv1.MachineDeploymentNameLabel].GetStringValue()
+		labels := field(f, "metadata", "labels").GetStructValue().GetFields()
+		pool, md := labels[capi.PoolLabel].GetStringValue(), labels[clusterv1.MachineDeploymentNameLabel].GetStringValue()
+		if pool == "" {
+			continue // Not a FleetNodePool's.
+		}
 		ts := field(f, "spec", "template", "spec").GetStructValue().GetFields()
-		out[md] = append(out[md], plan.MachineSet{
+		ms := plan.MachineSet{
 			Infra:     field(ts, "infrastructureRef", "name").GetStringValue(),
 			Bootstrap: field(ts, "bootstrap", "configRef", "name").GetStringValue(),
-		})
+			Replicas:  max(ptr.Deref(int32Field(f["status"].GetStructValue().GetFields(), "replicas"), 0), ptr.Deref(int32Field(f["spec"].GetStructValue().GetFields(), "replicas"), 0)),
+		}
+		if pool == self {
+			own[md] = append(own[md], ms)
+			continue
+		}
+		s := sibling(pool)
+		s.MachineSets[md] = append(s.MachineSets[md], ms)
 	}
-	return out
+	mds, okMD := required[requirementMachineDeployments]
+	mps, okMP := required[requirementMachinePools]
+	if !okMD || !okMP {
+		return own, nil
+	}
+	for _, item := range append(slices.Clone(mds.GetItems()), mps.GetItems()...) {
+		f := item.GetResource().GetFields()
+		pool := field(f, "metadata", "labels").GetStructValue().GetFields()[capi.PoolLabel].GetStringValue()
+		if pool == "" || pool == self {
+			continue
+		}
+		s := sibling(pool)
+		s.Backings = append(s.Backings, backing(f))
+	}
+	siblings := make([]plan.Sibling, 0, len(others))
+	for _, k := range slices.Sorted(maps.Keys(others)) {
+		siblings = append(siblings, *others[k])
+	}
+	return own, siblings
 }
 
 // field walks nested Struct fields.
@@ -202,11 +256,14 @@ func cluster(req *fnv1.RunFunctionRequest) (c *plan.Cluster, resolved bool) {
 	if len(items) == 0 {
 		return nil, true
 	}
-	spec := items[0].GetResource().GetFields()["spec"].GetStructValue().GetFields()
+	f := items[0].GetResource().GetFields()
+	spec := f["spec"].GetStructValue().GetFields()
 	return &plan.Cluster{
 		InfrastructureKind: field(spec, "infrastructureRef", "kind").GetStringValue(),
 		ControlPlaneKind:   field(spec, "controlPlaneRef", "kind").GetStringValue(),
 		ControlPlaneName:   field(spec, "controlPlaneRef", "name").GetStringValue(),
+		Annotations:        stringMap(field(f, "metadata", "annotations")),
+		Labels:             stringMap(field(f, "metadata", "labels")),
 	}, true
 }
 
@@ -249,40 +306,63 @@ func observed(rs map[string]*fnv1.Resource) map[string]plan.Observed {
 	out := make(map[string]plan.Observed, len(rs))
 	for k, r := range rs {
 		f := r.GetResource().GetFields()
-		md := f["metadata"].GetStructValue().GetFields()
-		spec := f["spec"].GetStructValue().GetFields()
-		st := f["status"].GetStructValue().GetFields()
-		o := plan.Observed{
-			Generation:         int64(md["generation"].GetNumberValue()),
-			ObservedGeneration: int64(st["observedGeneration"].GetNumberValue()),
-			Replicas:           int32Field(st, "replicas"),
-			ReadyReplicas:      int32Field(st, "readyReplicas"),
-			AvailableReplicas:  int32Field(st, "availableReplicas"),
-			UpToDateReplicas:   int32Field(st, "upToDateReplicas"),
-			Name:               md["name"].GetStringValue(),
-			ClusterName:        spec["clusterName"].GetStringValue(),
-			Version:            field(spec, "template", "spec", "version").GetStringValue(),
-			InfraKind:          field(spec, "template", "spec", "infrastructureRef", "kind").GetStringValue(),
-			SpecReplicas:       int32Field(spec, "replicas"),
-			Load:               func() map[string]any { return keepable(f) },
-		}
-		for _, c := range st["conditions"].GetListValue().GetValues() {
-			cf := c.GetStructValue().GetFields()
-			if cf["type"].GetStringValue() == "Available" {
-				o.Available = cf["status"].GetStringValue() == "True"
-			}
-		}
-		if ts := field(spec, "template", "spec").GetStructValue().GetFields(); ts != nil {
-			for _, ref := range []*structpb.Value{field(ts, "infrastructureRef", "name"), field(ts, "bootstrap", "configRef", "name")} {
-				if n := ref.GetStringValue(); n != "" {
-					o.References = append(o.References, n)
-				}
-			}
-		}
+		o := backing(f)
+		o.Load = func() map[string]any { return keepable(f) }
 		if k == keyInfraPool {
 			o.Spec = f["spec"].GetStructValue().AsMap()
 		}
 		out[k] = o
+	}
+	return out
+}
+
+// backing reads what planning uses of an object: all of it for a
+// MachineDeployment or MachinePool, its name and status of others.
+func backing(f map[string]*structpb.Value) plan.Observed {
+	md := f["metadata"].GetStructValue().GetFields()
+	spec := f["spec"].GetStructValue().GetFields()
+	st := f["status"].GetStructValue().GetFields()
+	annotations := md["annotations"].GetStructValue().GetFields()
+	o := plan.Observed{
+		Generation:         int64(md["generation"].GetNumberValue()),
+		ObservedGeneration: int64(st["observedGeneration"].GetNumberValue()),
+		Replicas:           int32Field(st, "replicas"),
+		ReadyReplicas:      int32Field(st, "readyReplicas"),
+		AvailableReplicas:  int32Field(st, "availableReplicas"),
+		UpToDateReplicas:   int32Field(st, "upToDateReplicas"),
+		Name:               md["name"].GetStringValue(),
+		ClusterName:        spec["clusterName"].GetStringValue(),
+		Version:            field(spec, "template", "spec", "version").GetStringValue(),
+		InfraKind:          field(spec, "template", "spec", "infrastructureRef", "kind").GetStringValue(),
+		SpecReplicas:       int32Field(spec, "replicas"),
+		QueuedSince:        annotations[plan.AnnotationQueuedSince].GetStringValue(),
+		HoldsSequence:      annotations[plan.AnnotationHoldSequence].GetStringValue() == "true",
+	}
+	for _, c := range st["conditions"].GetListValue().GetValues() {
+		cf := c.GetStructValue().GetFields()
+		if cf["type"].GetStringValue() == "Available" {
+			o.Available = cf["status"].GetStringValue() == "True"
+		}
+	}
+	if ts := field(spec, "template", "spec").GetStructValue().GetFields(); ts != nil {
+		for _, ref := range []*structpb.Value{field(ts, "infrastructureRef", "name"), field(ts, "bootstrap", "configRef", "name")} {
+			if n := ref.GetStringValue(); n != "" {
+				o.References = append(o.References, n)
+			}
+		}
+	}
+	return o
+}
+
+// stringMap reads a map of strings (labels, annotations), nil if empty.
+func stringMap(v *structpb.Value) map[string]string {
+	f := v.GetStructValue().GetFields()
+	if len(f) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(f))
+	for k, v := range f {
+		out[k] = v.GetStringValue()
 	}
 	return out
 }

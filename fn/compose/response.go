@@ -2,7 +2,9 @@ package compose
 
 import (
 	"strings"
+	"time"
 
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 	"k8s.io/utils/ptr"
 
@@ -36,6 +38,11 @@ const (
 	// version until its control plane runs it.
 	TypeUpgradePending = "UpgradePending"
 
+	// TypeRolloutHeld is True while a disruptive change of the pool waits:
+	// for the policy's pause, the pool's deferral, its maintenance window,
+	// its turn among its Cluster's pools, or its control plane.
+	TypeRolloutHeld = "RolloutHeld"
+
 	// TypeChangeRefused is True when a change of the spec was refused
 	// because it would delete the backing of a running pool.
 	TypeChangeRefused = "ChangeRefused"
@@ -56,13 +63,17 @@ type planned struct {
 	// fatal stops Crossplane before it applies or deletes anything.
 	fatal error
 	// cacheable is true for a planned pool, which the same request planned
-	// again would give again.
+	// again would give again, until wake if it is set.
 	cacheable bool
+	// wake and recheck: when to plan the pool again at the latest (see
+	// plan.Plan).
+	wake    time.Time
+	recheck time.Duration
 }
 
 // build encodes a plan as what the function adds to a response.
 func build(p *plan.Plan) (*planned, error) {
-	out := &planned{resources: make(map[string]*fnv1.Resource, len(p.Resources))}
+	out := &planned{resources: make(map[string]*fnv1.Resource, len(p.Resources)), wake: p.Wake, recheck: p.Recheck}
 	for _, r := range p.Resources {
 		s, err := encode(r)
 		if err != nil {
@@ -102,8 +113,11 @@ func encode(r plan.Resource) (*structpb.Struct, error) {
 
 // apply adds a planned pool to a response: its desired resources (keeping
 // those of earlier pipeline steps), the XR status and conditions.
-func apply(rsp *fnv1.RunFunctionResponse, p *planned) {
+func apply(rsp *fnv1.RunFunctionResponse, p *planned, now time.Time) {
 	rsp.Requirements = p.requirements
+	if ttl := p.ttl(now); ttl != response.DefaultTTL {
+		rsp.Meta.Ttl = durationpb.New(ttl)
+	}
 	if p.fatal != nil {
 		response.Fatal(rsp, p.fatal)
 		if notFound := (*plan.ClusterNotFoundError)(nil); errors.As(p.fatal, &notFound) {
@@ -140,6 +154,23 @@ func apply(rsp *fnv1.RunFunctionResponse, p *planned) {
 	}
 	rsp.Conditions = append(rsp.Conditions, p.conditions...)
 	rsp.Results = append(rsp.Results, p.results...)
+}
+
+// minTTL is the shortest TTL the function asks for: a window opening now
+// is planned again in a second, not in a busy loop.
+const minTTL = time.Second
+
+// ttl is how soon Crossplane should call again: at the poll (the SDK's
+// default TTL) or sooner, when the plan waits for time or another pool.
+func (p *planned) ttl(now time.Time) time.Duration {
+	ttl := response.DefaultTTL
+	if p.recheck > 0 {
+		ttl = min(ttl, p.recheck)
+	}
+	if !p.wake.IsZero() {
+		ttl = min(ttl, max(p.wake.Sub(now), minTTL))
+	}
+	return ttl
 }
 
 // statusStruct encodes the pool status.
@@ -183,6 +214,13 @@ func conditions(p *plan.Plan) []*fnv1.Condition {
 	if u := p.UpgradePending; u != nil {
 		upgrade.Status, upgrade.Reason, upgrade.Message = fnv1.Status_STATUS_CONDITION_TRUE, u.Reason, ptr.To(u.Message)
 	}
+	held := &fnv1.Condition{
+		Type: TypeRolloutHeld, Status: fnv1.Status_STATUS_CONDITION_FALSE, Reason: "NotHeld",
+		Target: fnv1.Target_TARGET_COMPOSITE_AND_CLAIM.Enum(),
+	}
+	if h := p.Hold; h != nil {
+		held.Status, held.Reason, held.Message = fnv1.Status_STATUS_CONDITION_TRUE, h.Reason, ptr.To(h.Message)
+	}
 	roll := &fnv1.Condition{
 		Type: TypeRolloutInProgress, Status: fnv1.Status_STATUS_CONDITION_FALSE, Reason: "RolledOut",
 		Target: fnv1.Target_TARGET_COMPOSITE_AND_CLAIM.Enum(),
@@ -190,5 +228,5 @@ func conditions(p *plan.Plan) []*fnv1.Condition {
 	if len(p.Rolling) > 0 {
 		roll.Status, roll.Reason, roll.Message = fnv1.Status_STATUS_CONDITION_TRUE, "Rolling", ptr.To("rolling out: "+strings.Join(p.Rolling, ", "))
 	}
-	return []*fnv1.Condition{c, refused, upgrade, roll}
+	return []*fnv1.Condition{c, refused, upgrade, held, roll}
 }

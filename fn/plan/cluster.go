@@ -16,6 +16,9 @@ type Cluster struct {
 	// ControlPlaneKind and ControlPlaneName name spec.controlPlaneRef, e.g.
 	// KubeadmControlPlane prod-eu-1.
 	ControlPlaneKind, ControlPlaneName string
+	// Annotations and Labels of the Cluster: the rollout gates read its
+	// concurrency and maintenance window there.
+	Annotations, Labels map[string]string
 }
 
 // platform is the provider and platform a Cluster runs on: the provider

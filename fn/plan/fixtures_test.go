@@ -2,6 +2,7 @@ package plan
 
 import (
 	"errors"
+	"time"
 
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
@@ -47,6 +48,9 @@ func input(mods ...func(*Input)) Input {
 		},
 		Policy:  policy(),
 		Cluster: &Cluster{InfrastructureKind: "AWSCluster", ControlPlaneKind: "KubeadmControlPlane"},
+		// The pool is alone in its Cluster, planned at a fixed instant.
+		Siblings: []Sibling{},
+		Now:      testNow,
 	}
 	for _, m := range mods {
 		if m != nil {
@@ -56,17 +60,20 @@ func input(mods ...func(*Input)) Input {
 	return in
 }
 
+// testNow is the instant tests plan at: Sunday 2026-11-29 23:00 UTC.
+var testNow = time.Date(2026, time.November, 29, 23, 0, 0, 0, time.UTC)
+
 func intOrStr(s string) *intstr.IntOrString { v := intstr.Parse(s); return &v }
 
 // onAzure moves a pool to a self-managed Azure cluster.
 func onAzure(in *Input) {
-	in.Cluster = &Cluster{InfrastructureKind: "AzureCluster", ControlPlaneKind: "KubeadmControlPlane"}
+	in.Cluster.InfrastructureKind = "AzureCluster"
 	in.Spec.Provider, in.Spec.Zones = v1alpha1.ProviderAzure, nil
 }
 
 // onSim moves a pool to a simulated (in-memory) cluster.
 func onSim(in *Input) {
-	in.Cluster = &Cluster{InfrastructureKind: "DevCluster", ControlPlaneKind: "KubeadmControlPlane"}
+	in.Cluster.InfrastructureKind = "DevCluster"
 	in.Spec.Provider, in.Spec.Zones = v1alpha1.ProviderSim, []string{"zone-a", "zone-b"}
 }
 

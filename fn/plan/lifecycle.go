@@ -23,6 +23,8 @@ const AnnotationAllowReplacement = v1alpha1.Group + "/allow-replacement"
 // the templates it clones machines from.
 type MachineSet struct {
 	Infra, Bootstrap string
+	// Replicas is how many machines it has (or is asked for, if more).
+	Replicas int32
 }
 
 // A Refusal says why a change was not made and how to make it anyway.
@@ -90,8 +92,7 @@ func (pl *Planner) keep(p *Plan, in Input) *Refusal {
 	// A MachinePool still replacing machines may boot old ones from its
 	// previous bootstrap config.
 	mp, ok := in.Observed[keyMachinePool]
-	mpRolling := ok && (mp.ObservedGeneration < mp.Generation ||
-		mp.Replicas != nil && mp.UpToDateReplicas != nil && *mp.UpToDateReplicas < *mp.Replicas)
+	mpRolling := ok && mp.rolling()
 	for _, k := range sortedKeys(in.Observed) {
 		o := in.Observed[k]
 		if desired[k] || !isTemplate(k) || o.object() == nil {

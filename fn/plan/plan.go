@@ -10,6 +10,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -63,6 +64,16 @@ type Input struct {
 	MachineSets map[string][]MachineSet
 	// AllowReplacement opts in to replacing the backing of a running pool.
 	AllowReplacement bool
+	// Annotations and Labels of the FleetNodePool: the rollout gates read
+	// them (defer, hold the sequence, maintenance window).
+	Annotations, Labels map[string]string
+	// Siblings are the Cluster's other pools, as their live
+	// MachineDeployments, MachinePools and MachineSets show them; nil when
+	// they were not fetched (yet).
+	Siblings []Sibling
+	// Now is the instant planned at: maintenance windows and the rollout
+	// queue read it. The same input at the same instant plans the same.
+	Now time.Time
 }
 
 // Observed is the part of an observed composed object that planning uses.
@@ -86,6 +97,11 @@ type Observed struct {
 	// References are the templates a MachineDeployment or MachinePool
 	// points at.
 	References []string
+	// QueuedSince and HoldsSequence are the rollout queue's annotations of
+	// a MachineDeployment or MachinePool (AnnotationQueuedSince,
+	// AnnotationHoldSequence).
+	QueuedSince   string
+	HoldsSequence bool
 	// Object is the observed object with what an apply must not carry
 	// removed (status, server metadata): what keeping it emits. Load, if
 	// set, makes it when Object is nil: most plans never need it.
@@ -129,6 +145,19 @@ type Plan struct {
 	UpgradePending *UpgradePending
 	// Rolling names the MachineDeployments and MachinePool still rolling.
 	Rolling []string
+	// Hold says why the pool's disruptive change waits, if it does.
+	Hold *Hold
+	// Wake is when time alone may change the plan (a maintenance window
+	// opens or closes): plan again then. Zero when only a change of input
+	// can change it.
+	Wake time.Time
+	// Recheck asks to plan again this soon though nothing the input shows
+	// changed: the pool waits for another pool, which Crossplane does not
+	// watch for it. Zero: Crossplane's poll will do.
+	Recheck time.Duration
+
+	window      string
+	queuedSince time.Time
 }
 
 // A Planner plans pools.
@@ -149,10 +178,13 @@ type rule int
 
 // Rules a test may break.
 const (
-	ruleRetention rule = 1 << iota // Keep templates in use.
-	ruleSequence                   // Never overtake the control plane.
-	ruleReplicas                   // Never own an autoscaled size.
-	ruleGuard                      // Never delete a running backing unasked.
+	ruleRetention   rule = 1 << iota // Keep templates in use.
+	ruleSequence                     // Never overtake the control plane.
+	ruleReplicas                     // Never own an autoscaled size.
+	ruleGuard                        // Never delete a running backing unasked.
+	rulePause                        // Never start while paused or deferred.
+	ruleWindow                       // Never start outside the maintenance window.
+	ruleConcurrency                  // Never roll more pools of a Cluster than allowed.
 )
 
 // An Option configures a Planner.
@@ -279,13 +311,26 @@ func (pl *Planner) Plan(in Input) (*Plan, error) {
 	if pl.broken&ruleReplicas != 0 {
 		breakReplicas(p, r)
 	}
+	changes, disruptive := preview(p, in)
+	if len(disruptive) > 0 {
+		g := pl.gate(in, r, r.windows)
+		p.Hold, p.Wake, p.Recheck, p.window, p.queuedSince = g.hold, g.wake, g.recheck, g.window, g.queue
+		if g.hold != nil {
+			holdAsRunning(p, in, disruptive)
+			queue(p, g)
+		}
+	}
 	p.Refused = pl.keep(p, in)
 	p.Status = rollup(p, in.Observed)
 	p.Status.Revisions = revisions(p)
 	if p.Refused == nil {
-		p.Status.Changes = preview(p, in)
+		p.Status.Changes = changes
 	}
 	p.Rolling = rolling(p, in.Observed)
+	if p.Hold == nil && p.UpgradePending != nil {
+		p.Hold = &Hold{Reason: HoldControlPlane, Message: p.UpgradePending.Message}
+	}
+	p.Status.Rollout = rolloutStatus(p)
 	return p, nil
 }
 

@@ -22,9 +22,9 @@ var sizeFields = []string{"minSize", "maxSize", "scaling"}
 
 // preview says what the plan does to each MachineDeployment and MachinePool
 // compared with what runs: which replace their nodes and why, and which
-// change in place.
-func preview(p *Plan, in Input) []v1alpha1.Change {
-	var out []v1alpha1.Change
+// change in place. disruptive are the keys of those that replace machines
+// that run: what the rollout gates hold.
+func preview(p *Plan, in Input) (out []v1alpha1.Change, disruptive []string) {
 	for _, r := range p.Resources {
 		if !IsPool(r.Object) {
 			continue
@@ -76,11 +76,17 @@ func preview(p *Plan, in Input) []v1alpha1.Change {
 		switch {
 		case len(replace) > 0:
 			out = append(out, v1alpha1.Change{Object: obj, Action: v1alpha1.ChangeReplace, Reasons: append(replace, inPlace...)})
+			if o.running() {
+				disruptive = append(disruptive, r.Key)
+				if r.Key == keyMachinePool && p.resource(keyInfraPool) != nil {
+					disruptive = append(disruptive, keyInfraPool)
+				}
+			}
 		case len(inPlace) > 0:
 			out = append(out, v1alpha1.Change{Object: obj, Action: v1alpha1.ChangeInPlace, Reasons: inPlace})
 		}
 	}
-	return out
+	return out, disruptive
 }
 
 // previewFields is the part of a MachineDeployment or MachinePool preview
@@ -257,7 +263,7 @@ func rolling(p *Plan, observed map[string]Observed) []string {
 		if !IsPool(r.Object) || !ok {
 			continue
 		}
-		if o.ObservedGeneration < o.Generation || (o.Replicas != nil && o.UpToDateReplicas != nil && *o.UpToDateReplicas < *o.Replicas) {
+		if o.rolling() {
 			out = append(out, o.Name)
 		}
 	}

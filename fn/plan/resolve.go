@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"slices"
@@ -32,6 +33,10 @@ type resolved struct {
 	machineLabels map[string]string
 	// versionPath is the field the version came from.
 	versionPath *field.Path
+	// channel the pool follows, "" when it pins its version.
+	channel string
+	// windows are the policy's maintenance windows, by name.
+	windows map[string]window
 }
 
 var (
@@ -59,6 +64,12 @@ func (pl *Planner) resolve(in Input) (*resolved, field.ErrorList) {
 	if r.pool.Version, r.versionPath, err = resolveVersion(spec, pol.Channels, pol.Defaults.Channel); err != nil {
 		errs = append(errs, err)
 	}
+	if spec.Version == "" {
+		r.channel = cmp.Or(spec.Channel, pol.Defaults.Channel)
+	}
+	var werrs field.ErrorList
+	r.windows, werrs = parseWindows(pol.Rollouts)
+	errs = append(errs, werrs...)
 	if r.provider != nil {
 		if r.pool.MachineType, err = resolveMachineType(r.provider, spec.Machine, in); err != nil {
 			errs = append(errs, err)

@@ -118,7 +118,9 @@ func typicalPool(tb testing.TB, fx fixture, edits ...edit) *fnv1.RunFunctionRequ
 		req.Observed.Resources[k] = &fnv1.Resource{Resource: o}
 		refs = append(refs, map[string]any{"apiVersion": str(o, "apiVersion"), "kind": str(o, "kind"), "name": str(o, "metadata", "name")})
 		if str(o, "kind") == "MachineDeployment" {
-			world = append(world, machineSet(tb, o, len(world), fx.realistic))
+			// The MachineDeployment exists in the API too: the function
+			// reads its Cluster's MachineDeployments.
+			world = append(world, o, machineSet(tb, o, len(world), fx.realistic))
 		}
 	}
 	if fx.realistic {
@@ -492,7 +494,7 @@ func TestTypicalPool(t *testing.T) {
 			if len(req.GetExtraResources()) > 0 { //nolint:staticcheck // Checking the deprecated field is unused.
 				t.Errorf("extra_resources: got %d entries, want none", len(req.GetExtraResources())) //nolint:staticcheck // As above.
 			}
-			want := map[string]int{"cluster": 1, "controlplane": 1, "machinesets": 2}
+			want := map[string]int{"cluster": 1, "controlplane": 1, "machinesets": 2, "machinedeployments": 2, "machinepools": 0}
 			got := map[string]int{}
 			for n, rs := range req.GetRequiredResources() {
 				got[n] = len(rs.GetItems())

@@ -1,0 +1,485 @@
+package plan
+
+import (
+	"cmp"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/utils/ptr"
+
+	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
+
+	"github.com/fleetnodepool/function-fleetnodepool/apis/fleet/v1alpha1"
+	"github.com/fleetnodepool/function-fleetnodepool/apis/input/v1beta1"
+	"github.com/fleetnodepool/function-fleetnodepool/fn/provider"
+)
+
+// Annotations and labels the rollout gates read and write.
+const (
+	// AnnotationDeferRollout on a FleetNodePool holds its disruptive
+	// changes ("true"), like ClusterClass's defer-upgrade.
+	AnnotationDeferRollout = v1alpha1.Group + "/defer-rollout"
+	// AnnotationHoldSequence on a FleetNodePool holds its disruptive
+	// changes and those of every pool of its Cluster queued after it, like
+	// ClusterClass's hold-upgrade-sequence. The function copies it to the
+	// pool's MachineDeployments and MachinePool while the pool is queued,
+	// where the other pools read it.
+	AnnotationHoldSequence = v1alpha1.Group + "/hold-rollout-sequence"
+	// AnnotationConcurrency on a Cluster is how many of its pools may be in
+	// a disruptive rollout at once.
+	AnnotationConcurrency = v1alpha1.Group + "/rollout-concurrency"
+	// AnnotationQueuedSince is set by the function on the MachineDeployments
+	// and MachinePool of a pool queued for a disruptive rollout: when it
+	// took its place in its Cluster's queue.
+	AnnotationQueuedSince = v1alpha1.Group + "/rollout-queued-since"
+	// LabelMaintenanceWindow on a FleetNodePool or its Cluster selects the
+	// maintenance window its disruptive changes start in.
+	LabelMaintenanceWindow = v1alpha1.Group + "/maintenance-window"
+)
+
+// Reasons a disruptive change is held (condition RolloutHeld).
+const (
+	HoldPaused            = "Paused"
+	HoldDeferred          = "Deferred"
+	HoldMaintenanceWindow = "MaintenanceWindow"
+	HoldConcurrency       = "Concurrency"
+	HoldSequence          = "SequenceHeld"
+	HoldControlPlane      = "ControlPlane"
+)
+
+// How soon to plan a held pool again when what it waits for is another
+// pool, which Crossplane does not watch for it.
+const (
+	// recheckQueued: the pool just published its place in the queue; the
+	// next plan reads it back and decides.
+	recheckQueued = 5 * time.Second
+	// recheckSiblings: the pool waits for another to finish.
+	recheckSiblings = 15 * time.Second
+)
+
+// defaultConcurrency is how many pools of a Cluster roll at once when
+// neither the policy nor the Cluster says.
+const defaultConcurrency = 1
+
+// A Hold says why a pool's disruptive change waits.
+type Hold struct {
+	// Reason is one of the Hold* constants.
+	Reason string
+	// Message says what the pool waits for and when it expects to move.
+	Message string
+	// NextStart is when time alone lets the change start (a maintenance
+	// window opens); zero when it is not time that decides.
+	NextStart time.Time
+}
+
+// A Sibling is another pool of the Cluster, as its live objects show it.
+type Sibling struct {
+	// Pool is the FleetNodePool's name.
+	Pool string
+	// Backings are its MachineDeployments and MachinePool.
+	Backings []Observed
+	// MachineSets of its MachineDeployments, by MachineDeployment name.
+	MachineSets map[string][]MachineSet
+}
+
+// rolling reports whether a MachineDeployment or MachinePool has not caught
+// up with its spec or not replaced every machine yet.
+func (o Observed) rolling() bool {
+	return o.ObservedGeneration < o.Generation || o.Replicas != nil && o.UpToDateReplicas != nil && *o.UpToDateReplicas < *o.Replicas
+}
+
+// rollingPool reports whether a pool is in a disruptive rollout: one of
+// its backings is rolling, or one of its MachineDeployments runs machines
+// of more than one MachineSet.
+func rollingPool(backings []Observed, sets map[string][]MachineSet) bool {
+	for _, b := range backings {
+		if b.rolling() {
+			return true
+		}
+	}
+	for _, mss := range sets {
+		n := 0
+		for _, ms := range mss {
+			if ms.Replicas > 0 {
+				n++
+			}
+		}
+		if n > 1 {
+			return true
+		}
+	}
+	return false
+}
+
+// queued is when a pool took its place in the queue, from the annotation on
+// its backings (the earliest); ok false when it is not queued, err set when
+// an annotation is not a time.
+func queued(backings []Observed) (since time.Time, ok bool, bad string) {
+	for _, b := range backings {
+		if b.QueuedSince == "" {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339, b.QueuedSince)
+		if err != nil {
+			return time.Time{}, false, b.QueuedSince
+		}
+		if !ok || t.Before(since) {
+			since, ok = t, true
+		}
+	}
+	return since, ok, ""
+}
+
+// A gated plan is what the rollout gates decided of a pool with a pending
+// disruptive change.
+type gated struct {
+	hold *Hold
+	// queue is the place the pool takes (or keeps) in its Cluster's queue:
+	// zero when it is not queued.
+	queue time.Time
+	// holdsSequence: the pool queues holding the sequence.
+	holdsSequence bool
+	window        string
+	// wake and recheck: see Plan.
+	wake    time.Time
+	recheck time.Duration
+}
+
+// gate decides whether a pool's pending disruptive change may start now.
+// The gates are checked in order, the first that holds names the reason:
+// the policy's pause, the pool's deferral, its maintenance window, then its
+// Cluster's rollout concurrency.
+func (pl *Planner) gate(in Input, r *resolved, windows map[string]window) gated {
+	pol := ptr.Deref(in.Policy.Rollouts, v1beta1.RolloutPolicy{})
+	if pl.broken&rulePause == 0 {
+		if h := computePause(pol, r.channel); h != nil {
+			return gated{hold: h}
+		}
+		if h := computeDefer(in.Annotations); h != nil {
+			return gated{hold: h}
+		}
+	}
+	g := gated{}
+	if pl.broken&ruleWindow == 0 {
+		g = computeWindow(in, pol, windows)
+		if g.hold != nil {
+			return g
+		}
+	}
+	if pl.broken&ruleConcurrency == 0 {
+		q := computeQueue(in, pol)
+		q.window, q.wake = g.window, cmpMin(g.wake, q.wake)
+		return q
+	}
+	return g
+}
+
+// computePause holds every change of a paused policy or channel.
+func computePause(pol v1beta1.RolloutPolicy, channel string) *Hold {
+	switch {
+	case pol.Paused:
+		return &Hold{Reason: HoldPaused, Message: "holding the pool's disruptive change: the platform policy pauses every rollout (input.rollouts.paused); " +
+			"it starts once the pause is lifted. Rollouts under way finish"}
+	case channel != "" && slices.Contains(pol.PausedChannels, channel):
+		return &Hold{Reason: HoldPaused, Message: fmt.Sprintf("holding the pool's disruptive change: the platform policy pauses the rollouts of channel %s "+
+			"(input.rollouts.pausedChannels); it starts once the pause is lifted. Rollouts under way finish", channel)}
+	}
+	return nil
+}
+
+// computeDefer holds the changes of a pool annotated to defer them.
+func computeDefer(annotations map[string]string) *Hold {
+	switch v, ok := annotations[AnnotationDeferRollout]; {
+	case !ok || v == "false":
+		return nil
+	case v == "true":
+		return &Hold{Reason: HoldDeferred, Message: fmt.Sprintf("holding the pool's disruptive change: the FleetNodePool is annotated %s=true; "+
+			"remove the annotation to let it start", AnnotationDeferRollout)}
+	default:
+		return &Hold{Reason: HoldDeferred, Message: fmt.Sprintf("holding the pool's disruptive change: cannot read the annotation %s=%q of the FleetNodePool; "+
+			"set it to true to defer the pool's rollouts, or remove it", AnnotationDeferRollout, v)}
+	}
+}
+
+// computeWindow holds a change outside the pool's maintenance window. The
+// pool's label names the window, else its Cluster's, else the policy's
+// default; no window means any time.
+func computeWindow(in Input, pol v1beta1.RolloutPolicy, windows map[string]window) gated {
+	name, from := in.Labels[LabelMaintenanceWindow], "the FleetNodePool's label "+LabelMaintenanceWindow
+	if name == "" && in.Cluster != nil {
+		name, from = in.Cluster.Labels[LabelMaintenanceWindow], "the Cluster's label "+LabelMaintenanceWindow
+	}
+	if name == "" {
+		name, from = pol.DefaultMaintenanceWindow, "input.rollouts.defaultMaintenanceWindow"
+	}
+	if name == "" {
+		return gated{}
+	}
+	w, ok := windows[name]
+	if !ok {
+		return gated{window: name, hold: &Hold{Reason: HoldMaintenanceWindow, Message: fmt.Sprintf(
+			"holding the pool's disruptive change: cannot find the maintenance window %q that %s names; the platform policy defines %s (input.rollouts.maintenanceWindows)",
+			name, from, quoted(sortedKeys(windows)))}}
+	}
+	open, edge := w.at(in.Now)
+	if open {
+		// Open: a change may start until it closes.
+		return gated{window: name, wake: edge}
+	}
+	return gated{window: name, wake: edge, hold: &Hold{Reason: HoldMaintenanceWindow, NextStart: edge, Message: fmt.Sprintf(
+		"holding the pool's disruptive change until its maintenance window %s (%s, from %s) opens at %s",
+		name, w, from, edge.UTC().Format(time.RFC3339))}}
+}
+
+// computeQueue holds a change while its Cluster has as many pools rolling,
+// or queued ahead of it, as its rollout concurrency allows. A pool first
+// publishes its place in the queue and starts only once it observes it:
+// two pools planned at the same moment then see each other, and the earlier
+// one (by time, then name) goes first.
+func computeQueue(in Input, pol v1beta1.RolloutPolicy) gated {
+	cluster := in.Spec.ClusterName
+	n, h := concurrency(in.Cluster, pol, cluster)
+	if h != nil {
+		return gated{hold: h, recheck: recheckSiblings}
+	}
+	if in.Siblings == nil {
+		return gated{recheck: recheckQueued, hold: &Hold{Reason: HoldConcurrency, Message: fmt.Sprintf(
+			"holding the pool's disruptive change until the rollouts of Cluster %s's other pools are known (its MachineDeployments and MachinePools)", cluster)}}
+	}
+	self := backingsOf(in.Observed)
+	holds := in.Annotations[AnnotationHoldSequence] == "true"
+	if !holds && (len(in.Siblings) < n || rollingPool(self, in.MachineSets)) {
+		return gated{} // No one to wait for, or already rolling.
+	}
+	since, ok, _ := queued(self)
+	if !ok {
+		now := in.Now.UTC().Truncate(time.Second)
+		return gated{queue: now, holdsSequence: holds, wake: now.Add(recheckQueued), hold: &Hold{Reason: HoldConcurrency, Message: fmt.Sprintf(
+			"taking the pool's place in Cluster %s's rollout queue (%s); it starts when fewer than %d of the Cluster's pools roll", cluster, AnnotationQueuedSince, n)}}
+	}
+	g := gated{queue: since, holdsSequence: holds, recheck: recheckSiblings}
+	if holds {
+		g.hold = &Hold{Reason: HoldSequence, Message: fmt.Sprintf("holding the pool's disruptive change, and those of every pool of Cluster %s queued after it: "+
+			"the FleetNodePool is annotated %s=true; remove the annotation to let them start", cluster, AnnotationHoldSequence)}
+		return g
+	}
+	var rolling, ahead []string
+	for _, s := range in.Siblings {
+		if rollingPool(s.Backings, s.MachineSets) {
+			rolling = append(rolling, s.Pool)
+			continue
+		}
+		t, queuedToo, bad := queued(s.Backings)
+		if bad != "" {
+			// Unreadable: it may be ahead, so it is.
+			ahead = append(ahead, fmt.Sprintf("%s (queued since %q, which is not a time)", s.Pool, bad))
+			continue
+		}
+		if !queuedToo || cmp.Or(t.Compare(since), strings.Compare(s.Pool, in.Name)) > 0 {
+			continue
+		}
+		for _, b := range s.Backings {
+			if b.HoldsSequence {
+				g.hold = &Hold{Reason: HoldSequence, Message: fmt.Sprintf("holding the pool's disruptive change: pool %s, queued ahead of it in Cluster %s, holds the sequence (%s=true)",
+					s.Pool, cluster, AnnotationHoldSequence)}
+				return g
+			}
+		}
+		ahead = append(ahead, s.Pool)
+	}
+	if len(rolling)+len(ahead) < n {
+		return gated{} // Its turn.
+	}
+	var waits []string
+	if len(rolling) > 0 {
+		waits = append(waits, strings.Join(rolling, ", ")+" rolling")
+	}
+	if len(ahead) > 0 {
+		waits = append(waits, strings.Join(ahead, ", ")+" queued ahead")
+	}
+	g.hold = &Hold{Reason: HoldConcurrency, Message: fmt.Sprintf("waiting its turn: %d pool(s) of Cluster %s may roll at once, and %s; it starts when one of them finishes",
+		n, cluster, strings.Join(waits, ", "))}
+	return g
+}
+
+// concurrency is how many pools of the Cluster may roll at once: its
+// annotation, ClusterClass's, the policy's, or 1. A value that cannot be
+// read holds.
+func concurrency(cl *Cluster, pol v1beta1.RolloutPolicy, name string) (int, *Hold) {
+	if cl != nil {
+		for _, k := range []string{AnnotationConcurrency, clusterv1.ClusterTopologyUpgradeConcurrencyAnnotation} {
+			v, ok := cl.Annotations[k]
+			if !ok {
+				continue
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return 0, &Hold{Reason: HoldConcurrency, Message: fmt.Sprintf(
+					"holding the pool's disruptive change: cannot read the rollout concurrency %q of Cluster %s (annotation %s): make it a whole number of at least 1",
+					v, name, k)}
+			}
+			return n, nil
+		}
+	}
+	return int(ptr.Deref(pol.Concurrency, defaultConcurrency)), nil
+}
+
+// backingsOf are the observed MachineDeployments and MachinePool.
+func backingsOf(observed map[string]Observed) []Observed {
+	var out []Observed
+	for _, k := range sortedKeys(observed) {
+		if k == keyMachinePool || strings.HasPrefix(k, keyMachineDeployment) {
+			out = append(out, observed[k])
+		}
+	}
+	return out
+}
+
+// holdAsRunning keeps what the pool's held backings run: their observed
+// version and template names (the infrastructure machine pool's observed
+// spec, beyond its size), so no machine is replaced, while the rest of the
+// change (size, autoscaler bounds, labels) applies. Templates only the held
+// change would use are not created.
+func holdAsRunning(p *Plan, in Input, held []string) {
+	for _, k := range held {
+		o := in.Observed[k]
+		for i, r := range p.Resources {
+			if r.Key != k {
+				continue
+			}
+			switch t := r.Object.(type) {
+			case *clusterv1.MachineDeployment:
+				keepTemplateSpec(&t.Spec.Template.Spec, o)
+			case *clusterv1.MachinePool:
+				keepTemplateSpec(&t.Spec.Template.Spec, o)
+			default:
+				p.Resources[i] = keepSize(k, o, r)
+			}
+		}
+	}
+	referenced := map[string]bool{}
+	for _, r := range p.Resources {
+		if IsPool(r.Object) {
+			for _, n := range references(r.Object) {
+				referenced[n] = true
+			}
+		}
+	}
+	kept := p.Resources[:0]
+	for _, r := range p.Resources {
+		if _, exists := in.Observed[r.Key]; isTemplate(r.Key) && !exists && !referenced[r.Object.GetName()] {
+			continue
+		}
+		kept = append(kept, r)
+	}
+	p.Resources = kept
+}
+
+// keepTemplateSpec sets what a machine template's spec runs to what is
+// observed.
+func keepTemplateSpec(s *clusterv1.MachineSpec, o Observed) {
+	obj := o.object()
+	s.Version = o.Version
+	s.InfrastructureRef.Name, _, _ = unstructured.NestedString(obj, "spec", "template", "spec", "infrastructureRef", "name")
+	s.Bootstrap.ConfigRef.Name, _, _ = unstructured.NestedString(obj, "spec", "template", "spec", "bootstrap", "configRef", "name")
+}
+
+// keepSize is an observed infrastructure machine pool as it runs, with the
+// planned size.
+func keepSize(k string, o Observed, r Resource) Resource {
+	kept := passThrough(k, o)
+	u := kept.Object.(*unstructured.Unstructured) //nolint:forcetypeassert // passThrough makes one.
+	desired, err := provider.JSONMap(r.Object)
+	if err != nil {
+		return kept
+	}
+	spec, _ := u.Object["spec"].(map[string]any)
+	spec = maps.Clone(spec)
+	if spec == nil {
+		spec = map[string]any{}
+	}
+	for _, f := range sizeFields {
+		if v := valueAt(desired, "spec", f); v != nil {
+			spec[f] = v
+		} else {
+			delete(spec, f)
+		}
+	}
+	u.Object["spec"] = spec
+	kept.Ready = r.Ready
+	return kept
+}
+
+// references are the template names a MachineDeployment or MachinePool
+// points at.
+func references(o provider.Object) []string {
+	var s *clusterv1.MachineSpec
+	switch t := o.(type) {
+	case *clusterv1.MachineDeployment:
+		s = &t.Spec.Template.Spec
+	case *clusterv1.MachinePool:
+		s = &t.Spec.Template.Spec
+	default:
+		return nil
+	}
+	return []string{s.InfrastructureRef.Name, s.Bootstrap.ConfigRef.Name}
+}
+
+// queue publishes the pool's place in its Cluster's queue on its
+// MachineDeployments and MachinePool: metadata, which rolls nothing.
+func queue(p *Plan, g gated) {
+	if g.queue.IsZero() {
+		return
+	}
+	for _, r := range p.Resources {
+		if !IsPool(r.Object) {
+			continue
+		}
+		a := r.Object.GetAnnotations()
+		if a == nil {
+			a = map[string]string{}
+		}
+		a[AnnotationQueuedSince] = g.queue.UTC().Format(time.RFC3339)
+		if g.holdsSequence {
+			a[AnnotationHoldSequence] = "true"
+		}
+		r.Object.SetAnnotations(a)
+	}
+}
+
+// rolloutStatus is where the pool is with its disruptive changes.
+func rolloutStatus(p *Plan) *v1alpha1.RolloutStatus {
+	s := &v1alpha1.RolloutStatus{State: v1alpha1.RolloutUpToDate, Window: p.window}
+	if len(p.Rolling) > 0 {
+		s.State = v1alpha1.RolloutRollingOut
+	}
+	if h := p.Hold; h != nil {
+		s.State, s.Reason = v1alpha1.RolloutHeld, h.Reason
+		if !h.NextStart.IsZero() {
+			s.NextStart = ptr.To(metaTime(h.NextStart))
+		}
+	}
+	if !p.queuedSince.IsZero() {
+		s.QueuedSince = ptr.To(metaTime(p.queuedSince))
+	}
+	return s
+}
+
+func metaTime(t time.Time) metav1.Time { return metav1.NewTime(t.UTC()) }
+
+// cmpMin is the earlier of two times, zero meaning none.
+func cmpMin(a, b time.Time) time.Time {
+	switch {
+	case a.IsZero():
+		return b
+	case b.IsZero() || a.Before(b):
+		return a
+	}
+	return b
+}
