@@ -240,12 +240,12 @@ func (w *world) applyOne(p *pool, key string, dr *fnv1.Resource) error {
 	if o.id.kind == kindMachineDeployment {
 		spec = o.replicas(spec, stringsOf(annots))
 	}
-	changed := o.spec == nil || !proto.Equal(o.spec, spec)
+	changed := o.spec == nil || !equalStruct(o.spec, spec)
 	if changed {
 		o.spec = spec
 		o.generation++
 	}
-	if changed || !proto.Equal(o.labels, labels) || !proto.Equal(o.annots, annots) {
+	if changed || !equalValue(o.labels, labels) || !equalValue(o.annots, annots) {
 		o.labels, o.annots = labels, annots
 		w.touch(o)
 		w.stats.applies++

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
@@ -164,6 +165,44 @@ func TestFetchByLabels(t *testing.T) {
 			}
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("%s\nfetch(...): -want, +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
+
+// TestEqualValue holds the model's Struct comparison to proto.Equal's.
+func TestEqualValue(t *testing.T) {
+	v := func(j string) *structpb.Value {
+		var x structpb.Value
+		if err := x.UnmarshalJSON([]byte(j)); err != nil {
+			t.Fatal(err)
+		}
+		return &x
+	}
+	cases := map[string]struct {
+		reason string
+		a, b   *structpb.Value
+	}{
+		"Same":          {reason: "Equal objects.", a: v(`{"a": [1, "x", true, null, {"b": {}}]}`), b: v(`{"a": [1, "x", true, null, {"b": {}}]}`)},
+		"Number":        {reason: "Another number.", a: v(`{"a": 1}`), b: v(`{"a": 2}`)},
+		"Kind":          {reason: "A number is not its string.", a: v(`{"a": 1}`), b: v(`{"a": "1"}`)},
+		"MissingField":  {reason: "A field more.", a: v(`{"a": 1}`), b: v(`{"a": 1, "b": 1}`)},
+		"OtherField":    {reason: "Another field of as many.", a: v(`{"a": 1}`), b: v(`{"b": 1}`)},
+		"ListLength":    {reason: "A longer list.", a: v(`[1, 2]`), b: v(`[1, 2, 3]`)},
+		"ListOrder":     {reason: "A list in another order.", a: v(`[1, 2]`), b: v(`[2, 1]`)},
+		"Nested":        {reason: "A difference deep down.", a: v(`{"a": {"b": [{"c": false}]}}`), b: v(`{"a": {"b": [{"c": true}]}}`)},
+		"NullAndEmpty":  {reason: "null is not an empty object.", a: v(`null`), b: v(`{}`)},
+		"NilAndNothing": {reason: "A nil Value is not a null one.", a: nil, b: v(`null`)},
+		"BothNil":       {reason: "Two nil Values.", a: nil, b: nil},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			want := proto.Equal(tc.a, tc.b)
+			if got := equalValue(tc.a, tc.b); got != want {
+				t.Errorf("%s\nequalValue(...): got %t, proto.Equal says %t", tc.reason, got, want)
+			}
+			if got := equalValue(tc.b, tc.a); got != want {
+				t.Errorf("%s\nequalValue(b, a): got %t, proto.Equal says %t", tc.reason, got, want)
 			}
 		})
 	}
