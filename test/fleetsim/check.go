@@ -31,6 +31,11 @@ func (w *world) check() []Violation {
 	now := w.snapshot()
 	vs := invariant.Check(w.checked, now)
 	w.checked = now
+	for c, pools := range invariant.Rolling(now) {
+		if n, ok := now.Concurrency[c]; ok {
+			w.stats.peakRolling[n] = max(w.stats.peakRolling[n], len(pools))
+		}
+	}
 	out := make([]Violation, len(vs))
 	for i, v := range vs {
 		out[i] = Violation{w.step, v}

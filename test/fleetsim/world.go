@@ -183,6 +183,8 @@ type counters struct {
 	machineSets, machinesCreated, machinesDeleted int
 	cpUpgrades, classChanges, autoscales          int
 	applies, deletes                              int
+	heldBy                                        map[string]int
+	peakRolling                                   map[int]int
 }
 
 // newWorld is an empty fleet on the channel version.
@@ -192,6 +194,7 @@ func newWorld(seed uint64, channel string) (*world, error) {
 		byNS:    map[string]*cluster{},
 		objects: map[objKey]*composed{},
 		sets:    map[string]map[string]*machineSet{},
+		stats:   counters{heldBy: map[string]int{}, peakRolling: map[int]int{}},
 	}
 	if err := w.setChannel(channel); err != nil {
 		return nil, err
