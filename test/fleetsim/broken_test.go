@@ -213,8 +213,8 @@ func TestGatesBrokenAreCaught(t *testing.T) {
 			reason: "A function that does not see maintenance windows starts rollouts while they are closed.",
 			schedule: func(s *schedule) {
 				d := defaultSchedule()
-				s.gates.windows, s.gates.defaultWindow = d.gates.windows, d.gates.defaultWindow
-				s.clusterWindow, s.poolWindow = d.clusterWindow, d.poolWindow
+				s.gates.windows, s.gates.defaultWindow, s.poolWindow = d.gates.windows, d.gates.defaultWindow, d.poolWindow
+				s.clusterWindow = map[int]string{1: "evening", 2: "tokyo-morning"}
 			},
 			alter: func(req *fnv1.RunFunctionRequest) {
 				r := at(req.GetInput(), "rollouts").GetStructValue()
@@ -252,7 +252,7 @@ func TestGatesBrokenAreCaught(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			s := ungated()
 			tc.schedule(&s)
-			cfg := Config{Clusters: 6, PoolsPerCluster: 5, Seed: 1, MaxSteps: 40, Lag: 0.2, CacheSize: -1, StopAtViolation: true}
+			cfg := Config{Clusters: 4, PoolsPerCluster: 4, Seed: 1, MaxSteps: 40, Lag: 0.2, CacheSize: -1, StopAtViolation: true}
 			rep, err := run(context.Background(), cfg, s, func(fn runner) runner { return misinformed{fn: fn, alter: tc.alter} })
 			if err != nil {
 				t.Fatalf("%s\nrun(...): %v", tc.reason, err)
@@ -268,7 +268,7 @@ func TestGatesBrokenAreCaught(t *testing.T) {
 				}
 			}
 			// The same schedule, the function unbroken, past the gate's events.
-			cfg.StopAtViolation, cfg.MaxSteps = false, 30
+			cfg.StopAtViolation, cfg.MaxSteps = false, 24
 			rep, err = run(context.Background(), cfg, s, nil)
 			if err != nil {
 				t.Fatalf("%s\nrun(...) unbroken: %v", tc.reason, err)
