@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 	_ "time/tzdata" // Windows in time zones, on machines without a zone database.
 
@@ -182,9 +183,57 @@ func (w *world) held(p *pool) string {
 		return heldWindow // Closed, or unknown.
 	}
 	// A pool holding the sequence queues, when its Cluster has more pools
-	// than may roll at once, and never starts.
-	if n, _ := w.concurrency(c); p.annotations[annotationHoldSeq] == "true" && len(c.pools) > n {
+	// than may roll at once, and never starts; nor do the pools queued
+	// after it.
+	if n, _ := w.concurrency(c); p.annotations[annotationHoldSeq] == "true" && len(c.pools) > n || w.queuedAfterHolder[p] {
 		return heldSequence
 	}
 	return ""
+}
+
+// queuedAfterHolders are the pools queued after a pool that holds its
+// Cluster's rollout sequence, in the queue the function published on the
+// MachineDeployments (each pool's earliest rollout-queued-since, then its
+// name): what the function sees when it next reconciles them.
+func (w *world) queuedAfterHolders() map[*pool]bool {
+	out := map[*pool]bool{}
+	for _, c := range w.clusters {
+		type place struct {
+			p *pool
+			t time.Time
+		}
+		var queue, holders []place
+		for _, p := range c.pools {
+			if t, ok := queuedSince(p); ok {
+				queue = append(queue, place{p, t})
+				if p.annotations[annotationHoldSeq] == "true" {
+					holders = append(holders, place{p, t})
+				}
+			}
+		}
+		for _, q := range queue {
+			for _, h := range holders {
+				if cmp.Or(h.t.Compare(q.t), strings.Compare(h.p.name, q.p.name)) < 0 {
+					out[q.p] = true
+				}
+			}
+		}
+	}
+	return out
+}
+
+// queuedSince is the earliest rollout-queued-since annotation of the
+// pool's MachineDeployments, if one has a time.
+func queuedSince(p *pool) (time.Time, bool) {
+	var first time.Time
+	for _, o := range p.composed {
+		if o.id.kind != kindMachineDeployment {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339, at(o.annots.GetStructValue(), annotationQueued).GetStringValue())
+		if err == nil && (first.IsZero() || t.Before(first)) {
+			first = t
+		}
+	}
+	return first, !first.IsZero()
 }

@@ -190,6 +190,43 @@ func TestHeld(t *testing.T) {
 				p.annotations[annotationHoldSeq], g.concurrency = "true", 2
 			},
 		},
+		"QueuedAfterHolder": {
+			reason: "A pool queued after a pool holding the sequence holds too.",
+			edit: func(w *world, p *pool, _ *gates) {
+				queue(p, "2026-03-02T06:30:00Z")
+				queue(holder(w, p, "pool-01"), "2026-03-02T06:00:00Z")
+			},
+			want: heldSequence,
+		},
+		"QueuedBeforeHolder": {
+			reason: "A pool queued before the holder goes on.",
+			edit: func(w *world, p *pool, _ *gates) {
+				queue(p, "2026-03-02T05:00:00Z")
+				queue(holder(w, p, "pool-01"), "2026-03-02T06:00:00Z")
+			},
+		},
+		"SameTimeNameAhead": {
+			reason: "Queued at the same time, the pool named first is ahead of the holder.",
+			edit: func(w *world, p *pool, _ *gates) {
+				queue(p, "2026-03-02T06:00:00Z")
+				queue(holder(w, p, "pool-01"), "2026-03-02T06:00:00Z")
+			},
+		},
+		"SameTimeNameBehind": {
+			reason: "Queued at the same time, the pool named after the holder is behind it.",
+			edit: func(w *world, p *pool, _ *gates) {
+				queue(p, "2026-03-02T06:00:00Z")
+				queue(holder(w, p, "pool-0"), "2026-03-02T06:00:00Z")
+			},
+			want: heldSequence,
+		},
+		"HolderNotQueued": {
+			reason: "A holder with no place in the queue holds no pool but itself.",
+			edit: func(w *world, p *pool, _ *gates) {
+				queue(p, "2026-03-02T06:00:00Z")
+				holder(w, p, "pool-0")
+			},
+		},
 		"WindowBeforeSequence": {
 			reason: "A closed window comes before the sequence hold.",
 			edit: func(w *world, p *pool, _ *gates) {
@@ -207,11 +244,31 @@ func TestHeld(t *testing.T) {
 			if err := w.setGates(g); err != nil {
 				t.Fatal(err)
 			}
+			w.queuedAfterHolder = w.queuedAfterHolders()
 			if got := w.held(p); got != tc.want {
 				t.Errorf("%s\nheld(...): want %q, got %q", tc.reason, tc.want, got)
 			}
 		})
 	}
+}
+
+// queue sets the rollout-queued-since annotation of the pool's
+// MachineDeployments, as the function does.
+func queue(p *pool, since string) {
+	for _, o := range p.composed {
+		if o.id.kind == kindMachineDeployment {
+			o.annots = strMap(map[string]string{annotationQueued: since})
+		}
+	}
+}
+
+// holder adds a pool of the cluster of p, holding the sequence, with a
+// MachineDeployment.
+func holder(w *world, p *pool, name string) *pool {
+	h := w.addPool(w.clusters[0], name, p.spec)
+	h.annotations[annotationHoldSeq] = "true"
+	addComposed(w, h, "machinedeployment-eu-west-1a", kindMachineDeployment, "c-0000-"+name+"-eu-west-1a", &mdSpec{})
+	return h
 }
 
 func TestConcurrency(t *testing.T) {

@@ -69,8 +69,10 @@ type Report struct {
 	ControlPlaneUpgrades, ClassChanges, Autoscales int
 	Applies, Deletes                               int
 	// HeldBy counts the reconciles whose pool the function reported held
-	// (status.rollout), by reason.
-	HeldBy map[string]int
+	// (status.rollout), by reason; Gated those whose pool the model held
+	// (paused, deferred, window, sequence), whether or not a change was
+	// pending.
+	HeldBy, Gated map[string]int
 	// PeakRolling is, by rollout concurrency, the most pools of one
 	// Cluster of that concurrency seen rolling at once.
 	PeakRolling map[int]int
@@ -159,7 +161,7 @@ func run(ctx context.Context, cfg Config, s schedule, wrap func(runner) runner) 
 	rep.MachineSets, rep.MachinesCreated, rep.MachinesDeleted = st.machineSets, st.machinesCreated, st.machinesDeleted
 	rep.ControlPlaneUpgrades, rep.ClassChanges, rep.Autoscales = st.cpUpgrades, st.classChanges, st.autoscales
 	rep.Applies, rep.Deletes = st.applies, st.deletes
-	rep.HeldBy, rep.PeakRolling = st.heldBy, st.peakRolling
+	rep.HeldBy, rep.Gated, rep.PeakRolling = st.heldBy, st.gated, st.peakRolling
 	return rep, nil
 }
 
@@ -169,6 +171,7 @@ const errFmtFleet = "a fleet needs clusters and pools, not %d and %d"
 // function is called (in measured batches) until each pool's requirements
 // settle, each final response is checked, then applied.
 func (w *world) reconcileAll(ctx context.Context, fn runner, m *meter) ([]Violation, error) {
+	w.queuedAfterHolder = w.queuedAfterHolders()
 	all := make([]*reconcile, len(w.pools))
 	for i, p := range w.pools {
 		all[i] = w.newReconcile(p)
@@ -196,6 +199,9 @@ func (w *world) reconcileAll(ctx context.Context, fn runner, m *meter) ([]Violat
 		}
 		if st := at(r.pool.status.GetStructValue(), "rollout").GetStructValue(); stringAt(st, "state") == "Held" {
 			w.stats.heldBy[stringAt(st, "reason")]++
+		}
+		if why := w.held(r.pool); why != "" {
+			w.stats.gated[why]++
 		}
 	}
 	return vs, nil
@@ -267,6 +273,7 @@ func (r *Report) Table() string {
 		{"class changes, autoscaler resizes", fmt.Sprintf("%d, %d", r.ClassChanges, r.Autoscales)},
 		{"composed applies, deletes", fmt.Sprintf("%d, %d", r.Applies, r.Deletes)},
 		{"pool reconciles held, by reason", counts(r.HeldBy)},
+		{"pool reconciles gated in the model", counts(r.Gated)},
 		{"peak pools rolling, by concurrency", counts(r.PeakRolling)},
 		{"violations", fmt.Sprint(r.ViolationCount)},
 		{"converged", converged},

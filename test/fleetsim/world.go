@@ -171,6 +171,9 @@ type world struct {
 	sets map[string]map[string]*machineSet
 	// checked is the state the invariants were checked on last.
 	checked invariant.Snapshot
+	// queuedAfterHolder are the pools queued after a pool holding its
+	// Cluster's sequence, as the step's reconciles see them.
+	queuedAfterHolder map[*pool]bool
 	// upgrades are the clusters waiting to start a control plane upgrade.
 	upgrades []*cluster
 	// seq numbers uids and resourceVersions, as the API server would.
@@ -183,7 +186,7 @@ type counters struct {
 	machineSets, machinesCreated, machinesDeleted int
 	cpUpgrades, classChanges, autoscales          int
 	applies, deletes                              int
-	heldBy                                        map[string]int
+	heldBy, gated                                 map[string]int
 	peakRolling                                   map[int]int
 }
 
@@ -194,7 +197,7 @@ func newWorld(seed uint64, channel string) (*world, error) {
 		byNS:    map[string]*cluster{},
 		objects: map[objKey]*composed{},
 		sets:    map[string]map[string]*machineSet{},
-		stats:   counters{heldBy: map[string]int{}, peakRolling: map[int]int{}},
+		stats:   counters{heldBy: map[string]int{}, gated: map[string]int{}, peakRolling: map[int]int{}},
 	}
 	if err := w.setChannel(channel); err != nil {
 		return nil, err
