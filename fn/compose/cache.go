@@ -13,8 +13,6 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
-
-	"github.com/fleetnodepool/function-fleetnodepool/apis/input/v1beta1"
 )
 
 // DefaultCacheSize is how many pools a Function remembers the plan of.
@@ -40,7 +38,7 @@ type poolPlan struct {
 type planCache struct {
 	seeds    [2]maphash.Seed
 	plans    *bounded[*poolPlan] // One per pool, keyed by its identity.
-	policies *bounded[*v1beta1.Policy]
+	policies *bounded[decodedPolicy]
 
 	hits, misses atomic.Uint64
 }
@@ -101,7 +99,7 @@ func newPlanCache(size int) *planCache {
 	return &planCache{
 		seeds:    [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
 		plans:    newBounded[*poolPlan](size),
-		policies: newBounded[*v1beta1.Policy](policyCacheSize),
+		policies: newBounded[decodedPolicy](policyCacheSize),
 	}
 }
 
@@ -182,8 +180,10 @@ func (c *planCache) fingerprint(req *fnv1.RunFunctionRequest) (pool, fp fingerpr
 		h = mix(seed, h, hashValue(seed, xr["spec"]))
 		h = mix(seed, h, hashStruct(seed, req.GetInput()))
 		h = mix(seed, h, hashObserved(seed, req.GetObserved().GetResources()))
-		for _, name := range []string{requirementCluster, requirementMachineSets, requirementControlPlane, requirementMachineDeployments, requirementMachinePools} {
-			h = mix(seed, h, hashResources(seed, req.GetRequiredResources()[name]))
+		for name, rs := range req.GetRequiredResources() {
+			// Every requirement planning reads, the waves' included: order
+			// independent, as the map's.
+			h += mix(seed, maphash.String(seed, name), hashResources(seed, rs))
 		}
 		h = mix(seed, h, hashValue(seed, md["annotations"]))
 		h = mix(seed, h, hashValue(seed, md["labels"]))

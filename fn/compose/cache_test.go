@@ -55,15 +55,7 @@ func TestCacheIsTransparent(t *testing.T) {
 
 	cached, uncached := New(WithPlanner(plan.New(plan.WithProviders(providers.All()...)))), New(WithPlanner(plan.New(plan.WithProviders(providers.All()...))), WithCacheSize(0))
 	for i, req := range sequence {
-		want, err := uncached.RunFunction(context.Background(), proto.Clone(req).(*fnv1.RunFunctionRequest))
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := cached.RunFunction(context.Background(), proto.Clone(req).(*fnv1.RunFunctionRequest))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if diff := cmp.Diff(want, got, protocmp.Transform()); diff != "" {
+		if _, diff := bothAnswer(t, cached, uncached, req); diff != "" {
 			t.Errorf("request %d: the cached function's response differs from the uncached one: -uncached, +cached:\n%s", i, diff)
 		}
 	}
@@ -71,6 +63,21 @@ func TestCacheIsTransparent(t *testing.T) {
 	if n := cached.cache.plans.len(); n != 2 {
 		t.Errorf("want the 2 pools of the sequence cached, got %d entries", n)
 	}
+}
+
+// bothAnswer asks a cached and an uncached function the same request: the
+// cached answer, and how it differs from the uncached one.
+func bothAnswer(t *testing.T, cached, uncached *Function, req *fnv1.RunFunctionRequest) (*fnv1.RunFunctionResponse, string) {
+	t.Helper()
+	want, err := uncached.RunFunction(context.Background(), proto.Clone(req).(*fnv1.RunFunctionRequest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := cached.RunFunction(context.Background(), proto.Clone(req).(*fnv1.RunFunctionRequest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got, cmp.Diff(want, got, protocmp.Transform())
 }
 
 func TestCacheBounded(t *testing.T) {

@@ -37,14 +37,14 @@ func TestRunFunctionCluster(t *testing.T) {
 		"NotResolvedYet": {
 			reason: "Before Crossplane fetched the Cluster, the function asks for it and composes nothing (Crossplane calls again).",
 			req:    unresolved,
-			want:   &fnv1.RunFunctionResponse{Meta: meta, Requirements: requirements("team-a", "prod-eu-1")},
+			want:   &fnv1.RunFunctionResponse{Meta: meta, Requirements: requirements("team-a", "prod-eu-1", "workers")},
 		},
 		"NotFound": {
 			reason: "A missing Cluster is a Fatal result, so Crossplane neither applies nor deletes anything, and a condition says why.",
 			req:    missing,
 			want: &fnv1.RunFunctionResponse{
 				Meta:         meta,
-				Requirements: requirements("team-a", "prod-eu-1"),
+				Requirements: requirements("team-a", "prod-eu-1", "workers"),
 				Results: []*fnv1.Result{{
 					Severity: fnv1.Severity_SEVERITY_FATAL, Message: msg, Target: fnv1.Target_TARGET_COMPOSITE.Enum(),
 				}},
@@ -59,7 +59,7 @@ func TestRunFunctionCluster(t *testing.T) {
 			req:    noCapability,
 			want: &fnv1.RunFunctionResponse{
 				Meta:         meta,
-				Requirements: requirements("team-a", "prod-eu-1"),
+				Requirements: requirements("team-a", "prod-eu-1", "workers"),
 				Results: []*fnv1.Result{{
 					Severity: fnv1.Severity_SEVERITY_FATAL, Message: errNoRequiredResources, Target: fnv1.Target_TARGET_COMPOSITE.Enum(),
 				}},

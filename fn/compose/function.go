@@ -129,6 +129,12 @@ func (f *Function) planPool(req *fnv1.RunFunctionRequest, now time.Time) *planne
 		log.Info("Cannot plan the pool", "error", err)
 		return &planned{requirements: reqs, fatal: err}
 	}
+	if pl.NeedsSiblings {
+		// Crossplane fetches them and calls again before it applies
+		// anything: until then the change holds.
+		withSiblings(reqs, in.Namespace, in.Spec.ClusterName)
+		withWaves(reqs, pl.Fleet(), pl.EarlierWaves())
+	}
 	p, err := build(pl)
 	if err != nil {
 		return &planned{requirements: reqs, fatal: err}

@@ -126,7 +126,7 @@ func TestRunFunctionFatal(t *testing.T) {
 			req: newRequest(`{"apiVersion": "fleet.nodepool.dev/v1alpha1", "kind": "FleetNodePool",
 				"metadata": {"name": "w", "namespace": "a"},
 				"spec": {"clusterName": "c", "provider": "aws", "machine": {"class": "huge"}, "scaling": {"min": 3, "max": 2}}}`, policyJSON),
-			want: fatalWith(withControlPlane(requirements("a", "c"), "a", "prod-eu-1"), `invalid FleetNodePool: spec.machine.class: Unsupported value: "huge": supported values: "medium"; `+
+			want: fatalWith(withControlPlane(requirements("a", "c", "w"), "a", "prod-eu-1"), `invalid FleetNodePool: spec.machine.class: Unsupported value: "huge": supported values: "medium"; `+
 				`spec.scaling.min: Invalid value: 3: must be less than or equal to spec.scaling.max (2): lower min or raise max`),
 		},
 		"ClusterScopedWithoutClaim": {

@@ -25,6 +25,7 @@ const (
 	errFmtInputKind = "cannot read the platform policy: the step's input is a %s, want apiVersion %s/%s, kind %s"
 	errNoNamespace  = "cannot find the FleetNodePool's namespace: a cluster-scoped XFleetNodePool must be created through its namespaced FleetNodePool claim"
 
+	errTarget              = "cannot compute the platform policy's target"
 	errNoRequiredResources = "cannot read the pool's Cluster: this Crossplane does not resolve required resources; FleetNodePools need Crossplane v2.2 or later"
 )
 
@@ -32,14 +33,18 @@ const (
 const (
 	// requirementCluster is the pool's Cluster.
 	requirementCluster = "cluster"
-	// requirementMachineSets are the live MachineSets of the Cluster: its
-	// pool's keep old templates in use, and all tell which pools roll.
+	// requirementMachineSets are the live MachineSets of the pool's
+	// MachineDeployments, which keep old templates in use; of the whole
+	// Cluster while the rollout gates need them (withSiblings).
 	requirementMachineSets = "machinesets"
 	// requirementMachineDeployments and requirementMachinePools are the
-	// Cluster's: the rollout gates learn from them which of its other
-	// pools roll or wait.
+	// Cluster's, while the pool has a disruptive change to start: the
+	// rollout gates learn from them which of its other pools roll or wait.
 	requirementMachineDeployments = "machinedeployments"
 	requirementMachinePools       = "machinepools"
+	// requirementWavePrefix and a wave's name require the rollout markers
+	// of that wave's pools.
+	requirementWavePrefix = "wave-"
 	// requirementControlPlane is the Cluster's control plane, whose version
 	// workers never overtake.
 	requirementControlPlane = "controlplane"
@@ -62,7 +67,7 @@ func (f *Function) require(req *fnv1.RunFunctionRequest, in *plan.Input) (_ *fnv
 	if in.Spec.ClusterName == "" {
 		return nil, true, nil // Planning reports spec.clusterName missing.
 	}
-	rs := requirements(in.Namespace, in.Spec.ClusterName)
+	rs := requirements(in.Namespace, in.Spec.ClusterName, in.Name)
 	cl, resolved := cluster(req)
 	if !resolved {
 		if request.AdvertisesCapabilities(req) && !request.HasCapability(req, fnv1.Capability_CAPABILITY_REQUIRED_RESOURCES) {
@@ -71,7 +76,7 @@ func (f *Function) require(req *fnv1.RunFunctionRequest, in *plan.Input) (_ *fnv
 		return rs, false, nil
 	}
 	in.Cluster = cl
-	in.MachineSets, in.Siblings = pools(req, in.Name)
+	in.MachineSets, in.Siblings = pools(req, in.Name, in.Observed)
 	if cl == nil || cl.ControlPlaneName == "" {
 		return rs, true, nil
 	}
@@ -133,32 +138,31 @@ func (f *Function) decode(req *fnv1.RunFunctionRequest) (plan.Input, error) {
 	if av != v1beta1.SchemeGroupVersion.String() || k != v1beta1.PolicyKind {
 		return in, errors.Errorf(errFmtInputKind, strings.TrimPrefix(av+" "+k, " "), v1beta1.Group, v1beta1.Version, v1beta1.PolicyKind)
 	}
-	var err error
-	if in.Policy, err = f.policy(input); err != nil {
+	pol, err := f.policy(input)
+	if err != nil {
 		return in, err
 	}
+	in.Policy, in.Target = pol.policy, pol.target
 	in.Observed = observed(req.GetObserved().GetResources())
+	if m, ok := req.GetObserved().GetResources()[keyMarker]; ok {
+		mk := marker(m.GetResource().GetFields())
+		in.Marker = &mk
+	}
+	in.Fleet = fleet(req)
 	return in, nil
 }
+
+// keyMarker is the composition resource key of a pool's rollout marker.
+const keyMarker = "rollout"
 
 // keyInfraPool is the composition resource key of a pool's infrastructure
 // machine pool, whose spec providers check for immutable fields.
 const keyInfraPool = "infrapool"
 
-// requirements ask Crossplane for the pool's Cluster, and the Cluster's
-// MachineDeployments, MachinePools and MachineSets (Cluster API labels each
-// with its Cluster's name).
-func requirements(namespace, cluster string) *fnv1.Requirements {
-	ofCluster := func(kind string) *fnv1.ResourceSelector {
-		return &fnv1.ResourceSelector{
-			ApiVersion: clusterv1.GroupVersion.String(),
-			Kind:       kind,
-			Match: &fnv1.ResourceSelector_MatchLabels{MatchLabels: &fnv1.MatchLabels{Labels: map[string]string{
-				clusterv1.ClusterNameLabel: cluster,
-			}}},
-			Namespace: &namespace,
-		}
-	}
+// requirements ask Crossplane for the pool's Cluster and its MachineSets
+// (Cluster API labels them with the Cluster's name, and they carry the
+// pool label of their MachineDeployment's machine template).
+func requirements(namespace, cluster, pool string) *fnv1.Requirements {
 	return &fnv1.Requirements{Resources: map[string]*fnv1.ResourceSelector{
 		requirementCluster: {
 			ApiVersion: clusterv1.GroupVersion.String(),
@@ -166,23 +170,50 @@ func requirements(namespace, cluster string) *fnv1.Requirements {
 			Match:      &fnv1.ResourceSelector_MatchName{MatchName: cluster},
 			Namespace:  &namespace,
 		},
-		requirementMachineSets:        ofCluster("MachineSet"),
-		requirementMachineDeployments: ofCluster("MachineDeployment"),
-		requirementMachinePools:       ofCluster("MachinePool"),
+		requirementMachineSets: ofCluster("MachineSet", namespace, map[string]string{clusterv1.ClusterNameLabel: cluster, capi.PoolLabel: pool}),
 	}}
+}
+
+// withSiblings widens requirements to the Cluster's MachineDeployments,
+// MachinePools and MachineSets, of every pool: what the rollout gates read
+// while the pool has a disruptive change to start. Only then: Crossplane
+// reconciles a pool on every change of what it requires, and the other
+// pools' rollouts would wake every pool of the Cluster.
+func withSiblings(rs *fnv1.Requirements, namespace, cluster string) {
+	all := map[string]string{clusterv1.ClusterNameLabel: cluster}
+	rs.Resources[requirementMachineSets] = ofCluster("MachineSet", namespace, all)
+	rs.Resources[requirementMachineDeployments] = ofCluster("MachineDeployment", namespace, all)
+	rs.Resources[requirementMachinePools] = ofCluster("MachinePool", namespace, all)
+}
+
+// ofCluster selects the Cluster API objects of a kind with the labels.
+func ofCluster(kind, namespace string, labels map[string]string) *fnv1.ResourceSelector {
+	return &fnv1.ResourceSelector{
+		ApiVersion: clusterv1.GroupVersion.String(),
+		Kind:       kind,
+		Match:      &fnv1.ResourceSelector_MatchLabels{MatchLabels: &fnv1.MatchLabels{Labels: labels}},
+		Namespace:  &namespace,
+	}
 }
 
 // pools reads the Cluster's pools from its live MachineSets,
 // MachineDeployments and MachinePools, by their pool label: the pool's own
-// MachineSets (by MachineDeployment name), and its siblings. Either is nil
-// while Crossplane has not fetched what it is read from.
-func pools(req *fnv1.RunFunctionRequest, self string) (map[string][]plan.MachineSet, []plan.Sibling) {
+// MachineSets (by MachineDeployment name), and its siblings. A MachineSet
+// of one of the pool's MachineDeployments is the pool's whatever its labels
+// say: retention never misses one. Either is nil while Crossplane has not
+// fetched what it is read from.
+func pools(req *fnv1.RunFunctionRequest, self string, observed map[string]plan.Observed) (map[string][]plan.MachineSet, []plan.Sibling) {
 	required := req.GetRequiredResources()
 	mss, ok := required[requirementMachineSets]
 	if !ok {
 		return nil, nil
 	}
 	own := map[string][]plan.MachineSet{}
+	for _, o := range observed {
+		if o.Version != "" || len(o.References) > 0 {
+			own[o.Name] = nil // A MachineDeployment or MachinePool of the pool.
+		}
+	}
 	others := map[string]*plan.Sibling{}
 	sibling := func(pool string) *plan.Sibling {
 		s := others[pool]
@@ -196,6 +227,9 @@ func pools(req *fnv1.RunFunctionRequest, self string) (map[string][]plan.Machine
 		f := item.GetResource().GetFields()
 		labels := field(f, "metadata", "labels").GetStructValue().GetFields()
 		pool, md := labels[capi.PoolLabel].GetStringValue(), labels[clusterv1.MachineDeploymentNameLabel].GetStringValue()
+		if _, ours := own[md]; ours {
+			pool = self
+		}
 		if pool == "" {
 			continue // Not a FleetNodePool's.
 		}
@@ -281,8 +315,15 @@ func controlPlane(req *fnv1.RunFunctionRequest, cl *plan.Cluster) *plan.ControlP
 	return cp
 }
 
+// A decodedPolicy is a policy input decoded, with its target where it has
+// waves (plan.Target).
+type decodedPolicy struct {
+	policy *v1beta1.Policy
+	target string
+}
+
 // policy decodes the policy input, or finds it decoded in the cache.
-func (f *Function) policy(input *structpb.Struct) (*v1beta1.Policy, error) {
+func (f *Function) policy(input *structpb.Struct) (decodedPolicy, error) {
 	var fp fingerprint
 	if f.cache != nil {
 		fp = f.cache.policyFingerprint(input)
@@ -290,14 +331,62 @@ func (f *Function) policy(input *structpb.Struct) (*v1beta1.Policy, error) {
 			return p, nil
 		}
 	}
-	p := &v1beta1.Policy{}
-	if err := FromStruct(input, p, "the platform policy (the Composition step's input)", "input", true); err != nil {
-		return nil, err
+	p := decodedPolicy{policy: &v1beta1.Policy{}}
+	if err := FromStruct(input, p.policy, "the platform policy (the Composition step's input)", "input", true); err != nil {
+		return p, err
+	}
+	if r := p.policy.Rollouts; r != nil && len(r.Waves) > 0 {
+		t, err := plan.Target(p.policy)
+		if err != nil {
+			return p, errors.Wrap(err, errTarget)
+		}
+		p.target = t
 	}
 	if f.cache != nil {
 		f.cache.policies.put(fp, p)
 	}
 	return p, nil
+}
+
+// marker reads a pool's rollout marker from its ConfigMap.
+func marker(f map[string]*structpb.Value) plan.Marker {
+	md := f["metadata"].GetStructValue().GetFields()
+	return plan.ReadMarker(md["namespace"].GetStringValue(), field(md, "labels", capi.PoolLabel).GetStringValue(), stringMap(f["data"]))
+}
+
+// fleet reads the markers of the waves Crossplane fetched, by wave: nil
+// when it fetched none.
+func fleet(req *fnv1.RunFunctionRequest) map[string][]plan.Marker {
+	var out map[string][]plan.Marker
+	for name, rs := range req.GetRequiredResources() {
+		wave, ok := strings.CutPrefix(name, requirementWavePrefix)
+		if !ok {
+			continue
+		}
+		if out == nil {
+			out = map[string][]plan.Marker{}
+		}
+		ms := make([]plan.Marker, 0, len(rs.GetItems()))
+		for _, item := range rs.GetItems() {
+			ms = append(ms, marker(item.GetResource().GetFields()))
+		}
+		out[wave] = ms
+	}
+	return out
+}
+
+// withWaves requires the markers of the waves before the pool's, in every
+// namespace: a pool reads them only while it has a change to start.
+func withWaves(rs *fnv1.Requirements, fleet string, waves []string) {
+	for _, w := range waves {
+		rs.Resources[requirementWavePrefix+w] = &fnv1.ResourceSelector{
+			ApiVersion: "v1",
+			Kind:       "ConfigMap",
+			Match: &fnv1.ResourceSelector_MatchLabels{MatchLabels: &fnv1.MatchLabels{Labels: map[string]string{
+				plan.LabelFleet: fleet, plan.LabelWave: w,
+			}}},
+		}
+	}
 }
 
 // observed extracts what planning needs from the observed composed

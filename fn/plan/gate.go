@@ -165,6 +165,11 @@ func (pl *Planner) gate(in Input, r *resolved, windows map[string]window) gated 
 			return gated{hold: h}
 		}
 	}
+	if pl.broken&ruleWave == 0 && len(r.waves) > 0 {
+		if g := computeWave(in, r, pol); g.hold != nil {
+			return g
+		}
+	}
 	g := gated{}
 	if pl.broken&ruleWindow == 0 {
 		g = computeWindow(in, pol, windows)
@@ -254,7 +259,7 @@ func computeQueue(in Input, pol v1beta1.RolloutPolicy) gated {
 	}
 	self := backingsOf(in.Observed)
 	holds := in.Annotations[AnnotationHoldSequence] == "true"
-	if !holds && (len(in.Siblings) < n || rollingPool(self, in.MachineSets)) {
+	if !holds && (len(in.Siblings) < n && !holdsSequence(in.Siblings) || rollingPool(self, in.MachineSets)) {
 		return gated{} // No one to wait for, or already rolling.
 	}
 	since, ok, _ := queued(self)
@@ -306,6 +311,18 @@ func computeQueue(in Input, pol v1beta1.RolloutPolicy) gated {
 	g.hold = &Hold{Reason: HoldConcurrency, Message: fmt.Sprintf("waiting its turn: %d pool(s) of Cluster %s may roll at once, and %s; it starts when one of them finishes",
 		n, cluster, strings.Join(waits, ", "))}
 	return g
+}
+
+// holdsSequence reports whether a sibling holds its Cluster's sequence.
+func holdsSequence(siblings []Sibling) bool {
+	for _, s := range siblings {
+		for _, b := range s.Backings {
+			if b.HoldsSequence {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // concurrency is how many pools of the Cluster may roll at once: its
@@ -455,8 +472,8 @@ func queue(p *Plan, g gated) {
 
 // rolloutStatus is where the pool is with its disruptive changes.
 func rolloutStatus(p *Plan) *v1alpha1.RolloutStatus {
-	s := &v1alpha1.RolloutStatus{State: v1alpha1.RolloutUpToDate, Window: p.window}
-	if len(p.Rolling) > 0 {
+	s := &v1alpha1.RolloutStatus{State: v1alpha1.RolloutUpToDate, Window: p.window, Wave: p.waveName, Target: p.target}
+	if len(p.Rolling) > 0 || p.starting {
 		s.State = v1alpha1.RolloutRollingOut
 	}
 	if h := p.Hold; h != nil {

@@ -6,6 +6,7 @@
 package plan
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"slices"
@@ -74,6 +75,13 @@ type Input struct {
 	// Now is the instant planned at: maintenance windows and the rollout
 	// queue read it. The same input at the same instant plans the same.
 	Now time.Time
+	// Target is the policy's target (Target(Policy)), where it has waves.
+	Target string
+	// Fleet are the markers of the pools of the waves before the pool's, by
+	// wave name; nil when they were not fetched (yet).
+	Fleet map[string][]Marker
+	// Marker is the pool's own marker as observed, nil if none.
+	Marker *Marker
 }
 
 // Observed is the part of an observed composed object that planning uses.
@@ -147,6 +155,9 @@ type Plan struct {
 	Rolling []string
 	// Hold says why the pool's disruptive change waits, if it does.
 	Hold *Hold
+	// NeedsSiblings says the pool has a disruptive change to start: the
+	// rollout gates read the Cluster's other pools (Input.Siblings).
+	NeedsSiblings bool
 	// Wake is when time alone may change the plan (a maintenance window
 	// opens or closes): plan again then. Zero when only a change of input
 	// can change it.
@@ -158,6 +169,14 @@ type Plan struct {
 
 	window      string
 	queuedSince time.Time
+	// starting: a disruptive change starts with this plan.
+	starting bool
+	// fleet and earlier: the fleet of the pool's waves, and the waves
+	// before its own, whose markers it reads while it has a change to start.
+	fleet   string
+	earlier []string
+	// waveName and target for the status.
+	waveName, target string
 }
 
 // A Planner plans pools.
@@ -185,6 +204,7 @@ const (
 	rulePause                        // Never start while paused or deferred.
 	ruleWindow                       // Never start outside the maintenance window.
 	ruleConcurrency                  // Never roll more pools of a Cluster than allowed.
+	ruleWave                         // Never start before the earlier waves are done.
 )
 
 // An Option configures a Planner.
@@ -292,6 +312,8 @@ func (pl *Planner) Plan(in Input) (*Plan, error) {
 		p.Resources = passThroughAll(in.Observed)
 		p.Status = rollup(p, in.Observed)
 		p.Rolling = rolling(p, in.Observed)
+		p.Hold = &Hold{Reason: HoldControlPlane, Message: seq.pending.Message}
+		p.waves(in, r)
 		return p, nil
 	}
 	if r.pool.Backend == v1alpha1.BackendMachineDeployment {
@@ -313,12 +335,14 @@ func (pl *Planner) Plan(in Input) (*Plan, error) {
 	}
 	changes, disruptive := preview(p, in)
 	if len(disruptive) > 0 {
+		p.NeedsSiblings = true
 		g := pl.gate(in, r, r.windows)
 		p.Hold, p.Wake, p.Recheck, p.window, p.queuedSince = g.hold, g.wake, g.recheck, g.window, g.queue
 		if g.hold != nil {
 			holdAsRunning(p, in, disruptive)
 			queue(p, g)
 		}
+		p.starting = g.hold == nil
 	}
 	p.Refused = pl.keep(p, in)
 	p.Status = rollup(p, in.Observed)
@@ -330,8 +354,39 @@ func (pl *Planner) Plan(in Input) (*Plan, error) {
 	if p.Hold == nil && p.UpgradePending != nil {
 		p.Hold = &Hold{Reason: HoldControlPlane, Message: p.UpgradePending.Message}
 	}
+	p.waves(in, r)
 	p.Status.Rollout = rolloutStatus(p)
 	return p, nil
+}
+
+// waves publishes the pool's marker where the policy has waves, and says
+// which markers it reads.
+func (p *Plan) waves(in Input, r *resolved) {
+	if len(r.waves) == 0 {
+		return
+	}
+	pol := ptr.Deref(in.Policy.Rollouts, v1beta1.RolloutPolicy{})
+	p.fleet = cmp.Or(pol.Fleet, DefaultFleet)
+	wn := noWave
+	if r.wave != nil {
+		wn = r.wave.name
+	}
+	if p.NeedsSiblings {
+		for _, e := range earlierWaves(r.waves, r.wave) {
+			p.earlier = append(p.earlier, e.name)
+		}
+	}
+	p.waveName, p.target = wn, in.Target
+	m, deadline := p.marker(in, r, pol)
+	p.Wake = cmpMin(p.Wake, deadline)
+	res := Resource{Key: keyMarker, Object: markerObject(in, p.fleet, wn, m), Ready: true}
+	for i := range p.Resources {
+		if p.Resources[i].Key == keyMarker {
+			p.Resources[i] = res
+			return
+		}
+	}
+	p.Resources = append(p.Resources, res)
 }
 
 // machineDeployment plans the MachineDeployment of one zone, with its

@@ -5,14 +5,18 @@ import (
 	"maps"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
 	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
 
 	"github.com/fleetnodepool/function-fleetnodepool/apis/fleet/v1alpha1"
+	"github.com/fleetnodepool/function-fleetnodepool/apis/input/v1beta1"
 	"github.com/fleetnodepool/function-fleetnodepool/fn/provider"
 	"github.com/fleetnodepool/function-fleetnodepool/test/invariant"
 )
@@ -51,14 +55,35 @@ func newWorld(seed uint64) *world {
 		sets:     map[string][]machineSet{},
 	}
 	w.in.Policy.Channels["stable"] = "v1.33.4"
+	w.in.Policy.Rollouts = &v1beta1.RolloutPolicy{MaintenanceWindows: []v1beta1.MaintenanceWindow{nightly}}
 	return w
+}
+
+// nightly is the world's maintenance window: 22:00 to 02:00 UTC.
+var nightly = v1beta1.MaintenanceWindow{Name: "nightly", Start: "22:00", Duration: metav1.Duration{Duration: 4 * time.Hour}}
+
+// held says why the pool may not start a disruptive change now, read from
+// the world independently of the planner: "" when it may.
+func (w *world) held() string {
+	switch h := w.in.Now.UTC().Hour(); {
+	case w.in.Policy.Rollouts.Paused:
+		return "paused"
+	case w.in.Annotations[AnnotationDeferRollout] == "true":
+		return "deferred"
+	case w.in.Policy.Rollouts.DefaultMaintenanceWindow != "" && h >= 2 && h < 22:
+		return "outside its window (22:00-02:00 UTC)"
+	}
+	return ""
 }
 
 // edit makes one random change, as users, the platform team or the
 // control plane would.
 func (w *world) edit() string {
 	in := &w.in
-	switch w.rng.IntN(10) {
+	// Time passes: ten minutes a step, so the nightly window opens and
+	// closes every 144 steps.
+	in.Now = in.Now.Add(10 * time.Minute)
+	switch w.rng.IntN(13) {
 	case 0:
 		in.Spec.Machine.Class = []string{"small", "medium", "large"}[w.rng.IntN(3)]
 		return "class " + in.Spec.Machine.Class
@@ -89,6 +114,20 @@ func (w *world) edit() string {
 	case 6:
 		in.Spec.Labels = map[string]string{"team": []string{"a", "b"}[w.rng.IntN(2)]}
 		return "labels"
+	case 7:
+		in.Policy.Rollouts.Paused = !in.Policy.Rollouts.Paused
+		return fmt.Sprintf("paused %t", in.Policy.Rollouts.Paused)
+	case 8:
+		deferred := in.Annotations[AnnotationDeferRollout] != "true"
+		in.Annotations = map[string]string{AnnotationDeferRollout: strconv.FormatBool(deferred)}
+		return fmt.Sprintf("deferred %t", deferred)
+	case 9:
+		if in.Policy.Rollouts.DefaultMaintenanceWindow == "" {
+			in.Policy.Rollouts.DefaultMaintenanceWindow = "nightly"
+		} else {
+			in.Policy.Rollouts.DefaultMaintenanceWindow = ""
+		}
+		return "window " + in.Policy.Rollouts.DefaultMaintenanceWindow
 	}
 	return "nothing" // Most reconciles see no change.
 }
@@ -101,6 +140,9 @@ func (w *world) snapshot(backings []invariant.Backing, templates map[invariant.R
 		Templates:     templates,
 		Backings:      backings,
 		Pools:         []invariant.Pool{{Namespace: w.in.Namespace, Name: w.in.Name, AllowReplacement: w.in.AllowReplacement}},
+	}
+	if why := w.held(); why != "" {
+		s.Held = map[string]string{w.in.Namespace + "/" + w.in.Name: why}
 	}
 	for _, md := range slices.Sorted(maps.Keys(w.sets)) {
 		for i, ms := range w.sets[md] {
@@ -120,8 +162,11 @@ func (w *world) backing(kind, name string, obj map[string]any, running int32) in
 	ann, _ := valueAt(obj, "metadata", "annotations").(map[string]any)
 	_, autoscaled := ann[clusterv1.AutoscalerMinSizeAnnotation]
 	v, _ := valueAt(obj, "spec", "template", "spec", "version").(string)
+	infra, _ := valueAt(obj, "spec", "template", "spec", "infrastructureRef", "name").(string)
+	boot, _ := valueAt(obj, "spec", "template", "spec", "bootstrap", "configRef", "name").(string)
 	return invariant.Backing{Ref: invariant.Ref{Kind: kind, Namespace: w.in.Namespace, Name: name}, Pool: w.in.Name, Cluster: w.in.Spec.ClusterName,
-		Version: v, Autoscaled: autoscaled, FunctionSetsReplicas: valueAt(obj, "spec", "replicas") != nil, Running: running}
+		Version: v, Autoscaled: autoscaled, FunctionSetsReplicas: valueAt(obj, "spec", "replicas") != nil, Running: running,
+		Template: v + "/" + infra + "/" + boot}
 }
 
 // reconcile plans, applies the plan as Crossplane does, and checks the
@@ -295,7 +340,8 @@ func run(pl *Planner, seed uint64, steps int, stop bool) []invariant.Violation {
 // of edits and simulated rollouts, and checks the fleet invariants
 // (test/invariant) every step: no template a MachineSet uses is dropped, no
 // worker runs newer than its control plane, no autoscaled size is owned, no
-// running backing is deleted unasked.
+// running backing is deleted unasked, no rollout starts while paused,
+// deferred or outside the maintenance window.
 func TestLifecycleProperties(t *testing.T) {
 	const worlds, steps = 20, 500 // 10,000 reconciles.
 	for seed := range uint64(worlds) {
@@ -309,11 +355,13 @@ func TestLifecycleProperties(t *testing.T) {
 // random worlds until the first violation, and requires it to be of the
 // rule broken.
 func TestLifecyclePropertiesCatchBrokenRules(t *testing.T) {
-	for want, r := range map[invariant.Rule]rule{
+	for name, r := range map[invariant.Rule]rule{
 		invariant.TemplateExists: ruleRetention, invariant.WorkerNotNewer: ruleSequence,
 		invariant.ReplicasNotOwned: ruleReplicas, invariant.BackingKept: ruleGuard,
+		invariant.NoStartWhileHeld + "/pause": rulePause, invariant.NoStartWhileHeld + "/window": ruleWindow,
 	} {
-		t.Run(string(want), func(t *testing.T) {
+		want := invariant.Rule(strings.Split(string(name), "/")[0])
+		t.Run(string(name), func(t *testing.T) {
 			var vs []invariant.Violation
 			for seed := uint64(0); seed < 20 && len(vs) == 0; seed++ {
 				vs = run(testPlanner(withBroken(r)), seed, 500, true)

@@ -37,6 +37,9 @@ type resolved struct {
 	channel string
 	// windows are the policy's maintenance windows, by name.
 	windows map[string]window
+	// waves are the policy's waves, and wave the pool's (nil: none).
+	waves []wave
+	wave  *wave
 }
 
 var (
@@ -70,6 +73,9 @@ func (pl *Planner) resolve(in Input) (*resolved, field.ErrorList) {
 	var werrs field.ErrorList
 	r.windows, werrs = parseWindows(pol.Rollouts)
 	errs = append(errs, werrs...)
+	r.waves, werrs = parseWaves(pol.Rollouts)
+	errs = append(errs, werrs...)
+	r.wave = waveOf(r.waves, in.Labels, in.Cluster)
 	if r.provider != nil {
 		if r.pool.MachineType, err = resolveMachineType(r.provider, spec.Machine, in); err != nil {
 			errs = append(errs, err)

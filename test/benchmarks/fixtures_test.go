@@ -494,7 +494,7 @@ func TestTypicalPool(t *testing.T) {
 			if len(req.GetExtraResources()) > 0 { //nolint:staticcheck // Checking the deprecated field is unused.
 				t.Errorf("extra_resources: got %d entries, want none", len(req.GetExtraResources())) //nolint:staticcheck // As above.
 			}
-			want := map[string]int{"cluster": 1, "controlplane": 1, "machinesets": 2, "machinedeployments": 2, "machinepools": 0}
+			want := map[string]int{"cluster": 1, "controlplane": 1, "machinesets": 2}
 			got := map[string]int{}
 			for n, rs := range req.GetRequiredResources() {
 				got[n] = len(rs.GetItems())

@@ -52,6 +52,13 @@ const (
 	// a disruptive rollout (its template changes) while its pool may not
 	// start one: paused, deferred, outside its maintenance window.
 	NoStartWhileHeld Rule = "NoRolloutStartWhileHeld"
+	// WaveOrder: no running pool of a wave starts a disruptive rollout
+	// before the pools of the earlier waves are at the target, Available,
+	// done rolling and soaked.
+	WaveOrder Rule = "NoStartBeforeEarlierWaves"
+	// HaltRespected: no running pool starts a disruptive rollout while an
+	// earlier wave has more failed pools than tolerated.
+	HaltRespected Rule = "NoStartAfterHalt"
 )
 
 // A Ref names an object of a namespace.
@@ -135,6 +142,10 @@ type Snapshot struct {
 	// disruptive rollout now (paused, deferred, outside its window). The
 	// observer fills it only where it knows the function was told.
 	Held map[string]string
+	// WaveHeld and Halted say, by pool, why the fleet's waves do not let it
+	// start now: an earlier wave is not at the target, healthy and soaked;
+	// an earlier wave failed beyond its tolerance.
+	WaveHeld, Halted map[string]string
 }
 
 // A Violation is a rule broken.
@@ -223,7 +234,9 @@ func Check(before, now Snapshot) []Violation {
 			fmt.Sprintf("was deleted with %d machines running; the pool did not opt in to replacement", b.Running)})
 	}
 	out = append(out, concurrency(now)...)
-	out = append(out, startsWhileHeld(before, now)...)
+	out = append(out, startsWhile(before, now, now.Held, NoStartWhileHeld)...)
+	out = append(out, startsWhile(before, now, now.WaveHeld, WaveOrder)...)
+	out = append(out, startsWhile(before, now, now.Halted, HaltRespected)...)
 	slices.SortFunc(out, func(a, b Violation) int {
 		return cmp.Or(cmp.Compare(a.Rule, b.Rule), cmp.Compare(a.Object, b.Object), cmp.Compare(a.Detail, b.Detail))
 	})
@@ -272,9 +285,9 @@ func Rolling(s Snapshot) map[string]map[string]bool {
 	return rolling
 }
 
-// startsWhileHeld checks NoStartWhileHeld: a running backing whose template
-// changed since before, while its pool is held now.
-func startsWhileHeld(before, now Snapshot) []Violation {
+// startsWhile checks a rule against starting: a running backing whose
+// template changed since before, while held says its pool may not start.
+func startsWhile(before, now Snapshot, held map[string]string, rule Rule) []Violation {
 	was := make(map[Ref]Backing, len(before.Backings))
 	for _, b := range before.Backings {
 		was[b.Ref] = b
@@ -282,12 +295,12 @@ func startsWhileHeld(before, now Snapshot) []Violation {
 	var out []Violation
 	for _, b := range now.Backings {
 		p := b.Namespace + "/" + b.Pool
-		why, held := now.Held[p]
+		why, isHeld := held[p]
 		o, ok := was[b.Ref]
-		if !held || !ok || o.UID != b.UID || o.Running == 0 || o.Template == "" || b.Template == "" || o.Template == b.Template {
+		if !isHeld || !ok || o.UID != b.UID || o.Running == 0 || o.Template == "" || b.Template == "" || o.Template == b.Template {
 			continue
 		}
-		out = append(out, Violation{NoStartWhileHeld, p, b.String(),
+		out = append(out, Violation{rule, p, b.String(),
 			fmt.Sprintf("started a rollout (%s -> %s) while %s", o.Template, b.Template, why)})
 	}
 	return out

@@ -343,8 +343,8 @@ type RolloutStatus struct {
 	State RolloutState `json:"state,omitempty"`
 
 	// Reason a held change waits: ControlPlane, Paused, Deferred,
-	// MaintenanceWindow, Concurrency or SequenceHeld (condition
-	// RolloutHeld has the message).
+	// AwaitingApproval, Halted, Wave, Soak, MaintenanceWindow, Concurrency
+	// or SequenceHeld (condition RolloutHeld has the message).
 	// +optional
 	Reason string `json:"reason,omitempty"`
 
@@ -359,9 +359,19 @@ type RolloutStatus struct {
 	QueuedSince *metav1.Time `json:"queuedSince,omitempty"`
 
 	// NextStart is the earliest time the held change may start, when time
-	// alone decides it (a maintenance window opens).
+	// alone decides it (a maintenance window opens, a soak ends).
 	// +optional
 	NextStart *metav1.Time `json:"nextStart,omitempty"`
+
+	// Wave is the wave of the fleet's rollouts the pool is in.
+	// +optional
+	Wave string `json:"wave,omitempty"`
+
+	// Target identifies what the platform policy asks of the fleet: pools
+	// of earlier waves are at it before later ones start, and approvals
+	// name it.
+	// +optional
+	Target string `json:"target,omitempty"`
 }
 
 // A ChangeAction is what a change does to the machines of an object.
@@ -401,9 +411,11 @@ type Change struct {
 // +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.status.version`
 // +kubebuilder:printcolumn:name="Replicas",type=integer,JSONPath=`.status.replicas`
 // +kubebuilder:printcolumn:name="Ready-Replicas",type=integer,JSONPath=`.status.readyReplicas`
+// +kubebuilder:printcolumn:name="Wave",type=string,JSONPath=`.status.rollout.wave`
 // +kubebuilder:printcolumn:name="Rollout",type=string,JSONPath=`.status.rollout.state`
 // +kubebuilder:printcolumn:name="Held-By",type=string,JSONPath=`.status.rollout.reason`
 // +kubebuilder:printcolumn:name="Next-Start",type=string,JSONPath=`.status.rollout.nextStart`,priority=1
+// +kubebuilder:printcolumn:name="Target",type=string,JSONPath=`.status.rollout.target`,priority=1
 type FleetNodePool struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

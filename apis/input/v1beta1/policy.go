@@ -91,6 +91,76 @@ type RolloutPolicy struct {
 	// Empty: such pools may start at any time.
 	// +optional
 	DefaultMaintenanceWindow string `json:"defaultMaintenanceWindow,omitempty"`
+
+	// Waves order the fleet's pools: a pool starts a disruptive change only
+	// once every pool of the waves before its own runs the same target,
+	// Available and not rolling, for that wave's soak. A pool in no wave
+	// goes last. Empty: no order across Clusters.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	Waves []Wave `json:"waves,omitempty"`
+
+	// Fleet names the fleet the waves order: the pools of every Composition
+	// whose policy names the same fleet share their waves. Default
+	// "default".
+	// +optional
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +kubebuilder:validation:MaxLength=63
+	Fleet string `json:"fleet,omitempty"`
+
+	// Halt stops the later waves when pools of an earlier one fail.
+	// +optional
+	Halt *HaltPolicy `json:"halt,omitempty"`
+
+	// Approvals approve a target for a wave that requires it: wave name to
+	// the target (status.rollout.target of its pools).
+	// +optional
+	Approvals map[string]string `json:"approvals,omitempty"`
+}
+
+// A Wave is a stage of a fleet's rollouts.
+type Wave struct {
+	// Name of the wave, e.g. canary.
+	// +required
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +kubebuilder:validation:MaxLength=63
+	Name string `json:"name"`
+
+	// PoolSelector selects the wave's FleetNodePools by their labels.
+	// +optional
+	PoolSelector *metav1.LabelSelector `json:"poolSelector,omitempty"`
+
+	// ClusterSelector selects the wave's pools by their Cluster's labels.
+	// With PoolSelector, a pool must match both. A pool matching several
+	// waves is in the first.
+	// +optional
+	ClusterSelector *metav1.LabelSelector `json:"clusterSelector,omitempty"`
+
+	// Soak is how long every pool of the wave must run the target,
+	// Available and not rolling, before the next wave starts it.
+	// +optional
+	Soak metav1.Duration `json:"soak,omitempty"`
+
+	// RequireApproval: the wave starts a target only once approvals names
+	// it for the wave.
+	// +optional
+	RequireApproval bool `json:"requireApproval,omitempty"`
+}
+
+// HaltPolicy says when pools of a wave have failed, and how many failures
+// the later waves tolerate.
+type HaltPolicy struct {
+	// Timeout: a pool not at its target, Available and done rolling this
+	// long after it started its change has failed. Default 1h.
+	// +optional
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
+
+	// Tolerance is how many of a wave's pools may fail (a count or a
+	// percentage) before the later waves halt. Default 0.
+	// +optional
+	// +kubebuilder:validation:XIntOrString
+	Tolerance *intstr.IntOrString `json:"tolerance,omitempty"`
 }
 
 // A MaintenanceWindow is a weekly time disruptive changes may start in.

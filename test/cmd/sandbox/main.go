@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fleetnodepool/function-fleetnodepool/test/exampleio"
 	"github.com/fleetnodepool/function-fleetnodepool/test/internal/sandbox"
 )
 
@@ -38,6 +39,24 @@ func main() {
 		fmt.Fprintln(os.Stderr, "sandbox:", err)
 		os.Exit(1)
 	}
+}
+
+// simSiblings creates the pools the sandbox adds next to the sim example's,
+// on its Cluster: copies of it under other names.
+func simSiblings(ctx context.Context, s *sandbox.Sandbox, progress func(string, ...any)) error {
+	xr, err := exampleio.Object(filepath.Join("examples", "sim-machinedeployment", "xr.yaml"))
+	if err != nil {
+		return err
+	}
+	for _, name := range []string{"batch", "system"} {
+		u := xr.DeepCopy()
+		u.SetName(name)
+		if err := s.Create(ctx, u); err != nil {
+			return err
+		}
+	}
+	progress("created FleetNodePools %s/batch and %s/system on the sim example's Cluster", xr.GetNamespace(), xr.GetNamespace())
+	return nil
 }
 
 func run(ctx context.Context, dir string, capi, direct bool) error {
@@ -86,6 +105,11 @@ func run(ctx context.Context, dir string, capi, direct bool) error {
 		return err
 	}
 	if capi {
+		// Two more pools on the sim cluster: a class change of all three
+		// shows the rollout gates roll them one at a time.
+		if err := simSiblings(ctx, s, progress); err != nil {
+			return err
+		}
 		t1 := time.Now()
 		progress("waiting for the sim pools' machines and nodes (Cluster API: control plane first, then workers)")
 		if err := s.WaitAvailable(ctx, "examples", 10*time.Minute, progress); err != nil {
@@ -107,6 +131,14 @@ in-memory machines. Look around with kubectl (v1.36.3, in bin/kube-v1.36.3/):
   kubectl describe fleetnodepool -n team-sim workers
   kubectl patch fleetnodepool -n team-sim workers --type=merge -p '{"spec":{"machine":{"class":"medium"}}}'
   kubectl get machines -n team-sim -w                  # a real rolling update
+
+The Cluster sim-1 runs three pools (workers, batch, system). Change the class
+of all three: they roll one at a time (the policy's rollout concurrency is 1),
+and the others show why they wait:
+
+  for p in workers batch system; do kubectl patch fleetnodepool -n team-sim $p --type=merge -p '{"spec":{"machine":{"class":"large"}}}'; done
+  kubectl get fleetnodepools -n team-sim -w           # Rollout, Held-By
+  kubectl get machinesets -n team-sim -w
 
 Logs: %s/{crossplane,function,kube-controller-manager,capi-core,capi-kubeadm-bootstrap,capi-kubeadm-control-plane,capd}.log
 `, s.Kubeconfig, dir)

@@ -1,0 +1,375 @@
+package plan
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/utils/ptr"
+
+	"github.com/fleetnodepool/function-fleetnodepool/apis/fleet/v1alpha1"
+	"github.com/fleetnodepool/function-fleetnodepool/apis/input/v1beta1"
+	"github.com/fleetnodepool/function-fleetnodepool/fn/capi"
+	"github.com/fleetnodepool/function-fleetnodepool/fn/wire"
+)
+
+// Labels of a pool's rollout marker, which the pools of later waves select.
+const (
+	LabelFleet = v1alpha1.Group + "/fleet"
+	LabelWave  = v1alpha1.Group + "/wave"
+)
+
+// Reasons the waves hold a disruptive change (condition RolloutHeld).
+const (
+	HoldWave             = "Wave"
+	HoldSoak             = "Soak"
+	HoldHalted           = "Halted"
+	HoldAwaitingApproval = "AwaitingApproval"
+)
+
+// DefaultFleet is the fleet of a policy that names none.
+const DefaultFleet = "default"
+
+// defaultHaltTimeout is how long a pool may take to converge after it
+// started a change before it counts as failed.
+const defaultHaltTimeout = time.Hour
+
+// keyMarker is the composition resource key of a pool's rollout marker.
+const keyMarker = "rollout"
+
+// Marker data keys.
+const (
+	markerTarget  = "target"
+	markerState   = "state"
+	markerSince   = "since"
+	markerStarted = "startedAt"
+)
+
+// A MarkerState is where a pool is with the fleet's target.
+type MarkerState string
+
+// Marker states.
+const (
+	// MarkerSettled: at the target, Available, not rolling.
+	MarkerSettled MarkerState = "Settled"
+	// MarkerRolling: moving to the target, or not Available.
+	MarkerRolling MarkerState = "Rolling"
+	// MarkerHeld: a change toward the target waits.
+	MarkerHeld MarkerState = "Held"
+	// MarkerFailed: not settled within the halt timeout of its start.
+	MarkerFailed MarkerState = "Failed"
+)
+
+// A Marker is what a pool publishes of its rollout, in a small object of its
+// own the pools of later waves select by label: a pool reads the markers of
+// the waves before its own, never the fleet.
+type Marker struct {
+	// Namespace and Pool name the pool.
+	Namespace, Pool string
+	// Target is the policy target the state is about.
+	Target string
+	State  MarkerState
+	// Since is when the pool settled (state Settled).
+	Since time.Time
+	// StartedAt is when the pool started its change (state Rolling or
+	// Failed).
+	StartedAt time.Time
+}
+
+// A wave is a resolved wave of the policy.
+type wave struct {
+	index           int
+	name            string
+	soak            time.Duration
+	pools, clusters labels.Selector
+	approval        bool
+}
+
+// Target identifies what a policy asks of its fleet: a digest of everything
+// but its rollout settings, so pausing, approving or windows do not make a
+// new target. Pools of earlier waves report the target they are at; later
+// waves start a target once the earlier ones are at it.
+func Target(p *v1beta1.Policy) (string, error) {
+	c := *p
+	c.Rollouts = nil
+	b, err := wire.Marshal(&c)
+	if err != nil {
+		return "", err
+	}
+	return Hash(b), nil
+}
+
+// parseWaves reads the policy's waves, reporting every problem on its
+// field.
+func parseWaves(pol *v1beta1.RolloutPolicy) ([]wave, field.ErrorList) {
+	if pol == nil {
+		return nil, nil
+	}
+	path := inputPath.Child("rollouts", "waves")
+	var errs field.ErrorList
+	seen := map[string]bool{}
+	out := make([]wave, 0, len(pol.Waves))
+	for i, w := range pol.Waves {
+		p := path.Index(i)
+		if w.Name == "" {
+			errs = append(errs, field.Required(p.Child("name"), "name the wave: approvals and pools' status name it"))
+		} else if seen[w.Name] {
+			errs = append(errs, field.Duplicate(p.Child("name"), w.Name))
+		} else if w.Name == noWave {
+			errs = append(errs, field.Invalid(p.Child("name"), w.Name, "is the name of pools in no wave: choose another"))
+		}
+		seen[w.Name] = true
+		wv := wave{index: i, name: w.Name, soak: w.Soak.Duration, approval: w.RequireApproval, pools: labels.Nothing(), clusters: labels.Everything()}
+		if w.PoolSelector == nil && w.ClusterSelector == nil {
+			errs = append(errs, field.Required(p.Child("poolSelector"), "select the wave's pools by their labels (poolSelector), their Cluster's (clusterSelector), or both"))
+		}
+		if w.PoolSelector != nil {
+			s, err := metav1.LabelSelectorAsSelector(w.PoolSelector)
+			if err != nil {
+				errs = append(errs, field.Invalid(p.Child("poolSelector"), w.PoolSelector, err.Error()))
+			}
+			wv.pools = s
+		} else {
+			wv.pools = labels.Everything()
+		}
+		if w.ClusterSelector != nil {
+			s, err := metav1.LabelSelectorAsSelector(w.ClusterSelector)
+			if err != nil {
+				errs = append(errs, field.Invalid(p.Child("clusterSelector"), w.ClusterSelector, err.Error()))
+			}
+			wv.clusters = s
+		}
+		if w.Soak.Duration < 0 {
+			errs = append(errs, field.Invalid(p.Child("soak"), w.Soak.Duration.String(), "must not be negative, e.g. 1h"))
+		}
+		out = append(out, wv)
+	}
+	for name := range pol.Approvals {
+		if !seen[name] {
+			errs = append(errs, field.NotSupported(inputPath.Child("rollouts", "approvals").Key(name), name, sortedKeys(seen)))
+		}
+	}
+	if h := pol.Halt; h != nil {
+		if h.Timeout != nil && h.Timeout.Duration <= 0 {
+			errs = append(errs, field.Invalid(inputPath.Child("rollouts", "halt", "timeout"), h.Timeout.Duration.String(), "must be longer than 0, e.g. 1h"))
+		}
+		if h.Tolerance != nil {
+			if _, err := intstr.GetScaledValueFromIntOrPercent(h.Tolerance, 100, false); err != nil {
+				errs = append(errs, field.Invalid(inputPath.Child("rollouts", "halt", "tolerance"), h.Tolerance.String(), "must be a count or a percentage, e.g. 1 or 10%"))
+			}
+		}
+	}
+	return out, errs
+}
+
+// waveOf is the wave a pool is in: the first whose selectors match the
+// pool's and its Cluster's labels; nil for a pool in no wave (it goes
+// last).
+func waveOf(waves []wave, pool map[string]string, cl *Cluster) *wave {
+	var cls map[string]string
+	if cl != nil {
+		cls = cl.Labels
+	}
+	for i := range waves {
+		if waves[i].pools.Matches(labels.Set(pool)) && waves[i].clusters.Matches(labels.Set(cls)) {
+			return &waves[i]
+		}
+	}
+	return nil
+}
+
+// earlierWaves are the waves before a pool's: every wave for a pool in
+// none.
+func earlierWaves(waves []wave, w *wave) []wave {
+	if w == nil {
+		return waves
+	}
+	return waves[:w.index]
+}
+
+// EarlierWaves names the waves whose markers a pool reads while it has a
+// disruptive change to start.
+func (p *Plan) EarlierWaves() []string { return p.earlier }
+
+// Fleet is the fleet the pool's waves order, "" when the policy has none.
+func (p *Plan) Fleet() string { return p.fleet }
+
+// computeWave holds a change until the waves before the pool's are at the
+// target, healthy and soaked, and until the pool's own wave is approved
+// where it must be.
+func computeWave(in Input, r *resolved, pol v1beta1.RolloutPolicy) gated {
+	w := r.wave
+	if w != nil && w.approval && pol.Approvals[w.name] != in.Target {
+		return gated{hold: &Hold{Reason: HoldAwaitingApproval, Message: fmt.Sprintf(
+			"holding the pool's disruptive change until the platform approves target %s for wave %s: set input.rollouts.approvals.%s: %q",
+			in.Target, w.name, w.name, in.Target)}}
+	}
+	earlier := earlierWaves(r.waves, w)
+	if len(earlier) == 0 {
+		return gated{}
+	}
+	for _, e := range earlier {
+		if _, known := in.Fleet[e.name]; !known {
+			return gated{hold: &Hold{Reason: HoldWave, Message: fmt.Sprintf(
+				"holding the pool's disruptive change until the rollouts of the waves before %s are known (wave %s's are not)", waveName(w), e.name)}}
+		}
+	}
+	var tolerance *intstr.IntOrString
+	if pol.Halt != nil {
+		tolerance = pol.Halt.Tolerance
+	}
+	var (
+		soakEnd time.Time
+		waiting []string
+		halted  []string
+	)
+	for _, e := range earlier {
+		ms := in.Fleet[e.name]
+		var failed []string
+		for _, m := range ms {
+			name := m.Namespace + "/" + m.Pool
+			switch {
+			case m.Target != in.Target:
+				waiting = append(waiting, name+" (not at the target yet)")
+			case m.State == MarkerFailed:
+				failed = append(failed, name)
+			case m.State != MarkerSettled:
+				waiting = append(waiting, name+" ("+strings.ToLower(string(m.State))+")")
+			case in.Now.Before(m.Since.Add(e.soak)):
+				soakEnd = maxTime(soakEnd, m.Since.Add(e.soak))
+			}
+		}
+		allowed, _ := intstr.GetScaledValueFromIntOrPercent(ptr.To(ptr.Deref(tolerance, intstr.FromInt32(0))), len(ms), false)
+		if len(failed) > allowed {
+			halted = append(halted, fmt.Sprintf("wave %s: %s", e.name, list(failed)))
+		}
+	}
+	switch {
+	case len(halted) > 0:
+		return gated{hold: &Hold{Reason: HoldHalted, Message: fmt.Sprintf(
+			"holding the pool's disruptive change: the rollout halted, pools of an earlier wave failed (%s); it resumes when they recover, or with a higher input.rollouts.halt.tolerance",
+			strings.Join(halted, "; "))}}
+	case len(waiting) > 0:
+		return gated{hold: &Hold{Reason: HoldWave, Message: fmt.Sprintf(
+			"holding the pool's disruptive change until the waves before %s are at target %s, Available and done rolling; waiting for %d pool(s): %s",
+			waveName(w), in.Target, len(waiting), list(waiting))}}
+	case !soakEnd.IsZero():
+		return gated{wake: soakEnd, hold: &Hold{Reason: HoldSoak, NextStart: soakEnd, Message: fmt.Sprintf(
+			"holding the pool's disruptive change while the waves before %s soak at target %s, until %s",
+			waveName(w), in.Target, soakEnd.UTC().Format(time.RFC3339))}}
+	}
+	return gated{}
+}
+
+// marker is the pool's rollout marker after this plan, and when its state
+// changes by time alone (a rollout times out).
+func (p *Plan) marker(in Input, r *resolved, pol v1beta1.RolloutPolicy) (Marker, time.Time) {
+	prev := in.Marker
+	m := Marker{Namespace: in.Namespace, Pool: in.Name, Target: in.Target}
+	rollingNow := p.starting || len(p.Rolling) > 0
+	switch {
+	case p.Hold != nil:
+		m.State = MarkerHeld
+	case !rollingNow && p.available(in.Observed):
+		m.State = MarkerSettled
+		m.Since = in.Now.UTC().Truncate(time.Second)
+		if prev != nil && prev.State == MarkerSettled && !prev.Since.IsZero() {
+			m.Since = prev.Since
+		}
+		return m, time.Time{}
+	default:
+		m.State = MarkerRolling
+	}
+	if m.State == MarkerHeld && !rollingNow {
+		return m, time.Time{}
+	}
+	// Rolling (or held while rolling): since when, and has it failed?
+	m.StartedAt = in.Now.UTC().Truncate(time.Second)
+	if prev != nil && !prev.StartedAt.IsZero() && !p.starting {
+		m.StartedAt = prev.StartedAt
+	}
+	timeout := defaultHaltTimeout
+	if h := pol.Halt; h != nil && h.Timeout != nil {
+		timeout = h.Timeout.Duration
+	}
+	deadline := m.StartedAt.Add(timeout)
+	if !in.Now.Before(deadline) {
+		m.State = MarkerFailed
+		return m, time.Time{}
+	}
+	return m, deadline
+}
+
+// markerObject is the ConfigMap that carries a pool's marker.
+func markerObject(in Input, fleet, waveName string, m Marker) *corev1.ConfigMap {
+	data := map[string]string{markerTarget: m.Target, markerState: string(m.State)}
+	if !m.Since.IsZero() {
+		data[markerSince] = m.Since.UTC().Format(time.RFC3339)
+	}
+	if !m.StartedAt.IsZero() {
+		data[markerStarted] = m.StartedAt.UTC().Format(time.RFC3339)
+	}
+	cm := &corev1.ConfigMap{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+		Data:     data,
+	}
+	name(cm, Name(in.Spec.ClusterName, in.Name, keyMarker), in.Namespace, in.Spec.ClusterName,
+		map[string]string{capi.PoolLabel: in.Name, LabelFleet: fleet, LabelWave: waveName})
+	return cm
+}
+
+// ReadMarker reads a marker from a marker object's data, as the function
+// wrote it. A value that does not parse reads as not settled: a pool whose
+// marker cannot be read holds the later waves.
+func ReadMarker(namespace, pool string, data map[string]string) Marker {
+	m := Marker{Namespace: namespace, Pool: pool, Target: data[markerTarget], State: MarkerState(data[markerState])}
+	var err error
+	if v := data[markerSince]; v != "" {
+		if m.Since, err = time.Parse(time.RFC3339, v); err != nil {
+			m.State = MarkerRolling
+		}
+	}
+	if v := data[markerStarted]; v != "" {
+		if m.StartedAt, err = time.Parse(time.RFC3339, v); err != nil {
+			m.State = MarkerRolling
+		}
+	}
+	switch m.State {
+	case MarkerSettled, MarkerRolling, MarkerHeld, MarkerFailed:
+	default:
+		m.State = MarkerRolling
+	}
+	return m
+}
+
+// noWave is the wave label of pools in no wave.
+const noWave = "none"
+
+func waveName(w *wave) string {
+	if w == nil {
+		return "the last wave (pools in no wave)"
+	}
+	return "wave " + w.name
+}
+
+// list names up to five items, and how many more there are.
+func list(items []string) string {
+	sort.Strings(items)
+	if len(items) <= 5 {
+		return strings.Join(items, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(items[:5], ", "), len(items)-5)
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
