@@ -235,6 +235,17 @@ func TestGatesBrokenAreCaught(t *testing.T) {
 			},
 			want: invariant.NoStartWhileHeld,
 		},
+		"IgnoresSequenceHold": {
+			reason: "A function that does not see a pool's hold-rollout-sequence annotation starts the pool's rollout.",
+			schedule: func(s *schedule) {
+				s.gates.concurrency, s.clusterConcurrency = 2, map[int]string{0: "2", 1: "2", 2: "2", 3: "2"}
+				s.holdSequence, s.holdIn, s.holdFrom, s.holdUntil = "pool-00", "2", 2, 20
+			},
+			alter: func(req *fnv1.RunFunctionRequest) {
+				deleteField(metadataOf(req.GetObserved().GetComposite().GetResource(), "annotations"), annotationHoldSeq)
+			},
+			want: invariant.NoStartWhileHeld,
+		},
 		"IgnoresConcurrency": {
 			reason:   "A function told its Cluster allows 100 pools rolling at once rolls more than the Cluster's one.",
 			schedule: func(s *schedule) { s.gates.concurrency = 1 },
