@@ -94,12 +94,26 @@ func (o Observed) rolling() bool {
 	return o.ObservedGeneration < o.Generation || o.Replicas != nil && o.UpToDateReplicas != nil && *o.UpToDateReplicas < *o.Replicas
 }
 
-// rollingPool reports whether a pool is in a disruptive rollout: one of
-// its backings is rolling, or one of its MachineDeployments runs machines
-// of more than one MachineSet.
+// rollingPool reports whether another pool may be in a disruptive
+// rollout: one of its backings is rolling (or its controller has not caught
+// up with its spec: a rollout that just started looks so), or one of its
+// MachineDeployments runs machines of more than one MachineSet.
 func rollingPool(backings []Observed, sets map[string][]MachineSet) bool {
 	for _, b := range backings {
 		if b.rolling() {
+			return true
+		}
+	}
+	return replacing(backings, sets)
+}
+
+// replacing reports whether a pool is replacing machines: some run an
+// older spec, or one of its MachineDeployments runs machines of more than
+// one MachineSet. A new generation alone is no evidence: a resize by the
+// autoscaler makes one too, and must not let a pool skip its queue.
+func replacing(backings []Observed, sets map[string][]MachineSet) bool {
+	for _, b := range backings {
+		if b.Replicas != nil && b.UpToDateReplicas != nil && *b.UpToDateReplicas < *b.Replicas {
 			return true
 		}
 	}
@@ -165,8 +179,8 @@ func (pl *Planner) gate(in Input, r *resolved, windows map[string]window) gated 
 			return gated{hold: h}
 		}
 	}
-	if pl.broken&ruleWave == 0 && len(r.waves) > 0 {
-		if g := computeWave(in, r, pol); g.hold != nil {
+	if len(r.waves) > 0 {
+		if g := computeWave(in, r, pol, pl.broken); g.hold != nil {
 			return g
 		}
 	}
@@ -259,7 +273,7 @@ func computeQueue(in Input, pol v1beta1.RolloutPolicy) gated {
 	}
 	self := backingsOf(in.Observed)
 	holds := in.Annotations[AnnotationHoldSequence] == "true"
-	if !holds && (len(in.Siblings) < n && !holdsSequence(in.Siblings) || rollingPool(self, in.MachineSets)) {
+	if !holds && (len(in.Siblings) < n && !holdsSequence(in.Siblings) || replacing(self, in.MachineSets)) {
 		return gated{} // No one to wait for, or already rolling.
 	}
 	since, ok, _ := queued(self)

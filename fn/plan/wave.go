@@ -203,7 +203,7 @@ func (p *Plan) Fleet() string { return p.fleet }
 // computeWave holds a change until the waves before the pool's are at the
 // target, healthy and soaked, and until the pool's own wave is approved
 // where it must be.
-func computeWave(in Input, r *resolved, pol v1beta1.RolloutPolicy) gated {
+func computeWave(in Input, r *resolved, pol v1beta1.RolloutPolicy, broken rule) gated {
 	w := r.wave
 	if w != nil && w.approval && pol.Approvals[w.name] != in.Target {
 		return gated{hold: &Hold{Reason: HoldAwaitingApproval, Message: fmt.Sprintf(
@@ -249,6 +249,12 @@ func computeWave(in Input, r *resolved, pol v1beta1.RolloutPolicy) gated {
 		if len(failed) > allowed {
 			halted = append(halted, fmt.Sprintf("wave %s: %s", e.name, list(failed)))
 		}
+	}
+	if broken&ruleHalt != 0 {
+		halted = nil
+	}
+	if broken&ruleWave != 0 {
+		waiting, soakEnd = nil, time.Time{}
 	}
 	switch {
 	case len(halted) > 0:
