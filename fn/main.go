@@ -5,6 +5,7 @@ package main
 import (
 	// Maintenance windows name IANA time zones: the function carries the
 	// zone database rather than trust the image to.
+	"time"
 	_ "time/tzdata"
 
 	"github.com/alecthomas/kong"
@@ -30,6 +31,9 @@ type CLI struct {
 	MaxRecvMessageSize int    `default:"4" help:"Maximum size of received messages in MB."`
 	MetricsAddress     string `default:":8080" help:"Address of the Prometheus metrics server (/metrics). Empty disables it."`
 	CacheSize          int    `default:"16384" help:"How many pools to remember the plan of, so unchanged pools are answered without re-planning (about 19 KB each). Size it to the pools one replica serves. 0 disables the cache."`
+	// FixedTime stops the clock: render's golden files must not depend on
+	// when they are rendered.
+	FixedTime time.Time `help:"Plan every request as if at this instant (RFC3339), for reproducible renders. Never set in production." hidden:""`
 }
 
 // Run this Function.
@@ -43,8 +47,12 @@ func (c *CLI) Run() error {
 	// gRPC server metrics, on --metrics-address.
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return function.Serve(compose.New(compose.WithLogger(log), compose.WithCacheSize(c.CacheSize), compose.WithMetrics(metrics),
-		compose.WithPlanner(plan.New(plan.WithProviders(providers.All()...)))),
+	opts := []compose.Option{compose.WithLogger(log), compose.WithCacheSize(c.CacheSize), compose.WithMetrics(metrics),
+		compose.WithPlanner(plan.New(plan.WithProviders(providers.All()...)))}
+	if !c.FixedTime.IsZero() {
+		opts = append(opts, compose.WithClock(func() time.Time { return c.FixedTime }))
+	}
+	return function.Serve(compose.New(opts...),
 		function.WithMetricsRegistry(metrics),
 		function.Listen(c.Network, c.Address),
 		function.MTLSCertificates(c.TLSCertsDir),

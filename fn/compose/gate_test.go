@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
@@ -191,5 +192,50 @@ func TestSiblingsRead(t *testing.T) {
 	delete(req.RequiredResources, requirementMachinePools)
 	if _, s := pools(req, "workers", observed); s != nil {
 		t.Errorf("siblings before the MachinePools are fetched: got %v, want nil (unknown)", s)
+	}
+}
+
+// TestWaveRequirements: a pool with a change to start requires the markers
+// of the waves before its own, in every namespace, and holds until it has
+// read them.
+func TestWaveRequirements(t *testing.T) {
+	waves := map[string]any{"waves": []any{map[string]any{"name": "canary", "poolSelector": map[string]any{"matchLabels": map[string]any{"ring": "0"}}}}}
+	stale := &fnv1.Resource{Resource: mustStruct(map[string]any{
+		"apiVersion": "v1", "kind": "ConfigMap",
+		"metadata": map[string]any{"name": "c-a-rollout", "namespace": "team-b", "labels": map[string]any{"fleet.nodepool.dev/pool": "a"}},
+		"data":     map[string]any{"target": "an-older-target", "state": "Settled", "since": "2026-11-29T20:00:00Z"},
+	})}
+	cases := map[string]struct {
+		reason  string
+		markers *fnv1.Resources
+		want    string
+	}{
+		"NotFetched": {reason: "Until Crossplane fetched the canary markers, the change holds.", want: plan.HoldWave},
+		"NoCanary":   {reason: "A canary wave with no pools holds nothing back.", markers: &fnv1.Resources{}, want: "NotHeld"},
+		"CanaryBehind": {
+			reason:  "A canary pool at an older target holds the change.",
+			markers: &fnv1.Resources{Items: []*fnv1.Resource{stale}}, want: plan.HoldWave,
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			req := gatedPool(t, waves)
+			if tc.markers != nil {
+				req.RequiredResources[requirementWavePrefix+"canary"] = tc.markers
+			}
+			f := New(WithPlanner(plan.New(plan.WithProviders(providers.All()...))), clockAt(sunday2300))
+			rsp, err := f.RunFunction(context.Background(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := &fnv1.ResourceSelector{ApiVersion: "v1", Kind: "ConfigMap", Match: &fnv1.ResourceSelector_MatchLabels{MatchLabels: &fnv1.MatchLabels{
+				Labels: map[string]string{plan.LabelFleet: plan.DefaultFleet, plan.LabelWave: "canary"}}}}
+			if diff := cmp.Diff(want, rsp.GetRequirements().GetResources()[requirementWavePrefix+"canary"], protocmp.Transform()); diff != "" {
+				t.Errorf("%s\nthe canary markers' requirement: -want, +got:\n%s", tc.reason, diff)
+			}
+			if got := condition(rsp, TypeRolloutHeld).GetReason(); got != tc.want {
+				t.Errorf("%s\nRolloutHeld reason %q, want %q", tc.reason, got, tc.want)
+			}
+		})
 	}
 }

@@ -94,12 +94,26 @@ func (o Observed) rolling() bool {
 	return o.ObservedGeneration < o.Generation || o.Replicas != nil && o.UpToDateReplicas != nil && *o.UpToDateReplicas < *o.Replicas
 }
 
-// rollingPool reports whether a pool is in a disruptive rollout: one of
-// its backings is rolling, or one of its MachineDeployments runs machines
-// of more than one MachineSet.
+// rollingPool reports whether another pool may be in a disruptive
+// rollout: one of its backings is rolling (or its controller has not caught
+// up with its spec: a rollout that just started looks so), or one of its
+// MachineDeployments runs machines of more than one MachineSet.
 func rollingPool(backings []Observed, sets map[string][]MachineSet) bool {
 	for _, b := range backings {
 		if b.rolling() {
+			return true
+		}
+	}
+	return replacing(backings, sets)
+}
+
+// replacing reports whether a pool is replacing machines: some run an
+// older spec, or one of its MachineDeployments runs machines of more than
+// one MachineSet. A new generation alone is no evidence: a resize by the
+// autoscaler makes one too, and must not let a pool skip its queue.
+func replacing(backings []Observed, sets map[string][]MachineSet) bool {
+	for _, b := range backings {
+		if b.Replicas != nil && b.UpToDateReplicas != nil && *b.UpToDateReplicas < *b.Replicas {
 			return true
 		}
 	}
@@ -165,8 +179,8 @@ func (pl *Planner) gate(in Input, r *resolved, windows map[string]window) gated 
 			return gated{hold: h}
 		}
 	}
-	if pl.broken&ruleWave == 0 && len(r.waves) > 0 {
-		if g := computeWave(in, r, pol); g.hold != nil {
+	if len(r.waves) > 0 {
+		if g := computeWave(in, r, pol, pl.broken); g.hold != nil {
 			return g
 		}
 	}
@@ -259,7 +273,7 @@ func computeQueue(in Input, pol v1beta1.RolloutPolicy) gated {
 	}
 	self := backingsOf(in.Observed)
 	holds := in.Annotations[AnnotationHoldSequence] == "true"
-	if !holds && (len(in.Siblings) < n && !holdsSequence(in.Siblings) || rollingPool(self, in.MachineSets)) {
+	if !holds && (len(in.Siblings) < n && !holdsSequence(in.Siblings) || replacing(self, in.MachineSets)) {
 		return gated{} // No one to wait for, or already rolling.
 	}
 	since, ok, _ := queued(self)
@@ -276,27 +290,24 @@ func computeQueue(in Input, pol v1beta1.RolloutPolicy) gated {
 	}
 	var rolling, ahead []string
 	for _, s := range in.Siblings {
-		if rollingPool(s.Backings, s.MachineSets) {
-			rolling = append(rolling, s.Pool)
-			continue
-		}
 		t, queuedToo, bad := queued(s.Backings)
-		if bad != "" {
-			// Unreadable: it may be ahead, so it is.
+		// Unreadable: it may be ahead, so it is.
+		isAhead := bad != "" || queuedToo && cmp.Or(t.Compare(since), strings.Compare(s.Pool, in.Name)) < 0
+		// A pool ahead that holds the sequence holds it whatever else it
+		// does (a resize by the autoscaler looks like a rollout).
+		if isAhead && holdsSequence([]Sibling{s}) {
+			g.hold = &Hold{Reason: HoldSequence, Message: fmt.Sprintf("holding the pool's disruptive change: pool %s, queued ahead of it in Cluster %s, holds the sequence (%s=true)",
+				s.Pool, cluster, AnnotationHoldSequence)}
+			return g
+		}
+		switch {
+		case rollingPool(s.Backings, s.MachineSets):
+			rolling = append(rolling, s.Pool)
+		case bad != "":
 			ahead = append(ahead, fmt.Sprintf("%s (queued since %q, which is not a time)", s.Pool, bad))
-			continue
+		case isAhead:
+			ahead = append(ahead, s.Pool)
 		}
-		if !queuedToo || cmp.Or(t.Compare(since), strings.Compare(s.Pool, in.Name)) > 0 {
-			continue
-		}
-		for _, b := range s.Backings {
-			if b.HoldsSequence {
-				g.hold = &Hold{Reason: HoldSequence, Message: fmt.Sprintf("holding the pool's disruptive change: pool %s, queued ahead of it in Cluster %s, holds the sequence (%s=true)",
-					s.Pool, cluster, AnnotationHoldSequence)}
-				return g
-			}
-		}
-		ahead = append(ahead, s.Pool)
 	}
 	if len(rolling)+len(ahead) < n {
 		return gated{} // Its turn.

@@ -283,6 +283,20 @@ func TestGates(t *testing.T) {
 			},
 			want: gateOutcome{Started: true},
 		},
+		"ResizedIsNotRolling": {
+			reason: "A new generation from an autoscaler's resize is no rollout under way: the pool keeps its place in the queue.",
+			mods:   []func(*Input){func(in *Input) { in.Siblings = []Sibling{sibling("other", true, "", false)} }},
+			observed: func(o map[string]Observed) {
+				queuedAt(o, earlier)
+				for k, ob := range o {
+					if strings.HasPrefix(k, keyMachineDeployment) {
+						ob.Generation = 2
+						o[k] = ob
+					}
+				}
+			},
+			want: gateOutcome{Reason: HoldConcurrency, Queued: earlier, Recheck: recheckSiblings},
+		},
 		"HoldsSequence": {
 			reason: "A pool annotated to hold the sequence queues, marked, and never starts.",
 			mods: []func(*Input){func(in *Input) {
@@ -296,6 +310,17 @@ func TestGates(t *testing.T) {
 			mods: []func(*Input){func(in *Input) {
 				in.Siblings = []Sibling{sibling("other", false, earlier, true)}
 				in.Cluster.Annotations = map[string]string{AnnotationConcurrency: "5"}
+			}},
+			observed: func(o map[string]Observed) { queuedAt(o, now) },
+			want:     gateOutcome{Reason: HoldSequence, Queued: now, Recheck: recheckSiblings},
+		},
+		"SequenceHeldAheadWhileResized": {
+			reason: "A pool queued ahead holds the sequence while the autoscaler resizes it (a new generation): it still holds the pools after it.",
+			mods: []func(*Input){func(in *Input) {
+				s := sibling("other", false, earlier, true)
+				s.Backings[0].Generation = 3
+				in.Siblings = []Sibling{s}
+				in.Cluster.Annotations = map[string]string{AnnotationConcurrency: "2"}
 			}},
 			observed: func(o map[string]Observed) { queuedAt(o, now) },
 			want:     gateOutcome{Reason: HoldSequence, Queued: now, Recheck: recheckSiblings},

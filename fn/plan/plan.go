@@ -205,6 +205,7 @@ const (
 	ruleWindow                       // Never start outside the maintenance window.
 	ruleConcurrency                  // Never roll more pools of a Cluster than allowed.
 	ruleWave                         // Never start before the earlier waves are done.
+	ruleHalt                         // Never start after an earlier wave failed.
 )
 
 // An Option configures a Planner.

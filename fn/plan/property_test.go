@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -39,6 +40,8 @@ type world struct {
 	observed map[string]Observed
 	sets     map[string][]machineSet // By MachineDeployment name.
 	step     int
+	// canary are the markers of the wave before the pool's.
+	canary []Marker
 }
 
 var (
@@ -55,8 +58,46 @@ func newWorld(seed uint64) *world {
 		sets:     map[string][]machineSet{},
 	}
 	w.in.Policy.Channels["stable"] = "v1.33.4"
-	w.in.Policy.Rollouts = &v1beta1.RolloutPolicy{MaintenanceWindows: []v1beta1.MaintenanceWindow{nightly}}
+	w.in.Policy.Rollouts = &v1beta1.RolloutPolicy{MaintenanceWindows: []v1beta1.MaintenanceWindow{nightly},
+		// The pool is in staging, after a canary wave of two pools.
+		Waves: []v1beta1.Wave{
+			{Name: "canary", PoolSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"ring": "0"}}, Soak: metav1.Duration{Duration: canarySoak}},
+			{Name: "staging", PoolSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"ring": "1"}}},
+		}}
+	w.in.Labels = map[string]string{"ring": "1"}
+	t := w.target()
+	w.canary = []Marker{{Pool: "c0", Target: t, State: MarkerSettled}, {Pool: "c1", Target: t, State: MarkerSettled}}
 	return w
+}
+
+// canarySoak is the canary wave's soak in the world.
+const canarySoak = 30 * time.Minute
+
+// target is the policy's target now.
+func (w *world) target() string {
+	t, err := Target(w.in.Policy)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+// waveHeld says why the canary wave does not let the pool start now, read
+// from the markers independently of the planner: "" when it does; halted
+// when a canary pool failed at the target.
+func (w *world) waveHeld() (waiting, halted string) {
+	t := w.target()
+	for _, m := range w.canary {
+		switch {
+		case m.Target == t && m.State == MarkerFailed:
+			halted = "canary pool " + m.Pool + " failed"
+		case m.Target != t || m.State != MarkerSettled:
+			waiting = "canary pool " + m.Pool + " not at the target"
+		case w.in.Now.Before(m.Since.Add(canarySoak)):
+			waiting = "canary pool " + m.Pool + " soaking"
+		}
+	}
+	return waiting, halted
 }
 
 // nightly is the world's maintenance window: 22:00 to 02:00 UTC.
@@ -83,7 +124,7 @@ func (w *world) edit() string {
 	// Time passes: ten minutes a step, so the nightly window opens and
 	// closes every 144 steps.
 	in.Now = in.Now.Add(10 * time.Minute)
-	switch w.rng.IntN(13) {
+	switch w.rng.IntN(15) {
 	case 0:
 		in.Spec.Machine.Class = []string{"small", "medium", "large"}[w.rng.IntN(3)]
 		return "class " + in.Spec.Machine.Class
@@ -128,6 +169,16 @@ func (w *world) edit() string {
 			in.Policy.Rollouts.DefaultMaintenanceWindow = ""
 		}
 		return "window " + in.Policy.Rollouts.DefaultMaintenanceWindow
+	case 10, 11:
+		// A canary pool moves: to the target (settled now, rolling or
+		// failed), or back to another.
+		m := &w.canary[w.rng.IntN(len(w.canary))]
+		m.Target, m.Since, m.StartedAt = w.target(), in.Now, in.Now
+		m.State = []MarkerState{MarkerSettled, MarkerSettled, MarkerRolling, MarkerFailed, MarkerHeld}[w.rng.IntN(5)]
+		if w.rng.IntN(6) == 0 {
+			m.Target = "an-older-target"
+		}
+		return fmt.Sprintf("canary %s %s %s", m.Pool, m.State, m.Target)
 	}
 	return "nothing" // Most reconciles see no change.
 }
@@ -141,8 +192,16 @@ func (w *world) snapshot(backings []invariant.Backing, templates map[invariant.R
 		Backings:      backings,
 		Pools:         []invariant.Pool{{Namespace: w.in.Namespace, Name: w.in.Name, AllowReplacement: w.in.AllowReplacement}},
 	}
+	pool := w.in.Namespace + "/" + w.in.Name
 	if why := w.held(); why != "" {
-		s.Held = map[string]string{w.in.Namespace + "/" + w.in.Name: why}
+		s.Held = map[string]string{pool: why}
+	}
+	waiting, halted := w.waveHeld()
+	if waiting != "" {
+		s.WaveHeld = map[string]string{pool: waiting}
+	}
+	if halted != "" {
+		s.Halted = map[string]string{pool: halted}
 	}
 	for _, md := range slices.Sorted(maps.Keys(w.sets)) {
 		for i, ms := range w.sets[md] {
@@ -174,6 +233,7 @@ func (w *world) backing(kind, name string, obj map[string]any, running int32) in
 func (w *world) reconcile(pl *Planner) []invariant.Violation {
 	in := w.in
 	in.Observed = w.observed
+	in.Target, in.Fleet = w.target(), map[string][]Marker{"canary": slices.Clone(w.canary)}
 	in.ControlPlane = &ControlPlane{Kind: "KubeadmControlPlane", Name: "prod-eu-1", Version: w.cp}
 	in.MachineSets = map[string][]MachineSet{}
 	for md, sets := range w.sets {
@@ -184,6 +244,12 @@ func (w *world) reconcile(pl *Planner) []invariant.Violation {
 	p, err := pl.Plan(in)
 	if err != nil {
 		return nil // A Fatal result: Crossplane changes nothing.
+	}
+	for _, r := range p.Resources {
+		if cm, ok := r.Object.(*corev1.ConfigMap); ok {
+			m := ReadMarker(w.in.Namespace, w.in.Name, cm.Data)
+			w.in.Marker = &m
+		}
 	}
 	var before []invariant.Backing
 	for _, k := range sortedKeys(w.observed) {
@@ -359,6 +425,7 @@ func TestLifecyclePropertiesCatchBrokenRules(t *testing.T) {
 		invariant.TemplateExists: ruleRetention, invariant.WorkerNotNewer: ruleSequence,
 		invariant.ReplicasNotOwned: ruleReplicas, invariant.BackingKept: ruleGuard,
 		invariant.NoStartWhileHeld + "/pause": rulePause, invariant.NoStartWhileHeld + "/window": ruleWindow,
+		invariant.WaveOrder: ruleWave, invariant.HaltRespected: ruleHalt,
 	} {
 		want := invariant.Rule(strings.Split(string(name), "/")[0])
 		t.Run(string(name), func(t *testing.T) {

@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"cmp"
 	"fmt"
 	"sort"
 	"strings"
@@ -203,7 +204,7 @@ func (p *Plan) Fleet() string { return p.fleet }
 // computeWave holds a change until the waves before the pool's are at the
 // target, healthy and soaked, and until the pool's own wave is approved
 // where it must be.
-func computeWave(in Input, r *resolved, pol v1beta1.RolloutPolicy) gated {
+func computeWave(in Input, r *resolved, pol v1beta1.RolloutPolicy, broken rule) gated {
 	w := r.wave
 	if w != nil && w.approval && pol.Approvals[w.name] != in.Target {
 		return gated{hold: &Hold{Reason: HoldAwaitingApproval, Message: fmt.Sprintf(
@@ -226,7 +227,7 @@ func computeWave(in Input, r *resolved, pol v1beta1.RolloutPolicy) gated {
 	}
 	var (
 		soakEnd time.Time
-		waiting []string
+		waiting string // The first wave with a pool not there yet.
 		halted  []string
 	)
 	for _, e := range earlier {
@@ -235,12 +236,12 @@ func computeWave(in Input, r *resolved, pol v1beta1.RolloutPolicy) gated {
 		for _, m := range ms {
 			name := m.Namespace + "/" + m.Pool
 			switch {
-			case m.Target != in.Target:
-				waiting = append(waiting, name+" (not at the target yet)")
-			case m.State == MarkerFailed:
+			case m.State == MarkerFailed && m.Target == in.Target:
 				failed = append(failed, name)
-			case m.State != MarkerSettled:
-				waiting = append(waiting, name+" ("+strings.ToLower(string(m.State))+")")
+			case m.Target != in.Target || m.State != MarkerSettled:
+				if waiting == "" {
+					waiting = e.name
+				}
 			case in.Now.Before(m.Since.Add(e.soak)):
 				soakEnd = maxTime(soakEnd, m.Since.Add(e.soak))
 			}
@@ -250,15 +251,24 @@ func computeWave(in Input, r *resolved, pol v1beta1.RolloutPolicy) gated {
 			halted = append(halted, fmt.Sprintf("wave %s: %s", e.name, list(failed)))
 		}
 	}
+	if broken&ruleHalt != 0 {
+		halted = nil
+	}
+	if broken&ruleWave != 0 {
+		waiting, soakEnd = "", time.Time{}
+	}
 	switch {
 	case len(halted) > 0:
 		return gated{hold: &Hold{Reason: HoldHalted, Message: fmt.Sprintf(
 			"holding the pool's disruptive change: the rollout halted, pools of an earlier wave failed (%s); it resumes when they recover, or with a higher input.rollouts.halt.tolerance",
 			strings.Join(halted, "; "))}}
-	case len(waiting) > 0:
+	case waiting != "":
+		// One message per wave and target, not per pool: thousands of
+		// waiting pools would rewrite their status on every marker change.
 		return gated{hold: &Hold{Reason: HoldWave, Message: fmt.Sprintf(
-			"holding the pool's disruptive change until the waves before %s are at target %s, Available and done rolling; waiting for %d pool(s): %s",
-			waveName(w), in.Target, len(waiting), list(waiting))}}
+			"holding the pool's disruptive change until every pool of wave %s (before %s) is at target %s, Available, done rolling and soaked; "+
+				"their markers: kubectl get configmaps -A -l %s=%s,%s=%s",
+			waiting, waveName(w), in.Target, LabelFleet, cmp.Or(pol.Fleet, DefaultFleet), LabelWave, waiting)}}
 	case !soakEnd.IsZero():
 		return gated{wake: soakEnd, hold: &Hold{Reason: HoldSoak, NextStart: soakEnd, Message: fmt.Sprintf(
 			"holding the pool's disruptive change while the waves before %s soak at target %s, until %s",

@@ -75,8 +75,9 @@ func TestRBAC(t *testing.T) {
 				return as.Delete(t.Context(), &unstructured.Unstructured{Object: map[string]any{"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Cluster", "metadata": map[string]any{"name": "prod-eu-1", "namespace": "team-a"}}})
 			},
 			"update a MachineSet": func() error { return apply(t.Context(), as, machineSetObject()) },
-			"create a ConfigMap": func() error {
-				return as.Create(t.Context(), &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "ConfigMap", "metadata": map[string]any{"name": "x", "namespace": "team-a"}}})
+			"create a Pod": func() error {
+				return as.Create(t.Context(), &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Pod", "metadata": map[string]any{"name": "x", "namespace": "team-a"},
+					"spec": map[string]any{"containers": []any{map[string]any{"name": "x", "image": "x"}}}}})
 			},
 		} {
 			if err := op(); !apierrors.IsForbidden(err) {

@@ -18,11 +18,14 @@ var classes = map[string]string{"small": "m6i.large", "medium": "m6i.xlarge", "l
 // zones are the AWS zones the policy allows.
 var zones = []string{"eu-west-1a", "eu-west-1b", "eu-west-1c"}
 
+// poolChannel is the channel every pool follows.
+const poolChannel = "stable"
+
 // policy is the Composition step's input with the stable channel at
 // version, like examples/aws-machinedeployment: AMIs pinned for the older
 // versions (a version bump also rotates their infrastructure templates),
-// Cluster API's AMI lookup for the newest.
-func policy(version string) (*structpb.Struct, error) {
+// Cluster API's AMI lookup for the newest; and the rollout gates.
+func policy(version string, g gates) (*structpb.Struct, error) {
 	catalog := map[string]any{}
 	allowed := []any{}
 	for _, c := range sortedKeys(classes) {
@@ -33,13 +36,13 @@ func policy(version string) (*structpb.Struct, error) {
 	for i, z := range zones {
 		zs[i] = z
 	}
-	s, err := structpb.NewStruct(map[string]any{
+	p := map[string]any{
 		"apiVersion": "fleetnodepool.fn.crossplane.io/v1beta1",
 		"kind":       "Policy",
 		"catalog":    catalog,
-		"channels":   map[string]any{"stable": version},
+		"channels":   map[string]any{poolChannel: version},
 		"defaults": map[string]any{
-			"channel": "stable", "backend": "MachineDeployment", "diskGiB": 100,
+			"channel": poolChannel, "backend": "MachineDeployment", "diskGiB": 100,
 			"rollout": map[string]any{"maxSurge": 1, "maxUnavailable": 0},
 		},
 		"limits": map[string]any{"maxReplicas": 50, "allowedClasses": allowed},
@@ -49,9 +52,15 @@ func policy(version string) (*structpb.Struct, error) {
 			"zones":              zs,
 			"amis":               map[string]any{ladder[0]: "ami-0a1b2c3d4e5f67890", ladder[1]: "ami-0f9e8d7c6b5a43210"},
 		},
-	})
-	return s, errors.Wrap(err, "cannot encode the policy")
+	}
+	if r := g.value(); len(r) > 0 {
+		p["rollouts"] = r
+	}
+	s, err := structpb.NewStruct(p)
+	return s, errors.Wrap(err, errPolicy)
 }
+
+const errPolicy = "cannot encode the policy"
 
 // meta is the metadata of an object as the API server returns it.
 func meta(name, namespace, uid string, rv, generation int64) map[string]*structpb.Value {
@@ -61,6 +70,17 @@ func meta(name, namespace, uid string, rv, generation int64) map[string]*structp
 	}
 	if generation > 0 {
 		m["generation"] = num(generation)
+	}
+	return m
+}
+
+// withMeta adds labels and annotations to metadata, those that exist.
+func withMeta(m map[string]*structpb.Value, labels, annotations map[string]string) map[string]*structpb.Value {
+	if len(labels) > 0 {
+		m["labels"] = strMap(labels)
+	}
+	if len(annotations) > 0 {
+		m["annotations"] = strMap(annotations)
 	}
 	return m
 }
@@ -77,7 +97,7 @@ func (p *pool) xr() *structpb.Struct {
 	spec := map[string]*structpb.Value{
 		"clusterName": str(p.cluster),
 		"provider":    str("aws"),
-		"channel":     str("stable"),
+		"channel":     str(poolChannel),
 		"machine":     obj(map[string]*structpb.Value{"class": str(p.spec.class)}),
 		"scaling":     obj(scaling),
 		"labels":      strMap(map[string]string{"team": p.namespace, "node-role.kubernetes.io/worker": ""}),
@@ -89,7 +109,7 @@ func (p *pool) xr() *structpb.Struct {
 	f := map[string]*structpb.Value{
 		"apiVersion": str("fleet.nodepool.dev/v1alpha1"),
 		"kind":       str("FleetNodePool"),
-		"metadata":   obj(meta(p.name, p.namespace, p.uid, p.rv, p.generation)),
+		"metadata":   obj(withMeta(meta(p.name, p.namespace, p.uid, p.rv, p.generation), p.labels, p.annotations)),
 		"spec":       obj(spec),
 	}
 	if p.status != nil {
@@ -192,7 +212,7 @@ func (c *cluster) clusterObject() *structpb.Struct {
 	c.clusterBody = &structpb.Struct{Fields: map[string]*structpb.Value{
 		"apiVersion": str(apiVersionCluster),
 		"kind":       str(kindCluster),
-		"metadata":   obj(meta(c.name, c.namespace, c.uid, 1, 1)),
+		"metadata":   obj(withMeta(meta(c.name, c.namespace, c.uid, c.metaRV, 1), c.labels, c.annotations)),
 		"spec": obj(map[string]*structpb.Value{
 			"infrastructureRef": ref{groupInfra, kindAWSCluster, c.name}.value(),
 			"controlPlaneRef":   ref{groupControlPlane, kindKCP, c.name}.value(),

@@ -10,9 +10,6 @@ import (
 
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
 
-	"github.com/fleetnodepool/function-fleetnodepool/fn/compose"
-	"github.com/fleetnodepool/function-fleetnodepool/fn/plan"
-	"github.com/fleetnodepool/function-fleetnodepool/fn/providers"
 	"github.com/fleetnodepool/function-fleetnodepool/test/invariant"
 )
 
@@ -117,8 +114,8 @@ func TestBrokenFunctionsAreCaught(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			cfg := Config{Clusters: 6, PoolsPerCluster: 5, Seed: 1, MaxSteps: 40, Lag: 0.2, StopAtViolation: true}
-			rep, err := run(context.Background(), cfg, broken{fn: compose.New(compose.WithPlanner(plan.New(plan.WithProviders(providers.All()...)))), alter: tc.alter})
+			cfg := Config{Clusters: 6, PoolsPerCluster: 5, Seed: 1, MaxSteps: 40, Lag: 0.2, CacheSize: -1, StopAtViolation: true}
+			rep, err := run(context.Background(), cfg, ungated(), func(fn runner) runner { return broken{fn: fn, alter: tc.alter} })
 			if err != nil {
 				t.Fatalf("%s\nrun(...): %v", tc.reason, err)
 			}
@@ -130,6 +127,166 @@ func TestBrokenFunctionsAreCaught(t *testing.T) {
 			for _, v := range rep.Violations {
 				if v.Rule != tc.want {
 					t.Errorf("%s\nrun(...): at step %d, the first violations found include %s, want only %s violations", tc.reason, rep.Steps-1, v, tc.want)
+				}
+			}
+		})
+	}
+}
+
+// A misinformed function is the real one handed each request with a gate
+// taken out first: it cannot know of the gate, and breaks it.
+type misinformed struct {
+	fn    runner
+	alter func(req *fnv1.RunFunctionRequest)
+}
+
+func (m misinformed) RunFunction(ctx context.Context, req *fnv1.RunFunctionRequest) (*fnv1.RunFunctionResponse, error) {
+	req = proto.CloneOf(req) // Crossplane's model keeps the request.
+	m.alter(req)
+	return m.fn.RunFunction(ctx, req)
+}
+
+// ungated is the default schedule without a gate: every pool of a cluster
+// may roll at once, at any time.
+func ungated() schedule {
+	s := defaultSchedule()
+	s.gates = gates{concurrency: 100}
+	s.clusterConcurrency, s.clusterWindow, s.poolWindow, s.concurrencyChanges = nil, nil, "", nil
+	s.pauses, s.channelPauses, s.defers, s.holdSequence = nil, nil, nil, ""
+	return s
+}
+
+// deleteField deletes a field of a Struct, if the Struct exists.
+func deleteField(s *structpb.Struct, k string) {
+	if s != nil {
+		delete(s.GetFields(), k)
+	}
+}
+
+// metadataOf is an object's metadata field k (labels, annotations).
+func metadataOf(o *structpb.Struct, k string) *structpb.Struct {
+	return at(o, "metadata", k).GetStructValue()
+}
+
+// requiredOf are the required resources of a kind in the request.
+func requiredOf(req *fnv1.RunFunctionRequest, kind string) []*structpb.Struct {
+	var out []*structpb.Struct
+	for _, rs := range req.GetRequiredResources() {
+		for _, r := range rs.GetItems() {
+			if stringAt(r.GetResource(), "kind") == kind {
+				out = append(out, r.GetResource())
+			}
+		}
+	}
+	return out
+}
+
+// TestGatesBrokenAreCaught takes one gate out of every request at a time,
+// on a schedule where that gate alone holds pools, runs the simulation until
+// its first violation, and requires it to be of the gate's rule; the same
+// schedule with the real function, unbroken, must not break that rule: the
+// gates hold in the model, and the invariants see it when they do not.
+func TestGatesBrokenAreCaught(t *testing.T) {
+	cases := map[string]struct {
+		reason   string
+		schedule func(s *schedule)
+		alter    func(req *fnv1.RunFunctionRequest)
+		want     invariant.Rule
+	}{
+		"IgnoresPause": {
+			reason:   "A function that does not see the policy's pause starts rollouts while the fleet is paused.",
+			schedule: func(s *schedule) { s.pauses = map[int]bool{6: true, 12: false} },
+			alter: func(req *fnv1.RunFunctionRequest) {
+				deleteField(at(req.GetInput(), "rollouts").GetStructValue(), "paused")
+			},
+			want: invariant.NoStartWhileHeld,
+		},
+		"IgnoresPausedChannel": {
+			reason:   "A function that does not see a paused channel starts rollouts of its pools.",
+			schedule: func(s *schedule) { s.channelPauses = map[int][]string{6: {poolChannel}, 12: nil} },
+			alter: func(req *fnv1.RunFunctionRequest) {
+				deleteField(at(req.GetInput(), "rollouts").GetStructValue(), "pausedChannels")
+			},
+			want: invariant.NoStartWhileHeld,
+		},
+		"IgnoresWindows": {
+			reason: "A function that does not see maintenance windows starts rollouts while they are closed.",
+			schedule: func(s *schedule) {
+				d := defaultSchedule()
+				s.gates.windows, s.gates.defaultWindow, s.poolWindow = d.gates.windows, d.gates.defaultWindow, d.poolWindow
+				s.clusterWindow = map[int]string{1: "evening", 2: "tokyo-morning"}
+			},
+			alter: func(req *fnv1.RunFunctionRequest) {
+				r := at(req.GetInput(), "rollouts").GetStructValue()
+				deleteField(r, "maintenanceWindows")
+				deleteField(r, "defaultMaintenanceWindow")
+				deleteField(metadataOf(req.GetObserved().GetComposite().GetResource(), "labels"), labelWindow)
+				for _, c := range requiredOf(req, kindCluster) {
+					deleteField(metadataOf(c, "labels"), labelWindow)
+				}
+			},
+			want: invariant.NoStartWhileHeld,
+		},
+		"IgnoresDeferral": {
+			reason:   "A function that does not see a pool's defer-rollout annotation starts its rollout.",
+			schedule: func(s *schedule) { s.defers, s.undefer = map[int]float64{2: 0.5}, 20 },
+			alter: func(req *fnv1.RunFunctionRequest) {
+				deleteField(metadataOf(req.GetObserved().GetComposite().GetResource(), "annotations"), annotationDefer)
+			},
+			want: invariant.NoStartWhileHeld,
+		},
+		"IgnoresSequenceHold": {
+			reason: "A function that does not see a pool's hold-rollout-sequence annotation starts the pool's rollout.",
+			schedule: func(s *schedule) {
+				s.gates.concurrency, s.clusterConcurrency = 2, map[int]string{0: "2", 1: "2", 2: "2", 3: "2"}
+				s.holdSequence, s.holdIn, s.holdFrom, s.holdUntil = "pool-00", "2", 2, 20
+			},
+			alter: func(req *fnv1.RunFunctionRequest) {
+				deleteField(metadataOf(req.GetObserved().GetComposite().GetResource(), "annotations"), annotationHoldSeq)
+			},
+			want: invariant.NoStartWhileHeld,
+		},
+		"IgnoresConcurrency": {
+			reason:   "A function told its Cluster allows 100 pools rolling at once rolls more than the Cluster's one.",
+			schedule: func(s *schedule) { s.gates.concurrency = 1 },
+			alter: func(req *fnv1.RunFunctionRequest) {
+				for _, c := range requiredOf(req, kindCluster) {
+					md := at(c, "metadata").GetStructValue()
+					a := with(metadataOf(c, "annotations"), annotationConcurrency, str("100"))
+					md.GetFields()["annotations"] = structpb.NewStructValue(a)
+				}
+			},
+			want: invariant.ConcurrencyBounded,
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			s := ungated()
+			tc.schedule(&s)
+			cfg := Config{Clusters: 4, PoolsPerCluster: 4, Seed: 1, MaxSteps: 40, Lag: 0.2, CacheSize: -1, StopAtViolation: true}
+			rep, err := run(context.Background(), cfg, s, func(fn runner) runner { return misinformed{fn: fn, alter: tc.alter} })
+			if err != nil {
+				t.Fatalf("%s\nrun(...): %v", tc.reason, err)
+			}
+			if len(rep.Violations) == 0 {
+				t.Errorf("%s\nrun(...): no violation in %d steps, want a %s violation", tc.reason, rep.Steps, tc.want)
+			} else {
+				t.Logf("first violation: %s", rep.Violations[0])
+			}
+			for _, v := range rep.Violations {
+				if v.Rule != tc.want {
+					t.Errorf("%s\nrun(...): at step %d, the first violations found include %s, want only %s violations", tc.reason, rep.Steps-1, v, tc.want)
+				}
+			}
+			// The same schedule, the function unbroken, past the gate's events.
+			cfg.StopAtViolation, cfg.MaxSteps = false, 24
+			rep, err = run(context.Background(), cfg, s, nil)
+			if err != nil {
+				t.Fatalf("%s\nrun(...) unbroken: %v", tc.reason, err)
+			}
+			for _, v := range rep.Violations {
+				if v.Rule == tc.want {
+					t.Errorf("%s\nrun(...) unbroken: %s", tc.reason, v)
 				}
 			}
 		})

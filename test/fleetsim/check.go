@@ -31,6 +31,11 @@ func (w *world) check() []Violation {
 	now := w.snapshot()
 	vs := invariant.Check(w.checked, now)
 	w.checked = now
+	for c, pools := range invariant.Rolling(now) {
+		if n, ok := now.Concurrency[c]; ok {
+			w.stats.peakRolling[n] = max(w.stats.peakRolling[n], len(pools))
+		}
+	}
 	out := make([]Violation, len(vs))
 	for i, v := range vs {
 		out[i] = Violation{w.step, v}
@@ -41,11 +46,18 @@ func (w *world) check() []Violation {
 // snapshot is the model state as the invariants see it: the control planes'
 // status.version, the MachineSets and the templates they reference that
 // exist, the pools' MachineDeployments as last applied, with the machines
-// running on them.
+// running on them; each Cluster's rollout concurrency and the pools held
+// at the model's time, as the model told the function.
 func (w *world) snapshot() invariant.Snapshot {
-	s := invariant.Snapshot{ControlPlanes: make(map[string]string, len(w.clusters)), Templates: map[invariant.Ref]bool{}}
+	s := invariant.Snapshot{
+		ControlPlanes: make(map[string]string, len(w.clusters)), Templates: map[invariant.Ref]bool{},
+		Concurrency: make(map[string]int, len(w.clusters)), Held: map[string]string{},
+	}
 	for _, c := range w.clusters {
 		s.ControlPlanes[c.namespace+"/"+c.name] = c.statusVersion
+		if n, ok := w.concurrency(c); ok {
+			s.Concurrency[c.namespace+"/"+c.name] = n
+		}
 	}
 	running := map[objKey]int32{} // By MachineDeployment.
 	for _, ns := range sortedKeys(w.sets) {
@@ -57,7 +69,7 @@ func (w *world) snapshot() invariant.Snapshot {
 			ms := w.sets[ns][n]
 			running[objKey{ns, kindMachineDeployment, ms.md}] += ms.replicas
 			set := invariant.MachineSet{Ref: invariant.Ref{Kind: kindMachineSet, Namespace: ns, Name: n},
-				Pool: ms.labels[labelPool], Cluster: cluster, Version: ms.template.version, Running: ms.replicas}
+				Pool: ms.labels[labelPool], Cluster: cluster, Deployment: ms.md, Version: ms.template.version, Running: ms.replicas}
 			for i, r := range []ref{ms.template.infra, ms.template.bootstrap} {
 				tr := invariant.Ref{Kind: r.kind, Name: r.name}
 				if i == 0 {
@@ -74,16 +86,21 @@ func (w *world) snapshot() invariant.Snapshot {
 	}
 	for _, p := range w.pools {
 		s.Pools = append(s.Pools, invariant.Pool{Namespace: p.namespace, Name: p.name})
+		if why := w.held(p); why != "" {
+			s.Held[p.String()] = why
+		}
 		for _, k := range sortedKeys(p.composed) {
 			o := p.composed[k]
 			if o.id.kind != kindMachineDeployment || o.md == nil {
 				continue
 			}
 			_, sets := int32At(o.applied.GetResource(), "spec", "replicas")
+			t := o.md.template
 			s.Backings = append(s.Backings, invariant.Backing{
 				Ref: invariant.Ref{Kind: o.id.kind, Namespace: o.id.namespace, Name: o.id.name}, UID: o.uid,
-				Pool: p.name, Cluster: p.cluster, Version: o.md.template.version,
+				Pool: p.name, Cluster: p.cluster, Version: t.version,
 				Autoscaled: p.spec.autoscaled(), FunctionSetsReplicas: sets, Running: running[o.id],
+				Template: t.version + "/" + t.infra.name + "/" + t.bootstrap.name,
 			})
 		}
 	}

@@ -54,7 +54,7 @@ func handMade(t *testing.T, autoscaled bool) (*world, *pool) {
 
 // addComposed adds a composed object to the pool.
 func addComposed(w *world, p *pool, key, kind, name string, md *mdSpec) *composed {
-	o := &composed{id: objKey{p.namespace, kind, name}, uid: w.uid(), md: md, spec: &structpb.Struct{}}
+	o := &composed{id: objKey{p.namespace, kind, name}, uid: w.uid(), md: md, spec: &structpb.Struct{}, owner: p}
 	if md != nil {
 		o.status = &mdStatus{}
 	}

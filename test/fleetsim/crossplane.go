@@ -1,6 +1,7 @@
 package fleetsim
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 
@@ -122,23 +123,57 @@ func (w *world) fetch(sel *fnv1.ResourceSelector) *fnv1.Resources {
 		return &fnv1.Resources{Items: []*fnv1.Resource{{Resource: o}}}
 	case *fnv1.ResourceSelector_MatchLabels:
 		out := &fnv1.Resources{Items: []*fnv1.Resource{}}
-		if sel.GetKind() != kindMachineSet || group != groupCluster {
-			return out
-		}
-		sets := w.sets[sel.GetNamespace()]
-		for _, n := range sortedKeys(sets) {
-			if matches(sets[n].labels, m.MatchLabels.GetLabels()) {
-				out.Items = append(out.Items, &fnv1.Resource{Resource: sets[n].object()})
+		switch {
+		case group != groupCluster:
+		case sel.GetKind() == kindMachineSet:
+			sets := w.sets[sel.GetNamespace()]
+			for _, n := range sortedKeys(sets) {
+				if matches(sets[n].labels, m.MatchLabels.GetLabels()) {
+					out.Items = append(out.Items, &fnv1.Resource{Resource: sets[n].object()})
+				}
 			}
+		case sel.GetKind() == kindMachineDeployment && c != nil:
+			out.Items = c.machineDeployments(m.MatchLabels.GetLabels())
 		}
+		// No other kind exists in the model: MachinePools, say.
 		return out
 	}
 	return nil
 }
 
+// machineDeployments are the MachineDeployments of the cluster's pools
+// whose labels match the selector, sorted by name.
+func (c *cluster) machineDeployments(selector map[string]string) []*fnv1.Resource {
+	var mds []*composed
+	for _, p := range c.pools {
+		for _, o := range p.composed {
+			if o.id.kind == kindMachineDeployment && matchesValue(o.labels, selector) {
+				mds = append(mds, o)
+			}
+		}
+	}
+	slices.SortFunc(mds, func(a, b *composed) int { return strings.Compare(a.id.name, b.id.name) })
+	out := make([]*fnv1.Resource, len(mds))
+	for i, o := range mds {
+		out[i] = &fnv1.Resource{Resource: o.object(o.owner)}
+	}
+	return out
+}
+
 func matches(labels, selector map[string]string) bool {
 	for k, v := range selector {
 		if l, ok := labels[k]; !ok || l != v {
+			return false
+		}
+	}
+	return true
+}
+
+// matchesValue is matches on labels encoded as a Struct.
+func matchesValue(labels *structpb.Value, selector map[string]string) bool {
+	f := labels.GetStructValue().GetFields()
+	for k, v := range selector {
+		if l, ok := f[k]; !ok || l.GetStringValue() != v {
 			return false
 		}
 	}
@@ -196,7 +231,7 @@ func (w *world) applyOne(p *pool, key string, dr *fnv1.Resource) error {
 		if w.objects[id] != nil {
 			return errors.Errorf("%s exists and is not controlled by %s", id, p)
 		}
-		o = &composed{id: id, apiVersion: stringAt(d, "apiVersion"), uid: w.uid()}
+		o = &composed{id: id, apiVersion: stringAt(d, "apiVersion"), uid: w.uid(), owner: p}
 		p.composed[key], w.objects[id] = o, o
 	}
 	spec := at(d, "spec").GetStructValue()
@@ -205,12 +240,12 @@ func (w *world) applyOne(p *pool, key string, dr *fnv1.Resource) error {
 	if o.id.kind == kindMachineDeployment {
 		spec = o.replicas(spec, stringsOf(annots))
 	}
-	changed := o.spec == nil || !proto.Equal(o.spec, spec)
+	changed := o.spec == nil || !equalStruct(o.spec, spec)
 	if changed {
 		o.spec = spec
 		o.generation++
 	}
-	if changed || !proto.Equal(o.labels, labels) || !proto.Equal(o.annots, annots) {
+	if changed || !equalValue(o.labels, labels) || !equalValue(o.annots, annots) {
 		o.labels, o.annots = labels, annots
 		w.touch(o)
 		w.stats.applies++

@@ -8,7 +8,9 @@
 //
 //   - Crossplane (crossplane.go): requirement iterations with the previous
 //     reconcile's requirements pre-satisfied, required resources fetched by
-//     name or labels, a Fatal result applies nothing, composed resources
+//     name or labels (a Cluster's MachineDeployments, with the annotations
+//     the function set on them, its MachineSets, and no MachinePools), a
+//     Fatal result applies nothing, composed resources
 //     garbage-collected before the desired ones are server-side applied
 //     (fields the function omits that another owner set, such as the
 //     replicas of an autoscaled MachineDeployment, keep their live value),
@@ -19,11 +21,25 @@
 //     upgrade one minor at a time and report status.version when done; the
 //     cluster-autoscaler resizes autoscaled MachineDeployments.
 //   - The platform (events.go): channel bumps while control planes are
-//     behind, staggered control plane upgrades, machine class changes.
+//     behind, staggered control plane upgrades, machine class changes; and
+//     the rollout gates: the policy paused and a channel paused for a few
+//     steps, pools deferred (some with a value neither true nor false),
+//     maintenance windows (the policy's default, others labelled on some
+//     Clusters, one in a time zone, a pool's own), Clusters annotated with
+//     a concurrency of 1 or 2 besides the policy's 3, a pool holding its
+//     Cluster's rollout sequence.
+//
+// The model has its own clock, an hour a step from a Monday midnight UTC,
+// which the function is given (compose.WithClock), so that windows open and
+// close within a simulation. The model reads the gates itself (gates.go),
+// independently of fn/plan: each Cluster's concurrency, and which pools may
+// not start a disruptive rollout now (paused, deferred, window closed or
+// unknown, holding the sequence).
 //
 // Every step the fleet invariants (test/invariant, shared with the
 // planner's property test and the fleet e2e's watcher) are checked on the
-// model state, and check.go's rules on every response; the simulation
+// model state, RolloutConcurrencyBounded and NoRolloutStartWhileHeld among
+// them, and check.go's rules on every response; the simulation
 // measures the function's CPU time and allocations per call (sim.go,
 // meter.go). It runs in the unit tier: test/README.md lists the tiers.
 package fleetsim

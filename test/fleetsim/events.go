@@ -3,6 +3,7 @@ package fleetsim
 import (
 	"fmt"
 	"slices"
+	"time"
 )
 
 // A schedule is what happens to the fleet when.
@@ -18,12 +19,47 @@ type schedule struct {
 	// MachineDeployments each step until autoscaleUntil.
 	autoscaleUntil int
 	autoscale      float64
+
+	// The rollout gates. gates are the policy's rollouts from step 0.
+	gates gates
+	// clusterConcurrency and clusterWindow annotate and label, from step
+	// 0, the clusters whose index modulo 10 is the key; in a cluster of a
+	// window, poolWindow labels its first pool (pool-00) with another.
+	clusterConcurrency, clusterWindow map[int]string
+	poolWindow                        string
+	// concurrencyChanges change, by step, the concurrency annotation of
+	// the clusters annotated with a key to its value.
+	concurrencyChanges map[int]map[string]string
+	// pauses pause the policy (true) or resume it (false), by step;
+	// channelPauses set its paused channels, by step.
+	pauses        map[int]bool
+	channelPauses map[int][]string
+	// defers defer a fraction of the pools, by step (one in five of them
+	// with a value that is neither true nor false); undefer lifts every
+	// deferral.
+	defers  map[int]float64
+	undefer int
+	// holdSequence is the pool that holds its cluster's rollout sequence,
+	// in the clusters of concurrency annotation holdIn, from step
+	// holdFrom until holdUntil.
+	holdSequence        string
+	holdIn              string
+	holdFrom, holdUntil int
 }
 
 // defaultSchedule bumps the channel twice (v1.34.1 while every control
 // plane runs v1.33.4, then v1.35.0 while most are still upgrading), starts
 // the control plane upgrades two steps after the first bump, moves a tenth
 // of the pools to another class twice, and autoscales for 20 steps.
+//
+// Its gates (an hour a step from Monday 00:00 UTC): three pools of a
+// cluster roll at once, one or two in a tenth of the clusters each (the one
+// raised to two at step 30); every pool starts only in a daily window
+// closed from 12:00 to 15:00 UTC, a tenth of the clusters only on weekday
+// evenings (20:00 UTC for 8h), another tenth from 07:00 Tokyo time for 8h
+// (22:00 UTC); the policy pauses for two steps, the stable channel for two
+// more; a tenth of the pools are deferred for 14 steps; one pool of each
+// concurrency-2 cluster holds the sequence for 8.
 func defaultSchedule() schedule {
 	return schedule{
 		bumps:          map[int]string{3: ladder[1], 10: ladder[2]},
@@ -31,19 +67,79 @@ func defaultSchedule() schedule {
 		classChanges:   map[int]float64{6: 0.1, 14: 0.1},
 		autoscaleUntil: 20,
 		autoscale:      0.05,
+
+		gates: gates{
+			concurrency: 3,
+			windows: []window{
+				mustWindow("daytime", nil, "15:00", 21*time.Hour, ""),
+				mustWindow("evening", []time.Weekday{time.Monday, time.Tuesday, time.Wednesday, time.Thursday, time.Friday}, "18:00", 12*time.Hour, ""),
+				mustWindow("tokyo-morning", nil, "07:00", 12*time.Hour, "Asia/Tokyo"),
+			},
+			defaultWindow: "daytime",
+		},
+		clusterConcurrency: map[int]string{1: "1", 2: "2"},
+		clusterWindow:      map[int]string{3: "evening", 4: "tokyo-morning"},
+		concurrencyChanges: map[int]map[string]string{30: {"1": "2"}},
+		poolWindow:         "daytime",
+		pauses:             map[int]bool{7: true, 9: false},
+		channelPauses:      map[int][]string{15: {poolChannel}, 17: nil},
+		defers:             map[int]float64{2: 0.1},
+		undefer:            16,
+		holdSequence:       "pool-03",
+		holdIn:             "2",
+		holdFrom:           12,
+		holdUntil:          20,
 	}
+}
+
+// mustWindow is a window of the schedule, which names only zones and
+// starts that exist.
+func mustWindow(name string, days []time.Weekday, start string, d time.Duration, zone string) window {
+	win, err := newWindow(name, days, start, d, zone)
+	if err != nil {
+		panic(err)
+	}
+	return win
 }
 
 // last is the step of the last scheduled event.
 func (s schedule) last() int {
-	l := max(s.autoscaleUntil, s.cpStart)
+	l := max(s.autoscaleUntil, s.cpStart, s.undefer, s.holdUntil)
+	for _, m := range []map[int]float64{s.classChanges, s.defers} {
+		for k := range m {
+			l = max(l, k)
+		}
+	}
 	for k := range s.bumps {
 		l = max(l, k)
 	}
-	for k := range s.classChanges {
+	for k := range s.pauses {
+		l = max(l, k)
+	}
+	for k := range s.channelPauses {
+		l = max(l, k)
+	}
+	for k := range s.concurrencyChanges {
 		l = max(l, k)
 	}
 	return l
+}
+
+// setup applies the schedule's gates at step 0: the policy's rollouts,
+// the clusters' concurrency annotations and window labels.
+func (w *world) setup(s schedule) error {
+	for i, c := range w.clusters {
+		if v, ok := s.clusterConcurrency[i%10]; ok {
+			w.setClusterMeta(c, c.annotations, annotationConcurrency, v)
+		}
+		if v, ok := s.clusterWindow[i%10]; ok {
+			w.setClusterMeta(c, c.labels, labelWindow, v)
+			if s.poolWindow != "" {
+				w.setPoolMeta(c.pools[0], c.pools[0].labels, labelWindow, s.poolWindow)
+			}
+		}
+	}
+	return w.setGates(s.gates)
 }
 
 // events applies the step's events.
@@ -55,6 +151,9 @@ func (w *world) events(s schedule, wave int) error {
 		for _, c := range w.clusters {
 			w.enqueue(c)
 		}
+	}
+	if err := w.gateEvents(s); err != nil {
+		return err
 	}
 	if w.step >= s.cpStart {
 		w.controlPlanes(wave)
@@ -69,6 +168,63 @@ func (w *world) events(s schedule, wave int) error {
 	}
 	if w.step > 0 && w.step <= s.autoscaleUntil {
 		w.autoscale(s.autoscale)
+	}
+	return nil
+}
+
+// gateEvents applies the step's pauses, deferrals and sequence holds.
+func (w *world) gateEvents(s schedule) error {
+	g, changed := w.gates, false
+	if v, ok := s.pauses[w.step]; ok {
+		g.paused, changed = v, true
+	}
+	if v, ok := s.channelPauses[w.step]; ok {
+		g.pausedChannels, changed = v, true
+	}
+	if changed {
+		if err := w.setGates(g); err != nil {
+			return err
+		}
+	}
+	if f, ok := s.defers[w.step]; ok {
+		for _, p := range w.pools {
+			if w.rng.Float64() >= f {
+				continue
+			}
+			v := "true"
+			if w.rng.IntN(5) == 0 {
+				v = "soon" // Neither true nor false: it holds all the same.
+			}
+			w.setPoolMeta(p, p.annotations, annotationDefer, v)
+		}
+	}
+	if w.step == s.undefer {
+		for _, p := range w.pools {
+			w.setPoolMeta(p, p.annotations, annotationDefer, "")
+		}
+	}
+	for from, to := range s.concurrencyChanges[w.step] {
+		for _, c := range w.clusters {
+			if c.annotations[annotationConcurrency] == from {
+				w.setClusterMeta(c, c.annotations, annotationConcurrency, to)
+			}
+		}
+	}
+	if w.step == s.holdFrom || w.step == s.holdUntil {
+		v := "true"
+		if w.step == s.holdUntil {
+			v = ""
+		}
+		for _, c := range w.clusters {
+			if c.annotations[annotationConcurrency] != s.holdIn || s.holdSequence == "" {
+				continue
+			}
+			for _, p := range c.pools {
+				if p.name == s.holdSequence {
+					w.setPoolMeta(p, p.annotations, annotationHoldSeq, v)
+				}
+			}
+		}
 	}
 	return nil
 }

@@ -20,7 +20,10 @@ var (
 
 // TestFleetModel drives a fleet through channel bumps, staggered control
 // plane upgrades, class changes and autoscaling with the real function in
-// the loop, and requires no invariant violated and a converged fleet.
+// the loop, under the rollout gates (pauses, deferrals, maintenance windows,
+// concurrency 1, 2 and 3, a held sequence), and requires no invariant
+// violated, a converged fleet, every gate seen holding a pool, and the
+// pools of a cluster of concurrency 1 rolled one at a time.
 func TestFleetModel(t *testing.T) {
 	cfg := Config{
 		Clusters: *flagClusters, PoolsPerCluster: *flagPools, Seed: *flagSeed,
@@ -40,5 +43,19 @@ func TestFleetModel(t *testing.T) {
 	}
 	if rep.ConvergedAt < 0 {
 		t.Errorf("the fleet did not converge in %d steps: %s (%d not converged)", rep.Steps, rep.Unconverged, rep.UnconvergedPools)
+	}
+	if cfg.Clusters < 10 {
+		return // Not every kind of cluster of the schedule exists.
+	}
+	for _, reason := range []string{heldPaused, heldDeferred, heldWindow, "Concurrency", heldSequence, "ControlPlane"} {
+		if rep.HeldBy[reason] == 0 {
+			t.Errorf("no pool was held by %s: the schedule's gate did not hold, or the function did not report it", reason)
+		}
+	}
+	// The invariant bounds the pools rolling; this requires them rolling.
+	for n, want := range map[int]int{1: 1, 2: 2, 3: 3} {
+		if got := rep.PeakRolling[n]; got != want {
+			t.Errorf("the most pools of a cluster of concurrency %d rolling at once: got %d, want %d", n, got, want)
+		}
 	}
 }

@@ -1,8 +1,11 @@
 package fleetsim
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -65,6 +68,14 @@ type Report struct {
 	MachineSets, MachinesCreated, MachinesDeleted  int
 	ControlPlaneUpgrades, ClassChanges, Autoscales int
 	Applies, Deletes                               int
+	// HeldBy counts the reconciles whose pool the function reported held
+	// (status.rollout), by reason; Gated those whose pool the model held
+	// (paused, deferred, window, sequence), whether or not a change was
+	// pending.
+	HeldBy, Gated map[string]int
+	// PeakRolling is, by rollout concurrency, the most pools of one
+	// Cluster of that concurrency seen rolling at once.
+	PeakRolling map[int]int
 }
 
 func (r *Report) add(vs ...Violation) {
@@ -77,18 +88,25 @@ func (r *Report) add(vs ...Violation) {
 // invariants, one Cluster API step, and another check; until the fleet
 // converges after the last event, or MaxSteps.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
-	if cfg.Clusters <= 0 || cfg.PoolsPerCluster <= 0 {
-		return nil, errors.Errorf("a fleet needs clusters and pools, not %d and %d", cfg.Clusters, cfg.PoolsPerCluster)
-	}
-	var opts []compose.Option
+	return run(ctx, cfg, defaultSchedule(), nil)
+}
+
+// function is the real function as fn/main.go wires it, on the model's
+// clock.
+func function(cfg Config, now func() time.Time) runner {
+	opts := []compose.Option{compose.WithPlanner(plan.New(plan.WithProviders(providers.All()...))), compose.WithClock(now)}
 	if cfg.CacheSize >= 0 {
 		opts = append(opts, compose.WithCacheSize(cfg.CacheSize))
 	}
-	return run(ctx, cfg, compose.New(append([]compose.Option{compose.WithPlanner(plan.New(plan.WithProviders(providers.All()...)))}, opts...)...))
+	return compose.New(opts...)
 }
 
-// run is Run with the function given.
-func run(ctx context.Context, cfg Config, fn runner) (*Report, error) {
+// run is Run on a schedule, with the function wrapped if wrap is not nil:
+// broken on purpose.
+func run(ctx context.Context, cfg Config, s schedule, wrap func(runner) runner) (*Report, error) {
+	if cfg.Clusters <= 0 || cfg.PoolsPerCluster <= 0 {
+		return nil, errors.Errorf(errFmtFleet, cfg.Clusters, cfg.PoolsPerCluster)
+	}
 	start := time.Now()
 	wave := cfg.Wave
 	if wave <= 0 {
@@ -99,8 +117,14 @@ func run(ctx context.Context, cfg Config, fn runner) (*Report, error) {
 		return nil, err
 	}
 	w.populate(cfg.Clusters, cfg.PoolsPerCluster)
+	if err := w.setup(s); err != nil {
+		return nil, err
+	}
+	fn := function(cfg, w.now)
+	if wrap != nil {
+		fn = wrap(fn)
+	}
 
-	s := defaultSchedule()
 	rep := &Report{Clusters: cfg.Clusters, Pools: len(w.pools), ConvergedAt: -1}
 	m := &meter{}
 	for w.step = 0; w.step < cfg.MaxSteps; w.step++ {
@@ -137,13 +161,17 @@ func run(ctx context.Context, cfg Config, fn runner) (*Report, error) {
 	rep.MachineSets, rep.MachinesCreated, rep.MachinesDeleted = st.machineSets, st.machinesCreated, st.machinesDeleted
 	rep.ControlPlaneUpgrades, rep.ClassChanges, rep.Autoscales = st.cpUpgrades, st.classChanges, st.autoscales
 	rep.Applies, rep.Deletes = st.applies, st.deletes
+	rep.HeldBy, rep.Gated, rep.PeakRolling = st.heldBy, st.gated, st.peakRolling
 	return rep, nil
 }
+
+const errFmtFleet = "a fleet needs clusters and pools, not %d and %d"
 
 // reconcileAll reconciles every pool once, as Crossplane does: the
 // function is called (in measured batches) until each pool's requirements
 // settle, each final response is checked, then applied.
 func (w *world) reconcileAll(ctx context.Context, fn runner, m *meter) ([]Violation, error) {
+	w.queuedAfterHolder = w.queuedAfterHolders()
 	all := make([]*reconcile, len(w.pools))
 	for i, p := range w.pools {
 		all[i] = w.newReconcile(p)
@@ -169,6 +197,12 @@ func (w *world) reconcileAll(ctx context.Context, fn runner, m *meter) ([]Violat
 		if err := w.apply(r); err != nil {
 			return nil, err
 		}
+		if st := at(r.pool.status.GetStructValue(), "rollout").GetStructValue(); stringAt(st, "state") == "Held" {
+			w.stats.heldBy[stringAt(st, "reason")]++
+		}
+		if why := w.held(r.pool); why != "" {
+			w.stats.gated[why]++
+		}
 	}
 	return vs, nil
 }
@@ -184,6 +218,18 @@ func dedupe(vs []Violation) []Violation {
 		}
 	}
 	return out
+}
+
+// counts formats counts by key, sorted.
+func counts[K cmp.Ordered](m map[K]int) string {
+	parts := make([]string, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%v: %d", k, m[k]))
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, ", ")
 }
 
 // Table formats the report.
@@ -226,6 +272,9 @@ func (r *Report) Table() string {
 		{"control plane upgrades", fmt.Sprint(r.ControlPlaneUpgrades)},
 		{"class changes, autoscaler resizes", fmt.Sprintf("%d, %d", r.ClassChanges, r.Autoscales)},
 		{"composed applies, deletes", fmt.Sprintf("%d, %d", r.Applies, r.Deletes)},
+		{"pool reconciles held, by reason", counts(r.HeldBy)},
+		{"pool reconciles gated in the model", counts(r.Gated)},
+		{"peak pools rolling, by concurrency", counts(r.PeakRolling)},
 		{"violations", fmt.Sprint(r.ViolationCount)},
 		{"converged", converged},
 	}

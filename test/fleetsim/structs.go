@@ -106,3 +106,58 @@ func intOrPercent(v *structpb.Value, n int32, roundUp bool) int32 {
 }
 
 func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
+
+// equalStruct is proto.Equal for Structs, without its reflection: the
+// model compares every desired object with the live one.
+func equalStruct(a, b *structpb.Struct) bool {
+	fa, fb := a.GetFields(), b.GetFields()
+	if len(fa) != len(fb) || (a == nil) != (b == nil) {
+		return false
+	}
+	for k, va := range fa {
+		vb, ok := fb[k]
+		if !ok || !equalValue(va, vb) {
+			return false
+		}
+	}
+	return true
+}
+
+// equalValue is proto.Equal for Values.
+func equalValue(a, b *structpb.Value) bool {
+	if a == b {
+		return true
+	}
+	if a == nil || b == nil {
+		return false
+	}
+	switch x := a.GetKind().(type) {
+	case *structpb.Value_NullValue:
+		_, ok := b.GetKind().(*structpb.Value_NullValue)
+		return ok
+	case *structpb.Value_NumberValue:
+		y, ok := b.GetKind().(*structpb.Value_NumberValue)
+		return ok && x.NumberValue == y.NumberValue
+	case *structpb.Value_StringValue:
+		y, ok := b.GetKind().(*structpb.Value_StringValue)
+		return ok && x.StringValue == y.StringValue
+	case *structpb.Value_BoolValue:
+		y, ok := b.GetKind().(*structpb.Value_BoolValue)
+		return ok && x.BoolValue == y.BoolValue
+	case *structpb.Value_StructValue:
+		y, ok := b.GetKind().(*structpb.Value_StructValue)
+		return ok && equalStruct(x.StructValue, y.StructValue)
+	case *structpb.Value_ListValue:
+		y, ok := b.GetKind().(*structpb.Value_ListValue)
+		if !ok || len(x.ListValue.GetValues()) != len(y.ListValue.GetValues()) || (x.ListValue == nil) != (y.ListValue == nil) {
+			return false
+		}
+		for i, v := range x.ListValue.GetValues() {
+			if !equalValue(v, y.ListValue.GetValues()[i]) {
+				return false
+			}
+		}
+		return true
+	}
+	return b.GetKind() == nil
+}

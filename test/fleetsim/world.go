@@ -89,6 +89,8 @@ type composed struct {
 	// body is the object as Crossplane observes it, made on first use after
 	// a change.
 	body *structpb.Struct
+	// owner is the pool that composed it.
+	owner *pool
 }
 
 // A machineSet is a Cluster API MachineSet: machines cloned from one
@@ -116,6 +118,12 @@ type cluster struct {
 	specVersion, statusVersion string
 	upgradeDone                int
 	clusterBody, kcpBody       *structpb.Struct
+	// labels and annotations of the Cluster (its maintenance window, its
+	// rollout concurrency); metaRV is its resourceVersion.
+	labels, annotations map[string]string
+	metaRV              int64
+	// pools are the cluster's FleetNodePools.
+	pools []*pool
 }
 
 // A poolSpec is what the model varies of a FleetNodePool's spec.
@@ -140,6 +148,9 @@ type pool struct {
 	// requirements are what the function last returned, which Crossplane
 	// pre-satisfies on the next reconcile.
 	requirements *fnv1.Requirements
+	// labels and annotations of the FleetNodePool: its maintenance window,
+	// its deferral and sequence hold.
+	labels, annotations map[string]string
 }
 
 func (p *pool) String() string { return p.namespace + "/" + p.name }
@@ -150,6 +161,7 @@ type world struct {
 	step     int
 	rng      *rand.Rand
 	channel  string
+	gates    gates
 	policy   *structpb.Struct
 	clusters []*cluster
 	byNS     map[string]*cluster
@@ -159,6 +171,9 @@ type world struct {
 	sets map[string]map[string]*machineSet
 	// checked is the state the invariants were checked on last.
 	checked invariant.Snapshot
+	// queuedAfterHolder are the pools queued after a pool holding its
+	// Cluster's sequence, as the step's reconciles see them.
+	queuedAfterHolder map[*pool]bool
 	// upgrades are the clusters waiting to start a control plane upgrade.
 	upgrades []*cluster
 	// seq numbers uids and resourceVersions, as the API server would.
@@ -171,6 +186,8 @@ type counters struct {
 	machineSets, machinesCreated, machinesDeleted int
 	cpUpgrades, classChanges, autoscales          int
 	applies, deletes                              int
+	heldBy, gated                                 map[string]int
+	peakRolling                                   map[int]int
 }
 
 // newWorld is an empty fleet on the channel version.
@@ -180,6 +197,7 @@ func newWorld(seed uint64, channel string) (*world, error) {
 		byNS:    map[string]*cluster{},
 		objects: map[objKey]*composed{},
 		sets:    map[string]map[string]*machineSet{},
+		stats:   counters{heldBy: map[string]int{}, gated: map[string]int{}, peakRolling: map[int]int{}},
 	}
 	if err := w.setChannel(channel); err != nil {
 		return nil, err
@@ -193,7 +211,8 @@ func (w *world) uid() string { return "uid-" + strconv.FormatInt(w.next(), 10) }
 
 // addCluster adds a cluster whose control plane runs version.
 func (w *world) addCluster(name, namespace, version string) *cluster {
-	c := &cluster{name: name, namespace: namespace, uid: w.uid(), rv: w.next(), specVersion: version, statusVersion: version, upgradeDone: -1}
+	c := &cluster{name: name, namespace: namespace, uid: w.uid(), rv: w.next(), specVersion: version, statusVersion: version, upgradeDone: -1,
+		labels: map[string]string{}, annotations: map[string]string{}, metaRV: 1}
 	w.clusters = append(w.clusters, c)
 	w.byNS[namespace] = c
 	return c
@@ -201,8 +220,10 @@ func (w *world) addCluster(name, namespace, version string) *cluster {
 
 // addPool adds a FleetNodePool of the cluster.
 func (w *world) addPool(c *cluster, name string, s poolSpec) *pool {
-	p := &pool{name: name, namespace: c.namespace, cluster: c.name, uid: w.uid(), spec: s, generation: 1, rv: w.next(), composed: map[string]*composed{}}
+	p := &pool{name: name, namespace: c.namespace, cluster: c.name, uid: w.uid(), spec: s, generation: 1, rv: w.next(), composed: map[string]*composed{},
+		labels: map[string]string{}, annotations: map[string]string{}}
 	w.pools = append(w.pools, p)
+	c.pools = append(c.pools, p)
 	return p
 }
 
@@ -239,10 +260,49 @@ func (w *world) touch(o *composed) { o.rv, o.body = w.next(), nil }
 
 // setChannel sets the policy's stable channel.
 func (w *world) setChannel(version string) error {
-	p, err := policy(version)
+	p, err := policy(version, w.gates)
 	if err != nil {
 		return err
 	}
 	w.channel, w.policy = version, p
 	return nil
+}
+
+// setGates sets the policy's rollouts.
+func (w *world) setGates(g gates) error {
+	p, err := policy(w.channel, g)
+	if err != nil {
+		return err
+	}
+	w.gates, w.policy = g, p
+	return nil
+}
+
+// setClusterMeta sets (or, with "", removes) a label or an annotation of a
+// Cluster.
+func (w *world) setClusterMeta(c *cluster, m map[string]string, k, v string) {
+	if setMeta(m, k, v) {
+		c.metaRV, c.clusterBody = w.next(), nil
+	}
+}
+
+// setPoolMeta sets (or, with "", removes) a label or an annotation of a
+// FleetNodePool: no new generation.
+func (w *world) setPoolMeta(p *pool, m map[string]string, k, v string) {
+	if setMeta(m, k, v) {
+		p.rv, p.body = w.next(), nil
+	}
+}
+
+// setMeta sets k to v in m, removes it if v is "", and reports a change.
+func setMeta(m map[string]string, k, v string) bool {
+	if old, ok := m[k]; ok == (v != "") && old == v {
+		return false
+	}
+	if v == "" {
+		delete(m, k)
+	} else {
+		m[k] = v
+	}
+	return true
 }

@@ -249,10 +249,27 @@ func concurrency(now Snapshot) []Violation {
 	if len(now.Concurrency) == 0 {
 		return nil
 	}
+	rolling := Rolling(now)
+	var out []Violation
+	for _, c := range slices.Sorted(maps.Keys(rolling)) {
+		n, ok := now.Concurrency[c]
+		if !ok || len(rolling[c]) <= n {
+			continue
+		}
+		pools := slices.Sorted(maps.Keys(rolling[c]))
+		out = append(out, Violation{ConcurrencyBounded, "", "Cluster/" + c,
+			fmt.Sprintf("%d pools are rolling (%s), its concurrency is %d", len(pools), strings.Join(pools, ", "), n)})
+	}
+	return out
+}
+
+// Rolling are the pools rolling in s, by Cluster (namespace/name): those
+// with a MachineDeployment running machines on more than one MachineSet.
+func Rolling(s Snapshot) map[string]map[string]bool {
 	type md struct{ namespace, name string }
 	sets := map[md]int{}
-	rolling := map[string]map[string]bool{} // Pools by cluster namespace/name.
-	for _, ms := range now.MachineSets {
+	rolling := map[string]map[string]bool{}
+	for _, ms := range s.MachineSets {
 		if ms.Running == 0 || ms.Deployment == "" {
 			continue
 		}
@@ -265,17 +282,7 @@ func concurrency(now Snapshot) []Violation {
 			rolling[c][ms.Pool] = true
 		}
 	}
-	var out []Violation
-	for _, c := range slices.Sorted(maps.Keys(rolling)) {
-		n, ok := now.Concurrency[c]
-		if !ok || len(rolling[c]) <= n {
-			continue
-		}
-		pools := slices.Sorted(maps.Keys(rolling[c]))
-		out = append(out, Violation{ConcurrencyBounded, "", "Cluster/" + c,
-			fmt.Sprintf("%d pools are rolling (%s), its concurrency is %d", len(pools), strings.Join(pools, ", "), n)})
-	}
-	return out
+	return rolling
 }
 
 // startsWhile checks a rule against starting: a running backing whose

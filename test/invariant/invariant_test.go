@@ -191,3 +191,212 @@ func TestNewer(t *testing.T) {
 		})
 	}
 }
+
+// twoPools is a cluster c1 (namespace f) with pools p and q, each with a
+// MachineDeployment of two machines on one MachineSet: nothing rolls.
+func twoPools() Snapshot {
+	return Snapshot{
+		Backings: []Backing{
+			{Ref: Ref{"MachineDeployment", "f", "md-p"}, UID: "u1", Pool: "p", Cluster: "c1", Running: 2, Template: "v1.34.1/t1/b1"},
+			{Ref: Ref{"MachineDeployment", "f", "md-q"}, UID: "u2", Pool: "q", Cluster: "c1", Running: 2, Template: "v1.34.1/t1/b1"},
+		},
+		MachineSets: []MachineSet{
+			{Ref: Ref{"MachineSet", "f", "md-p-1"}, Pool: "p", Cluster: "c1", Deployment: "md-p", Running: 2},
+			{Ref: Ref{"MachineSet", "f", "md-q-1"}, Pool: "q", Cluster: "c1", Deployment: "md-q", Running: 2},
+		},
+		Pools:       []Pool{{Namespace: "f", Name: "p"}, {Namespace: "f", Name: "q"}},
+		Concurrency: map[string]int{"f/c1": 1},
+	}
+}
+
+// roll adds a MachineSet of the MachineDeployment md of pool in namespace
+// f running n machines: with the one it has, md is rolling.
+func roll(s *Snapshot, pool, cluster, md string, n int32) {
+	s.MachineSets = append(s.MachineSets, MachineSet{Ref: Ref{"MachineSet", "f", md + "-2"}, Pool: pool, Cluster: cluster, Deployment: md, Running: n})
+}
+
+func TestCheckConcurrency(t *testing.T) {
+	cases := map[string]struct {
+		reason string
+		edit   func(*Snapshot)
+		want   []Violation
+	}{
+		"NothingRolls": {
+			reason: "Pools whose MachineDeployments each run one MachineSet are not rolling.",
+		},
+		"OneRolls": {
+			reason: "One pool rolling is within a concurrency of 1.",
+			edit:   func(s *Snapshot) { roll(s, "p", "c1", "md-p", 1) },
+		},
+		"TwoRollConcurrencyOne": {
+			reason: "Two pools of a Cluster rolling at once break a concurrency of 1.",
+			edit: func(s *Snapshot) {
+				roll(s, "p", "c1", "md-p", 1)
+				roll(s, "q", "c1", "md-q", 1)
+			},
+			want: []Violation{{ConcurrencyBounded, "", "Cluster/f/c1", "2 pools are rolling (p, q), its concurrency is 1"}},
+		},
+		"TwoRollConcurrencyTwo": {
+			reason: "Two pools rolling are within a concurrency of 2.",
+			edit: func(s *Snapshot) {
+				roll(s, "p", "c1", "md-p", 1)
+				roll(s, "q", "c1", "md-q", 1)
+				s.Concurrency["f/c1"] = 2
+			},
+		},
+		"ThreeRollConcurrencyTwo": {
+			reason: "Three pools rolling break a concurrency of 2, and all three are named.",
+			edit: func(s *Snapshot) {
+				s.Backings = append(s.Backings, Backing{Ref: Ref{"MachineDeployment", "f", "md-r"}, UID: "u3", Pool: "r", Cluster: "c1", Running: 1})
+				s.MachineSets = append(s.MachineSets, MachineSet{Ref: Ref{"MachineSet", "f", "md-r-1"}, Pool: "r", Cluster: "c1", Deployment: "md-r", Running: 1})
+				roll(s, "p", "c1", "md-p", 1)
+				roll(s, "q", "c1", "md-q", 1)
+				roll(s, "r", "c1", "md-r", 1)
+				s.Concurrency["f/c1"] = 2
+			},
+			want: []Violation{{ConcurrencyBounded, "", "Cluster/f/c1", "3 pools are rolling (p, q, r), its concurrency is 2"}},
+		},
+		"OnePoolTwoZones": {
+			reason: "A pool rolling two MachineDeployments (two zones) at once is one pool rolling.",
+			edit: func(s *Snapshot) {
+				s.MachineSets = append(s.MachineSets, MachineSet{Ref: Ref{"MachineSet", "f", "md-p-b-1"}, Pool: "p", Cluster: "c1", Deployment: "md-p-b", Running: 1})
+				roll(s, "p", "c1", "md-p", 1)
+				roll(s, "p", "c1", "md-p-b", 1)
+			},
+		},
+		"OldSetEmpty": {
+			reason: "A MachineSet that runs no machine (an old one scaled down, a new one not yet up) does not make its MachineDeployment rolling.",
+			edit: func(s *Snapshot) {
+				roll(s, "p", "c1", "md-p", 1)
+				roll(s, "q", "c1", "md-q", 0)
+			},
+		},
+		"NoDeployment": {
+			reason: "MachineSets of no MachineDeployment are not a rollout of one.",
+			edit: func(s *Snapshot) {
+				roll(s, "p", "c1", "md-p", 1)
+				roll(s, "q", "c1", "", 1)
+				s.MachineSets = append(s.MachineSets, MachineSet{Ref: Ref{"MachineSet", "f", "orphan"}, Pool: "q", Cluster: "c1", Running: 1})
+			},
+		},
+		"OtherClusters": {
+			reason: "Concurrency bounds the pools of one Cluster: one pool rolling in each of two Clusters is within 1.",
+			edit: func(s *Snapshot) {
+				s.MachineSets[1].Cluster, s.Backings[1].Cluster = "c2", "c2"
+				s.Concurrency["f/c2"] = 1
+				roll(s, "p", "c1", "md-p", 1)
+				roll(s, "q", "c2", "md-q", 1)
+			},
+		},
+		"SameNameOtherNamespace": {
+			reason: "A MachineDeployment of the same name in another namespace is another MachineDeployment: neither rolls.",
+			edit: func(s *Snapshot) {
+				s.MachineSets = append(s.MachineSets,
+					MachineSet{Ref: Ref{"MachineSet", "g", "md-p-2"}, Pool: "p", Cluster: "c1", Deployment: "md-p", Running: 1},
+					MachineSet{Ref: Ref{"MachineSet", "g", "md-q-2"}, Pool: "q", Cluster: "c1", Deployment: "md-q", Running: 1})
+				s.Concurrency["g/c1"] = 0
+			},
+		},
+		"ClusterNotChecked": {
+			reason: "A Cluster whose concurrency the observer does not know is not checked.",
+			edit: func(s *Snapshot) {
+				roll(s, "p", "c1", "md-p", 1)
+				roll(s, "q", "c1", "md-q", 1)
+				s.Concurrency = nil
+			},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			s := twoPools()
+			if tc.edit != nil {
+				tc.edit(&s)
+			}
+			if diff := cmp.Diff(tc.want, Check(Snapshot{}, s)); diff != "" {
+				t.Errorf("%s\nCheck(...): -want, +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
+
+// TestCheckStartWhileHeld checks the other rule comparing two snapshots: a
+// running backing's template does not change while its pool is held.
+func TestCheckStartWhileHeld(t *testing.T) {
+	started := []Violation{{NoStartWhileHeld, "f/p", "MachineDeployment/f/md-p", "started a rollout (v1.34.1/t1/b1 -> v1.35.0/t2/b1) while Paused"}}
+	next := func(s *Snapshot) { s.Backings[0].Template = "v1.35.0/t2/b1" }
+	held := func(s *Snapshot) { s.Held = map[string]string{"f/p": "Paused"} }
+	cases := map[string]struct {
+		reason string
+		before func(*Snapshot)
+		later  func(*Snapshot)
+		want   []Violation
+	}{
+		"StartedWhileHeld": {
+			reason: "A running MachineDeployment whose template changes while its pool is held started a rollout it may not.",
+			later:  func(s *Snapshot) { next(s); held(s) },
+			want:   started,
+		},
+		"VersionOnly": {
+			reason: "Any change of the template digest is a start, a version alone too.",
+			later: func(s *Snapshot) {
+				s.Backings[0].Template = "v1.35.0/t1/b1"
+				s.Held = map[string]string{"f/p": "Deferred"}
+			},
+			want: []Violation{{NoStartWhileHeld, "f/p", "MachineDeployment/f/md-p", "started a rollout (v1.34.1/t1/b1 -> v1.35.0/t1/b1) while Deferred"}},
+		},
+		"StartedNotHeld": {
+			reason: "A pool not held may start.",
+			later:  next,
+		},
+		"HeldUnchanged": {
+			reason: "A held pool whose template stays (its size changed, say) starts nothing.",
+			later:  func(s *Snapshot) { held(s); s.Backings[0].Running = 5 },
+		},
+		"OtherPoolHeld": {
+			reason: "Only the held pool's backings are judged: another pool may start.",
+			later:  func(s *Snapshot) { next(s); s.Held = map[string]string{"f/q": "Paused"} },
+		},
+		"SameNameOtherNamespaceHeld": {
+			reason: "A pool of the same name in another namespace being held does not hold this one.",
+			later:  func(s *Snapshot) { next(s); s.Held = map[string]string{"g/p": "Paused"} },
+		},
+		"NewBacking": {
+			reason: "A backing created while held (a new zone's MachineDeployment) starts no rollout.",
+			later: func(s *Snapshot) {
+				held(s)
+				s.Backings = append(s.Backings, Backing{Ref: Ref{"MachineDeployment", "f", "md-p-b"}, UID: "u9", Pool: "p", Cluster: "c1", Template: "v1.35.0/t2/b1"})
+			},
+		},
+		"NotRunning": {
+			reason: "A backing that ran no machines replaces none: its change is not gated.",
+			before: func(s *Snapshot) { s.Backings[0].Running = 0 },
+			later:  func(s *Snapshot) { next(s); held(s) },
+		},
+		"Recreated": {
+			reason: "A backing recreated under its name (a new UID) is another backing; losing the old one is RunningBackingKept's to judge.",
+			later:  func(s *Snapshot) { next(s); held(s); s.Backings[0].UID = "u7" },
+			want:   []Violation{{BackingKept, "f/p", "MachineDeployment/f/md-p", "was deleted with 2 machines running; the pool did not opt in to replacement"}},
+		},
+		"TemplateUnknownBefore": {
+			reason: "An observer that did not know the template before cannot tell a change.",
+			before: func(s *Snapshot) { s.Backings[0].Template = "" },
+			later:  func(s *Snapshot) { next(s); held(s) },
+		},
+		"TemplateUnknownNow": {
+			reason: "Nor one that does not know it now.",
+			later:  func(s *Snapshot) { s.Backings[0].Template = ""; held(s) },
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			before, now := twoPools(), twoPools()
+			if tc.before != nil {
+				tc.before(&before)
+			}
+			tc.later(&now)
+			if diff := cmp.Diff(tc.want, Check(before, now)); diff != "" {
+				t.Errorf("%s\nCheck(before, now): -want, +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}

@@ -48,9 +48,15 @@ func simSiblings(ctx context.Context, s *sandbox.Sandbox, progress func(string, 
 	if err != nil {
 		return err
 	}
-	for _, name := range []string{"batch", "system"} {
+	// batch is in the policy's staging wave, system in none: a channel
+	// bump moves workers (canary), then batch, then system.
+	for name, wave := range map[string]string{"batch": "staging", "system": ""} {
 		u := xr.DeepCopy()
 		u.SetName(name)
+		u.SetLabels(nil)
+		if wave != "" {
+			u.SetLabels(map[string]string{"fleet.nodepool.dev/rollout-wave": wave})
+		}
 		if err := s.Create(ctx, u); err != nil {
 			return err
 		}
@@ -139,6 +145,14 @@ and the others show why they wait:
   for p in workers batch system; do kubectl patch fleetnodepool -n team-sim $p --type=merge -p '{"spec":{"machine":{"class":"large"}}}'; done
   kubectl get fleetnodepools -n team-sim -w           # Rollout, Held-By
   kubectl get machinesets -n team-sim -w
+
+The policy orders pools in waves (canary: workers, staging: batch, then the
+rest: system), each after the one before runs the new target for 2 minutes.
+Change what the policy asks of every pool (here the sim machine type of the
+class small: a new target) and watch them move wave by wave:
+
+  kubectl patch composition fleetnodepool --type=json -p '[{"op":"replace","path":"/spec/pipeline/0/input/catalog/small/sim","value":"sim.small-v2"}]'
+  kubectl get fleetnodepools -n team-sim -w           # Wave, Rollout, Held-By (Wave, Soak)
 
 Logs: %s/{crossplane,function,kube-controller-manager,capi-core,capi-kubeadm-bootstrap,capi-kubeadm-control-plane,capd}.log
 `, s.Kubeconfig, dir)

@@ -43,6 +43,9 @@ const (
 	EnvCLI      = "CROSSPLANE_CLI"
 	EnvCore     = "CROSSPLANE_CORE"
 	EnvFunction = "FUNCTION_BIN"
+	// FixedTime is the instant renders plan at: the time Crossplane's render
+	// gives conditions.
+	FixedTime = "2024-01-01T00:00:00Z"
 )
 
 // Env are the variables ToolsFromEnv reads.
@@ -77,7 +80,9 @@ func StartFunction(ctx context.Context, bin string) (*Function, error) {
 		return nil, err
 	}
 	f := &Function{Addr: addr}
-	f.cmd = exec.Command(bin, "--insecure", "--address="+addr, "--metrics-address=") //nolint:gosec // The test's own function binary.
+	// The clock stops where Crossplane's render stops it: golden files do not
+	// depend on when they are rendered.
+	f.cmd = exec.Command(bin, "--insecure", "--address="+addr, "--metrics-address=", "--fixed-time="+FixedTime) //nolint:gosec // The test's own function binary.
 	f.cmd.Stdout, f.cmd.Stderr = &f.log, &f.log
 	if err := f.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("cannot start the function %s: %w", bin, err)
