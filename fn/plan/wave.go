@@ -1,7 +1,6 @@
 package plan
 
 import (
-	"cmp"
 	"fmt"
 	"sort"
 	"strings"
@@ -34,8 +33,32 @@ const (
 	HoldAwaitingApproval = "AwaitingApproval"
 )
 
-// DefaultFleet is the fleet of a policy that names none.
+// DefaultFleet is the fleet of a policy that names none, composing for a
+// Composition the function does not know the name of.
 const DefaultFleet = "default"
+
+// fleetOf is the fleet a pool's waves order: the policy's, else its
+// Composition's name. Pools of one Composition follow one policy, so one
+// target: pools of Compositions whose policies differ must not wait for
+// each other's targets, so only a policy that names a fleet shares it.
+func fleetOf(pol v1beta1.RolloutPolicy, composition string) string {
+	if pol.Fleet != "" {
+		return pol.Fleet
+	}
+	if composition == "" {
+		return DefaultFleet
+	}
+	return labelValue(composition)
+}
+
+// labelValue is s as a label value: at most 63 characters, the long ones
+// shortened with a hash of the whole.
+func labelValue(s string) string {
+	if len(s) <= 63 {
+		return s
+	}
+	return strings.TrimRight(s[:54], "-.") + "-" + Hash([]byte(s))
+}
 
 // defaultHaltTimeout is how long a pool may take to converge after it
 // started a change before it counts as failed.
@@ -268,7 +291,7 @@ func computeWave(in Input, r *resolved, pol v1beta1.RolloutPolicy, broken rule) 
 		return gated{hold: &Hold{Reason: HoldWave, Message: fmt.Sprintf(
 			"holding the pool's disruptive change until every pool of wave %s (before %s) is at target %s, Available, done rolling and soaked; "+
 				"their markers: kubectl get configmaps -A -l %s=%s,%s=%s",
-			waiting, waveName(w), in.Target, LabelFleet, cmp.Or(pol.Fleet, DefaultFleet), LabelWave, waiting)}}
+			waiting, waveName(w), in.Target, LabelFleet, fleetOf(pol, in.Composition), LabelWave, waiting)}}
 	case !soakEnd.IsZero():
 		return gated{wake: soakEnd, hold: &Hold{Reason: HoldSoak, NextStart: soakEnd, Message: fmt.Sprintf(
 			"holding the pool's disruptive change while the waves before %s soak at target %s, until %s",
