@@ -8,9 +8,12 @@
 // What the watcher judges is read from the API server (MachineSets,
 // Machines, MachineDeployments), never from the function's answers. Two
 // things it cannot read there come from the test: each Cluster's rollout
-// concurrency (SetConcurrency), and which pools the test paused (Hold),
+// concurrency (SetConcurrency), which pools the test paused (Hold),
 // which count as held only once the pool's FleetNodePool says the
-// function acted on it.
+// function acted on it, the fleet's waves as the policy sets them
+// (SetWaves) and which pool the test made fail (Fail). Whether an earlier
+// wave's pools are at the target, Available, done rolling and soaked is
+// read on the API server, as is when each settled.
 package fleet
 
 import (
@@ -67,16 +70,28 @@ type Watcher struct {
 	holds map[string]string
 	// heldSnapshots counts, by pool, the snapshots checked with it held.
 	heldSnapshots map[string]int
-	seen          map[string]bool
-	found         []Seen
-	snapshots     int
-	errs          int
+	// waves are the fleet's waves as the test set them, nil when not
+	// checked; failing are the pools the test made fail, and since when
+	// each is not settled (zero while it is).
+	waves   *Waves
+	failing map[string]time.Time
+	// settledAt is when the watcher first saw each pool settled at the
+	// target, since it last saw it not; lastWaveHeld and lastHalted are
+	// the wave holds of the last snapshot, before the one before.
+	settledAt                          map[string]time.Time
+	lastWaveHeld, lastHalted           map[string]string
+	waveHeldSnapshots, haltedSnapshots map[string]int
+	seen                               map[string]bool
+	found                              []Seen
+	snapshots                          int
+	errs                               int
 }
 
 // NewWatcher returns a watcher reading through c.
 func NewWatcher(c client.Reader) *Watcher {
 	return &Watcher{c: c, seen: map[string]bool{}, start: time.Now(),
-		concurrency: map[string]int{}, holds: map[string]string{}, heldSnapshots: map[string]int{}}
+		concurrency: map[string]int{}, holds: map[string]string{}, heldSnapshots: map[string]int{},
+		failing: map[string]time.Time{}, settledAt: map[string]time.Time{}, waveHeldSnapshots: map[string]int{}, haltedSnapshots: map[string]int{}}
 }
 
 // SetConcurrency tells the watcher how many pools of a Cluster
@@ -117,13 +132,14 @@ func (w *Watcher) Run(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
+		at := time.Now()
 		objs, err := read(ctx, w.c)
 		if err != nil {
 			w.mu.Lock()
 			w.errs++
 			w.mu.Unlock()
 		} else {
-			w.check(objs)
+			w.check(objs, at)
 		}
 		select {
 		case <-ctx.Done():
@@ -134,8 +150,9 @@ func (w *Watcher) Run(ctx context.Context, interval time.Duration) {
 }
 
 // check checks the fleet the objects, by kind, make against the last
-// snapshot checked, with what the test told the watcher.
-func (w *Watcher) check(objs map[string][]unstructured.Unstructured) {
+// snapshot checked, with what the test told the watcher. at is when their
+// reading began: they show the fleet at that moment or a little later.
+func (w *Watcher) check(objs map[string][]unstructured.Unstructured, at time.Time) {
 	s := snapshot(objs)
 	heldBy := map[string]string{}
 	for _, p := range objs["FleetNodePool"] {
@@ -156,6 +173,7 @@ func (w *Watcher) check(objs map[string][]unstructured.Unstructured) {
 			w.heldSnapshots[p]++
 		}
 	}
+	s.WaveHeld, s.Halted = w.waveHolds(objs, at)
 	w.snapshots++
 	vs := invariant.Check(w.last, s)
 	w.last, w.lastHeldBy = s, heldBy

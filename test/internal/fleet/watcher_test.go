@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -407,7 +408,7 @@ func TestWatcherRollouts(t *testing.T) {
 					s.tell(w)
 				}
 				seen := len(w.Violations())
-				w.check(byKind(s.objs...))
+				w.check(byKind(s.objs...), time.Now())
 				var rules []invariant.Rule
 				for _, v := range w.Violations()[seen:] {
 					rules = append(rules, v.Rule)
