@@ -17,6 +17,12 @@
 // fleet.nodepool.dev/rollout-concurrency), and a second watcher told a
 // concurrency of 1 for one of them must see that break its rule.
 //
+// The waves' proof (issue #14, waves_test.go) follows: each cluster's first
+// pool in the first wave, the others in the second, a channel bump the
+// second wave may only start once the first is at it, Available and soaked;
+// then a first-wave pool that fails halts the second wave until it
+// recovers. The watcher judges both from the API server.
+//
 // The default size fits CI (3 clusters x 3 pools x 2 replicas); flags make
 // the bigger documented run:
 //
@@ -147,6 +153,7 @@ func TestFleet(t *testing.T) {
 	r.channelBump()
 	r.controlPlanesMove()
 	r.classChange()
+	r.waves()
 	if v := r.w.Violations(); len(v) > 0 {
 		t.Errorf("the watcher saw %d invariant violations:\n%s", len(v), violations(v))
 	}
@@ -183,6 +190,10 @@ func (r *run) report() {
 		held := r.w.HeldSnapshots()
 		for _, p := range slices.Sorted(maps.Keys(held)) {
 			_, _ = fmt.Fprintf(tw, "watcher: %s held (paused)\tin %d snapshots\n", p, held[p])
+		}
+		waveHeld, halted := r.w.WaveSnapshots()
+		for _, p := range slices.Sorted(maps.Keys(waveHeld)) {
+			_, _ = fmt.Fprintf(tw, "watcher: %s held for its waves\tin %d snapshots, halted in %d\n", p, waveHeld[p], halted[p])
 		}
 	}
 	_ = tw.Flush()
@@ -325,14 +336,7 @@ func (r *run) channelBump() {
 // its own.
 func (r *run) controlPlanesMove() {
 	t0 := time.Now()
-	for i := range *clusters {
-		kcp := r.get("controlplane.cluster.x-k8s.io/v1beta2", "KubeadmControlPlane", ns, clusterName(i))
-		patch := client.MergeFrom(kcp.DeepCopy())
-		_ = unstructured.SetNestedField(kcp.Object, toVersion, "spec", "version")
-		if err := r.c.Patch(r.ctx, kcp, patch); err != nil {
-			r.t.Fatal(err)
-		}
-	}
+	r.moveControlPlanes(toVersion)
 	ro := r.rollouts(0)
 	r.wait("every pool at "+toVersion, func() error {
 		r.observe(ro)
@@ -347,6 +351,18 @@ func (r *run) controlPlanesMove() {
 		}
 		if n, _, _ := unstructured.NestedInt64(md.Object, "spec", "replicas"); n != int64(*replicas)+1 {
 			r.t.Errorf("autoscaled MachineDeployment %s: spec.replicas %d, the autoscaler set %d", md.GetName(), n, *replicas+1)
+		}
+	}
+}
+
+// moveControlPlanes upgrades every control plane to a version.
+func (r *run) moveControlPlanes(version string) {
+	for i := range *clusters {
+		kcp := r.get("controlplane.cluster.x-k8s.io/v1beta2", "KubeadmControlPlane", ns, clusterName(i))
+		patch := client.MergeFrom(kcp.DeepCopy())
+		_ = unstructured.SetNestedField(kcp.Object, version, "spec", "version")
+		if err := r.c.Patch(r.ctx, kcp, patch); err != nil {
+			r.t.Fatal(err)
 		}
 	}
 }
@@ -534,7 +550,7 @@ func (r *run) liar(w *fleet.Watcher) {
 	}
 }
 
-// rolloutsOf tracks the pools of one cluster through a change: when each
+// rolloutsOf tracks the pools of one cluster (every cluster if "") through a change: when each
 // started rolling (a MachineDeployment's version or templates changed) and
 // when it was rolled out (each of its MachineDeployments on one MachineSet,
 // every replica up to date and ready), from the API server.
@@ -568,7 +584,7 @@ func (r *run) observe(ro *rolloutsOf) {
 	mds := r.list("cluster.x-k8s.io/v1beta2", "MachineDeployment")
 	for _, md := range mds {
 		p := md.GetLabels()[labelPool]
-		if c, _, _ := unstructured.NestedString(md.Object, "spec", "clusterName"); c != ro.cluster {
+		if c, _, _ := unstructured.NestedString(md.Object, "spec", "clusterName"); ro.cluster != "" && c != ro.cluster {
 			continue
 		}
 		if _, ok := ro.started[p]; !ok && fleet.Template(&md) != ro.from[md.GetName()] {
