@@ -33,7 +33,9 @@ const (
 	// test watches that none of its pools starts: longer than a held
 	// pool's wait to be asked again (see heldFor).
 	haltedFor = heldFor
-	// annotationPaused pauses a Cluster API object's reconciles.
+	// annotationPaused pauses a Cluster API object's reconciles: on a
+	// KubeadmConfig, its machine never gets its bootstrap data, so never
+	// boots.
 	annotationPaused = "cluster.x-k8s.io/paused"
 	// reasonHalted is RolloutHeld's reason while an earlier wave failed.
 	reasonHalted = "Halted"
@@ -176,13 +178,16 @@ func (r *run) waveOrder(ro *rolloutsOf, pools []string, after time.Duration) {
 	}
 }
 
-// halt makes a first-wave pool fail: its MachineDeployments paused
-// (cluster.x-k8s.io/paused), Cluster API does not roll them, so the pool
-// stays behind its spec, not settled, when the catalog changes the medium
-// class's machine type. Past the halt timeout its marker must read Failed,
+// halt makes a first-wave pool fail: its bootstrap template's machines
+// paused (cluster.x-k8s.io/paused on the KubeadmConfigs cloned from it),
+// the new machines of its rollout, when the catalog changes the medium
+// class's machine type, never get their bootstrap data, so never boot: its
+// MachineDeployment stays with a machine not ready, not rolled out. (The
+// bootstrap template keeps its name: the machine type is not in it.) Past
+// the halt timeout its marker must read Failed,
 // and the second wave's pools with the change to make must be held
-// (RolloutHeld Halted) and not start; unpaused, the pool rolls out, and
-// once it is soaked the second wave follows.
+// (RolloutHeld Halted) and not start; its machines unpaused, the pool rolls
+// out, and once it is soaked the second wave follows.
 func (r *run) halt() {
 	t0 := time.Now()
 	failing := failingPool()
@@ -196,7 +201,7 @@ func (r *run) halt() {
 	if !slices.Contains(pending, failing) || len(second) == 0 {
 		r.t.Fatalf("pools of machine type %s: %v; the failing pool %s must be one, with a second-wave pool", typeBefore, pending, failing)
 	}
-	r.pauseDeployments(failing, true)
+	r.pauseMachines(failing, true)
 	r.w.Fail(ns + "/" + failing)
 	r.watchWaves(typeBefore)
 	ro := r.rolloutsAll()
@@ -214,6 +219,9 @@ func (r *run) halt() {
 		if m := r.markers()[failing]; m == nil || m.Data["state"] != markerFailed {
 			return fmt.Errorf("%s's marker: %v", failing, m)
 		}
+		if err := r.notBooting(failing); err != nil {
+			return err
+		}
 		for _, p := range second {
 			if why := fleet.HeldBy(r.get("fleet.nodepool.dev/v1alpha1", "FleetNodePool", ns, p)); why != reasonHalted {
 				return fmt.Errorf("%s held by %q", p, why)
@@ -222,7 +230,7 @@ func (r *run) halt() {
 		return nil
 	})
 	failedAt := time.Since(t0)
-	r.phase(fmt.Sprintf("halt: %s paused, catalog change: its marker Failed, %d second-wave pools RolloutHeld %s", failing, len(second), reasonHalted), t0)
+	r.phase(fmt.Sprintf("halt: %s's new machines never boot, catalog change: its marker Failed, %d second-wave pools RolloutHeld %s", failing, len(second), reasonHalted), t0)
 
 	t1 := time.Now()
 	r.wait(fmt.Sprintf("%s halted without a second-wave start", haltedFor), func() error {
@@ -239,7 +247,7 @@ func (r *run) halt() {
 
 	t2 := time.Now()
 	recovered := time.Since(ro.t0)
-	r.pauseDeployments(failing, false)
+	r.pauseMachines(failing, false)
 	r.wait("every pool of the medium class at "+typeAfter, func() error {
 		r.observe(ro)
 		if err := r.fleetAt(nextVersion); err != nil {
@@ -251,7 +259,7 @@ func (r *run) halt() {
 		return nil
 	})
 	r.w.Recover(ns + "/" + failing)
-	r.phase(fmt.Sprintf("recover: %s unpaused rolls out, then the second wave: every pool at %s", failing, typeAfter), t2)
+	r.phase(fmt.Sprintf("recover: %s's machines boot, it rolls out, then the second wave: every pool at %s", failing, typeAfter), t2)
 	r.t.Logf("the fleet's rollouts, from the catalog change (%s failed at %s, unpaused at %s):\n%s",
 		failing, failedAt.Round(time.Second), recovered.Round(time.Second), ro)
 	r.waveOrder(ro, pending, max(recovered, ro.done[failing]))
@@ -263,14 +271,12 @@ func (r *run) halt() {
 	}
 }
 
-// pauseDeployments pauses, or unpauses, a pool's MachineDeployments.
-func (r *run) pauseDeployments(pool string, paused bool) {
-	for _, md := range r.list("cluster.x-k8s.io/v1beta2", "MachineDeployment") {
-		if md.GetLabels()[labelPool] != pool {
-			continue
-		}
-		patch := client.MergeFrom(md.DeepCopy())
-		a := md.GetAnnotations()
+// pauseMachines pauses, or unpauses, the machines a pool's bootstrap
+// templates clone from now on; unpausing unpauses those cloned too.
+func (r *run) pauseMachines(pool string, paused bool) {
+	set := func(u *unstructured.Unstructured, path ...string) {
+		patch := client.MergeFrom(u.DeepCopy())
+		a, _, _ := unstructured.NestedStringMap(u.Object, path...)
 		if a == nil {
 			a = map[string]string{}
 		}
@@ -279,11 +285,43 @@ func (r *run) pauseDeployments(pool string, paused bool) {
 		} else {
 			delete(a, annotationPaused)
 		}
-		md.SetAnnotations(a)
-		if err := r.c.Patch(r.ctx, &md, patch); err != nil {
+		_ = unstructured.SetNestedStringMap(u.Object, a, path...)
+		if err := r.c.Patch(r.ctx, u, patch); err != nil {
 			r.t.Fatal(err)
 		}
 	}
+	for _, t := range r.list("bootstrap.cluster.x-k8s.io/v1beta2", "KubeadmConfigTemplate") {
+		if t.GetLabels()[labelPool] == pool {
+			set(&t, "spec", "template", "metadata", "annotations")
+		}
+	}
+	if paused {
+		return
+	}
+	for _, c := range r.list("bootstrap.cluster.x-k8s.io/v1beta2", "KubeadmConfig") {
+		if _, ok := c.GetAnnotations()[annotationPaused]; ok {
+			set(&c, "metadata", "annotations")
+		}
+	}
+}
+
+// notBooting checks a pool's rollout has a machine that does not boot: a
+// Machine of its not Running, its KubeadmConfig paused.
+func (r *run) notBooting(pool string) error {
+	paused := map[string]bool{}
+	for _, c := range r.list("bootstrap.cluster.x-k8s.io/v1beta2", "KubeadmConfig") {
+		if _, ok := c.GetAnnotations()[annotationPaused]; ok {
+			paused[c.GetName()] = true
+		}
+	}
+	for _, m := range r.list("cluster.x-k8s.io/v1beta2", "Machine") {
+		boot, _, _ := unstructured.NestedString(m.Object, "spec", "bootstrap", "configRef", "name")
+		phase, _, _ := unstructured.NestedString(m.Object, "status", "phase")
+		if m.GetLabels()[labelPool] == pool && paused[boot] && phase != "Running" {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s has no machine waiting for its paused bootstrap", pool)
 }
 
 // poolsOfType are the pools with a MachineDeployment asking for a
