@@ -9,6 +9,14 @@
 // build of the function with template retention switched off and proves the
 // watcher sees it.
 //
+// The first cluster is the rollout gates' proof (issue #13): it keeps the
+// policy's rollout concurrency, 1, so its pools roll one at a time, which the
+// watcher checks at every snapshot from MachineSets and Machines; on its
+// class change the policy is paused mid-way, and no pool may start until it
+// is unpaused. The other clusters roll all their pools at once (annotation
+// fleet.nodepool.dev/rollout-concurrency), and a second watcher told a
+// concurrency of 1 for one of them must see that break its rule.
+//
 // The default size fits CI (3 clusters x 3 pools x 2 replicas); flags make
 // the bigger documented run:
 //
@@ -19,10 +27,14 @@ package fleet
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"text/tabwriter"
@@ -51,6 +63,21 @@ const (
 	toVersion   = "v1.34.1"
 
 	annotationMinSize = "cluster.x-k8s.io/cluster-api-autoscaler-node-group-min-size"
+	// annotationConcurrency is a Cluster's rollout concurrency.
+	annotationConcurrency = "fleet.nodepool.dev/rollout-concurrency"
+	labelPool             = "fleet.nodepool.dev/pool"
+	labelDeployment       = "cluster.x-k8s.io/deployment-name"
+	// reasonPaused and reasonControlPlane are RolloutHeld's reasons: a
+	// paused policy, a control plane behind.
+	reasonPaused       = "Paused"
+	reasonControlPlane = "ControlPlane"
+
+	// heldFor is how long, once the paused pools' rollouts under way are
+	// done, the test watches that no paused pool starts: longer than an
+	// unpaused pool waits for its turn (the function asks again after 15s,
+	// Crossplane polls every 20s here, and its watch circuit breaker defers
+	// a busy pool's reconcile by up to 30s).
+	heldFor = 40 * time.Second
 )
 
 // A phase of the run and how long it took.
@@ -153,6 +180,10 @@ func (r *run) report() {
 	if r.w != nil {
 		checked, failed := r.w.Snapshots()
 		_, _ = fmt.Fprintf(tw, "watcher\t%d snapshots checked (%d could not be read), %d violations\n", checked, failed, len(r.w.Violations()))
+		held := r.w.HeldSnapshots()
+		for _, p := range slices.Sorted(maps.Keys(held)) {
+			_, _ = fmt.Fprintf(tw, "watcher: %s held (paused)\tin %d snapshots\n", p, held[p])
+		}
 	}
 	_ = tw.Flush()
 	r.t.Log("\n" + b.String())
@@ -167,6 +198,17 @@ func violations(v []fleet.Seen) string {
 }
 
 func clusterName(i int) string { return fmt.Sprintf("sim-%d", i+1) }
+
+// concurrency is how many pools of cluster i roll at once: the first
+// cluster keeps the policy's (package/configuration's rollouts.concurrency,
+// 1, which is also the default); the others are annotated to roll every
+// pool at once, as before rollouts were gated.
+func concurrency(i int) int {
+	if i == 0 {
+		return 1
+	}
+	return *pools
+}
 
 // shape is what pool j of a cluster looks like: a fixed pool, an
 // autoscaled pool, and a fixed pool over two zones, in turn.
@@ -203,7 +245,14 @@ func (r *run) create() {
 		r.t.Fatal(err)
 	}
 	for i := range *clusters {
-		if err := r.sb.Create(r.ctx, sandbox.SimCluster(ns, clusterName(i), fromVersion)...); err != nil {
+		objs := sandbox.SimCluster(ns, clusterName(i), fromVersion)
+		r.w.SetConcurrency(ns+"/"+clusterName(i), concurrency(i))
+		for _, o := range objs {
+			if o.GetKind() == "Cluster" && i > 0 {
+				o.SetAnnotations(map[string]string{annotationConcurrency: strconv.Itoa(concurrency(i))})
+			}
+		}
+		if err := r.sb.Create(r.ctx, objs...); err != nil {
 			r.t.Fatal(err)
 		}
 		for j := range *pools {
@@ -247,21 +296,19 @@ func (r *run) autoscale() {
 }
 
 // channelBump moves the stable channel in the Composition while the
-// control planes stay behind: every pool must hold, and say so.
+// control planes stay behind: every pool must hold, and say so
+// (UpgradePending, and RolloutHeld for its ControlPlane: a version held
+// back is no change to queue for).
 func (r *run) channelBump() {
 	t0 := time.Now()
-	comp := r.get("apiextensions.crossplane.io/v1", "Composition", "", "fleetnodepool")
-	patch := client.MergeFrom(comp.DeepCopy())
-	steps, _, _ := unstructured.NestedSlice(comp.Object, "spec", "pipeline")
-	_ = unstructured.SetNestedField(steps[0].(map[string]any), toVersion, "input", "channels", "stable")
-	_ = unstructured.SetNestedSlice(comp.Object, steps, "spec", "pipeline")
-	if err := r.c.Patch(r.ctx, comp, patch); err != nil {
-		r.t.Fatal(err)
-	}
+	r.setPolicy(toVersion, "channels", "stable")
 	r.wait("every pool UpgradePending", func() error {
 		for _, p := range r.list("fleet.nodepool.dev/v1alpha1", "FleetNodePool") {
 			if s, msg := sandbox.Condition(&p, "UpgradePending"); s != "True" {
 				return fmt.Errorf("%s: UpgradePending %s %s", p.GetName(), s, msg)
+			}
+			if why := fleet.HeldBy(&p); why != reasonControlPlane {
+				return fmt.Errorf("%s: held by %q, want %s", p.GetName(), why, reasonControlPlane)
 			}
 		}
 		return nil
@@ -271,7 +318,7 @@ func (r *run) channelBump() {
 			r.t.Errorf("MachineDeployment %s moved to %s while its control plane is at %s", md.GetName(), v, fromVersion)
 		}
 	}
-	r.phase("channel bump, control planes behind: every pool held (UpgradePending)", t0)
+	r.phase("channel bump, control planes behind: every pool held (UpgradePending, RolloutHeld ControlPlane)", t0)
 }
 
 // controlPlanesMove upgrades every control plane; pools follow, each after
@@ -286,8 +333,13 @@ func (r *run) controlPlanesMove() {
 			r.t.Fatal(err)
 		}
 	}
-	r.wait("every pool at "+toVersion, func() error { return r.fleetAt(toVersion) })
+	ro := r.rollouts(0)
+	r.wait("every pool at "+toVersion, func() error {
+		r.observe(ro)
+		return r.fleetAt(toVersion)
+	})
 	r.phase("control planes upgrade, pools follow: all machines at "+toVersion, t0)
+	r.t.Logf("%s's rollouts, from the control planes' upgrade (one at a time at concurrency 1):\n%s", clusterName(0), ro)
 	// The autoscaler's sizes survived every reconcile of the upgrade.
 	for _, md := range r.list("cluster.x-k8s.io/v1beta2", "MachineDeployment") {
 		if _, auto := md.GetAnnotations()[annotationMinSize]; !auto {
@@ -299,33 +351,78 @@ func (r *run) controlPlanesMove() {
 	}
 }
 
-// classChange moves every fixed pool to another class: templates rotate and
-// real rolling updates run; the old templates go once no MachineSet uses
-// them.
+// classChange moves pools to another class: templates rotate and real
+// rolling updates run; the old templates go once no MachineSet uses them.
+//
+// Every pool of the first cluster changes, and that cluster rolls one pool
+// at a time (the policy's concurrency; the watcher checks it at every
+// snapshot). Once its first pool has started, the policy is paused
+// (rollouts.paused): once the function says it holds the others
+// (RolloutHeld Paused) none of them may start, checked by the watcher
+// (NoRolloutStartWhileHeld) and directly here, until the rollouts under way
+// are done and heldFor more has passed; then it is unpaused and every pool
+// rolls. The other clusters' fixed and zoned pools change too, all at once;
+// a second watcher, told the second cluster's concurrency is 1, must report
+// that broken.
 func (r *run) classChange() {
 	t0 := time.Now()
 	before := r.templates()
+	proof := clusterName(0)
+	ro := r.rollouts(0)
+	var liar *fleet.Watcher
+	ctx, stopLiar := context.WithCancel(r.ctx)
+	defer stopLiar()
+	if *clusters > 1 {
+		liar = fleet.NewWatcher(r.c)
+		liar.SetConcurrency(ns+"/"+clusterName(1), 1)
+		go liar.Run(ctx, 2*time.Second)
+	}
+	changed := map[string]bool{}
 	for i := range *clusters {
 		for j := range *pools {
-			if shape(j) != "auto" {
+			if i == 0 || shape(j) != "auto" {
 				r.setClass(poolName(i, j), "medium")
+				changed[poolName(i, j)] = true
 			}
 		}
 	}
-	r.wait("every pool rolled to its new class", func() error {
+	r.wait("a pool of "+proof+" starts rolling", func() error {
+		if r.observe(ro); len(ro.started) == 0 {
+			return fmt.Errorf("no pool of %s started", proof)
+		}
+		return nil
+	})
+	r.phase(fmt.Sprintf("class change: the first pool of %s starts rolling", proof), t0)
+	held := r.pause(ro)
+	r.paused(ro, held)
+
+	t1 := time.Now()
+	for _, p := range r.list("fleet.nodepool.dev/v1alpha1", "FleetNodePool") {
+		r.w.Release(ns + "/" + p.GetName())
+	}
+	r.setPolicy(false, "rollouts", "paused")
+	r.wait("every changed pool rolled to its new class", func() error {
+		r.observe(ro)
 		if err := r.fleetAt(toVersion); err != nil {
 			return err
 		}
 		for _, md := range r.list("cluster.x-k8s.io/v1beta2", "MachineDeployment") {
 			name, _, _ := unstructured.NestedString(md.Object, "spec", "template", "spec", "infrastructureRef", "name")
-			if _, auto := md.GetAnnotations()[annotationMinSize]; !auto && before[name] {
+			if changed[md.GetLabels()[labelPool]] && before[name] {
 				return fmt.Errorf("%s still uses %s", md.GetName(), name)
 			}
 		}
 		return nil
 	})
-	r.phase("class change: templates rotate, rolling updates", t0)
-	t1 := time.Now()
+	r.phase(fmt.Sprintf("unpause: the held pools of %s roll, one at a time; every pool at its new class", proof), t1)
+	r.phase("class change, all of it", t0)
+	r.t.Logf("%s's rollouts, from the class change (one at a time at concurrency 1):\n%s", proof, ro)
+	stopLiar()
+	if liar != nil {
+		r.liar(liar)
+	}
+
+	t2 := time.Now()
 	r.wait("old templates released", func() error {
 		now := r.templates()
 		used := r.usedTemplates()
@@ -336,7 +433,181 @@ func (r *run) classChange() {
 		}
 		return nil
 	})
-	r.phase("old templates released after the rollout", t1)
+	r.phase("old templates released after the rollout", t2)
+}
+
+// pause pauses the policy's rollouts, tells the watcher every pool is held
+// for it, and waits until the function holds every pool of the tracked
+// cluster that has not started (RolloutHeld Paused); it returns them. At
+// least one must be: a pause after every pool started proves nothing.
+func (r *run) pause(ro *rolloutsOf) (held []string) {
+	t0 := time.Now()
+	for _, p := range r.list("fleet.nodepool.dev/v1alpha1", "FleetNodePool") {
+		r.w.Hold(ns+"/"+p.GetName(), reasonPaused)
+	}
+	r.setPolicy(true, "rollouts", "paused")
+	r.wait("the function holds the pools of "+ro.cluster+" that have not started (RolloutHeld "+reasonPaused+")", func() error {
+		r.observe(ro)
+		held = nil
+		var waiting []string
+		for _, p := range ro.pools {
+			if _, ok := ro.started[p]; ok {
+				continue
+			}
+			if why := fleet.HeldBy(r.get("fleet.nodepool.dev/v1alpha1", "FleetNodePool", ns, p)); why != reasonPaused {
+				waiting = append(waiting, fmt.Sprintf("%s held by %q", p, why))
+				continue
+			}
+			held = append(held, p)
+		}
+		if len(waiting) > 0 {
+			return errors.New(strings.Join(waiting, ", "))
+		}
+		return nil
+	})
+	if len(held) == 0 {
+		r.t.Fatalf("every pool of %s started before the function held it: the pause came too late to prove anything", ro.cluster)
+	}
+	// What kubectl get fleetnodepools shows (Rollout, Held-By).
+	for _, p := range held {
+		xr := r.get("fleet.nodepool.dev/v1alpha1", "FleetNodePool", ns, p)
+		state, _, _ := unstructured.NestedString(xr.Object, "status", "rollout", "state")
+		reason, _, _ := unstructured.NestedString(xr.Object, "status", "rollout", "reason")
+		if state != "Held" || reason != reasonPaused {
+			r.t.Errorf("paused pool %s: status.rollout state %q reason %q, want Held %s", p, state, reason, reasonPaused)
+		}
+	}
+	r.phase(fmt.Sprintf("pause: the function holds %d pools of %s (RolloutHeld %s)", len(held), ro.cluster, reasonPaused), t0)
+	return held
+}
+
+// paused waits, the policy paused, until the tracked cluster's rollouts
+// under way are done and heldFor more has passed: no held pool may start.
+func (r *run) paused(ro *rolloutsOf, held []string) {
+	t0 := time.Now()
+	var doneAt time.Time
+	r.wait(fmt.Sprintf("the rollouts under way end, then %s without a start", heldFor), func() error {
+		r.observe(ro)
+		for _, p := range held {
+			if at, ok := ro.started[p]; ok {
+				r.t.Fatalf("paused pool %s started rolling %s into the class change, after the function said it held it", p, at.Round(time.Second))
+			}
+		}
+		for p := range ro.started {
+			if _, ok := ro.done[p]; !ok {
+				doneAt = time.Time{}
+				return fmt.Errorf("%s is still rolling", p)
+			}
+		}
+		if doneAt.IsZero() {
+			doneAt = time.Now()
+		}
+		if d := time.Since(doneAt); d < heldFor {
+			return fmt.Errorf("no paused pool started in %s", d.Round(time.Second))
+		}
+		return nil
+	})
+	// NoRolloutStartWhileHeld was not vacuous: the watcher judged every
+	// held pool.
+	counts := r.w.HeldSnapshots()
+	for _, p := range held {
+		if counts[ns+"/"+p] == 0 {
+			r.t.Errorf("the watcher never counted paused pool %s held: NoRolloutStartWhileHeld did not judge it", p)
+		}
+	}
+	r.phase(fmt.Sprintf("paused: the rollouts under way end, no paused pool starts in %s more", heldFor), t0)
+}
+
+// liar checks what a watcher told a concurrency of 1 for the second
+// cluster, whose pools all rolled at once, saw: its first violation must be
+// that cluster's RolloutConcurrencyBounded.
+func (r *run) liar(w *fleet.Watcher) {
+	vs := w.Violations()
+	want := "Cluster/" + ns + "/" + clusterName(1)
+	switch {
+	case len(vs) == 0:
+		r.t.Errorf("a watcher told %s's concurrency is 1 saw no violation while its pools rolled at once", want)
+	case vs[0].Rule != invariant.ConcurrencyBounded || vs[0].Object != want:
+		r.t.Errorf("a watcher told %s's concurrency is 1: first violation %s, want a %s violation of it", want, vs[0].Violation, invariant.ConcurrencyBounded)
+	default:
+		r.t.Logf("a watcher told %s's concurrency is 1 saw, as it should: %s", want, vs[0].Violation)
+	}
+}
+
+// rolloutsOf tracks the pools of one cluster through a change: when each
+// started rolling (a MachineDeployment's version or templates changed) and
+// when it was rolled out (each of its MachineDeployments on one MachineSet,
+// every replica up to date and ready), from the API server.
+type rolloutsOf struct {
+	cluster string
+	// pools are the cluster's pools.
+	pools []string
+	t0    time.Time
+	// from are the MachineDeployments' templates when the change began.
+	from    map[string]string
+	started map[string]time.Duration
+	done    map[string]time.Duration
+}
+
+// rollouts tracks the pools of cluster i from now on.
+func (r *run) rollouts(i int) *rolloutsOf {
+	ro := &rolloutsOf{cluster: clusterName(i), t0: time.Now(), from: r.deploymentTemplates(),
+		started: map[string]time.Duration{}, done: map[string]time.Duration{}}
+	for j := range *pools {
+		ro.pools = append(ro.pools, poolName(i, j))
+	}
+	return ro
+}
+
+// observe notes the pools of the tracked cluster that started or rolled
+// out since the last call.
+func (r *run) observe(ro *rolloutsOf) {
+	sets := r.machineSets()
+	rolling := map[string]bool{}
+	now := time.Since(ro.t0)
+	mds := r.list("cluster.x-k8s.io/v1beta2", "MachineDeployment")
+	for _, md := range mds {
+		p := md.GetLabels()[labelPool]
+		if c, _, _ := unstructured.NestedString(md.Object, "spec", "clusterName"); c != ro.cluster {
+			continue
+		}
+		if _, ok := ro.started[p]; !ok && fleet.Template(&md) != ro.from[md.GetName()] {
+			ro.started[p] = now
+		}
+		if settled(&md, sets) != nil {
+			rolling[p] = true
+		}
+	}
+	for p := range ro.started {
+		if _, ok := ro.done[p]; !ok && !rolling[p] {
+			ro.done[p] = now
+		}
+	}
+}
+
+// String is the tracked pools' timeline, in the order they started.
+func (ro *rolloutsOf) String() string {
+	var b strings.Builder
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	ps := make([]string, 0, len(ro.started))
+	for p := range ro.started {
+		ps = append(ps, p)
+	}
+	sort.Slice(ps, func(i, j int) bool { return ro.started[ps[i]] < ro.started[ps[j]] })
+	for _, p := range ps {
+		_, _ = fmt.Fprintf(tw, "  %s\tstarted at %s\trolled out at %s\n", p, ro.started[p].Round(time.Second), ro.done[p].Round(time.Second))
+	}
+	_ = tw.Flush()
+	return b.String()
+}
+
+// deploymentTemplates are the MachineDeployments' templates, by name.
+func (r *run) deploymentTemplates() map[string]string {
+	out := map[string]string{}
+	for _, md := range r.list("cluster.x-k8s.io/v1beta2", "MachineDeployment") {
+		out[md.GetName()] = fleet.Template(&md)
+	}
+	return out
 }
 
 // brokenRetention serves a build of the function that drops templates as
@@ -366,6 +637,21 @@ func (r *run) brokenRetention(bin string) {
 	r.phase("test-only build without template retention: watcher reports it", t0)
 }
 
+// setPolicy sets a field of the Composition's policy (its pipeline's
+// function input), as a platform team edits it.
+func (r *run) setPolicy(value any, path ...string) {
+	comp := r.get("apiextensions.crossplane.io/v1", "Composition", "", "fleetnodepool")
+	patch := client.MergeFrom(comp.DeepCopy())
+	steps, _, _ := unstructured.NestedSlice(comp.Object, "spec", "pipeline")
+	if err := unstructured.SetNestedField(steps[0].(map[string]any), value, append([]string{"input"}, path...)...); err != nil {
+		r.t.Fatalf("cannot set the policy's %s: %v", strings.Join(path, "."), err)
+	}
+	_ = unstructured.SetNestedSlice(comp.Object, steps, "spec", "pipeline")
+	if err := r.c.Patch(r.ctx, comp, patch); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
 func (r *run) setClass(pool, class string) {
 	p := r.get("fleet.nodepool.dev/v1alpha1", "FleetNodePool", ns, pool)
 	patch := client.MergeFrom(p.DeepCopy())
@@ -384,20 +670,13 @@ func (r *run) fleetAt(version string) error {
 			return fmt.Errorf("pool %s: Ready %s %s", p.GetName(), s, msg)
 		}
 	}
-	sets := map[string]int{}
-	for _, ms := range r.list("cluster.x-k8s.io/v1beta2", "MachineSet") {
-		sets[ms.GetLabels()["cluster.x-k8s.io/deployment-name"]]++
-	}
+	sets := r.machineSets()
 	for _, md := range r.list("cluster.x-k8s.io/v1beta2", "MachineDeployment") {
-		v, _, _ := unstructured.NestedString(md.Object, "spec", "template", "spec", "version")
-		want, _, _ := unstructured.NestedInt64(md.Object, "spec", "replicas")
-		var got [3]int64
-		for k, f := range []string{"replicas", "readyReplicas", "upToDateReplicas"} {
-			got[k], _, _ = unstructured.NestedInt64(md.Object, "status", f)
+		if v, _, _ := unstructured.NestedString(md.Object, "spec", "template", "spec", "version"); v != version {
+			return fmt.Errorf("MachineDeployment %s: version %s", md.GetName(), v)
 		}
-		if v != version || got != [3]int64{want, want, want} || sets[md.GetName()] != 1 {
-			return fmt.Errorf("MachineDeployment %s: version %s, replicas %d, status replicas/ready/up-to-date %v, %d MachineSets",
-				md.GetName(), v, want, got, sets[md.GetName()])
+		if err := settled(&md, sets); err != nil {
+			return err
 		}
 	}
 	for _, m := range r.list("cluster.x-k8s.io/v1beta2", "Machine") {
@@ -406,6 +685,34 @@ func (r *run) fleetAt(version string) error {
 		if v != version || phase != "Running" {
 			return fmt.Errorf("Machine %s: %s %s", m.GetName(), v, phase)
 		}
+	}
+	return nil
+}
+
+// machineSets counts the MachineSets of each MachineDeployment.
+func (r *run) machineSets() map[string]int {
+	sets := map[string]int{}
+	for _, ms := range r.list("cluster.x-k8s.io/v1beta2", "MachineSet") {
+		sets[ms.GetLabels()[labelDeployment]]++
+	}
+	return sets
+}
+
+// settled checks a MachineDeployment rolled out: its spec observed, one
+// MachineSet (of sets, by MachineDeployment), every replica up to date and
+// ready.
+func settled(md *unstructured.Unstructured, sets map[string]int) error {
+	if g, _, _ := unstructured.NestedInt64(md.Object, "status", "observedGeneration"); g < md.GetGeneration() {
+		return fmt.Errorf("MachineDeployment %s: generation %d not observed yet (%d)", md.GetName(), md.GetGeneration(), g)
+	}
+	want, _, _ := unstructured.NestedInt64(md.Object, "spec", "replicas")
+	var got [3]int64
+	for k, f := range []string{"replicas", "readyReplicas", "upToDateReplicas"} {
+		got[k], _, _ = unstructured.NestedInt64(md.Object, "status", f)
+	}
+	if got != [3]int64{want, want, want} || sets[md.GetName()] != 1 {
+		return fmt.Errorf("MachineDeployment %s: replicas %d, status replicas/ready/up-to-date %v, %d MachineSets",
+			md.GetName(), want, got, sets[md.GetName()])
 	}
 	return nil
 }

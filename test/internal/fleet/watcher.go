@@ -4,12 +4,20 @@
 // controllers. Take reads an invariant.Snapshot from the API server at one
 // resource version; the Watcher takes one after another and checks each
 // against the one before.
+//
+// What the watcher judges is read from the API server (MachineSets,
+// Machines, MachineDeployments), never from the function's answers. Two
+// things it cannot read there come from the test: each Cluster's rollout
+// concurrency (SetConcurrency), and which pools the test paused (Hold),
+// which count as held only once the pool's FleetNodePool says the
+// function acted on it.
 package fleet
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"time"
@@ -26,7 +34,10 @@ const (
 	labelControlPlane = "cluster.x-k8s.io/control-plane"
 	labelDeployment   = "cluster.x-k8s.io/deployment-name"
 	labelPool         = "fleet.nodepool.dev/pool"
-	annotationMinSize = "cluster.x-k8s.io/cluster-api-autoscaler-node-group-min-size"
+	// conditionRolloutHeld is the FleetNodePool's condition saying why a
+	// disruptive change waits (its reason), or reason NotHeld.
+	conditionRolloutHeld = "RolloutHeld"
+	annotationMinSize    = "cluster.x-k8s.io/cluster-api-autoscaler-node-group-min-size"
 	// annotationAllowReplacement is the pool's opt-in to replacing its
 	// backing (plan.AnnotationAllowReplacement).
 	annotationAllowReplacement = "fleet.nodepool.dev/allow-replacement"
@@ -42,19 +53,63 @@ type Seen struct {
 // snapshot, and remembers every violation it saw.
 type Watcher struct {
 	c     client.Reader
-	last  invariant.Snapshot
 	start time.Time
 
-	mu        sync.Mutex
-	seen      map[string]bool
-	found     []Seen
-	snapshots int
-	errs      int
+	mu   sync.Mutex
+	last invariant.Snapshot
+	// lastHeldBy is why each pool's FleetNodePool said it was held in the
+	// last snapshot (HeldBy), by namespace/name.
+	lastHeldBy map[string]string
+	// concurrency is each Cluster's rollout concurrency, by namespace/name,
+	// as the test set it.
+	concurrency map[string]int
+	// holds are the pools the test told the function to hold, and why.
+	holds map[string]string
+	// heldSnapshots counts, by pool, the snapshots checked with it held.
+	heldSnapshots map[string]int
+	seen          map[string]bool
+	found         []Seen
+	snapshots     int
+	errs          int
 }
 
 // NewWatcher returns a watcher reading through c.
 func NewWatcher(c client.Reader) *Watcher {
-	return &Watcher{c: c, seen: map[string]bool{}, start: time.Now()}
+	return &Watcher{c: c, seen: map[string]bool{}, start: time.Now(),
+		concurrency: map[string]int{}, holds: map[string]string{}, heldSnapshots: map[string]int{}}
+}
+
+// SetConcurrency tells the watcher how many pools of a Cluster
+// (namespace/name) may be rolling at once, from the next snapshot on: the
+// rule ConcurrencyBounded is checked for it. n < 1 stops the check.
+func (w *Watcher) SetConcurrency(cluster string, n int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if n < 1 {
+		delete(w.concurrency, cluster)
+		return
+	}
+	w.concurrency[cluster] = n
+}
+
+// Hold tells the watcher the test told the function to hold a pool
+// (namespace/name) for a reason (Paused): the rule NoStartWhileHeld is
+// checked for it once the function acted on it, that is from the snapshot
+// after one where the pool's FleetNodePool says it is held for that reason
+// (HeldBy). Until then the function may not have seen the change, and a
+// rollout it started just before is a rollout under way, which finishes:
+// that is no start while held. Call Release before undoing the hold.
+func (w *Watcher) Hold(pool, reason string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.holds[pool] = reason
+}
+
+// Release undoes Hold.
+func (w *Watcher) Release(pool string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.holds, pool)
 }
 
 // Run takes a snapshot every interval until ctx is done.
@@ -62,22 +117,14 @@ func (w *Watcher) Run(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		s, err := Take(ctx, w.c)
-		w.mu.Lock()
+		objs, err := read(ctx, w.c)
 		if err != nil {
+			w.mu.Lock()
 			w.errs++
+			w.mu.Unlock()
 		} else {
-			w.snapshots++
-			vs := invariant.Check(w.last, s)
-			w.last = s
-			for _, v := range vs {
-				if k := v.String(); !w.seen[k] {
-					w.seen[k] = true
-					w.found = append(w.found, Seen{Violation: v, At: time.Since(w.start)})
-				}
-			}
+			w.check(objs)
 		}
-		w.mu.Unlock()
 		select {
 		case <-ctx.Done():
 			return
@@ -86,11 +133,73 @@ func (w *Watcher) Run(ctx context.Context, interval time.Duration) {
 	}
 }
 
+// check checks the fleet the objects, by kind, make against the last
+// snapshot checked, with what the test told the watcher.
+func (w *Watcher) check(objs map[string][]unstructured.Unstructured) {
+	s := snapshot(objs)
+	heldBy := map[string]string{}
+	for _, p := range objs["FleetNodePool"] {
+		if why := HeldBy(&p); why != "" {
+			heldBy[p.GetNamespace()+"/"+p.GetName()] = why
+		}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s.Concurrency = maps.Clone(w.concurrency)
+	// A pool is held from the snapshot after the one where its
+	// FleetNodePool said so: every change of its backings since that
+	// snapshot comes from a later reconcile, which saw the hold.
+	s.Held = map[string]string{}
+	for p, why := range w.holds {
+		if w.lastHeldBy[p] == why {
+			s.Held[p] = why
+			w.heldSnapshots[p]++
+		}
+	}
+	w.snapshots++
+	vs := invariant.Check(w.last, s)
+	w.last, w.lastHeldBy = s, heldBy
+	for _, v := range vs {
+		if k := v.String(); !w.seen[k] {
+			w.seen[k] = true
+			w.found = append(w.found, Seen{Violation: v, At: time.Since(w.start)})
+		}
+	}
+}
+
+// HeldBy is why a FleetNodePool says its disruptive changes wait: the
+// reason of its condition RolloutHeld when True, else status.rollout's
+// reason when its state is Held; "" when not held.
+func HeldBy(xr *unstructured.Unstructured) string {
+	conds, _, _ := unstructured.NestedSlice(xr.Object, "status", "conditions")
+	for _, c := range conds {
+		m, _ := c.(map[string]any)
+		if m["type"] == conditionRolloutHeld && m["status"] == "True" {
+			why, _ := m["reason"].(string)
+			return why
+		}
+	}
+	if state, _, _ := unstructured.NestedString(xr.Object, "status", "rollout", "state"); state == "Held" {
+		why, _, _ := unstructured.NestedString(xr.Object, "status", "rollout", "reason")
+		return why
+	}
+	return ""
+}
+
 // Violations returns every violation seen so far.
 func (w *Watcher) Violations() []Seen {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return append([]Seen(nil), w.found...)
+}
+
+// HeldSnapshots returns, by pool (namespace/name), how many snapshots were
+// checked with it held (Hold, once the function acted on it): whether
+// NoRolloutStartWhileHeld judged it at all.
+func (w *Watcher) HeldSnapshots() map[string]int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return maps.Clone(w.heldSnapshots)
 }
 
 // Snapshots returns how many snapshots were checked, and how many could
@@ -132,8 +241,18 @@ func (l *lister) list(ctx context.Context, apiVersion, kind string) ([]unstructu
 func FunctionManager(m string) bool { return strings.HasPrefix(m, "apiextensions.crossplane.io") }
 
 // Take reads a snapshot of the fleet from the API server, every kind at one
-// resource version.
+// resource version. What only the test knows (Snapshot.Concurrency and
+// Held) is left empty: the Watcher fills it.
 func Take(ctx context.Context, c client.Reader) (invariant.Snapshot, error) {
+	objs, err := read(ctx, c)
+	if err != nil {
+		return invariant.Snapshot{}, err
+	}
+	return snapshot(objs), nil
+}
+
+// read lists the kinds a snapshot is made of, at one resource version.
+func read(ctx context.Context, c client.Reader) (map[string][]unstructured.Unstructured, error) {
 	l := &lister{c: c}
 	objs := map[string][]unstructured.Unstructured{}
 	for _, k := range []struct{ apiVersion, kind string }{
@@ -146,16 +265,20 @@ func Take(ctx context.Context, c client.Reader) (invariant.Snapshot, error) {
 	} {
 		items, err := l.list(ctx, k.apiVersion, k.kind)
 		if err != nil {
-			return invariant.Snapshot{}, err
+			return nil, err
 		}
 		objs[k.kind] = items
 	}
-	return snapshot(objs), nil
+	return objs, nil
 }
 
 // snapshot is the fleet the objects, by kind, make. Backings carry no
 // version: a MachineDeployment's spec may lead a control-plane machine
 // being replaced by moments; the machines it runs are checked instead.
+// A backing's Template is its machines' version and template names: what
+// changes when the function starts a disruptive rollout. A MachineSet's
+// Deployment is its label cluster.x-k8s.io/deployment-name, else its
+// MachineDeployment owner.
 func snapshot(objs map[string][]unstructured.Unstructured) invariant.Snapshot {
 	s := invariant.Snapshot{ControlPlanes: map[string]string{}, Templates: map[invariant.Ref]bool{}}
 	for _, kind := range []string{"DevMachineTemplate", "KubeadmConfigTemplate"} {
@@ -172,7 +295,7 @@ func snapshot(objs map[string][]unstructured.Unstructured) invariant.Snapshot {
 		ready, _, _ := unstructured.NestedInt64(ms.Object, "status", "readyReplicas")
 		s.MachineSets = append(s.MachineSets, invariant.MachineSet{
 			Ref:  invariant.Ref{Kind: "MachineSet", Namespace: ms.GetNamespace(), Name: ms.GetName()},
-			Pool: ms.GetLabels()[labelPool], Cluster: cluster,
+			Pool: ms.GetLabels()[labelPool], Cluster: cluster, Deployment: deployment(&ms),
 			Infra:     ref("spec", "template", "spec", "infrastructureRef"),
 			Bootstrap: ref("spec", "template", "spec", "bootstrap", "configRef"),
 			Running:   int32(ready), //nolint:gosec // A replica count.
@@ -202,7 +325,8 @@ func snapshot(objs map[string][]unstructured.Unstructured) invariant.Snapshot {
 		_, auto := md.GetAnnotations()[annotationMinSize]
 		cluster, _, _ := unstructured.NestedString(md.Object, "spec", "clusterName")
 		b := invariant.Backing{Ref: invariant.Ref{Kind: "MachineDeployment", Namespace: md.GetNamespace(), Name: md.GetName()}, UID: string(md.GetUID()),
-			Pool: md.GetLabels()[labelPool], Cluster: cluster, Autoscaled: auto, Running: running[md.GetNamespace()+"/"+md.GetName()]}
+			Pool: md.GetLabels()[labelPool], Cluster: cluster, Autoscaled: auto, Running: running[md.GetNamespace()+"/"+md.GetName()],
+			Template: Template(&md)}
 		for _, mf := range md.GetManagedFields() {
 			if mf.FieldsV1 != nil && FunctionManager(mf.Manager) && ownsReplicas(mf.FieldsV1.GetRawBytes()) {
 				b.FunctionSetsReplicas = true
@@ -230,4 +354,35 @@ func ownsReplicas(fields []byte) bool {
 	}
 	_, ok := f.Spec["f:replicas"]
 	return ok
+}
+
+// deployment is the name of a MachineSet's MachineDeployment: its label
+// cluster.x-k8s.io/deployment-name, else its MachineDeployment owner; ""
+// if none.
+func deployment(ms *unstructured.Unstructured) string {
+	if d := ms.GetLabels()[labelDeployment]; d != "" {
+		return d
+	}
+	for _, o := range ms.GetOwnerReferences() {
+		if o.Kind == "MachineDeployment" {
+			return o.Name
+		}
+	}
+	return ""
+}
+
+// Template is what a MachineDeployment's machines are cloned from: its
+// version and its infrastructure and bootstrap templates' names,
+// version/infrastructure/bootstrap; "" (not checked) if it names none. A
+// change of it starts a disruptive rollout.
+func Template(md *unstructured.Unstructured) string {
+	spec := func(path ...string) string {
+		v, _, _ := unstructured.NestedString(md.Object, append([]string{"spec", "template", "spec"}, path...)...)
+		return v
+	}
+	v, infra, boot := spec("version"), spec("infrastructureRef", "name"), spec("bootstrap", "configRef", "name")
+	if v == "" && infra == "" && boot == "" {
+		return ""
+	}
+	return v + "/" + infra + "/" + boot
 }
