@@ -146,16 +146,6 @@ func (m misinformed) RunFunction(ctx context.Context, req *fnv1.RunFunctionReque
 	return m.fn.RunFunction(ctx, req)
 }
 
-// ungated is the default schedule without a gate: every pool of a cluster
-// may roll at once, at any time.
-func ungated() schedule {
-	s := defaultSchedule()
-	s.gates = gates{concurrency: 100}
-	s.clusterConcurrency, s.clusterWindow, s.poolWindow, s.concurrencyChanges = nil, nil, "", nil
-	s.pauses, s.channelPauses, s.defers, s.holdSequence = nil, nil, nil, ""
-	return s
-}
-
 // deleteField deletes a field of a Struct, if the Struct exists.
 func deleteField(s *structpb.Struct, k string) {
 	if s != nil {
