@@ -143,7 +143,7 @@ func run(ctx context.Context, cfg Config, s schedule, wrap func(runner) runner) 
 		if err := w.events(s, wave); err != nil {
 			return nil, errors.Wrapf(err, "step %d", w.step)
 		}
-		m.sizes.memo = nil // The lists are made afresh each step.
+		m.sizes.reset()
 		vs, err := w.reconcileAll(ctx, fn, m)
 		if err != nil {
 			return nil, errors.Wrapf(err, "step %d", w.step)
