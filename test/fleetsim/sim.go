@@ -293,7 +293,7 @@ func (r *Report) Table() string {
 		{"pool reconciles gated in the model", counts(r.Gated)},
 		{"peak pools rolling, by concurrency", counts(r.PeakRolling)},
 		{"largest request (bytes, pool)", fmt.Sprintf("%d, %s", r.LargestRequest, r.LargestRequestPool)},
-		{"largest marker list (bytes, markers, bytes/marker)", fmt.Sprintf("%d, %d, %s", r.MarkerList, r.MarkerItems, perN(uint64(r.MarkerList), r.MarkerItems))},
+		{"largest marker list (bytes, markers, bytes/marker)", fmt.Sprintf("%d, %d, %.0f", r.MarkerList, r.MarkerItems, float64(r.MarkerList)/float64(max(r.MarkerItems, 1)))},
 		{"waves: first start, settled and soaked (step)", waveSteps(r.WaveStarts, r.WaveSettled)},
 		{"steps with a wave halted", fmt.Sprint(r.HaltedSteps)},
 		{"violations", fmt.Sprint(r.ViolationCount)},

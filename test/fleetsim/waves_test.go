@@ -38,17 +38,16 @@ func TestWaves(t *testing.T) {
 	}
 	// Each wave starts after the one before settled and soaked, which
 	// happens after the canary recovered.
-	order := []string{"canary", "staging", noWave}
-	for i, name := range order {
+	if _, ok := rep.WaveStarts["canary"]; !ok {
+		t.Errorf("wave canary never started a rollout")
+	}
+	for _, pair := range [][2]string{{"canary", "staging"}, {"staging", noWave}} {
+		prev, name := pair[0], pair[1]
 		start, ok := rep.WaveStarts[name]
 		if !ok {
 			t.Errorf("wave %s never started a rollout", name)
 			continue
 		}
-		if i == 0 {
-			continue
-		}
-		prev := order[i-1]
 		settled, ok := rep.WaveSettled[prev]
 		if !ok || start < settled {
 			t.Errorf("wave %s started at step %d, before wave %s was at the target and soaked (step %d, known %t)", name, start, prev, settled, ok)
