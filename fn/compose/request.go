@@ -1,6 +1,7 @@
 package compose
 
 import (
+	"cmp"
 	"maps"
 	"slices"
 	"strings"
@@ -118,6 +119,10 @@ func (f *Function) decode(req *fnv1.RunFunctionRequest) (plan.Input, error) {
 		return in, errors.New(errNoNamespace)
 	}
 	if spec := xr.GetFields()["spec"].GetStructValue(); spec != nil {
+		// The Composition: a v2 XR names it under spec.crossplane, a legacy
+		// one under spec.
+		in.Composition = cmp.Or(field(spec.GetFields(), specCrossplane, "compositionRef", "name").GetStringValue(),
+			field(spec.GetFields(), "compositionRef", "name").GetStringValue())
 		// Crossplane's own part of the spec (spec.crossplane: composition
 		// and resource references) is often most of it, and no field of the
 		// pool's.

@@ -6,7 +6,6 @@
 package plan
 
 import (
-	"cmp"
 	"fmt"
 	"maps"
 	"slices"
@@ -82,6 +81,9 @@ type Input struct {
 	Fleet map[string][]Marker
 	// Marker is the pool's own marker as observed, nil if none.
 	Marker *Marker
+	// Composition is the name of the Composition composing the pool, ""
+	// when not known: its waves' fleet unless the policy names one.
+	Composition string
 }
 
 // Observed is the part of an observed composed object that planning uses.
@@ -367,7 +369,7 @@ func (p *Plan) waves(in Input, r *resolved) {
 		return
 	}
 	pol := ptr.Deref(in.Policy.Rollouts, v1beta1.RolloutPolicy{})
-	p.fleet = cmp.Or(pol.Fleet, DefaultFleet)
+	p.fleet = fleetOf(pol, in.Composition)
 	wn := noWave
 	if r.wave != nil {
 		wn = r.wave.name

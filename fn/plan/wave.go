@@ -33,8 +33,32 @@ const (
 	HoldAwaitingApproval = "AwaitingApproval"
 )
 
-// DefaultFleet is the fleet of a policy that names none.
+// DefaultFleet is the fleet of a policy that names none, composing for a
+// Composition the function does not know the name of.
 const DefaultFleet = "default"
+
+// fleetOf is the fleet a pool's waves order: the policy's, else its
+// Composition's name. Pools of one Composition follow one policy, so one
+// target: pools of Compositions whose policies differ must not wait for
+// each other's targets, so only a policy that names a fleet shares it.
+func fleetOf(pol v1beta1.RolloutPolicy, composition string) string {
+	if pol.Fleet != "" {
+		return pol.Fleet
+	}
+	if composition == "" {
+		return DefaultFleet
+	}
+	return labelValue(composition)
+}
+
+// labelValue is s as a label value: at most 63 characters, the long ones
+// shortened with a hash of the whole.
+func labelValue(s string) string {
+	if len(s) <= 63 {
+		return s
+	}
+	return strings.TrimRight(s[:54], "-.") + "-" + Hash([]byte(s))
+}
 
 // defaultHaltTimeout is how long a pool may take to converge after it
 // started a change before it counts as failed.
@@ -226,7 +250,7 @@ func computeWave(in Input, r *resolved, pol v1beta1.RolloutPolicy, broken rule) 
 	}
 	var (
 		soakEnd time.Time
-		waiting []string
+		waiting string // The first wave with a pool not there yet.
 		halted  []string
 	)
 	for _, e := range earlier {
@@ -235,12 +259,12 @@ func computeWave(in Input, r *resolved, pol v1beta1.RolloutPolicy, broken rule) 
 		for _, m := range ms {
 			name := m.Namespace + "/" + m.Pool
 			switch {
-			case m.Target != in.Target:
-				waiting = append(waiting, name+" (not at the target yet)")
-			case m.State == MarkerFailed:
+			case m.State == MarkerFailed && m.Target == in.Target:
 				failed = append(failed, name)
-			case m.State != MarkerSettled:
-				waiting = append(waiting, name+" ("+strings.ToLower(string(m.State))+")")
+			case m.Target != in.Target || m.State != MarkerSettled:
+				if waiting == "" {
+					waiting = e.name
+				}
 			case in.Now.Before(m.Since.Add(e.soak)):
 				soakEnd = maxTime(soakEnd, m.Since.Add(e.soak))
 			}
@@ -254,17 +278,20 @@ func computeWave(in Input, r *resolved, pol v1beta1.RolloutPolicy, broken rule) 
 		halted = nil
 	}
 	if broken&ruleWave != 0 {
-		waiting, soakEnd = nil, time.Time{}
+		waiting, soakEnd = "", time.Time{}
 	}
 	switch {
 	case len(halted) > 0:
 		return gated{hold: &Hold{Reason: HoldHalted, Message: fmt.Sprintf(
 			"holding the pool's disruptive change: the rollout halted, pools of an earlier wave failed (%s); it resumes when they recover, or with a higher input.rollouts.halt.tolerance",
 			strings.Join(halted, "; "))}}
-	case len(waiting) > 0:
+	case waiting != "":
+		// One message per wave and target, not per pool: thousands of
+		// waiting pools would rewrite their status on every marker change.
 		return gated{hold: &Hold{Reason: HoldWave, Message: fmt.Sprintf(
-			"holding the pool's disruptive change until the waves before %s are at target %s, Available and done rolling; waiting for %d pool(s): %s",
-			waveName(w), in.Target, len(waiting), list(waiting))}}
+			"holding the pool's disruptive change until every pool of wave %s (before %s) is at target %s, Available, done rolling and soaked; "+
+				"their markers: kubectl get configmaps -A -l %s=%s,%s=%s",
+			waiting, waveName(w), in.Target, LabelFleet, fleetOf(pol, in.Composition), LabelWave, waiting)}}
 	case !soakEnd.IsZero():
 		return gated{wake: soakEnd, hold: &Hold{Reason: HoldSoak, NextStart: soakEnd, Message: fmt.Sprintf(
 			"holding the pool's disruptive change while the waves before %s soak at target %s, until %s",

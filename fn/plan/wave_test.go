@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -271,6 +272,28 @@ func TestTargetIgnoresRollouts(t *testing.T) {
 			}
 			if (got == t0) != tc.same {
 				t.Errorf("%s\ntarget %s, base %s: same %t, want %t", tc.reason, got, t0, got == t0, tc.same)
+			}
+		})
+	}
+}
+
+func TestFleetOf(t *testing.T) {
+	long := strings.Repeat("platform-", 10)
+	cases := map[string]struct {
+		reason      string
+		fleet, comp string
+		want        string
+	}{
+		"PolicyFleet":     {reason: "A fleet the policy names is shared by every Composition naming it.", fleet: "prod", comp: "fleetnodepool", want: "prod"},
+		"CompositionName": {reason: "Otherwise the Composition's pools are a fleet of their own.", comp: "fleetnodepool", want: "fleetnodepool"},
+		"NoComposition":   {reason: "Without a known Composition, the default fleet.", want: DefaultFleet},
+		"LongComposition": {reason: "A Composition name longer than a label value is shortened with its hash.", comp: long, want: strings.TrimRight(long[:54], "-.") + "-" + Hash([]byte(long))},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got := fleetOf(v1beta1.RolloutPolicy{Fleet: tc.fleet}, tc.comp)
+			if diff := cmp.Diff(tc.want, got); diff != "" || len(got) > 63 {
+				t.Errorf("%s\n-want, +got (%d characters):\n%s", tc.reason, len(got), diff)
 			}
 		})
 	}

@@ -102,8 +102,9 @@ type RolloutPolicy struct {
 	Waves []Wave `json:"waves,omitempty"`
 
 	// Fleet names the fleet the waves order: the pools of every Composition
-	// whose policy names the same fleet share their waves. Default
-	// "default".
+	// whose policy names the same fleet share their waves, so those policies
+	// must ask the same of their pools (a pool waits for the earlier waves
+	// to run its own policy's target). Default: the Composition's name.
 	// +optional
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	// +kubebuilder:validation:MaxLength=63
