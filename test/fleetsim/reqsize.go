@@ -54,6 +54,9 @@ func entry(num protowire.Number, key string, n int) int {
 
 // size is proto.Size(req).
 func (s *requestSizes) size(req *fnv1.RunFunctionRequest) int {
+	if s.structs == nil || s.lists == nil {
+		s.reset() // A meter used before run reset it, as the step tests do.
+	}
 	obs, rr, in := req.Observed, req.RequiredResources, req.Input
 	req.Observed, req.RequiredResources, req.Input = nil, nil, nil
 	n := proto.Size(req)
