@@ -30,8 +30,10 @@ type meter struct {
 	cached, planned samples
 	unchangedAnswer int
 	batch           []time.Duration
-	// sizes are the requests' sizes, measured after each batch.
-	sizes requestSizes
+	// sizes are the requests' sizes, measured after each batch if
+	// sizeRequests.
+	sizes        requestSizes
+	sizeRequests bool
 }
 
 // samples are call latencies.
@@ -84,7 +86,9 @@ func (m *meter) run(ctx context.Context, fn runner, batch []*reconcile) error {
 	m.bytes += ms1.TotalAlloc - ms0.TotalAlloc
 	m.calls += len(batch)
 	for _, r := range batch {
-		m.sizes.measure(r)
+		if m.sizeRequests {
+			m.sizes.measure(r)
+		}
 	}
 	for i, r := range batch {
 		if r.calls == 0 && sameAnswer(r) {

@@ -30,7 +30,7 @@ var (
 // halted while the canary failed, and each wave started only after the one
 // before was at the target and soaked.
 func TestWaves(t *testing.T) {
-	cfg := Config{Clusters: *flagWaveClusters, PoolsPerCluster: *flagWavePools, Seed: *flagSeed, MaxSteps: 120, Lag: *flagLag, CacheSize: *flagCache}
+	cfg := Config{Clusters: *flagWaveClusters, PoolsPerCluster: *flagWavePools, Seed: *flagSeed, MaxSteps: 120, Lag: *flagLag, CacheSize: *flagCache, SizeRequests: true}
 	s := wavesSchedule()
 	rep := simulate(t, "fleet in waves", cfg, s)
 	if rep.HaltedSteps == 0 || rep.HeldBy["Halted"] == 0 {
