@@ -28,7 +28,8 @@ const (
 	labelWave        = "fleet.nodepool.dev/wave"
 	kindConfigMap    = "ConfigMap"
 	apiVersionV1     = "v1"
-	// fleetName is the policy's fleet: its default.
+	// fleetName is a fleet of the markers the Crossplane model's tests
+	// file (the function's default is the Composition's name).
 	fleetName = "default"
 	// noWave is the wave label of pools in no wave.
 	noWave = "none"
