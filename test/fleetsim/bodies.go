@@ -139,7 +139,12 @@ func (o *composed) object(owner *pool) *structpb.Struct {
 		"apiVersion": str(o.apiVersion),
 		"kind":       str(o.id.kind),
 		"metadata":   obj(m),
-		"spec":       structpb.NewStructValue(o.spec),
+	}
+	if o.spec != nil {
+		f["spec"] = structpb.NewStructValue(o.spec)
+	}
+	if o.data != nil {
+		f["data"] = o.data
 	}
 	if s := o.status; s != nil {
 		cond := "False"

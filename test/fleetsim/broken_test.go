@@ -146,16 +146,6 @@ func (m misinformed) RunFunction(ctx context.Context, req *fnv1.RunFunctionReque
 	return m.fn.RunFunction(ctx, req)
 }
 
-// ungated is the default schedule without a gate: every pool of a cluster
-// may roll at once, at any time.
-func ungated() schedule {
-	s := defaultSchedule()
-	s.gates = gates{concurrency: 100}
-	s.clusterConcurrency, s.clusterWindow, s.poolWindow, s.concurrencyChanges = nil, nil, "", nil
-	s.pauses, s.channelPauses, s.defers, s.holdSequence = nil, nil, nil, ""
-	return s
-}
-
 // deleteField deletes a field of a Struct, if the Struct exists.
 func deleteField(s *structpb.Struct, k string) {
 	if s != nil {
@@ -263,24 +253,11 @@ func TestGatesBrokenAreCaught(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			s := ungated()
 			tc.schedule(&s)
-			cfg := Config{Clusters: 4, PoolsPerCluster: 4, Seed: 1, MaxSteps: 40, Lag: 0.2, CacheSize: -1, StopAtViolation: true}
-			rep, err := run(context.Background(), cfg, s, func(fn runner) runner { return misinformed{fn: fn, alter: tc.alter} })
-			if err != nil {
-				t.Fatalf("%s\nrun(...): %v", tc.reason, err)
-			}
-			if len(rep.Violations) == 0 {
-				t.Errorf("%s\nrun(...): no violation in %d steps, want a %s violation", tc.reason, rep.Steps, tc.want)
-			} else {
-				t.Logf("first violation: %s", rep.Violations[0])
-			}
-			for _, v := range rep.Violations {
-				if v.Rule != tc.want {
-					t.Errorf("%s\nrun(...): at step %d, the first violations found include %s, want only %s violations", tc.reason, rep.Steps-1, v, tc.want)
-				}
-			}
+			cfg := Config{Clusters: 4, PoolsPerCluster: 4, Seed: 1, MaxSteps: 40, Lag: 0.2, CacheSize: -1}
+			firstViolationIs(t, tc.reason, cfg, s, tc.alter, tc.want)
 			// The same schedule, the function unbroken, past the gate's events.
-			cfg.StopAtViolation, cfg.MaxSteps = false, 24
-			rep, err = run(context.Background(), cfg, s, nil)
+			cfg.MaxSteps = 24
+			rep, err := run(context.Background(), cfg, s, nil)
 			if err != nil {
 				t.Fatalf("%s\nrun(...) unbroken: %v", tc.reason, err)
 			}
@@ -290,5 +267,27 @@ func TestGatesBrokenAreCaught(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// firstViolationIs runs the schedule with the function misinformed by
+// alter until the first check that finds a violation, and requires one
+// found, each of rule want.
+func firstViolationIs(t *testing.T, reason string, cfg Config, s schedule, alter func(*fnv1.RunFunctionRequest), want invariant.Rule) {
+	t.Helper()
+	cfg.StopAtViolation = true
+	rep, err := run(context.Background(), cfg, s, func(fn runner) runner { return misinformed{fn: fn, alter: alter} })
+	if err != nil {
+		t.Fatalf("%s\nrun(...): %v", reason, err)
+	}
+	if len(rep.Violations) == 0 {
+		t.Errorf("%s\nrun(...): no violation in %d steps, want a %s violation", reason, rep.Steps, want)
+	} else {
+		t.Logf("first violation: %s", rep.Violations[0])
+	}
+	for _, v := range rep.Violations {
+		if v.Rule != want {
+			t.Errorf("%s\nrun(...): at step %d, the first violations found include %s, want only %s violations", reason, rep.Steps-1, v, want)
+		}
 	}
 }

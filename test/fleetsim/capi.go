@@ -32,7 +32,7 @@ func (w *world) rolloutMD(o *composed) {
 	s, ns := o.md, o.id.namespace
 	sets := w.machineSets(ns, o.id.name)
 	for _, ms := range sets {
-		if ms.ready != ms.replicas {
+		if ms.ready != ms.replicas && !w.stuck(o, ms) {
 			ms.ready = ms.replicas
 			w.touchSet(ms)
 		}

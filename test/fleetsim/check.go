@@ -52,6 +52,7 @@ func (w *world) snapshot() invariant.Snapshot {
 	s := invariant.Snapshot{
 		ControlPlanes: make(map[string]string, len(w.clusters)), Templates: map[invariant.Ref]bool{},
 		Concurrency: make(map[string]int, len(w.clusters)), Held: map[string]string{},
+		WaveHeld: w.waves.held, Halted: w.waves.halted,
 	}
 	for _, c := range w.clusters {
 		s.ControlPlanes[c.namespace+"/"+c.name] = c.statusVersion
@@ -180,7 +181,7 @@ func (w *world) poolUnsettled(p *pool) string {
 		return fmt.Sprintf("%d MachineDeployments", mds)
 	}
 	for _, k := range sortedKeys(p.composed) {
-		if o := p.composed[k]; o.id.kind != kindMachineDeployment && o.id.kind != "MachineHealthCheck" && !used[o.id.name] {
+		if o := p.composed[k]; o.id.kind != kindMachineDeployment && o.id.kind != "MachineHealthCheck" && o.id.kind != kindConfigMap && !used[o.id.name] {
 			return "keeps unused " + o.id.String()
 		}
 	}

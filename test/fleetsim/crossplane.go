@@ -105,6 +105,9 @@ func (w *world) satisfy(req *fnv1.RunFunctionRequest, rq *fnv1.Requirements) {
 // fetch resolves a selector as Crossplane does: by name, nil when the
 // object does not exist; by labels, a list sorted by name.
 func (w *world) fetch(sel *fnv1.ResourceSelector) *fnv1.Resources {
+	if sel.GetKind() == kindConfigMap && sel.GetApiVersion() == apiVersionV1 {
+		return w.fetchConfigMaps(sel)
+	}
 	group, _, _ := strings.Cut(sel.GetApiVersion(), "/")
 	c := w.byNS[sel.GetNamespace()]
 	switch m := sel.GetMatch().(type) {
@@ -234,27 +237,42 @@ func (w *world) applyOne(p *pool, key string, dr *fnv1.Resource) error {
 		o = &composed{id: id, apiVersion: stringAt(d, "apiVersion"), uid: w.uid(), owner: p}
 		p.composed[key], w.objects[id] = o, o
 	}
-	spec := at(d, "spec").GetStructValue()
 	labels := at(md, "labels")
 	annots := obj(with(at(md, "annotations").GetStructValue(), annotationCompositeRN, str(key)).GetFields())
-	if o.id.kind == kindMachineDeployment {
-		spec = o.replicas(spec, stringsOf(annots))
-	}
-	changed := o.spec == nil || !equalStruct(o.spec, spec)
-	if changed {
-		o.spec = spec
-		o.generation++
+	var changed bool
+	if o.id.kind == kindConfigMap {
+		// A ConfigMap has data, no spec nor generation.
+		data := at(d, "data")
+		if changed = o.data == nil || !equalValue(o.data, data); changed {
+			o.data = data
+		}
+	} else {
+		spec := at(d, "spec").GetStructValue()
+		if o.id.kind == kindMachineDeployment {
+			spec = o.replicas(spec, stringsOf(annots))
+		}
+		if changed = o.spec == nil || !equalStruct(o.spec, spec); changed {
+			o.spec = spec
+			o.generation++
+		}
 	}
 	if changed || !equalValue(o.labels, labels) || !equalValue(o.annots, annots) {
 		o.labels, o.annots = labels, annots
 		w.touch(o)
 		w.stats.applies++
+		if o.id.kind == kindConfigMap {
+			w.indexMarker(o, labels)
+		}
 	}
 	o.applied = dr
 	if o.id.kind == kindMachineDeployment && changed {
-		o.md = parseMD(spec, stringsOf(annots))
+		old := o.md
+		o.md = parseMD(o.spec, stringsOf(annots))
 		if o.status == nil {
 			o.status = &mdStatus{}
+		}
+		if old != nil && old.template != o.md.template && w.running(o) > 0 {
+			w.started(p) // As the invariants count starts: of a running MachineDeployment.
 		}
 	}
 	return nil
@@ -320,6 +338,9 @@ func (w *world) remove(p *pool, key string) {
 	delete(p.composed, key)
 	delete(w.objects, o.id)
 	w.stats.deletes++
+	if o.id.kind == kindConfigMap {
+		w.indexMarker(o, nil)
+	}
 	if o.id.kind != kindMachineDeployment {
 		return
 	}

@@ -9,7 +9,9 @@
 //   - Crossplane (crossplane.go): requirement iterations with the previous
 //     reconcile's requirements pre-satisfied, required resources fetched by
 //     name or labels (a Cluster's MachineDeployments, with the annotations
-//     the function set on them, its MachineSets, and no MachinePools), a
+//     the function set on them, its MachineSets, and no MachinePools;
+//     ConfigMaps, the rollout markers, by labels in every namespace, filed
+//     by fleet and wave so that a fetch reads its wave alone), a
 //     Fatal result applies nothing, composed resources
 //     garbage-collected before the desired ones are server-side applied
 //     (fields the function omits that another owner set, such as the
@@ -28,18 +30,28 @@
 //     Clusters, one in a time zone, a pool's own), Clusters annotated with
 //     a concurrency of 1 or 2 besides the policy's 3, a pool holding its
 //     Cluster's rollout sequence.
+//   - The waves (waves.go, issue #14), on a schedule of their own: a
+//     channel bump rolled through a canary wave (1% of the Clusters, by a
+//     Cluster label), a staging wave (9%) and the rest, soaking 2h each; a
+//     canary pool whose new machines never become ready until step 30, so
+//     that it fails 12h (the halt timeout) after it started and halts the
+//     later waves until it recovers.
 //
 // The model has its own clock, an hour a step from a Monday midnight UTC,
 // which the function is given (compose.WithClock), so that windows open and
 // close within a simulation. The model reads the gates itself (gates.go),
 // independently of fn/plan: each Cluster's concurrency, and which pools may
 // not start a disruptive rollout now (paused, deferred, window closed or
-// unknown, holding the sequence).
+// unknown, holding the sequence); and the waves, from what the pools'
+// machines run rather than from the markers the function wrote: which
+// pools an earlier wave holds (a pool not at the target, or soaking) or
+// halts (a pool not at the target the halt timeout after it started).
 //
 // Every step the fleet invariants (test/invariant, shared with the
 // planner's property test and the fleet e2e's watcher) are checked on the
-// model state, RolloutConcurrencyBounded and NoRolloutStartWhileHeld among
-// them, and check.go's rules on every response; the simulation
-// measures the function's CPU time and allocations per call (sim.go,
-// meter.go). It runs in the unit tier: test/README.md lists the tiers.
+// model state, RolloutConcurrencyBounded, NoRolloutStartWhileHeld,
+// NoStartBeforeEarlierWaves and NoStartAfterHalt among them, and check.go's
+// rules on every response; the simulation measures the function's CPU time
+// and allocations per call (sim.go, meter.go) and the largest request
+// (reqsize.go). It runs in the unit tier: test/README.md lists the tiers.
 package fleetsim

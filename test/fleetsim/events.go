@@ -45,6 +45,15 @@ type schedule struct {
 	holdSequence        string
 	holdIn              string
 	holdFrom, holdUntil int
+
+	// The waves (gates.waves). clusterWave labels, from step 0, the
+	// clusters whose index modulo 100 is a key with the wave of its value.
+	// failPool of the first cluster of wave failIn fails: its machines of
+	// version failVersion never become ready until step failUntil.
+	clusterWave      map[int]string
+	failPool, failIn string
+	failVersion      string
+	failUntil        int
 }
 
 // defaultSchedule bumps the channel twice (v1.34.1 while every control
@@ -92,6 +101,16 @@ func defaultSchedule() schedule {
 	}
 }
 
+// ungated is the default schedule without a gate: every pool of a cluster
+// may roll at once, at any time.
+func ungated() schedule {
+	s := defaultSchedule()
+	s.gates = gates{concurrency: 100}
+	s.clusterConcurrency, s.clusterWindow, s.poolWindow, s.concurrencyChanges = nil, nil, "", nil
+	s.pauses, s.channelPauses, s.defers, s.holdSequence = nil, nil, nil, ""
+	return s
+}
+
 // mustWindow is a window of the schedule, which names only zones and
 // starts that exist.
 func mustWindow(name string, days []time.Weekday, start string, d time.Duration, zone string) window {
@@ -104,7 +123,7 @@ func mustWindow(name string, days []time.Weekday, start string, d time.Duration,
 
 // last is the step of the last scheduled event.
 func (s schedule) last() int {
-	l := max(s.autoscaleUntil, s.cpStart, s.undefer, s.holdUntil)
+	l := max(s.autoscaleUntil, s.cpStart, s.undefer, s.holdUntil, s.failUntil)
 	for _, m := range []map[int]float64{s.classChanges, s.defers} {
 		for k := range m {
 			l = max(l, k)
@@ -129,6 +148,14 @@ func (s schedule) last() int {
 // the clusters' concurrency annotations and window labels.
 func (w *world) setup(s schedule) error {
 	for i, c := range w.clusters {
+		if v, ok := s.clusterWave[i%100]; ok {
+			w.setClusterMeta(c, c.labels, labelRolloutWave, v)
+			if v == s.failIn && w.failing.pool == nil {
+				if j := slices.IndexFunc(c.pools, func(p *pool) bool { return p.name == s.failPool }); j >= 0 {
+					w.failing = failure{pool: c.pools[j], version: s.failVersion, until: s.failUntil}
+				}
+			}
+		}
 		if v, ok := s.clusterConcurrency[i%10]; ok {
 			w.setClusterMeta(c, c.annotations, annotationConcurrency, v)
 		}

@@ -29,21 +29,7 @@ func TestFleetModel(t *testing.T) {
 		Clusters: *flagClusters, PoolsPerCluster: *flagPools, Seed: *flagSeed,
 		MaxSteps: *flagSteps, Wave: *flagWave, CacheSize: *flagCache, Lag: *flagLag,
 	}
-	rep, err := Run(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("Run(%+v): %v", cfg, err)
-	}
-	t.Logf("fleet simulation, %d clusters x %d pools (seed %d):\n%s", cfg.Clusters, cfg.PoolsPerCluster, cfg.Seed, rep.Table())
-	for i, v := range rep.Violations {
-		if i == 20 {
-			t.Errorf("... and %d more violations", rep.ViolationCount-i)
-			break
-		}
-		t.Errorf("violation: %s", v)
-	}
-	if rep.ConvergedAt < 0 {
-		t.Errorf("the fleet did not converge in %d steps: %s (%d not converged)", rep.Steps, rep.Unconverged, rep.UnconvergedPools)
-	}
+	rep := simulate(t, "fleet simulation", cfg, defaultSchedule())
 	if cfg.Clusters < 10 {
 		return // Not every kind of cluster of the schedule exists.
 	}
@@ -58,4 +44,27 @@ func TestFleetModel(t *testing.T) {
 			t.Errorf("the most pools of a cluster of concurrency %d rolling at once: got %d, want %d", n, got, want)
 		}
 	}
+}
+
+// simulate runs the simulation on a schedule with the real function, logs
+// its report, and fails the test on every violation (the first 20 listed)
+// and if the fleet did not converge.
+func simulate(t *testing.T, what string, cfg Config, s schedule) *Report {
+	t.Helper()
+	rep, err := run(context.Background(), cfg, s, nil)
+	if err != nil {
+		t.Fatalf("run(%+v): %v", cfg, err)
+	}
+	t.Logf("%s, %d clusters x %d pools (seed %d):\n%s", what, cfg.Clusters, cfg.PoolsPerCluster, cfg.Seed, rep.Table())
+	for i, v := range rep.Violations {
+		if i == 20 {
+			t.Errorf("... and %d more violations", rep.ViolationCount-i)
+			break
+		}
+		t.Errorf("violation: %s", v)
+	}
+	if rep.ConvergedAt < 0 {
+		t.Errorf("the fleet did not converge in %d steps: %s (%d not converged)", rep.Steps, rep.Unconverged, rep.UnconvergedPools)
+	}
+	return rep
 }

@@ -107,6 +107,10 @@ type gates struct {
 	pausedChannels []string
 	windows        []window
 	defaultWindow  string
+	// waves are the policy's waves (waves.go), halting a wave's successors
+	// once a pool has not reached the target haltTimeout after it started.
+	waves       []waveSpec
+	haltTimeout time.Duration
 }
 
 // value is the policy's rollouts, as the Policy input spells them.
@@ -146,6 +150,7 @@ func (g gates) value() map[string]any {
 	if g.defaultWindow != "" {
 		r["defaultMaintenanceWindow"] = g.defaultWindow
 	}
+	g.waveValue(r)
 	return r
 }
 

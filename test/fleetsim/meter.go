@@ -30,6 +30,10 @@ type meter struct {
 	cached, planned samples
 	unchangedAnswer int
 	batch           []time.Duration
+	// sizes are the requests' sizes, measured after each batch if
+	// sizeRequests.
+	sizes        requestSizes
+	sizeRequests bool
 }
 
 // samples are call latencies.
@@ -81,6 +85,11 @@ func (m *meter) run(ctx context.Context, fn runner, batch []*reconcile) error {
 	m.mallocs += ms1.Mallocs - ms0.Mallocs
 	m.bytes += ms1.TotalAlloc - ms0.TotalAlloc
 	m.calls += len(batch)
+	for _, r := range batch {
+		if m.sizeRequests {
+			m.sizes.measure(r)
+		}
+	}
 	for i, r := range batch {
 		if r.calls == 0 && sameAnswer(r) {
 			m.unchangedAnswer++

@@ -36,6 +36,10 @@ type Config struct {
 	// StopAtViolation stops the simulation at the first check that finds a
 	// violation: the broken-function tests stop there.
 	StopAtViolation bool
+	// SizeRequests measures every request's size (Report.LargestRequest):
+	// a quarter of the model's time on the part-1 schedule, so only where
+	// asked.
+	SizeRequests bool
 }
 
 // maxViolations bounds the violations a Report keeps; it counts them all.
@@ -76,6 +80,18 @@ type Report struct {
 	// PeakRolling is, by rollout concurrency, the most pools of one
 	// Cluster of that concurrency seen rolling at once.
 	PeakRolling map[int]int
+	// LargestRequest is the largest RunFunctionRequest in bytes (proto.Size)
+	// and the pool it was for; MarkerList and MarkerItems the largest list
+	// of rollout markers a request carried, in bytes and markers.
+	LargestRequest          int
+	LargestRequestPool      string
+	MarkerList, MarkerItems int
+	// WaveStarts and WaveSettled are, by wave, the step its first pool
+	// started a rollout of the last target and the step all its pools were
+	// at that target and soaked (model's judgement); HaltedSteps the steps
+	// a wave was halted.
+	WaveStarts, WaveSettled map[string]int
+	HaltedSteps             int
 }
 
 func (r *Report) add(vs ...Violation) {
@@ -126,11 +142,12 @@ func run(ctx context.Context, cfg Config, s schedule, wrap func(runner) runner) 
 	}
 
 	rep := &Report{Clusters: cfg.Clusters, Pools: len(w.pools), ConvergedAt: -1}
-	m := &meter{}
+	m := &meter{sizeRequests: cfg.SizeRequests}
 	for w.step = 0; w.step < cfg.MaxSteps; w.step++ {
 		if err := w.events(s, wave); err != nil {
 			return nil, errors.Wrapf(err, "step %d", w.step)
 		}
+		m.sizes.reset()
 		vs, err := w.reconcileAll(ctx, fn, m)
 		if err != nil {
 			return nil, errors.Wrapf(err, "step %d", w.step)
@@ -162,6 +179,9 @@ func run(ctx context.Context, cfg Config, s schedule, wrap func(runner) runner) 
 	rep.ControlPlaneUpgrades, rep.ClassChanges, rep.Autoscales = st.cpUpgrades, st.classChanges, st.autoscales
 	rep.Applies, rep.Deletes = st.applies, st.deletes
 	rep.HeldBy, rep.Gated, rep.PeakRolling = st.heldBy, st.gated, st.peakRolling
+	rep.LargestRequest, rep.LargestRequestPool = m.sizes.largest, m.sizes.largestPool
+	rep.MarkerList, rep.MarkerItems = m.sizes.list, m.sizes.listItems
+	rep.WaveStarts, rep.WaveSettled, rep.HaltedSteps = w.waves.firstStart, w.waves.settled, w.waves.haltedSteps
 	return rep, nil
 }
 
@@ -172,6 +192,7 @@ const errFmtFleet = "a fleet needs clusters and pools, not %d and %d"
 // settle, each final response is checked, then applied.
 func (w *world) reconcileAll(ctx context.Context, fn runner, m *meter) ([]Violation, error) {
 	w.queuedAfterHolder = w.queuedAfterHolders()
+	w.judgeWaves()
 	all := make([]*reconcile, len(w.pools))
 	for i, p := range w.pools {
 		all[i] = w.newReconcile(p)
@@ -275,6 +296,10 @@ func (r *Report) Table() string {
 		{"pool reconciles held, by reason", counts(r.HeldBy)},
 		{"pool reconciles gated in the model", counts(r.Gated)},
 		{"peak pools rolling, by concurrency", counts(r.PeakRolling)},
+		{"largest request (bytes, pool)", fmt.Sprintf("%d, %s", r.LargestRequest, cmp.Or(r.LargestRequestPool, "not measured"))},
+		{"largest marker list (bytes, markers, bytes/marker)", fmt.Sprintf("%d, %d, %.0f", r.MarkerList, r.MarkerItems, float64(r.MarkerList)/float64(max(r.MarkerItems, 1)))},
+		{"waves: first start, settled and soaked (step)", waveSteps(r.WaveStarts, r.WaveSettled)},
+		{"steps with a wave halted", fmt.Sprint(r.HaltedSteps)},
 		{"violations", fmt.Sprint(r.ViolationCount)},
 		{"converged", converged},
 	}

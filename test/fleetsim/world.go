@@ -86,6 +86,10 @@ type composed struct {
 	// MachineDeployments only.
 	md     *mdSpec
 	status *mdStatus
+	// data of a ConfigMap (a rollout marker), and the bucket of markers
+	// it is filed in ("" for none).
+	data   *structpb.Value
+	bucket string
 	// body is the object as Crossplane observes it, made on first use after
 	// a change.
 	body *structpb.Struct
@@ -176,6 +180,12 @@ type world struct {
 	queuedAfterHolder map[*pool]bool
 	// upgrades are the clusters waiting to start a control plane upgrade.
 	upgrades []*cluster
+	// waves is what the model knows of the fleet's waves; markers are the
+	// rollout markers by fleet and wave; failing is the pool whose new
+	// machines never become ready, for a while.
+	waves   waveTruth
+	markers map[string]*markerBucket
+	failing failure
 	// seq numbers uids and resourceVersions, as the API server would.
 	seq   int64
 	stats counters
@@ -198,6 +208,8 @@ func newWorld(seed uint64, channel string) (*world, error) {
 		objects: map[objKey]*composed{},
 		sets:    map[string]map[string]*machineSet{},
 		stats:   counters{heldBy: map[string]int{}, gated: map[string]int{}, peakRolling: map[int]int{}},
+		waves:   newWaveTruth(),
+		markers: map[string]*markerBucket{},
 	}
 	if err := w.setChannel(channel); err != nil {
 		return nil, err
@@ -263,6 +275,9 @@ func (w *world) setChannel(version string) error {
 	p, err := policy(version, w.gates)
 	if err != nil {
 		return err
+	}
+	if version != w.channel {
+		w.waves.newTarget()
 	}
 	w.channel, w.policy = version, p
 	return nil

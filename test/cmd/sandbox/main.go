@@ -33,9 +33,11 @@ func main() {
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, *dir, *capi, *direct)
+	// Ctrl-C while starting is a stop, not a failure. Read it before stop(),
+	// which cancels the context too (and hid every start error).
+	interrupted := ctx.Err() != nil
 	stop()
-	// Ctrl-C while starting is a stop, not a failure.
-	if err != nil && ctx.Err() == nil {
+	if err != nil && !interrupted {
 		fmt.Fprintln(os.Stderr, "sandbox:", err)
 		os.Exit(1)
 	}

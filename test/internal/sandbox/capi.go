@@ -60,6 +60,11 @@ type manager struct {
 // install): core resolves apiGroup-only references with it.
 const contractLabel = "cluster.x-k8s.io/v1beta2"
 
+// capdDebugPort is the port CAPD's in-memory backend always listens on.
+const capdDebugPort = 19000
+
+const errFmtCAPDPort = "cannot run CAPD's in-memory backend: port %d is taken (%v); another CAPI sandbox or fleet e2e runs on this machine, and CAPD binds that port (fixed upstream): run one at a time"
+
 // StartCAPI runs the real Cluster API managers out of cluster: core, the
 // kubeadm bootstrap and control-plane providers, and CAPD with its
 // in-memory backend. Each serves its own webhooks (they cannot be switched
@@ -68,6 +73,14 @@ const contractLabel = "cluster.x-k8s.io/v1beta2"
 func (s *Sandbox) StartCAPI(ctx context.Context, bins CAPIBinaries) error {
 	t0 := time.Now()
 	s.progress("starting the Cluster API managers (core, kubeadm bootstrap and control plane, CAPD in-memory)")
+	// CAPD's in-memory workload API servers share a debug listener on a
+	// fixed port (upstream, not configurable): a second CAPD on the machine
+	// exits at once, which looked like a quiet stop.
+	l, err := net.Listen("tcp", fmt.Sprintf(":%d", capdDebugPort))
+	if err != nil {
+		return fmt.Errorf(errFmtCAPDPort, capdDebugPort, err)
+	}
+	_ = l.Close()
 	if err := s.labelContracts(ctx); err != nil {
 		return fmt.Errorf("cannot label the provider CRDs: %w", err)
 	}
