@@ -273,7 +273,7 @@ func computeQueue(in Input, pol v1beta1.RolloutPolicy) gated {
 	}
 	self := backingsOf(in.Observed)
 	holds := in.Annotations[AnnotationHoldSequence] == "true"
-	if !holds && (len(in.Siblings) < n && !holdsSequence(in.Siblings) || replacing(self, in.MachineSets)) {
+	if !holds && (len(in.Siblings) < n && !anyHoldsSequence(in.Siblings) || replacing(self, in.MachineSets)) {
 		return gated{} // No one to wait for, or already rolling.
 	}
 	since, ok, _ := queued(self)
@@ -295,7 +295,7 @@ func computeQueue(in Input, pol v1beta1.RolloutPolicy) gated {
 		isAhead := bad != "" || queuedToo && cmp.Or(t.Compare(since), strings.Compare(s.Pool, in.Name)) < 0
 		// A pool ahead that holds the sequence holds it whatever else it
 		// does (a resize by the autoscaler looks like a rollout).
-		if isAhead && holdsSequence([]Sibling{s}) {
+		if isAhead && s.holdsSequence() {
 			g.hold = &Hold{Reason: HoldSequence, Message: fmt.Sprintf("holding the pool's disruptive change: pool %s, queued ahead of it in Cluster %s, holds the sequence (%s=true)",
 				s.Pool, cluster, AnnotationHoldSequence)}
 			return g
@@ -324,16 +324,19 @@ func computeQueue(in Input, pol v1beta1.RolloutPolicy) gated {
 	return g
 }
 
-// holdsSequence reports whether a sibling holds its Cluster's sequence.
-func holdsSequence(siblings []Sibling) bool {
-	for _, s := range siblings {
-		for _, b := range s.Backings {
-			if b.HoldsSequence {
-				return true
-			}
+// holdsSequence reports whether the sibling holds its Cluster's sequence.
+func (s Sibling) holdsSequence() bool {
+	for _, b := range s.Backings {
+		if b.HoldsSequence {
+			return true
 		}
 	}
 	return false
+}
+
+// anyHoldsSequence reports whether a sibling holds the sequence.
+func anyHoldsSequence(siblings []Sibling) bool {
+	return slices.ContainsFunc(siblings, Sibling.holdsSequence)
 }
 
 // concurrency is how many pools of the Cluster may roll at once: its

@@ -25,14 +25,25 @@ type window struct {
 	loc          *time.Location
 }
 
-// weekdays are the names a window's days may take.
-var weekdays = func() map[v1beta1.Weekday]time.Weekday {
-	out := make(map[v1beta1.Weekday]time.Weekday, 7)
+// weekday is the day a window's day names, as Go's time package names it.
+func weekday(name v1beta1.Weekday) (time.Weekday, bool) {
 	for d := time.Sunday; d <= time.Saturday; d++ {
-		out[v1beta1.Weekday(d.String())] = d
+		if string(name) == d.String() {
+			return d, true
+		}
 	}
+	return 0, false
+}
+
+// weekdayNames are the names a window's days may take, sorted.
+func weekdayNames() []string {
+	out := make([]string, 0, 7)
+	for d := time.Sunday; d <= time.Saturday; d++ {
+		out = append(out, d.String())
+	}
+	slices.Sort(out)
 	return out
-}()
+}
 
 // parseWindows reads the policy's maintenance windows, reporting every
 // problem on its field.
@@ -52,15 +63,9 @@ func parseWindows(pol *v1beta1.RolloutPolicy) (map[string]window, field.ErrorLis
 			errs = append(errs, field.Duplicate(p.Child("name"), mw.Name))
 		}
 		for j, d := range mw.Days {
-			wd, ok := weekdays[d]
+			wd, ok := weekday(d)
 			if !ok {
-				errs = append(errs, field.NotSupported(p.Child("days").Index(j), d, slices.Sorted(func(yield func(string) bool) {
-					for k := range weekdays {
-						if !yield(string(k)) {
-							return
-						}
-					}
-				})))
+				errs = append(errs, field.NotSupported(p.Child("days").Index(j), d, weekdayNames()))
 				continue
 			}
 			w.days[wd] = true
