@@ -5,6 +5,7 @@ import (
 	"hash/maphash"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +14,8 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
+
+	"github.com/fleetnodepool/function-fleetnodepool/fn/plan"
 )
 
 // DefaultCacheSize is how many pools a Function remembers the plan of.
@@ -39,6 +42,7 @@ type planCache struct {
 	seeds    [2]maphash.Seed
 	plans    *bounded[*poolPlan] // One per pool, keyed by its identity.
 	policies *bounded[decodedPolicy]
+	views    *bounded[plan.WaveView] // Sets of markers read, by markersFingerprint.
 
 	hits, misses atomic.Uint64
 }
@@ -72,18 +76,21 @@ func (c *planCache) Collect(ch chan<- prometheus.Metric) {
 
 // wrap answers a request from the cache where the pool was planned from the
 // same request before, and from next otherwise, remembering what next
-// planned.
+// planned. waves reads the markers of the earlier waves (Function.waves):
+// the plan is fingerprinted by what they say, which changes far less often
+// than they do.
 // A plan is good until its wake: then time alone may change it (a
 // maintenance window opens or closes).
-func (c *planCache) wrap(next func(*fnv1.RunFunctionRequest, time.Time) *planned) func(*fnv1.RunFunctionRequest, time.Time) *planned {
+func (c *planCache) wrap(next func(*fnv1.RunFunctionRequest, map[string]plan.WaveView, time.Time) *planned, waves func(*fnv1.RunFunctionRequest) map[string]plan.WaveView) func(*fnv1.RunFunctionRequest, time.Time) *planned {
 	return func(req *fnv1.RunFunctionRequest, now time.Time) *planned {
-		pool, fp := c.fingerprint(req)
+		fleet := waves(req)
+		pool, fp := c.fingerprint(req, fleet)
 		if p, ok := c.get(pool, fp); ok && (p.wake.IsZero() || now.Before(p.wake)) {
 			c.hits.Add(1)
 			return p
 		}
 		c.misses.Add(1)
-		p := next(req, now)
+		p := next(req, fleet, now)
 		if p.cacheable {
 			c.put(pool, fp, p)
 		}
@@ -100,6 +107,7 @@ func newPlanCache(size int) *planCache {
 		seeds:    [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
 		plans:    newBounded[*poolPlan](size),
 		policies: newBounded[decodedPolicy](policyCacheSize),
+		views:    newBounded[plan.WaveView](viewCacheSize),
 	}
 }
 
@@ -164,9 +172,10 @@ func (c *planCache) policyFingerprint(input *structpb.Struct) fingerprint {
 	return fingerprint{hashStruct(c.seeds[0], input), hashStruct(c.seeds[1], input)}
 }
 
-// fingerprint hashes what planning reads from a request. The pool is the
+// fingerprint hashes what planning reads from a request: the markers of the
+// earlier waves as fleet, what they say (Function.waves). The pool is the
 // XR's identity: the key of its one cache entry.
-func (c *planCache) fingerprint(req *fnv1.RunFunctionRequest) (pool, fp fingerprint) {
+func (c *planCache) fingerprint(req *fnv1.RunFunctionRequest, fleet map[string]plan.WaveView) (pool, fp fingerprint) {
 	xr := req.GetObserved().GetComposite().GetResource().GetFields()
 	md := xr["metadata"].GetStructValue().GetFields()
 	labels := md["labels"].GetStructValue().GetFields()
@@ -181,10 +190,14 @@ func (c *planCache) fingerprint(req *fnv1.RunFunctionRequest) (pool, fp fingerpr
 		h = mix(seed, h, hashStruct(seed, req.GetInput()))
 		h = mix(seed, h, hashObserved(seed, req.GetObserved().GetResources()))
 		for name, rs := range req.GetRequiredResources() {
-			// Every requirement planning reads, the waves' included: order
-			// independent, as the map's.
+			if strings.HasPrefix(name, requirementWavePrefix) {
+				continue // Read as fleet.
+			}
+			// Every other requirement planning reads: order independent, as
+			// the map's.
 			h += mix(seed, maphash.String(seed, name), hashResources(seed, rs))
 		}
+		h = mix(seed, h, hashViews(seed, fleet))
 		h = mix(seed, h, hashValue(seed, md["annotations"]))
 		h = mix(seed, h, hashValue(seed, md["labels"]))
 		fp[i] = h

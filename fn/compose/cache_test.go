@@ -2,6 +2,7 @@ package compose
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -160,5 +161,66 @@ function_fleetnodepool_plan_cache_pools_max 8
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
 		t.Errorf("after a miss and a hit: %v", err)
+	}
+}
+
+// TestWaitingPoolCachedWhileEarlierWavesRoll: a pool waiting for an earlier
+// wave is answered from the cache while that wave's markers change without
+// changing what they say of the target (plan.WaveView), and is planned again
+// as soon as they say something new; the cached answers equal the uncached
+// function's.
+func TestWaitingPoolCachedWhileEarlierWavesRoll(t *testing.T) {
+	base := soakingPool(t)
+	pol, err := New().policy(base.GetInput())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// withCanary is the request with the canary markers in these states, at
+	// these resourceVersions.
+	withCanary := func(states ...string) *fnv1.RunFunctionRequest {
+		req := proto.CloneOf(base)
+		items := make([]*fnv1.Resource, 0, len(states)/2)
+		for i := 0; i < len(states); i += 2 {
+			items = append(items, &fnv1.Resource{Resource: mustStruct(map[string]any{
+				"apiVersion": "v1", "kind": "ConfigMap",
+				"metadata": map[string]any{"name": fmt.Sprintf("c-%d-rollout", i), "namespace": "team-b", "uid": fmt.Sprintf("uid-%d", i),
+					"resourceVersion": states[i+1], "labels": map[string]any{"fleet.nodepool.dev/pool": fmt.Sprint(i)}},
+				"data": map[string]any{"target": pol.target, "state": states[i], "since": "2026-11-29T22:30:00Z", "startedAt": "2026-11-29T20:50:00Z"},
+			})})
+		}
+		req.RequiredResources[requirementWavePrefix+"canary"] = &fnv1.Resources{Items: items}
+		return req
+	}
+	steps := []struct {
+		reason string
+		req    *fnv1.RunFunctionRequest
+		hit    bool
+	}{
+		{reason: "The first request is planned.", req: withCanary("Rolling", "1", "Held", "2")},
+		{reason: "A canary marker moved (Held to Rolling), the wave still waits: the same answer, from the cache.", req: withCanary("Rolling", "1", "Rolling", "3"), hit: true},
+		{reason: "Another one moved (Rolling to Held): still waiting, from the cache.", req: withCanary("Held", "4", "Rolling", "3"), hit: true},
+		{reason: "One settled, one still rolling: still waiting, from the cache.", req: withCanary("Settled", "5", "Rolling", "3"), hit: true},
+		{reason: "The last one settled: the wave soaks, the pool is planned again.", req: withCanary("Settled", "5", "Settled", "6")},
+		{reason: "One failed, within the tolerance of one: the pool is planned again, and still soaks.", req: withCanary("Settled", "5", "Failed", "7")},
+		{reason: "Both failed, over the tolerance: the wave halts.", req: withCanary("Failed", "8", "Failed", "7")},
+	}
+	cached, uncached := New(WithPlanner(plan.New(plan.WithProviders(providers.All()...))), clockAt(sunday2300)),
+		New(WithPlanner(plan.New(plan.WithProviders(providers.All()...))), WithCacheSize(0), clockAt(sunday2300))
+	reasons := map[string]bool{}
+	for i, s := range steps {
+		hits := cached.cache.hits.Load()
+		rsp, diff := bothAnswer(t, cached, uncached, s.req)
+		if diff != "" {
+			t.Errorf("step %d: %s\nthe cached function's response differs from the uncached one: -uncached, +cached:\n%s", i, s.reason, diff)
+		}
+		if got := cached.cache.hits.Load() > hits; got != s.hit {
+			t.Errorf("step %d: %s\nanswered from the cache: %t, want %t", i, s.reason, got, s.hit)
+		}
+		reasons[condition(rsp, TypeRolloutHeld).GetReason()] = true
+	}
+	for _, want := range []string{plan.HoldWave, plan.HoldSoak, plan.HoldHalted} {
+		if !reasons[want] {
+			t.Errorf("no step held the pool for %s: the steps do not move the view as they say (held for %v)", want, reasons)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -20,36 +21,99 @@ import (
 // TestFingerprintCoversDecode perturbs every value of a request, one at a
 // time, and requires a cache miss wherever the perturbation changes what
 // the function answers: whatever the decoder reads, the fingerprint covers,
-// so the cache can never answer for another request. The request is a
-// rolling pool (a class change, the old templates kept while MachineSets
-// use them) with its Cluster, control plane and MachineSets, and no
+// so the cache can never answer for another request. The requests carry no
 // resourceVersions, so that the fingerprint hashes content rather than
 // versions.
 func TestFingerprintCoversDecode(t *testing.T) {
-	f := New(WithPlanner(plan.New(plan.WithProviders(providers.All()...))), WithCacheSize(0))
-	req := rollingPool(t, f)
-	cache := newPlanCache(1)
-	_, base := cache.fingerprint(req)
-	baseOut := answer(t, f, req)
+	cases := map[string]struct {
+		reason string
+		req    func(*testing.T) *fnv1.RunFunctionRequest
+		// atLeast is how many perturbations must change the answer: a
+		// request that exercises the decoder; some of them under each of
+		// reads.
+		atLeast int
+		reads   []string
+	}{
+		"RollingPool": {
+			reason: "A rolling pool (a class change, the old templates kept while MachineSets use them) with its Cluster, control plane and MachineSets.",
+			req: func(t *testing.T) *fnv1.RunFunctionRequest {
+				return rollingPool(t, New(WithPlanner(plan.New(plan.WithProviders(providers.All()...)))))
+			},
+			atLeast: 50,
+		},
+		"WaitingForWaves": {
+			reason:  "A pool with a change to start, behind a canary wave soaking at the target with one pool failed within the tolerance: the markers are fingerprinted by what they say (Function.waves), not whole.",
+			req:     soakingPool,
+			atLeast: 60,
+			reads:   []string{"required.wave-canary[0]", "required.wave-canary[1]"},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			f := New(WithPlanner(plan.New(plan.WithProviders(providers.All()...))), WithCacheSize(0), clockAt(sunday2300))
+			req := tc.req(t)
+			cache := newPlanCache(1)
+			_, base := cache.fingerprint(req, f.waves(req))
+			baseOut := answer(t, f, req)
 
-	perturbed, missed := 0, 0
-	for _, leaf := range leaves(req) {
-		r := proto.Clone(req).(*fnv1.RunFunctionRequest)
-		leaf.set(r)
-		out := answer(t, f, r)
-		if proto.Equal(out, baseOut) {
-			continue // The function does not read it, or it changes nothing.
-		}
-		perturbed++
-		if _, fp := cache.fingerprint(r); fp == base {
-			missed++
-			t.Errorf("%s: changing it changes the answer, but not the fingerprint: the cache would answer for another request", leaf.path)
-		}
+			perturbed, missed := 0, 0
+			under := map[string]int{}
+			for _, leaf := range leaves(req) {
+				r := proto.Clone(req).(*fnv1.RunFunctionRequest)
+				leaf.set(r)
+				out := answer(t, f, r)
+				if proto.Equal(out, baseOut) {
+					continue // The function does not read it, or it changes nothing.
+				}
+				perturbed++
+				for _, p := range tc.reads {
+					if strings.HasPrefix(leaf.path, p+".") {
+						under[p]++
+					}
+				}
+				if _, fp := cache.fingerprint(r, f.waves(r)); fp == base {
+					missed++
+					t.Errorf("%s\n%s: changing it changes the answer, but not the fingerprint: the cache would answer for another request", tc.reason, leaf.path)
+				}
+			}
+			if perturbed < tc.atLeast {
+				t.Errorf("%s\nonly %d perturbations changed the answer, want at least %d: the request does not exercise the decoder", tc.reason, perturbed, tc.atLeast)
+			}
+			for _, p := range tc.reads {
+				if under[p] == 0 {
+					t.Errorf("%s\nno value under %s changes the answer: the request does not exercise its reading", tc.reason, p)
+				}
+			}
+			t.Logf("%d of %d values change the answer (%v under the reads); %d not fingerprinted", perturbed, len(leaves(req)), under, missed)
+		})
 	}
-	if perturbed < 50 {
-		t.Errorf("only %d perturbations changed the answer: the request does not exercise the decoder", perturbed)
+}
+
+// soakingPool is the rolling pool with a policy of a canary wave soaking an
+// hour, and the canary's markers: one settled 10 minutes ago at the target,
+// one failed at it (within a tolerance of one).
+func soakingPool(t *testing.T) *fnv1.RunFunctionRequest {
+	t.Helper()
+	req := gatedPool(t, map[string]any{
+		"waves": []any{map[string]any{"name": "canary", "soak": "1h", "poolSelector": map[string]any{"matchLabels": map[string]any{"ring": "0"}}}},
+		"halt":  map[string]any{"tolerance": 1},
+	})
+	pol, err := New().policy(req.GetInput())
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Logf("%d of %d values change the answer; %d not fingerprinted", perturbed, len(leaves(req)), missed)
+	m := func(pool string, data map[string]any) *fnv1.Resource {
+		return &fnv1.Resource{Resource: mustStruct(map[string]any{
+			"apiVersion": "v1", "kind": "ConfigMap",
+			"metadata": map[string]any{"name": "c-" + pool + "-rollout", "namespace": "team-b", "labels": map[string]any{"fleet.nodepool.dev/pool": pool}},
+			"data":     data,
+		})}
+	}
+	req.RequiredResources[requirementWavePrefix+"canary"] = &fnv1.Resources{Items: []*fnv1.Resource{
+		m("a", map[string]any{"target": pol.target, "state": "Settled", "since": sunday2300.Add(-10 * time.Minute).Format(time.RFC3339)}),
+		m("b", map[string]any{"target": pol.target, "state": "Failed", "startedAt": sunday2300.Add(-2 * time.Hour).Format(time.RFC3339)}),
+	}}
+	return req
 }
 
 // answer is what a response says, without its meta (which echoes the

@@ -74,9 +74,11 @@ func New(o ...Option) *Function {
 	for _, fn := range o {
 		fn(f)
 	}
-	f.compose = f.planPool
+	f.compose = func(req *fnv1.RunFunctionRequest, now time.Time) *planned {
+		return f.planPool(req, f.waves(req), now)
+	}
 	if f.cache != nil {
-		f.compose = f.cache.wrap(f.planPool)
+		f.compose = f.cache.wrap(f.planPool, f.waves)
 		if f.metrics != nil {
 			f.metrics.MustRegister(f.cache)
 		}
@@ -106,12 +108,13 @@ func (f *Function) run(req *fnv1.RunFunctionRequest) *fnv1.RunFunctionResponse {
 	return rsp
 }
 
-// planPool answers a request: it reads the pool from it, plans the pool and
+// planPool answers a request: it reads the pool from it, with what the
+// markers of the earlier waves say (Function.waves), plans the pool and
 // encodes the plan. The pool's Cluster decides its provider and backend:
 // until Crossplane has fetched it (it calls again at once), the answer only
 // asks for it.
-func (f *Function) planPool(req *fnv1.RunFunctionRequest, now time.Time) *planned {
-	in, err := f.decode(req)
+func (f *Function) planPool(req *fnv1.RunFunctionRequest, fleet map[string]plan.WaveView, now time.Time) *planned {
+	in, err := f.decode(req, fleet)
 	if err != nil {
 		return &planned{fatal: err}
 	}

@@ -59,7 +59,7 @@ func FuzzRunFunction(f *testing.F) {
 			}
 		}
 
-		in, err := fn.decode(req)
+		in, err := fn.decode(req, fn.waves(req))
 		if err != nil {
 			return
 		}

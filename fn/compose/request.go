@@ -93,8 +93,9 @@ func (f *Function) require(req *fnv1.RunFunctionRequest, in *plan.Input) (_ *fnv
 	return rs, true, nil
 }
 
-// decode reads the plan input from the request.
-func (f *Function) decode(req *fnv1.RunFunctionRequest) (plan.Input, error) {
+// decode reads the plan input from the request, with what the markers of
+// the earlier waves say (Function.waves).
+func (f *Function) decode(req *fnv1.RunFunctionRequest, fleet map[string]plan.WaveView) (plan.Input, error) {
 	in := plan.Input{}
 	xr := req.GetObserved().GetComposite().GetResource()
 	if xr == nil {
@@ -153,7 +154,7 @@ func (f *Function) decode(req *fnv1.RunFunctionRequest) (plan.Input, error) {
 		mk := marker(m.GetResource().GetFields())
 		in.Marker = &mk
 	}
-	in.Fleet = fleet(req)
+	in.Fleet = fleet
 	return in, nil
 }
 
@@ -351,47 +352,6 @@ func (f *Function) policy(input *structpb.Struct) (decodedPolicy, error) {
 		f.cache.policies.put(fp, p)
 	}
 	return p, nil
-}
-
-// marker reads a pool's rollout marker from its ConfigMap.
-func marker(f map[string]*structpb.Value) plan.Marker {
-	md := f["metadata"].GetStructValue().GetFields()
-	return plan.ReadMarker(md["namespace"].GetStringValue(), field(md, "labels", capi.PoolLabel).GetStringValue(), stringMap(f["data"]))
-}
-
-// fleet reads the markers of the waves Crossplane fetched, by wave: nil
-// when it fetched none.
-func fleet(req *fnv1.RunFunctionRequest) map[string][]plan.Marker {
-	var out map[string][]plan.Marker
-	for name, rs := range req.GetRequiredResources() {
-		wave, ok := strings.CutPrefix(name, requirementWavePrefix)
-		if !ok {
-			continue
-		}
-		if out == nil {
-			out = map[string][]plan.Marker{}
-		}
-		ms := make([]plan.Marker, 0, len(rs.GetItems()))
-		for _, item := range rs.GetItems() {
-			ms = append(ms, marker(item.GetResource().GetFields()))
-		}
-		out[wave] = ms
-	}
-	return out
-}
-
-// withWaves requires the markers of the waves before the pool's, in every
-// namespace: a pool reads them only while it has a change to start.
-func withWaves(rs *fnv1.Requirements, fleet string, waves []string) {
-	for _, w := range waves {
-		rs.Resources[requirementWavePrefix+w] = &fnv1.ResourceSelector{
-			ApiVersion: "v1",
-			Kind:       "ConfigMap",
-			Match: &fnv1.ResourceSelector_MatchLabels{MatchLabels: &fnv1.MatchLabels{Labels: map[string]string{
-				plan.LabelFleet: fleet, plan.LabelWave: w,
-			}}},
-		}
-	}
 }
 
 // observed extracts what planning needs from the observed composed

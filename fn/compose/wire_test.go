@@ -31,7 +31,7 @@ func TestWhatIsHashedIsSent(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			in, err := f.decode(req)
+			in, err := f.decode(req, f.waves(req))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -76,9 +76,9 @@ type Input struct {
 	Now time.Time
 	// Target is the policy's target (Target(Policy)), where it has waves.
 	Target string
-	// Fleet are the markers of the pools of the waves before the pool's, by
-	// wave name; nil when they were not fetched (yet).
-	Fleet map[string][]Marker
+	// Fleet is what the markers of the waves before the pool's say of the
+	// target (ViewWave), by wave name; nil when they were not fetched (yet).
+	Fleet map[string]WaveView
 	// Marker is the pool's own marker as observed, nil if none.
 	Marker *Marker
 	// Composition is the name of the Composition composing the pool, ""

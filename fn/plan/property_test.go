@@ -233,7 +233,8 @@ func (w *world) backing(kind, name string, obj map[string]any, running int32) in
 func (w *world) reconcile(pl *Planner) []invariant.Violation {
 	in := w.in
 	in.Observed = w.observed
-	in.Target, in.Fleet = w.target(), map[string][]Marker{"canary": slices.Clone(w.canary)}
+	in.Target = w.target()
+	in.Fleet = map[string]WaveView{"canary": ViewWave(w.canary, in.Target)}
 	in.ControlPlane = &ControlPlane{Kind: "KubeadmControlPlane", Name: "prod-eu-1", Version: w.cp}
 	in.MachineSets = map[string][]MachineSet{}
 	for md, sets := range w.sets {

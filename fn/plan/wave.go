@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -104,6 +105,45 @@ type Marker struct {
 	// StartedAt is when the pool started its change (state Rolling or
 	// Failed).
 	StartedAt time.Time
+}
+
+// A WaveView is what the markers of one wave say of a target: all a pool
+// of a later wave reads of them. Thousands of pools wait on the same
+// markers; the view is what they share (fn/compose computes it once per
+// set of markers), and it changes far less often than the markers do: not
+// while the wave's pools roll, only when the last arrives or one fails.
+type WaveView struct {
+	// Pools is how many markers the wave has: what a halt tolerance given
+	// as a percentage is of.
+	Pools int
+	// Waiting: a pool of the wave is not at the target, or not settled.
+	Waiting bool
+	// Failed names (namespace/pool) the pools failed at the target,
+	// sorted.
+	Failed []string
+	// Since is when the last pool settled at the target, zero while the
+	// wave is Waiting: the wave's soak counts from it.
+	Since time.Time
+}
+
+// ViewWave reads a wave's markers for a target.
+func ViewWave(ms []Marker, target string) WaveView {
+	v := WaveView{Pools: len(ms)}
+	for _, m := range ms {
+		switch {
+		case m.State == MarkerFailed && m.Target == target:
+			v.Failed = append(v.Failed, m.Namespace+"/"+m.Pool)
+		case m.Target != target || m.State != MarkerSettled:
+			v.Waiting = true
+		default:
+			v.Since = maxTime(v.Since, m.Since)
+		}
+	}
+	if v.Waiting {
+		v.Since = time.Time{}
+	}
+	sort.Strings(v.Failed)
+	return v
 }
 
 // A wave is a resolved wave of the policy.
@@ -254,24 +294,16 @@ func computeWave(in Input, r *resolved, pol v1beta1.RolloutPolicy, broken rule) 
 		halted  []string
 	)
 	for _, e := range earlier {
-		ms := in.Fleet[e.name]
-		var failed []string
-		for _, m := range ms {
-			name := m.Namespace + "/" + m.Pool
-			switch {
-			case m.State == MarkerFailed && m.Target == in.Target:
-				failed = append(failed, name)
-			case m.Target != in.Target || m.State != MarkerSettled:
-				if waiting == "" {
-					waiting = e.name
-				}
-			case in.Now.Before(m.Since.Add(e.soak)):
-				soakEnd = maxTime(soakEnd, m.Since.Add(e.soak))
-			}
+		v := in.Fleet[e.name]
+		if v.Waiting && waiting == "" {
+			waiting = e.name
 		}
-		allowed, _ := intstr.GetScaledValueFromIntOrPercent(ptr.To(ptr.Deref(tolerance, intstr.FromInt32(0))), len(ms), false)
-		if len(failed) > allowed {
-			halted = append(halted, fmt.Sprintf("wave %s: %s", e.name, list(failed)))
+		if !v.Since.IsZero() && in.Now.Before(v.Since.Add(e.soak)) {
+			soakEnd = maxTime(soakEnd, v.Since.Add(e.soak))
+		}
+		allowed, _ := intstr.GetScaledValueFromIntOrPercent(ptr.To(ptr.Deref(tolerance, intstr.FromInt32(0))), v.Pools, false)
+		if len(v.Failed) > allowed {
+			halted = append(halted, fmt.Sprintf("wave %s: %s", e.name, list(v.Failed)))
 		}
 	}
 	if broken&ruleHalt != 0 {
@@ -391,9 +423,10 @@ func waveName(w *wave) string {
 	return "wave " + w.name
 }
 
-// list names up to five items, and how many more there are.
+// list names up to five items, sorted, and how many more there are. It
+// leaves items as they are: views are shared by the pools that read them.
 func list(items []string) string {
-	sort.Strings(items)
+	items = slices.Sorted(slices.Values(items))
 	if len(items) <= 5 {
 		return strings.Join(items, ", ")
 	}

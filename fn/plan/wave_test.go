@@ -138,7 +138,7 @@ func TestWaves(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			_, observed := running(t, input(tc.mods...))
 			p := mustPlan(t, input(append(tc.mods, disruptiveChange, func(in *Input) {
-				in.Observed, in.Target, in.Fleet = observed, target, tc.fleet
+				in.Observed, in.Target, in.Fleet = observed, target, views(tc.fleet, target)
 			})...))
 			got := want{Wave: p.Status.Rollout.Wave}
 			if p.Hold != nil {
@@ -294,6 +294,69 @@ func TestFleetOf(t *testing.T) {
 			got := fleetOf(v1beta1.RolloutPolicy{Fleet: tc.fleet}, tc.comp)
 			if diff := cmp.Diff(tc.want, got); diff != "" || len(got) > 63 {
 				t.Errorf("%s\n-want, +got (%d characters):\n%s", tc.reason, len(got), diff)
+			}
+		})
+	}
+}
+
+// views is what the markers of each wave say of the target.
+func views(fleet map[string][]Marker, target string) map[string]WaveView {
+	if fleet == nil {
+		return nil
+	}
+	out := make(map[string]WaveView, len(fleet))
+	for w, ms := range fleet {
+		out[w] = ViewWave(ms, target)
+	}
+	return out
+}
+
+func TestViewWave(t *testing.T) {
+	const target = "t2"
+	earlier, later := testNow.Add(-time.Hour), testNow.Add(-time.Minute)
+	cases := map[string]struct {
+		reason  string
+		markers []Marker
+		want    WaveView
+	}{
+		"Empty": {
+			reason: "A wave without pools is neither waiting nor soaking.",
+			want:   WaveView{},
+		},
+		"SoakFromTheLastToSettle": {
+			reason:  "A wave's soak counts from when its last pool settled at the target.",
+			markers: []Marker{settled("a", target, earlier), settled("b", target, later)},
+			want:    WaveView{Pools: 2, Since: later},
+		},
+		"OtherTargetWaits": {
+			reason:  "A pool settled at another target is not there yet: the wave waits, and no soak is read while it does.",
+			markers: []Marker{settled("a", target, later), settled("b", "t1", earlier)},
+			want:    WaveView{Pools: 2, Waiting: true},
+		},
+		"RollingWaits": {
+			reason:  "A pool rolling to the target is not there yet.",
+			markers: []Marker{{Namespace: "ns", Pool: "a", Target: target, State: MarkerRolling, StartedAt: later}},
+			want:    WaveView{Pools: 1, Waiting: true},
+		},
+		"FailedSortedAndNotWaiting": {
+			reason: "Pools failed at the target are named, sorted, and do not count as waiting: the halt tolerance decides.",
+			markers: []Marker{
+				{Namespace: "ns", Pool: "z", Target: target, State: MarkerFailed},
+				{Namespace: "ns", Pool: "b", Target: target, State: MarkerFailed},
+				settled("a", target, earlier),
+			},
+			want: WaveView{Pools: 3, Failed: []string{"ns/b", "ns/z"}, Since: earlier},
+		},
+		"FailedAtAnotherTargetWaits": {
+			reason:  "A pool that failed at another target has not started this one: it is not there yet, and halts nothing.",
+			markers: []Marker{{Namespace: "ns", Pool: "a", Target: "t1", State: MarkerFailed}},
+			want:    WaveView{Pools: 1, Waiting: true},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, ViewWave(tc.markers, target)); diff != "" {
+				t.Errorf("%s\nViewWave(...): -want, +got:\n%s", tc.reason, diff)
 			}
 		})
 	}

@@ -57,8 +57,10 @@ func withMarkers(b *testing.B, req *fnv1.RunFunctionRequest, n int) *fnv1.RunFun
 // the earlier waves it reads, and its request's size (bytes/request): the
 // request the waves' schedule gave such a pool with the most markers,
 // its staging markers replaced by n. Planned: the function uncached, as
-// for a pool whose Cluster or markers moved since its last reconcile;
-// cached: the function as deployed, asked the same again.
+// for a pool whose Cluster moved since its last reconcile; cached: the
+// function as deployed, asked the same again; moved: as deployed, asked
+// with one marker moved each time (a new resourceVersion) while the wave
+// still waits, as while the earlier waves roll.
 //
 //	go test ./test/fleetsim -run '^$' -bench Markers -benchtime 2s
 func BenchmarkMarkers(b *testing.B) {
@@ -72,16 +74,27 @@ func BenchmarkMarkers(b *testing.B) {
 	}
 	now := epoch().Add(25 * stepEvery)
 	for _, n := range []int{0, 100, 1000, 5000} {
-		for _, cache := range []int{0, -1} {
+		for _, how := range []string{"planned", "cached", "moved"} {
 			req := withMarkers(b, c.req, n)
+			reqs := []*fnv1.RunFunctionRequest{req}
+			if how == "moved" && n > 0 {
+				reqs = append(reqs, proto.CloneOf(req))
+				first := reqs[1].GetRequiredResources()["wave-staging"].GetItems()[0].GetResource()
+				at(first, "metadata").GetStructValue().GetFields()["resourceVersion"] = str("moved")
+			}
+			cache := -1 // The function's default.
+			if how == "planned" {
+				cache = 0
+			}
 			fn := function(Config{CacheSize: cache}, func() time.Time { return now })
-			how := map[int]string{0: "planned", -1: "cached"}[cache]
 			b.Run(fmt.Sprintf("markers=%d/%s", n, how), func(b *testing.B) {
 				b.ReportAllocs()
+				i := 0
 				for b.Loop() {
-					if _, err := fn.RunFunction(context.Background(), req); err != nil {
+					if _, err := fn.RunFunction(context.Background(), reqs[i%len(reqs)]); err != nil {
 						b.Fatal(err)
 					}
+					i++
 				}
 				b.ReportMetric(float64(proto.Size(req)), "bytes/request")
 			})
