@@ -168,8 +168,9 @@ func TestSiblingsRead(t *testing.T) {
 		return &fnv1.Resource{Resource: mustStruct(map[string]any{
 			"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "MachineSet",
 			"metadata": map[string]any{"name": md + "-x", "labels": labels},
-			"spec":     map[string]any{"template": map[string]any{"spec": map[string]any{"infrastructureRef": map[string]any{"name": "i"}}}},
-			"status":   map[string]any{"replicas": replicas},
+			"spec": map[string]any{"template": map[string]any{"spec": map[string]any{"version": "v1.33.4", "infrastructureRef": map[string]any{"name": "i"},
+				"bootstrap": map[string]any{"configRef": map[string]any{"name": "b"}}}}},
+			"status": map[string]any{"replicas": replicas},
 		})}
 	}
 	req := &fnv1.RunFunctionRequest{RequiredResources: map[string]*fnv1.Resources{
@@ -179,8 +180,8 @@ func TestSiblingsRead(t *testing.T) {
 	}}
 	observed := map[string]plan.Observed{"machinedeployment-a": {Name: "c-workers-a", Version: "v1.33.4"}}
 	own, siblings := pools(req, "workers", observed)
-	wantOwn := map[string][]plan.MachineSet{"c-workers-a": {{Infra: "i", Replicas: 2}}}
-	wantSiblings := []plan.Sibling{{Pool: "other", MachineSets: map[string][]plan.MachineSet{"c-other": {{Infra: "i", Replicas: 1}}},
+	wantOwn := map[string][]plan.MachineSet{"c-workers-a": {{Version: "v1.33.4", Infra: "i", Bootstrap: "b", Replicas: 2}}}
+	wantSiblings := []plan.Sibling{{Pool: "other", MachineSets: map[string][]plan.MachineSet{"c-other": {{Version: "v1.33.4", Infra: "i", Bootstrap: "b", Replicas: 1}}},
 		Backings: []plan.Observed{{Name: "c-other", Generation: 2, ObservedGeneration: 2, QueuedSince: "2026-11-29T22:00:00Z"}}}}
 	if diff := cmp.Diff(wantOwn, own); diff != "" {
 		t.Errorf("own MachineSets: -want, +got:\n%s", diff)

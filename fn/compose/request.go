@@ -241,6 +241,7 @@ func pools(req *fnv1.RunFunctionRequest, self string, observed map[string]plan.O
 		}
 		ts := field(f, "spec", "template", "spec").GetStructValue().GetFields()
 		ms := plan.MachineSet{
+			Version:   ts["version"].GetStringValue(),
 			Infra:     field(ts, "infrastructureRef", "name").GetStringValue(),
 			Bootstrap: field(ts, "bootstrap", "configRef", "name").GetStringValue(),
 			Replicas:  max(ptr.Deref(int32Field(f["status"].GetStructValue().GetFields(), "replicas"), 0), ptr.Deref(int32Field(f["spec"].GetStructValue().GetFields(), "replicas"), 0)),

@@ -94,6 +94,12 @@ func (o Observed) rolling() bool {
 	return o.ObservedGeneration < o.Generation || o.Replicas != nil && o.UpToDateReplicas != nil && *o.UpToDateReplicas < *o.Replicas
 }
 
+// makes reports whether a MachineDeployment makes a MachineSet's machines:
+// the same version and templates.
+func (o Observed) makes(ms MachineSet) bool {
+	return ms.Version == o.Version && slices.Contains(o.References, ms.Infra) && (ms.Bootstrap == "" || slices.Contains(o.References, ms.Bootstrap))
+}
+
 // rollingPool reports whether another pool may be in a disruptive
 // rollout: one of its backings is rolling (or its controller has not caught
 // up with its spec: a rollout that just started looks so), or one of its
@@ -108,13 +114,21 @@ func rollingPool(backings []Observed, sets map[string][]MachineSet) bool {
 }
 
 // replacing reports whether a pool is replacing machines: some run an
-// older spec, or one of its MachineDeployments runs machines of more than
-// one MachineSet. A new generation alone is no evidence: a resize by the
-// autoscaler makes one too, and must not let a pool skip its queue.
+// older spec, one of its MachineDeployments runs machines of more than one
+// MachineSet, or of a MachineSet made from another template than its own
+// (a rollout Cluster API has just begun: for a moment its status still
+// counts the old machines up to date). A new generation alone is no
+// evidence: a resize by the autoscaler makes one too, and must not let a
+// pool skip its queue.
 func replacing(backings []Observed, sets map[string][]MachineSet) bool {
 	for _, b := range backings {
 		if b.Replicas != nil && b.UpToDateReplicas != nil && *b.UpToDateReplicas < *b.Replicas {
 			return true
+		}
+		for _, ms := range sets[b.Name] {
+			if ms.Replicas > 0 && !b.makes(ms) {
+				return true
+			}
 		}
 	}
 	for _, mss := range sets {

@@ -54,6 +54,16 @@ func sibling(pool string, isRolling bool, since string, holds bool) Sibling {
 	return Sibling{Pool: pool, Backings: []Observed{o}}
 }
 
+// onMachineSet is another pool of the Cluster, not rolling by its status,
+// whose machines run on a MachineSet of the infrastructure template infra:
+// its own ("new-infra") or another.
+func onMachineSet(infra string) Sibling {
+	s := sibling("other", false, "", false)
+	s.Backings[0].Version, s.Backings[0].References = "v1.33.4", []string{"new-infra", "new-bootstrap"}
+	s.MachineSets = map[string][]MachineSet{s.Backings[0].Name: {{Version: "v1.33.4", Infra: infra, Bootstrap: "new-bootstrap", Replicas: 2}}}
+	return s
+}
+
 // queuedAt marks the observed MachineDeployments queued since t.
 func queuedAt(observed map[string]Observed, t string) {
 	for k, o := range observed {
@@ -296,6 +306,18 @@ func TestGates(t *testing.T) {
 				}
 			},
 			want: gateOutcome{Reason: HoldConcurrency, Queued: earlier, Recheck: recheckSiblings},
+		},
+		"SiblingJustStarted": {
+			reason:   "A pool whose rollout Cluster API has just begun (its status still counts the old machines up to date, but they run on a MachineSet of another template) is rolling: the pool waits for it.",
+			mods:     []func(*Input){func(in *Input) { in.Siblings = []Sibling{onMachineSet("old-infra")} }},
+			observed: func(o map[string]Observed) { queuedAt(o, now) },
+			want:     gateOutcome{Reason: HoldConcurrency, Queued: now, Recheck: recheckSiblings},
+		},
+		"SiblingSettledOnItsMachineSet": {
+			reason:   "A pool whose machines run on a MachineSet of its own templates is not rolling: the pool starts.",
+			mods:     []func(*Input){func(in *Input) { in.Siblings = []Sibling{onMachineSet("new-infra")} }},
+			observed: func(o map[string]Observed) { queuedAt(o, now) },
+			want:     gateOutcome{Started: true},
 		},
 		"HoldsSequence": {
 			reason: "A pool annotated to hold the sequence queues, marked, and never starts.",

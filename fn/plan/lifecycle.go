@@ -22,7 +22,9 @@ const AnnotationAllowReplacement = v1alpha1.Group + "/allow-replacement"
 // A MachineSet is what retention reads of a live MachineSet of the pool:
 // the templates it clones machines from.
 type MachineSet struct {
-	Infra, Bootstrap string
+	// Version, Infra and Bootstrap are what its machines are made from:
+	// its template's version and templates' names.
+	Version, Infra, Bootstrap string
 	// Replicas is how many machines it has (or is asked for, if more).
 	Replicas int32
 }

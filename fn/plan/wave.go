@@ -337,7 +337,7 @@ func computeWave(in Input, r *resolved, pol v1beta1.RolloutPolicy, broken rule) 
 func (p *Plan) marker(in Input, r *resolved, pol v1beta1.RolloutPolicy) (Marker, time.Time) {
 	prev := in.Marker
 	m := Marker{Namespace: in.Namespace, Pool: in.Name, Target: in.Target}
-	rollingNow := p.starting || len(p.Rolling) > 0
+	rollingNow := p.starting || len(p.Rolling) > 0 || replacing(backingsOf(in.Observed), in.MachineSets)
 	switch {
 	case p.Hold != nil:
 		m.State = MarkerHeld

@@ -187,6 +187,27 @@ func TestMarker(t *testing.T) {
 			},
 			want: want{State: MarkerSettled, Since: "2026-11-29T22:00:00Z"},
 		},
+		"SettledOnItsMachineSet": {
+			reason: "A pool whose machines run on MachineSets made from its MachineDeployments' own templates is settled.",
+			plan: func(t *testing.T) *Plan {
+				_, observed := running(t, input(threeWaves(), inEnv("dev")))
+				return mustPlan(t, input(threeWaves(), inEnv("dev"), func(in *Input) {
+					in.Observed, in.Target, in.MachineSets = observed, target, machineSetsOf(observed, false)
+				}))
+			},
+			want: want{State: MarkerSettled, Since: "2026-11-29T23:00:00Z"},
+		},
+		"JustStarted": {
+			reason: "A rollout Cluster API has just begun: the MachineDeployments' status still counts the old machines up to date, but they run on MachineSets of other templates. Rolling, never settled.",
+			plan: func(t *testing.T) *Plan {
+				_, observed := running(t, input(threeWaves(), inEnv("dev")))
+				return mustPlan(t, input(threeWaves(), inEnv("dev"), func(in *Input) {
+					in.Observed, in.Target, in.MachineSets = observed, target, machineSetsOf(observed, true)
+					in.Marker = &Marker{Target: target, State: MarkerRolling, StartedAt: testNow.Add(-time.Minute)}
+				}))
+			},
+			want: want{State: MarkerRolling, StartedAt: "2026-11-29T22:59:00Z"},
+		},
 		"Starting": {
 			reason: "A change starting now: rolling, started now.",
 			plan: func(t *testing.T) *Plan {
@@ -360,4 +381,21 @@ func TestViewWave(t *testing.T) {
 			}
 		})
 	}
+}
+
+// machineSetsOf are a MachineSet with machines for each observed
+// MachineDeployment, made from its templates, or from older ones.
+func machineSetsOf(observed map[string]Observed, older bool) map[string][]MachineSet {
+	out := map[string][]MachineSet{}
+	for k, o := range observed {
+		if !strings.HasPrefix(k, keyMachineDeployment) {
+			continue
+		}
+		ms := MachineSet{Version: o.Version, Infra: o.References[0], Bootstrap: o.References[len(o.References)-1], Replicas: 3}
+		if older {
+			ms.Infra, ms.Bootstrap = "an-older-template", "an-older-config"
+		}
+		out[o.Name] = []MachineSet{ms}
+	}
+	return out
 }
