@@ -75,10 +75,12 @@ type Watcher struct {
 	// each is not settled (zero while it is).
 	waves   *Waves
 	failing map[string]time.Time
-	// settledAt is when the watcher first saw each pool settled at the
-	// target, since it last saw it not; lastWaveHeld and lastHalted are
-	// the wave holds of the last snapshot, before the one before.
-	settledAt                          map[string]time.Time
+	// settledAt is the earliest each pool can have settled at the target,
+	// since it was last seen not: when the read of the last snapshot that
+	// saw it not settled began (notSettledAt), zero if none did.
+	// lastWaveHeld and lastHalted are the wave holds of the last snapshot,
+	// before the one before.
+	settledAt, notSettledAt            map[string]time.Time
 	lastWaveHeld, lastHalted           map[string]string
 	waveHeldSnapshots, haltedSnapshots map[string]int
 	seen                               map[string]bool
@@ -91,7 +93,7 @@ type Watcher struct {
 func NewWatcher(c client.Reader) *Watcher {
 	return &Watcher{c: c, seen: map[string]bool{}, start: time.Now(),
 		concurrency: map[string]int{}, holds: map[string]string{}, heldSnapshots: map[string]int{},
-		failing: map[string]time.Time{}, settledAt: map[string]time.Time{}, waveHeldSnapshots: map[string]int{}, haltedSnapshots: map[string]int{}}
+		failing: map[string]time.Time{}, settledAt: map[string]time.Time{}, notSettledAt: map[string]time.Time{}, waveHeldSnapshots: map[string]int{}, haltedSnapshots: map[string]int{}}
 }
 
 // SetConcurrency tells the watcher how many pools of a Cluster
@@ -139,7 +141,7 @@ func (w *Watcher) Run(ctx context.Context, interval time.Duration) {
 			w.errs++
 			w.mu.Unlock()
 		} else {
-			w.check(objs, at)
+			w.check(objs, at, time.Now())
 		}
 		select {
 		case <-ctx.Done():
@@ -150,9 +152,10 @@ func (w *Watcher) Run(ctx context.Context, interval time.Duration) {
 }
 
 // check checks the fleet the objects, by kind, make against the last
-// snapshot checked, with what the test told the watcher. at is when their
-// reading began: they show the fleet at that moment or a little later.
-func (w *Watcher) check(objs map[string][]unstructured.Unstructured, at time.Time) {
+// snapshot checked, with what the test told the watcher. at and end are
+// when their reading began and ended: they show the fleet at one moment in
+// between.
+func (w *Watcher) check(objs map[string][]unstructured.Unstructured, at, end time.Time) {
 	s := snapshot(objs)
 	heldBy := map[string]string{}
 	for _, p := range objs["FleetNodePool"] {
@@ -173,7 +176,7 @@ func (w *Watcher) check(objs map[string][]unstructured.Unstructured, at time.Tim
 			w.heldSnapshots[p]++
 		}
 	}
-	s.WaveHeld, s.Halted = w.waveHolds(objs, at)
+	s.WaveHeld, s.Halted = w.waveHolds(objs, at, end)
 	w.snapshots++
 	vs := invariant.Check(w.last, s)
 	w.last, w.lastHeldBy = s, heldBy

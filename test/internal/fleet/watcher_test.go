@@ -408,7 +408,8 @@ func TestWatcherRollouts(t *testing.T) {
 					s.tell(w)
 				}
 				seen := len(w.Violations())
-				w.check(byKind(s.objs...), time.Now())
+				now := time.Now()
+				w.check(byKind(s.objs...), now, now)
 				var rules []invariant.Rule
 				for _, v := range w.Violations()[seen:] {
 					rules = append(rules, v.Rule)

@@ -36,13 +36,13 @@ type Waves struct {
 	Behind []string
 }
 
-// soakSlack is how much earlier than the watcher's own clock says an
-// earlier wave may count as soaked. The function's marker says since when
-// a pool is settled, truncated to the second, from the reconcile that saw
-// it settle; the watcher sees it settle up to a poll interval later. A
-// start is judged against both the snapshot before it and its own (see
-// waveHolds), which gives it one more poll interval.
-const soakSlack = 2 * time.Second
+// soakSlack is how much earlier than the watcher can know an earlier wave
+// may count as soaked: the function's marker says since when a pool is
+// settled truncated to the second. The rest of what the watcher cannot
+// know is bounded by its reads, however slow they are (waveHolds): a pool
+// settled after the read of the last snapshot that saw it not began, and
+// a start seen in a snapshot may have happened as its read ended.
+const soakSlack = time.Second
 
 // SetWaves tells the watcher the fleet's waves from the next snapshot on;
 // nil stops the wave rules' checks.
@@ -79,13 +79,18 @@ func (w *Watcher) WaveSnapshots() (held, halted map[string]int) {
 }
 
 // waveHolds fills the snapshot's WaveHeld and Halted from the objects, as
-// the watcher saw them at time now. A pool is held only if it was held by
-// the snapshot before too: a start seen now may come from a reconcile that
-// saw the earlier wave as the last snapshot did, and judging it by that one
-// gives the function a poll interval's benefit. Called with w.mu held.
-func (w *Watcher) waveHolds(objs map[string][]unstructured.Unstructured, now time.Time) (held, halted map[string]string) {
+// the watcher read them between now and end. A pool is held only if it was
+// held by the snapshot before too: a start seen now may come from a
+// reconcile that saw the earlier wave as the last snapshot did, and judging
+// it by that one gives the function a poll interval's benefit. Every time
+// is taken in the function's favour, so that no load on the machine can
+// make a violation of a start that was not one: an earlier wave's soak
+// counts from the earliest its last pool can have settled and ends by the
+// latest the start can have happened (end); a failing pool halts from the
+// latest it can have been seen unsettled (now). Called with w.mu held.
+func (w *Watcher) waveHolds(objs map[string][]unstructured.Unstructured, now, end time.Time) (held, halted map[string]string) {
 	if w.waves == nil {
-		w.settledAt, w.lastWaveHeld, w.lastHalted = map[string]time.Time{}, nil, nil
+		w.settledAt, w.notSettledAt, w.lastWaveHeld, w.lastHalted = map[string]time.Time{}, map[string]time.Time{}, nil, nil
 		return nil, nil
 	}
 	settled := poolsSettled(objs, w.waves.Behind)
@@ -99,12 +104,13 @@ func (w *Watcher) waveHolds(objs map[string][]unstructured.Unstructured, now tim
 		waveOf[k] = i
 		if why, ok := settled[k]; ok && why == "" {
 			if _, was := w.settledAt[k]; !was {
-				w.settledAt[k] = now
+				w.settledAt[k] = w.notSettledAt[k]
 			}
 			if _, f := w.failing[k]; f {
 				w.failing[k] = time.Time{}
 			}
 		} else {
+			w.notSettledAt[k] = now
 			delete(w.settledAt, k)
 			if since, f := w.failing[k]; f && since.IsZero() {
 				w.failing[k] = now
@@ -119,8 +125,8 @@ func (w *Watcher) waveHolds(objs map[string][]unstructured.Unstructured, now tim
 		i := waveOf[k]
 		why := settled[k]
 		switch at, ok := w.settledAt[k]; {
-		case ok && now.Sub(at) < w.waves.Soak-soakSlack:
-			why = fmt.Sprintf("settled %s ago, soak %s", now.Sub(at).Round(time.Second), w.waves.Soak)
+		case ok && end.Sub(at) < w.waves.Soak-soakSlack:
+			why = fmt.Sprintf("settled at most %s ago, soak %s", end.Sub(at).Round(time.Second), w.waves.Soak)
 		case !ok && why == "":
 			why = "not settled"
 		}

@@ -120,8 +120,9 @@ func TestPoolsSettled(t *testing.T) {
 // A waveStep is a snapshot the watcher checks at a time (from the test's
 // start), after what the test tells it.
 type waveStep struct {
-	tell     func(w *Watcher)
-	at       time.Duration
+	tell func(w *Watcher)
+	// at is when the snapshot's read began, took how long it took.
+	at, took time.Duration
 	objs     []unstructured.Unstructured
 	wantHeld []string
 	// wantHalted are the pools halted in the snapshot.
@@ -149,29 +150,54 @@ func TestWatcherWaves(t *testing.T) {
 		steps  []waveStep
 	}{
 		"HeldUntilSoaked": {
-			reason: "The second wave is held while the first wave's pool is not at the target, then for the soak (less the slack) once it settled there.",
+			reason: "The second wave is held while the first wave's pool is not at the target, then for the soak (less the slack) from the last snapshot that saw it not settled.",
 			steps: []waveStep{
 				{tell: waves("v1.34.1"), objs: fleetOf(t1, true, t1)},
 				{at: time.Second, objs: fleetOf(t1, true, t1), wantHeld: []string{"f/b1"}},
 				{at: 2 * time.Second, objs: fleetOf(t2, true, t1), wantHeld: []string{"f/b1"}},
-				{at: 2*time.Second + soak - soakSlack - time.Second, objs: fleetOf(t2, true, t1), wantHeld: []string{"f/b1"}},
-				{at: 2*time.Second + soak - soakSlack, objs: fleetOf(t2, true, t1)},
+				{at: time.Second + soak - soakSlack - time.Millisecond, objs: fleetOf(t2, true, t1), wantHeld: []string{"f/b1"}},
+				{at: time.Second + soak - soakSlack, objs: fleetOf(t2, true, t1)},
 			},
 		},
 		"StartBeforeSoaked": {
 			reason: "A second-wave pool whose template changes while the first wave was not soaked in this snapshot and the one before breaks WaveOrder.",
 			steps: []waveStep{
-				{tell: waves(), objs: fleetOf(t1, true, t1)},
-				{at: time.Second, objs: fleetOf(t1, true, t1), wantHeld: []string{"f/b1"}},
-				{at: 2 * time.Second, objs: fleetOf(t1, true, t2), wantHeld: []string{"f/b1"}, wantRules: []invariant.Rule{invariant.WaveOrder}},
+				{tell: waves("v1.34.1"), objs: fleetOf(t1, true, t1)},
+				{at: time.Second, objs: fleetOf(t2, true, t1), wantHeld: []string{"f/b1"}},
+				{at: 2 * time.Second, objs: fleetOf(t2, true, t2), wantHeld: []string{"f/b1"}, wantRules: []invariant.Rule{invariant.WaveOrder}},
 			},
 		},
 		"StartAsSoaked": {
 			reason: "A start in the snapshot where the soak ended (less the slack) is no violation.",
 			steps: []waveStep{
-				{tell: waves(), objs: fleetOf(t1, true, t1)},
+				{tell: waves("v1.34.1"), objs: fleetOf(t1, true, t1)},
+				{at: time.Second, objs: fleetOf(t2, true, t1), wantHeld: []string{"f/b1"}},
+				{at: soak - soakSlack, objs: fleetOf(t2, true, t2)},
+			},
+		},
+		"SlowSnapshots": {
+			reason: "Snapshots far apart (a loaded machine) do not make a violation of a start the function timed right: the first wave may have settled just after the last snapshot that saw it not, and soaked from then.",
+			steps: []waveStep{
+				{tell: waves("v1.34.1"), objs: fleetOf(t1, true, t1)},
 				{at: time.Second, objs: fleetOf(t1, true, t1), wantHeld: []string{"f/b1"}},
-				{at: soak - soakSlack, objs: fleetOf(t1, true, t2)},
+				{at: 7 * time.Second, objs: fleetOf(t2, true, t1), wantHeld: []string{"f/b1"}},
+				{at: time.Second + soak - soakSlack, objs: fleetOf(t2, true, t2)},
+			},
+		},
+		"SlowRead": {
+			reason: "A start seen in a snapshot whose read took long may have happened as the read ended: the soak is judged then.",
+			steps: []waveStep{
+				{tell: waves("v1.34.1"), objs: fleetOf(t1, true, t1)},
+				{at: time.Second, objs: fleetOf(t2, true, t1), wantHeld: []string{"f/b1"}},
+				{at: soak - 2*soakSlack, took: 2 * soakSlack, objs: fleetOf(t2, true, t2)},
+			},
+		},
+		"SettledBeforeTheWatch": {
+			reason: "A first wave settled since before the watcher first saw it may have soaked long ago: nothing is held.",
+			steps: []waveStep{
+				{tell: waves(), objs: fleetOf(t1, true, t1)},
+				{at: time.Second, objs: fleetOf(t1, true, t1)},
+				{at: 2 * time.Second, objs: fleetOf(t1, true, t2)},
 			},
 		},
 		"StartJustBeforeANewTarget": {
@@ -226,7 +252,7 @@ func TestWatcherWaves(t *testing.T) {
 					s.tell(w)
 				}
 				seen := len(w.Violations())
-				w.check(byKind(s.objs...), start.Add(s.at))
+				w.check(byKind(s.objs...), start.Add(s.at), start.Add(s.at+s.took))
 				var rules []invariant.Rule
 				for _, v := range w.Violations()[seen:] {
 					rules = append(rules, v.Rule)
