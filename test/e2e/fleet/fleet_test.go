@@ -102,6 +102,29 @@ type run struct {
 	// peak is the processes' peak memory before the function is swapped
 	// for the broken build.
 	peak map[string]uint64
+	// failures are the test's failures so far, repeated at the end of the
+	// report: CI shows the end of the output.
+	failures []string
+}
+
+// fatalf fails the test and stops it, noting the failure for the report.
+func (r *run) fatalf(format string, a ...any) {
+	r.t.Helper()
+	r.failures = append(r.failures, fmt.Sprintf(format, a...))
+	r.t.Fatalf(format, a...)
+}
+
+// fatal is fatalf of a value.
+func (r *run) fatal(v any) {
+	r.t.Helper()
+	r.fatalf("%v", v)
+}
+
+// errorf fails the test, noting the failure for the report.
+func (r *run) errorf(format string, a ...any) {
+	r.t.Helper()
+	r.failures = append(r.failures, fmt.Sprintf(format, a...))
+	r.t.Errorf(format, a...)
 }
 
 // envBroken is the test-only build of the function without template
@@ -155,7 +178,7 @@ func TestFleet(t *testing.T) {
 	r.classChange()
 	r.waves()
 	if v := r.w.Violations(); len(v) > 0 {
-		t.Errorf("the watcher saw %d invariant violations:\n%s", len(v), violations(v))
+		r.errorf("the watcher saw %d invariant violations:\n%s", len(v), violations(v))
 	}
 	r.brokenRetention(broken)
 }
@@ -197,6 +220,14 @@ func (r *run) report() {
 		}
 	}
 	_ = tw.Flush()
+	if r.w != nil {
+		if v := r.w.Violations(); len(v) > 0 {
+			fmt.Fprintf(&b, "the watcher's violations, first seen:\n%s", violations(v))
+		}
+	}
+	for _, f := range r.failures {
+		fmt.Fprintf(&b, "FAILED: %s\n", f)
+	}
 	r.t.Log("\n" + b.String())
 }
 
@@ -250,10 +281,10 @@ func (r *run) pool(i, j int) *unstructured.Unstructured {
 func (r *run) create() {
 	t0 := time.Now()
 	if err := r.sb.InstallConfiguration(r.ctx, config); err != nil {
-		r.t.Fatal(err)
+		r.fatal(err)
 	}
 	if err := r.sb.Create(r.ctx, &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": ns}}}); err != nil {
-		r.t.Fatal(err)
+		r.fatal(err)
 	}
 	for i := range *clusters {
 		objs := sandbox.SimCluster(ns, clusterName(i), fromVersion)
@@ -264,11 +295,11 @@ func (r *run) create() {
 			}
 		}
 		if err := r.sb.Create(r.ctx, objs...); err != nil {
-			r.t.Fatal(err)
+			r.fatal(err)
 		}
 		for j := range *pools {
 			if err := r.sb.Create(r.ctx, r.pool(i, j)); err != nil {
-				r.t.Fatal(err)
+				r.fatal(err)
 			}
 		}
 	}
@@ -278,11 +309,11 @@ func (r *run) create() {
 	// own the size of every fixed pool's MachineDeployment.
 	snap, err := fleet.Take(r.ctx, r.c)
 	if err != nil {
-		r.t.Fatal(err)
+		r.fatal(err)
 	}
 	for _, d := range snap.Backings {
 		if !d.Autoscaled && !d.FunctionSetsReplicas {
-			r.t.Errorf("fixed-size MachineDeployment %s: the watcher does not see the function own spec.replicas", d.Name)
+			r.errorf("fixed-size MachineDeployment %s: the watcher does not see the function own spec.replicas", d.Name)
 		}
 	}
 }
@@ -299,7 +330,7 @@ func (r *run) autoscale() {
 		n, _, _ := unstructured.NestedInt64(md.Object, "spec", "replicas")
 		_ = unstructured.SetNestedField(md.Object, n+1, "spec", "replicas")
 		if err := r.c.Patch(r.ctx, &md, patch, client.FieldOwner("cluster-autoscaler")); err != nil {
-			r.t.Fatal(err)
+			r.fatal(err)
 		}
 	}
 	r.wait("autoscaled pools grown", func() error { return r.fleetAt(fromVersion) })
@@ -326,7 +357,7 @@ func (r *run) channelBump() {
 	})
 	for _, md := range r.list("cluster.x-k8s.io/v1beta2", "MachineDeployment") {
 		if v, _, _ := unstructured.NestedString(md.Object, "spec", "template", "spec", "version"); v != fromVersion {
-			r.t.Errorf("MachineDeployment %s moved to %s while its control plane is at %s", md.GetName(), v, fromVersion)
+			r.errorf("MachineDeployment %s moved to %s while its control plane is at %s", md.GetName(), v, fromVersion)
 		}
 	}
 	r.phase("channel bump, control planes behind: every pool held (UpgradePending, RolloutHeld ControlPlane)", t0)
@@ -350,7 +381,7 @@ func (r *run) controlPlanesMove() {
 			continue
 		}
 		if n, _, _ := unstructured.NestedInt64(md.Object, "spec", "replicas"); n != int64(*replicas)+1 {
-			r.t.Errorf("autoscaled MachineDeployment %s: spec.replicas %d, the autoscaler set %d", md.GetName(), n, *replicas+1)
+			r.errorf("autoscaled MachineDeployment %s: spec.replicas %d, the autoscaler set %d", md.GetName(), n, *replicas+1)
 		}
 	}
 }
@@ -362,7 +393,7 @@ func (r *run) moveControlPlanes(version string) {
 		patch := client.MergeFrom(kcp.DeepCopy())
 		_ = unstructured.SetNestedField(kcp.Object, version, "spec", "version")
 		if err := r.c.Patch(r.ctx, kcp, patch); err != nil {
-			r.t.Fatal(err)
+			r.fatal(err)
 		}
 	}
 }
@@ -482,7 +513,7 @@ func (r *run) pause(ro *rolloutsOf) (held []string) {
 		return nil
 	})
 	if len(held) == 0 {
-		r.t.Fatalf("every pool of %s started before the function held it: the pause came too late to prove anything", ro.cluster)
+		r.fatalf("every pool of %s started before the function held it: the pause came too late to prove anything", ro.cluster)
 	}
 	// What kubectl get fleetnodepools shows (Rollout, Held-By).
 	for _, p := range held {
@@ -490,7 +521,7 @@ func (r *run) pause(ro *rolloutsOf) (held []string) {
 		state, _, _ := unstructured.NestedString(xr.Object, "status", "rollout", "state")
 		reason, _, _ := unstructured.NestedString(xr.Object, "status", "rollout", "reason")
 		if state != "Held" || reason != reasonPaused {
-			r.t.Errorf("paused pool %s: status.rollout state %q reason %q, want Held %s", p, state, reason, reasonPaused)
+			r.errorf("paused pool %s: status.rollout state %q reason %q, want Held %s", p, state, reason, reasonPaused)
 		}
 	}
 	r.phase(fmt.Sprintf("pause: the function holds %d pools of %s (RolloutHeld %s)", len(held), ro.cluster, reasonPaused), t0)
@@ -506,7 +537,7 @@ func (r *run) paused(ro *rolloutsOf, held []string) {
 		r.observe(ro)
 		for _, p := range held {
 			if at, ok := ro.started[p]; ok {
-				r.t.Fatalf("paused pool %s started rolling %s into the class change, after the function said it held it", p, at.Round(time.Second))
+				r.fatalf("paused pool %s started rolling %s into the class change, after the function said it held it", p, at.Round(time.Second))
 			}
 		}
 		for p := range ro.started {
@@ -528,7 +559,7 @@ func (r *run) paused(ro *rolloutsOf, held []string) {
 	counts := r.w.HeldSnapshots()
 	for _, p := range held {
 		if counts[ns+"/"+p] == 0 {
-			r.t.Errorf("the watcher never counted paused pool %s held: NoRolloutStartWhileHeld did not judge it", p)
+			r.errorf("the watcher never counted paused pool %s held: NoRolloutStartWhileHeld did not judge it", p)
 		}
 	}
 	r.phase(fmt.Sprintf("paused: the rollouts under way end, no paused pool starts in %s more", heldFor), t0)
@@ -542,9 +573,9 @@ func (r *run) liar(w *fleet.Watcher) {
 	want := "Cluster/" + ns + "/" + clusterName(1)
 	switch {
 	case len(vs) == 0:
-		r.t.Errorf("a watcher told %s's concurrency is 1 saw no violation while its pools rolled at once", want)
+		r.errorf("a watcher told %s's concurrency is 1 saw no violation while its pools rolled at once", want)
 	case vs[0].Rule != invariant.ConcurrencyBounded || vs[0].Object != want:
-		r.t.Errorf("a watcher told %s's concurrency is 1: first violation %s, want a %s violation of it", want, vs[0].Violation, invariant.ConcurrencyBounded)
+		r.errorf("a watcher told %s's concurrency is 1: first violation %s, want a %s violation of it", want, vs[0].Violation, invariant.ConcurrencyBounded)
 	default:
 		r.t.Logf("a watcher told %s's concurrency is 1 saw, as it should: %s", want, vs[0].Violation)
 	}
@@ -635,7 +666,7 @@ func (r *run) brokenRetention(bin string) {
 	r.peak = r.sb.PeakMemory()
 	before := len(r.w.Violations())
 	if err := r.sb.SwapFunction(r.ctx, bin); err != nil {
-		r.t.Fatal(err)
+		r.fatal(err)
 	}
 	r.setClass(poolName(0, 0), "large")
 	r.wait("the watcher reports the broken retention", func() error {
@@ -646,7 +677,7 @@ func (r *run) brokenRetention(bin string) {
 	})
 	first := r.w.Violations()[before]
 	if first.Rule != invariant.TemplateExists {
-		r.t.Errorf("with template retention broken, the watcher's first violation is %s, want a %s violation", first.Violation, invariant.TemplateExists)
+		r.errorf("with template retention broken, the watcher's first violation is %s, want a %s violation", first.Violation, invariant.TemplateExists)
 	} else {
 		r.t.Logf("the watcher saw, as it should: %s", first.Violation)
 	}
@@ -660,11 +691,11 @@ func (r *run) setPolicy(value any, path ...string) {
 	patch := client.MergeFrom(comp.DeepCopy())
 	steps, _, _ := unstructured.NestedSlice(comp.Object, "spec", "pipeline")
 	if err := unstructured.SetNestedField(steps[0].(map[string]any), value, append([]string{"input"}, path...)...); err != nil {
-		r.t.Fatalf("cannot set the policy's %s: %v", strings.Join(path, "."), err)
+		r.fatalf("cannot set the policy's %s: %v", strings.Join(path, "."), err)
 	}
 	_ = unstructured.SetNestedSlice(comp.Object, steps, "spec", "pipeline")
 	if err := r.c.Patch(r.ctx, comp, patch); err != nil {
-		r.t.Fatal(err)
+		r.fatal(err)
 	}
 }
 
@@ -673,7 +704,7 @@ func (r *run) setClass(pool, class string) {
 	patch := client.MergeFrom(p.DeepCopy())
 	_ = unstructured.SetNestedField(p.Object, class, "spec", "machine", "class")
 	if err := r.c.Patch(r.ctx, p, patch); err != nil {
-		r.t.Fatal(err)
+		r.fatal(err)
 	}
 }
 
@@ -761,7 +792,7 @@ func (r *run) list(apiVersion, kind string) []unstructured.Unstructured {
 	l.SetAPIVersion(apiVersion)
 	l.SetKind(kind + "List")
 	if err := r.c.List(r.ctx, l, client.InNamespace(ns)); err != nil {
-		r.t.Fatalf("cannot list %s: %v", kind, err)
+		r.fatalf("cannot list %s: %v", kind, err)
 	}
 	return l.Items
 }
@@ -771,7 +802,7 @@ func (r *run) get(apiVersion, kind, namespace, name string) *unstructured.Unstru
 	u.SetAPIVersion(apiVersion)
 	u.SetKind(kind)
 	if err := r.c.Get(r.ctx, client.ObjectKey{Namespace: namespace, Name: name}, u); err != nil {
-		r.t.Fatalf("cannot get %s %s: %v", kind, name, err)
+		r.fatalf("cannot get %s %s: %v", kind, name, err)
 	}
 	return u
 }
@@ -786,5 +817,5 @@ func (r *run) wait(what string, cond func() error) {
 			return
 		}
 	}
-	r.t.Fatalf("%s: not after %s: %v\nwatcher so far:\n%s", what, *timeout, err, violations(r.w.Violations()))
+	r.fatalf("%s: not after %s: %v\nwatcher so far:\n%s", what, *timeout, err, violations(r.w.Violations()))
 }

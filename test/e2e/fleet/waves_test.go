@@ -4,7 +4,9 @@ package fleet
 
 import (
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -95,7 +97,7 @@ func (r *run) wavesOn() {
 			l[labelWave] = waveOf(j)
 			p.SetLabels(l)
 			if err := r.c.Patch(r.ctx, p, patch); err != nil {
-				r.t.Fatal(err)
+				r.fatal(err)
 			}
 		}
 	}
@@ -166,14 +168,14 @@ func (r *run) waveOrder(ro *rolloutsOf, pools []string, after time.Duration) {
 		at, ok := ro.started[p]
 		switch {
 		case !ok:
-			r.t.Errorf("second-wave pool %s never started", p)
+			r.errorf("second-wave pool %s never started", p)
 		case at < last:
-			r.t.Errorf("second-wave pool %s started at %s, before the first wave rolled out (%s)", p, at.Round(time.Second), last.Round(time.Second))
+			r.errorf("second-wave pool %s started at %s, before the first wave rolled out (%s)", p, at.Round(time.Second), last.Round(time.Second))
 		default:
 			r.t.Logf("second-wave pool %s started %s after the first wave rolled out (soak %s)", p, (at - last).Round(time.Second), waveSoak)
 		}
 		if held[ns+"/"+p] == 0 {
-			r.t.Errorf("the watcher never held second-wave pool %s for its waves: NoStartBeforeEarlierWaves did not judge it", p)
+			r.errorf("the watcher never held second-wave pool %s for its waves: NoStartBeforeEarlierWaves did not judge it", p)
 		}
 	}
 }
@@ -199,7 +201,7 @@ func (r *run) halt() {
 		}
 	}
 	if !slices.Contains(pending, failing) || len(second) == 0 {
-		r.t.Fatalf("pools of machine type %s: %v; the failing pool %s must be one, with a second-wave pool", typeBefore, pending, failing)
+		r.fatalf("pools of machine type %s: %v; the failing pool %s must be one, with a second-wave pool", typeBefore, pending, failing)
 	}
 	r.pauseMachines(failing, true)
 	r.w.Fail(ns + "/" + failing)
@@ -210,7 +212,8 @@ func (r *run) halt() {
 		r.observe(ro)
 		for _, p := range second {
 			if at, ok := ro.started[p]; ok {
-				r.t.Fatalf("second-wave pool %s started %s into the halt, while first-wave pool %s is failing", p, at.Round(time.Second), failing)
+				r.fatalf("second-wave pool %s started %s into the halt, while first-wave pool %s is failing; the markers now: %s",
+					p, at.Round(time.Second), failing, r.markerStates())
 			}
 		}
 	}
@@ -236,7 +239,7 @@ func (r *run) halt() {
 	r.wait(fmt.Sprintf("%s halted without a second-wave start", haltedFor), func() error {
 		noStart()
 		if m := r.markers()[failing]; m == nil || m.Data["state"] != markerFailed {
-			r.t.Fatalf("%s's marker is no longer Failed while it is paused: %v", failing, m)
+			r.fatalf("%s's marker is no longer Failed while it is paused: %v", failing, m)
 		}
 		if d := time.Since(t1); d < haltedFor {
 			return fmt.Errorf("halted %s", d.Round(time.Second))
@@ -266,7 +269,7 @@ func (r *run) halt() {
 	_, halted := r.w.WaveSnapshots()
 	for _, p := range second {
 		if halted[ns+"/"+p] == 0 {
-			r.t.Errorf("the watcher never counted second-wave pool %s halted: NoStartAfterHalt did not judge it", p)
+			r.errorf("the watcher never counted second-wave pool %s halted: NoStartAfterHalt did not judge it", p)
 		}
 	}
 }
@@ -287,7 +290,7 @@ func (r *run) pauseMachines(pool string, paused bool) {
 		}
 		_ = unstructured.SetNestedStringMap(u.Object, a, path...)
 		if err := r.c.Patch(r.ctx, u, patch); err != nil {
-			r.t.Fatal(err)
+			r.fatal(err)
 		}
 	}
 	for _, t := range r.list("bootstrap.cluster.x-k8s.io/v1beta2", "KubeadmConfigTemplate") {
@@ -347,13 +350,26 @@ func (r *run) poolsOfType(machineType string) []string {
 func (r *run) markers() map[string]*corev1.ConfigMap {
 	l := &corev1.ConfigMapList{}
 	if err := r.c.List(r.ctx, l, client.InNamespace(ns), client.HasLabels{labelMarkerWave}); err != nil {
-		r.t.Fatalf("cannot list the rollout markers: %v", err)
+		r.fatalf("cannot list the rollout markers: %v", err)
 	}
 	out := map[string]*corev1.ConfigMap{}
 	for i := range l.Items {
 		out[l.Items[i].GetLabels()[labelPool]] = &l.Items[i]
 	}
 	return out
+}
+
+// markerStates says what every rollout marker says: pool, wave, target,
+// state, since and startedAt.
+func (r *run) markerStates() string {
+	ms := r.markers()
+	var b strings.Builder
+	for _, p := range slices.Sorted(maps.Keys(ms)) {
+		m := ms[p]
+		fmt.Fprintf(&b, "\n  %s (%s): target %s %s since %q startedAt %q", p, m.GetLabels()[labelMarkerWave],
+			m.Data["target"], m.Data["state"], m.Data["since"], m.Data["startedAt"])
+	}
+	return b.String()
 }
 
 // waveOfPool is the wave label of a pool, by name.
