@@ -150,11 +150,20 @@ and the others show why they wait:
 
 The policy orders pools in waves (canary: workers, staging: batch, then the
 rest: system), each after the one before runs the new target for 2 minutes.
-Change what the policy asks of every pool (here the sim machine type of the
-class small: a new target) and watch them move wave by wave:
+Bump the channel in the Composition. Workers never overtake their control
+plane, so every pool waits for it (Held-By ControlPlane) until you upgrade
+it; then they move wave by wave:
+
+  kubectl patch composition fleetnodepool --type=json -p '[{"op":"replace","path":"/spec/pipeline/0/input/channels/stable","value":"v1.34.1"}]'
+  kubectl get fleetnodepools -n team-sim              # Held-By ControlPlane
+  kubectl patch kubeadmcontrolplane -n team-sim sim-1 --type=merge -p '{"spec":{"version":"v1.34.1"}}'
+  kubectl get fleetnodepools -n team-sim -w           # Wave, Rollout, Held-By (Wave, Soak)
+  kubectl get configmaps -n team-sim -l fleet.nodepool.dev/wave   # the pools' rollout markers
+
+A change of what the policy asks that needs no control plane (here the sim
+machine type of the class small) moves wave by wave at once:
 
   kubectl patch composition fleetnodepool --type=json -p '[{"op":"replace","path":"/spec/pipeline/0/input/catalog/small/sim","value":"sim.small-v2"}]'
-  kubectl get fleetnodepools -n team-sim -w           # Wave, Rollout, Held-By (Wave, Soak)
 
 Logs: %s/{crossplane,function,kube-controller-manager,capi-core,capi-kubeadm-bootstrap,capi-kubeadm-control-plane,capd}.log
 `, s.Kubeconfig, dir)
