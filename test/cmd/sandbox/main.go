@@ -141,8 +141,10 @@ in-memory machines. Look around with kubectl (v1.36.3, in bin/kube-v1.36.3/):
   kubectl get machines -n team-sim -w                  # a real rolling update
 
 The Cluster sim-1 runs three pools (workers, batch, system). Change the class
-of all three: they roll one at a time (the policy's rollout concurrency is 1),
-and the others show why they wait:
+of all three: they roll one at a time, and the others show why they wait.
+The policy's rollout concurrency (1) allows one at a time; its waves (below)
+order them first: workers, then batch, then system, each once the one
+before has run its new machines for 2 minutes (Held-By Wave, then Soak):
 
   for p in workers batch system; do kubectl patch fleetnodepool -n team-sim $p --type=merge -p '{"spec":{"machine":{"class":"large"}}}'; done
   kubectl get fleetnodepools -n team-sim -w           # Rollout, Held-By
