@@ -75,12 +75,10 @@ type Watcher struct {
 	// each is not settled (zero while it is).
 	waves   *Waves
 	failing map[string]time.Time
-	// settledAt is the earliest each pool can have settled at the target,
-	// since it was last seen not: when the read of the last snapshot that
-	// saw it not settled began (notSettledAt), zero if none did.
-	// lastWaveHeld and lastHalted are the wave holds of the last snapshot,
-	// before the one before.
-	settledAt, notSettledAt            map[string]time.Time
+	// notSettledAt is when the read of the last snapshot that saw each
+	// pool not settled at the target began. lastWaveHeld and lastHalted are
+	// the wave holds of the last snapshot, before the one before.
+	notSettledAt                       map[string]time.Time
 	lastWaveHeld, lastHalted           map[string]string
 	waveHeldSnapshots, haltedSnapshots map[string]int
 	seen                               map[string]bool
@@ -93,7 +91,7 @@ type Watcher struct {
 func NewWatcher(c client.Reader) *Watcher {
 	return &Watcher{c: c, seen: map[string]bool{}, start: time.Now(),
 		concurrency: map[string]int{}, holds: map[string]string{}, heldSnapshots: map[string]int{},
-		failing: map[string]time.Time{}, settledAt: map[string]time.Time{}, notSettledAt: map[string]time.Time{}, waveHeldSnapshots: map[string]int{}, haltedSnapshots: map[string]int{}}
+		failing: map[string]time.Time{}, notSettledAt: map[string]time.Time{}, waveHeldSnapshots: map[string]int{}, haltedSnapshots: map[string]int{}}
 }
 
 // SetConcurrency tells the watcher how many pools of a Cluster

@@ -90,7 +90,7 @@ func (w *Watcher) WaveSnapshots() (held, halted map[string]int) {
 // latest it can have been seen unsettled (now). Called with w.mu held.
 func (w *Watcher) waveHolds(objs map[string][]unstructured.Unstructured, now, end time.Time) (held, halted map[string]string) {
 	if w.waves == nil {
-		w.settledAt, w.notSettledAt, w.lastWaveHeld, w.lastHalted = map[string]time.Time{}, map[string]time.Time{}, nil, nil
+		w.notSettledAt, w.lastWaveHeld, w.lastHalted = map[string]time.Time{}, nil, nil
 		return nil, nil
 	}
 	settled := poolsSettled(objs, w.waves.Behind)
@@ -103,15 +103,11 @@ func (w *Watcher) waveHolds(objs map[string][]unstructured.Unstructured, now, en
 		}
 		waveOf[k] = i
 		if why, ok := settled[k]; ok && why == "" {
-			if _, was := w.settledAt[k]; !was {
-				w.settledAt[k] = w.notSettledAt[k]
-			}
 			if _, f := w.failing[k]; f {
 				w.failing[k] = time.Time{}
 			}
 		} else {
 			w.notSettledAt[k] = now
-			delete(w.settledAt, k)
 			if since, f := w.failing[k]; f && since.IsZero() {
 				w.failing[k] = now
 			}
@@ -123,12 +119,14 @@ func (w *Watcher) waveHolds(objs map[string][]unstructured.Unstructured, now, en
 	failed := map[int]string{}
 	for _, k := range sortedKeys(waveOf) {
 		i := waveOf[k]
-		why := settled[k]
-		switch at, ok := w.settledAt[k]; {
-		case ok && end.Sub(at) < w.waves.Soak-soakSlack:
-			why = fmt.Sprintf("settled at most %s ago, soak %s", end.Sub(at).Round(time.Second), w.waves.Soak)
-		case !ok && why == "":
+		why, known := settled[k]
+		// A settled pool settled after the read of the last snapshot that
+		// saw it not began: the earliest it can have (zero if none did).
+		switch at := w.notSettledAt[k]; {
+		case !known:
 			why = "not settled"
+		case why == "" && end.Sub(at) < w.waves.Soak-soakSlack:
+			why = fmt.Sprintf("settled at most %s ago, soak %s", end.Sub(at).Round(time.Second), w.waves.Soak)
 		}
 		if why != "" {
 			if _, seen := notThere[i]; !seen {
