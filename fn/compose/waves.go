@@ -95,7 +95,7 @@ func (c *planCache) markersFingerprint(rs *fnv1.Resources, target string) finger
 		uid, rv := md["uid"].GetStringValue(), md["resourceVersion"].GetStringValue()
 		for i, seed := range c.seeds {
 			if rv == "" {
-				fp[i] += mix(seed, hashValue(seed, f["data"]), mix(seed, hashValue(seed, md["namespace"]), hashValue(seed, md["labels"])))
+				fp[i] += hashStruct(seed, item.GetResource())
 				continue
 			}
 			// Order independent: Crossplane lists them in no set order.

@@ -2,7 +2,6 @@ package plan
 
 import (
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -423,10 +422,8 @@ func waveName(w *wave) string {
 	return "wave " + w.name
 }
 
-// list names up to five items, sorted, and how many more there are. It
-// leaves items as they are: views are shared by the pools that read them.
+// list names up to five of sorted items, and how many more there are.
 func list(items []string) string {
-	items = slices.Sorted(slices.Values(items))
 	if len(items) <= 5 {
 		return strings.Join(items, ", ")
 	}
