@@ -259,6 +259,14 @@ func (r *run) halt() {
 		if left := r.poolsOfType(typeBefore); len(left) > 0 {
 			return fmt.Errorf("pools still on %s: %v", typeBefore, left)
 		}
+		// The last pool's MachineDeployment may have moved since the
+		// observation above: look again, and wait for every rollout's end.
+		r.observe(ro)
+		for _, p := range pending {
+			if _, ok := ro.done[p]; !ok {
+				return fmt.Errorf("pool %s has not rolled out to %s yet", p, typeAfter)
+			}
+		}
 		return nil
 	})
 	r.w.Recover(ns + "/" + failing)
