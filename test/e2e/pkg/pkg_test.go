@@ -362,7 +362,7 @@ func TestUpgradeThroughThePackageManager(t *testing.T) {
 		return nil
 	})
 
-	sandbox.Eventually(t, "the Automatic pool takes the new revision and holds: its control plane is behind", time.Minute, func() error {
+	sandbox.Eventually(t, "the Automatic pool takes the new revision and holds: its control plane is behind", sandbox.ReactTimeout, func() error {
 		if got := revisionOf(ctx, pool); got != newRevision {
 			return fmt.Errorf("on revision %s", got)
 		}
@@ -378,7 +378,7 @@ func TestUpgradeThroughThePackageManager(t *testing.T) {
 	if err := sb.SetControlPlaneVersion(ctx, ns, cluster, newVersion); err != nil {
 		t.Fatal(err)
 	}
-	sandbox.Eventually(t, "control plane at "+newVersion+": the Automatic pool rolls", time.Minute, func() error {
+	sandbox.Eventually(t, "control plane at "+newVersion+": the Automatic pool rolls", sandbox.ReactTimeout, func() error {
 		return atVersion(ctx, pool, newVersion)
 	})
 	newTemplates := templates(ctx, pool)
@@ -411,7 +411,7 @@ func TestUpgradeThroughThePackageManager(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	sandbox.Eventually(t, "old MachineSets gone: the old templates are deleted", time.Minute, func() error {
+	sandbox.Eventually(t, "old MachineSets gone: the old templates are deleted", sandbox.ReactTimeout, func() error {
 		for _, tmpl := range oldTemplates {
 			if !strings.Contains(strings.Join(newTemplates, ","), tmpl) && exists(ctx, tmpl) {
 				return fmt.Errorf("%s still there", tmpl)
@@ -430,7 +430,7 @@ func TestUpgradeThroughThePackageManager(t *testing.T) {
 	if err := sb.Client.Update(ctx, m); err != nil {
 		t.Fatal(err)
 	}
-	sandbox.Eventually(t, "the Manual pool moved to the new revision: it rolls", time.Minute, func() error {
+	sandbox.Eventually(t, "the Manual pool moved to the new revision: it rolls", sandbox.ReactTimeout, func() error {
 		return atVersion(ctx, manualPool, newVersion)
 	})
 }

@@ -123,7 +123,7 @@ func TestDriftReverted(t *testing.T) {
 	if err := sb.Client.Delete(ctx, get(ctx, "cluster.x-k8s.io/v1beta2", "MachineDeployment", md)); err != nil {
 		t.Fatal(err)
 	}
-	sandbox.Eventually(t, "deleted MachineDeployment recreated", time.Minute, func() error {
+	sandbox.Eventually(t, "deleted MachineDeployment recreated", sandbox.ReactTimeout, func() error {
 		if get(ctx, "cluster.x-k8s.io/v1beta2", "MachineDeployment", md) == nil {
 			return fmt.Errorf("not there")
 		}
@@ -134,7 +134,7 @@ func TestDriftReverted(t *testing.T) {
 		_ = unstructured.SetNestedField(m.Object, "v1.20.0", "spec", "template", "spec", "version")
 		return sb.Client.Update(ctx, m)
 	})
-	sandbox.Eventually(t, "hand-edited version reverted", time.Minute, func() error {
+	sandbox.Eventually(t, "hand-edited version reverted", sandbox.ReactTimeout, func() error {
 		m := get(ctx, "cluster.x-k8s.io/v1beta2", "MachineDeployment", md)
 		if v, _, _ := unstructured.NestedString(m.Object, "spec", "template", "spec", "version"); v != "v1.33.4" {
 			return fmt.Errorf("version %s", v)
@@ -142,13 +142,6 @@ func TestDriftReverted(t *testing.T) {
 		return nil
 	})
 }
-
-// editTimeout is how long an edit may take to show. Crossplane's watch
-// circuit breaker on the XR opens after a burst of events (the drift tests
-// make one) and then lets an event through only every ~30 s, or the poll
-// (1 min) reconciles: seen in CI as a zone removal not applied after a
-// minute (issue #20). Two minutes cover both.
-const editTimeout = 2 * time.Minute
 
 // TestEdits: a new machine class rotates templates, new scaling bounds
 // stay in place, a removed zone's MachineDeployment is deleted.
@@ -158,7 +151,7 @@ func TestEdits(t *testing.T) {
 	oldInfra, _, _ := unstructured.NestedString(before.Object, "spec", "template", "spec", "infrastructureRef", "name")
 
 	editXR(t, func(s map[string]any) { s["machine"] = map[string]any{"class": "large"} })
-	sandbox.Eventually(t, "machine class: templates rotated", editTimeout, func() error {
+	sandbox.Eventually(t, "machine class: templates rotated", sandbox.ReactTimeout, func() error {
 		m := mds(ctx)["prod-eu-1-workers-eu-west-1a"]
 		infra, _, _ := unstructured.NestedString(m.Object, "spec", "template", "spec", "infrastructureRef", "name")
 		if infra == oldInfra || get(ctx, "infrastructure.cluster.x-k8s.io/v1beta2", "AWSMachineTemplate", infra) == nil {
@@ -168,7 +161,7 @@ func TestEdits(t *testing.T) {
 	})
 
 	editXR(t, func(s map[string]any) { s["scaling"] = map[string]any{"min": int64(4), "max": int64(12)} })
-	sandbox.Eventually(t, "scaling: in place", editTimeout, func() error {
+	sandbox.Eventually(t, "scaling: in place", sandbox.ReactTimeout, func() error {
 		m := mds(ctx)["prod-eu-1-workers-eu-west-1a"]
 		if m.GetAnnotations()["cluster.x-k8s.io/cluster-api-autoscaler-node-group-max-size"] != "6" {
 			return fmt.Errorf("annotations %v", m.GetAnnotations())
@@ -180,7 +173,7 @@ func TestEdits(t *testing.T) {
 	})
 
 	editXR(t, func(s map[string]any) { s["zones"] = []any{"eu-west-1a"} })
-	sandbox.Eventually(t, "zone removed: its MachineDeployment deleted", editTimeout, func() error {
+	sandbox.Eventually(t, "zone removed: its MachineDeployment deleted", sandbox.ReactTimeout, func() error {
 		got := mds(ctx)
 		if _, ok := got["prod-eu-1-workers-eu-west-1b"]; ok || len(got) != 1 {
 			return fmt.Errorf("MachineDeployments %v", slices.Collect(mapKeys(got)))
@@ -209,9 +202,10 @@ func TestVersionBump(t *testing.T) {
 	if err := sb.Client.Update(ctx, comp); err != nil {
 		t.Fatal(err)
 	}
-	sandbox.Eventually(t, "channel bumped, control plane behind: held", time.Minute, func() error {
+	sandbox.Eventually(t, "channel bumped, control plane behind: held", sandbox.ReactTimeout, func() error {
 		if s, msg := sandbox.Condition(xr(ctx), "UpgradePending"); s != "True" || !strings.Contains(msg, "v1.34.1") {
-			return fmt.Errorf("UpgradePending %s %q", s, msg)
+			rs, rmsg := sandbox.Condition(xr(ctx), "Responsive")
+			return fmt.Errorf("UpgradePending %s %q (Responsive %s %q)", s, msg, rs, rmsg)
 		}
 		return nil
 	})
@@ -223,7 +217,7 @@ func TestVersionBump(t *testing.T) {
 	if err := sb.SetControlPlaneVersion(ctx, ns, "prod-eu-1", "v1.34.1"); err != nil {
 		t.Fatal(err)
 	}
-	sandbox.Eventually(t, "control plane at v1.34.1: the pool follows", 2*time.Minute, func() error {
+	sandbox.Eventually(t, "control plane at v1.34.1: the pool follows", sandbox.ReactTimeout, func() error {
 		for name, m := range mds(ctx) {
 			if v, _, _ := unstructured.NestedString(m.Object, "spec", "template", "spec", "version"); v != "v1.34.1" {
 				return fmt.Errorf("%s at %s", name, v)
@@ -247,7 +241,7 @@ func TestRestart(t *testing.T) {
 	if err := sb.Client.Delete(ctx, get(ctx, "cluster.x-k8s.io/v1beta2", "MachineDeployment", md)); err != nil {
 		t.Fatal(err)
 	}
-	sandbox.Eventually(t, "after restarting core and the function: deleted MachineDeployment recreated", 2*time.Minute, func() error {
+	sandbox.Eventually(t, "after restarting core and the function: deleted MachineDeployment recreated", sandbox.ReactTimeout, func() error {
 		if get(ctx, "cluster.x-k8s.io/v1beta2", "MachineDeployment", md) == nil {
 			return fmt.Errorf("not there")
 		}
@@ -265,7 +259,7 @@ func TestZDelete(t *testing.T) {
 	if err := sb.Client.Delete(ctx, xr(ctx)); err != nil {
 		t.Fatal(err)
 	}
-	sandbox.Eventually(t, "FleetNodePool deleted: its objects gone", 2*time.Minute, func() error {
+	sandbox.Eventually(t, "FleetNodePool deleted: its objects gone", sandbox.ReactTimeout, func() error {
 		if n := len(mds(ctx)); n > 0 {
 			return fmt.Errorf("%d MachineDeployments left", n)
 		}
