@@ -133,6 +133,17 @@ func answer(t *testing.T, f *Function, req *fnv1.RunFunctionRequest) *fnv1.RunFu
 // MachineSets still run.
 func rollingPool(t *testing.T, f *Function) *fnv1.RunFunctionRequest {
 	t.Helper()
+	req := runningPool(t, f)
+	spec := req.Observed.Composite.Resource.Fields["spec"].GetStructValue()
+	spec.Fields["machine"].GetStructValue().Fields["class"] = structpb.NewStringValue("large")
+	return req
+}
+
+// runningPool is the AWS example running as planned: its
+// MachineDeployments rolled out and Available, on MachineSets of their
+// templates, its control plane at its version.
+func runningPool(t *testing.T, f *Function) *fnv1.RunFunctionRequest {
+	t.Helper()
 	req, err := exampleio.ForExample(filepath.Join("..", "..", "examples", "aws-machinedeployment"))
 	if err != nil {
 		t.Fatal(err)
@@ -163,8 +174,6 @@ func rollingPool(t *testing.T, f *Function) *fnv1.RunFunctionRequest {
 		"metadata": map[string]any{"name": "prod-eu-1", "namespace": "team-a"},
 		"status":   map[string]any{"version": "v1.33.4"},
 	})}}}
-	spec := req.Observed.Composite.Resource.Fields["spec"].GetStructValue()
-	spec.Fields["machine"].GetStructValue().Fields["class"] = structpb.NewStringValue("large")
 	return req
 }
 

@@ -132,11 +132,15 @@ func (f *Function) planPool(req *fnv1.RunFunctionRequest, fleet map[string]plan.
 		log.Info("Cannot plan the pool", "error", err)
 		return &planned{requirements: reqs, fatal: err}
 	}
-	if pl.NeedsSiblings {
+	switch {
+	case pl.NeedsSiblings:
 		// Crossplane fetches them and calls again before it applies
 		// anything: until then the change holds.
 		withSiblings(reqs, in.Namespace, in.Spec.ClusterName)
 		withWaves(reqs, pl.Fleet(), pl.EarlierWaves())
+	case !pl.NeedsMachineSets:
+		// A settled pool: its MachineSets' status changes need not wake it.
+		delete(reqs.Resources, requirementMachineSets)
 	}
 	p, err := build(pl)
 	if err != nil {

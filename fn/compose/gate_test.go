@@ -2,6 +2,7 @@ package compose
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
 
@@ -236,6 +238,67 @@ func TestWaveRequirements(t *testing.T) {
 			}
 			if got := condition(rsp, TypeRolloutHeld).GetReason(); got != tc.want {
 				t.Errorf("%s\nRolloutHeld reason %q, want %q", tc.reason, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestMachineSetsRequired: a settled pool does not require its
+// MachineSets, so their status changes do not wake it; a pool with a change
+// to start or a MachineDeployment rolling does. Either way Crossplane's
+// requirement loop settles: called again with what the answer asked for,
+// the function asks for the same and answers the same.
+func TestMachineSetsRequired(t *testing.T) {
+	f := New(WithPlanner(plan.New(plan.WithProviders(providers.All()...))), clockAt(sunday2300))
+	cases := map[string]struct {
+		reason string
+		req    func(t *testing.T) *fnv1.RunFunctionRequest
+		want   bool
+	}{
+		"Settled": {
+			reason: "Nothing to release, nothing rolling, no change to start: the MachineSets cannot change the plan.",
+			req:    func(t *testing.T) *fnv1.RunFunctionRequest { return runningPool(t, f) },
+			want:   false,
+		},
+		"ChangeToStart": {
+			reason: "A class change to start: the gates read the Cluster's MachineSets.",
+			req: func(t *testing.T) *fnv1.RunFunctionRequest {
+				req := rollingPool(t, f)
+				req.RequiredResources[requirementMachineDeployments] = &fnv1.Resources{}
+				req.RequiredResources[requirementMachinePools] = &fnv1.Resources{}
+				return req
+			},
+			want: true,
+		},
+		"Rolling": {
+			reason: "A MachineDeployment still replaces machines: its MachineSets say which templates are in use.",
+			req: func(t *testing.T) *fnv1.RunFunctionRequest {
+				req := runningPool(t, f)
+				for k, r := range req.GetObserved().GetResources() {
+					if strings.HasPrefix(k, "machinedeployment-") {
+						r.GetResource().GetFields()["status"].GetStructValue().GetFields()["upToDateReplicas"] = structpb.NewNumberValue(1)
+					}
+				}
+				return req
+			},
+			want: true,
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			req := tc.req(t)
+			first := answer(t, f, req)
+			_, got := first.GetRequirements().GetResources()[requirementMachineSets]
+			if got != tc.want {
+				t.Errorf("%s\nrequires MachineSets: %t, want %t", tc.reason, got, tc.want)
+			}
+			// Crossplane calls again with what the answer asked for.
+			if !got {
+				delete(req.RequiredResources, requirementMachineSets)
+			}
+			second := answer(t, f, req)
+			if diff := cmp.Diff(first, second, protocmp.Transform()); diff != "" {
+				t.Errorf("%s\ncalled again with what it asked for, the function answers otherwise: -first, +second:\n%s", tc.reason, diff)
 			}
 		})
 	}

@@ -160,6 +160,13 @@ type Plan struct {
 	// NeedsSiblings says the pool has a disruptive change to start: the
 	// rollout gates read the Cluster's other pools (Input.Siblings).
 	NeedsSiblings bool
+	// NeedsMachineSets says the plan reads the pool's own MachineSets
+	// (Input.MachineSets): a template of an earlier revision may still be
+	// in use, a MachineDeployment is rolling, or the pool's rollout marker
+	// has not settled at the target. Otherwise nothing they say changes the
+	// plan, and Crossplane need not fetch them, nor wake the pool on each
+	// of their status changes.
+	NeedsMachineSets bool
 	// Wake is when time alone may change the plan (a maintenance window
 	// opens or closes): plan again then. Zero when only a change of input
 	// can change it.
@@ -316,6 +323,7 @@ func (pl *Planner) Plan(in Input) (*Plan, error) {
 		p.Status = rollup(p, in.Observed)
 		p.Rolling = rolling(p, in.Observed)
 		p.Hold = &Hold{Reason: HoldControlPlane, Message: seq.pending.Message}
+		p.NeedsMachineSets = true // Held as it is: read all it read.
 		p.waves(in, r)
 		return p, nil
 	}
@@ -347,6 +355,7 @@ func (pl *Planner) Plan(in Input) (*Plan, error) {
 		}
 		p.starting = g.hold == nil
 	}
+	p.NeedsMachineSets = needsMachineSets(p, in)
 	p.Refused = pl.keep(p, in)
 	p.Status = rollup(p, in.Observed)
 	p.Status.Revisions = revisions(p)
