@@ -80,7 +80,7 @@ render: build $(CROSSPLANE_CLI) $(CROSSPLANE_CORE) ## Render every example throu
 
 # The Function package's root holds the Configuration variants and the
 # RBAC manifest too: they are not part of it.
-XPKG_IGNORE := configuration/*,configuration-legacy/*,rbac/*
+XPKG_IGNORE := configuration/*,configuration-legacy/*,crossplane/*,rbac/*
 
 .PHONY: image
 image: ## Build the runtime image as an OCI tarball (no Docker needed).

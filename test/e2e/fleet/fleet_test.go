@@ -60,6 +60,8 @@ var (
 	pools    = flag.Int("fleet.pools", 3, "pools per cluster")
 	replicas = flag.Int("fleet.replicas", 2, "replicas per pool")
 	timeout  = flag.Duration("fleet.phase-timeout", 10*time.Minute, "longest wait for one phase")
+	xpArgs   = flag.String("fleet.crossplane-args", "", "flags of crossplane core start, space-separated, instead of the recommended ones "+
+		"(package/crossplane/values.yaml); \"none\" runs Crossplane's defaults")
 )
 
 const (
@@ -69,6 +71,7 @@ const (
 	toVersion   = "v1.34.1"
 
 	annotationMinSize = "cluster.x-k8s.io/cluster-api-autoscaler-node-group-min-size"
+	annotationMaxSize = "cluster.x-k8s.io/cluster-api-autoscaler-node-group-max-size"
 	// annotationConcurrency is a Cluster's rollout concurrency.
 	annotationConcurrency = "fleet.nodepool.dev/rollout-concurrency"
 	labelPool             = "fleet.nodepool.dev/pool"
@@ -81,15 +84,23 @@ const (
 	// heldFor is how long, once the paused pools' rollouts under way are
 	// done, the test watches that no paused pool starts: longer than an
 	// unpaused pool waits for its turn (the function asks again after 15s,
-	// Crossplane polls every 20s here, and its watch circuit breaker defers
-	// a busy pool's reconcile by up to 30s).
+	// and Crossplane's watch circuit breaker, once open, lets an event
+	// through every 30s).
 	heldFor = 40 * time.Second
 )
 
 // A phase of the run and how long it took.
 type phase struct {
-	name string
-	took time.Duration
+	name  string
+	from  time.Time
+	took  time.Duration
+	noise string
+}
+
+// probes are a phase's edit-latency probes.
+type probes struct {
+	phase  string
+	probes []*latencyProbe
 }
 
 type run struct {
@@ -99,6 +110,8 @@ type run struct {
 	c      client.Client
 	w      *fleet.Watcher
 	phases []phase
+	noise  *noise
+	probes []probes
 	// peak is the processes' peak memory before the function is swapped
 	// for the broken build.
 	peak map[string]uint64
@@ -146,10 +159,13 @@ func TestFleet(t *testing.T) {
 		t.Fatal(err)
 	}
 	broken := os.Getenv(envBroken)
-	// Crossplane re-runs a pool when its composed resources or the Cluster
-	// change, and on its poll: a Composition change (the channel bump) is
-	// picked up on the poll, so it is shorter than the 1m default here.
-	bins.CrossplaneArgs = []string{"--poll-interval=20s"}
+	// Crossplane runs with the recommended settings
+	// (package/crossplane/values.yaml) and its default poll interval: it
+	// re-runs a pool when what it composes or requires changes, when its
+	// Composition gets a new revision, and at the TTL the function answers.
+	if *xpArgs != "" {
+		bins.CrossplaneArgs = strings.Fields(strings.TrimPrefix(*xpArgs, "none"))
+	}
 	dir := t.TempDir()
 	ctx := t.Context()
 	progress := func(f string, a ...any) { t.Logf(f, a...) }
@@ -170,6 +186,12 @@ func TestFleet(t *testing.T) {
 	defer stopWatch()
 	r.w = fleet.NewWatcher(sb.Client)
 	go r.w.Run(watchCtx, time.Second)
+	wc, err := client.NewWithWatch(sb.Config, client.Options{})
+	if err != nil {
+		r.fatal(err)
+	}
+	r.noise = &noise{sb: sb, c: sb.Client, events: fleet.CountEvents(watchCtx, wc, ns, fleet.Sources...)}
+	go r.noise.run(watchCtx)
 
 	r.create()
 	r.autoscale()
@@ -184,7 +206,13 @@ func TestFleet(t *testing.T) {
 }
 
 func (r *run) phase(name string, since time.Time) {
-	r.phases = append(r.phases, phase{name, time.Since(since)})
+	p := phase{name: name, from: since, took: time.Since(since)}
+	if r.noise != nil {
+		if d, ok := r.noise.between(since, time.Now()); ok {
+			p.noise = d.String()
+		}
+	}
+	r.phases = append(r.phases, p)
 	r.t.Logf("phase %q done in %s", name, time.Since(since).Round(100*time.Millisecond))
 }
 
@@ -220,6 +248,18 @@ func (r *run) report() {
 		}
 	}
 	_ = tw.Flush()
+	b.WriteString("what woke the pools (issue #20), by phase:\n")
+	for _, p := range r.phases {
+		if p.noise != "" {
+			fmt.Fprintf(&b, "  %s: %s\n", p.name, p.noise)
+		}
+	}
+	b.WriteString("edit to MachineSet, while another pool of the Cluster rolls (issue #20):\n")
+	for _, ps := range r.probes {
+		for _, p := range ps.probes {
+			fmt.Fprintf(&b, "  %s: %s\n", ps.phase, p)
+		}
+	}
 	if r.w != nil {
 		if v := r.w.Violations(); len(v) > 0 {
 			fmt.Fprintf(&b, "the watcher's violations, first seen:\n%s", violations(v))
@@ -367,6 +407,7 @@ func (r *run) channelBump() {
 // its own.
 func (r *run) controlPlanesMove() {
 	t0 := time.Now()
+	defer r.probing("control planes upgrade, pools follow")()
 	r.moveControlPlanes(toVersion)
 	ro := r.rollouts(0)
 	r.wait("every pool at "+toVersion, func() error {
@@ -416,6 +457,7 @@ func (r *run) classChange() {
 	before := r.templates()
 	proof := clusterName(0)
 	ro := r.rollouts(0)
+	stopProbes := r.probing("class change")
 	var liar *fleet.Watcher
 	ctx, stopLiar := context.WithCancel(r.ctx)
 	defer stopLiar()
@@ -462,6 +504,7 @@ func (r *run) classChange() {
 		return nil
 	})
 	r.phase(fmt.Sprintf("unpause: the held pools of %s roll, one at a time; every pool at its new class", proof), t1)
+	stopProbes()
 	r.phase("class change, all of it", t0)
 	r.t.Logf("%s's rollouts, from the class change (one at a time at concurrency 1):\n%s", proof, ro)
 	stopLiar()

@@ -136,6 +136,7 @@ func (r *run) wavesOn() {
 // at every snapshot, and the test again from its own timeline.
 func (r *run) wavesBump() {
 	t0 := time.Now()
+	defer r.probing("waves: channel bump")()
 	r.watchWaves(toVersion)
 	ro := r.rolloutsAll()
 	r.setPolicy(nextVersion, "channels", "stable")

@@ -31,6 +31,9 @@ func BinariesFromEnv() (Binaries, error) {
 		return Binaries{}, err
 	}
 	b := Binaries{APIServer: v[0], Etcd: v[1], ControllerManager: v[2], Crossplane: v[3], Function: v[4], CrossplaneCRDs: v[5]}
+	if b.CrossplaneArgs, err = RecommendedCrossplaneArgs(); err != nil {
+		return Binaries{}, err
+	}
 	b.CRDDirs, err = upstream.CRDDirs()
 	return b, err
 }

@@ -59,7 +59,8 @@ type Binaries struct {
 	CrossplaneCRDs string
 	// CRDDirs hold the Cluster API, CAPA, CAPZ and CAPD CRDs.
 	CRDDirs []string
-	// CrossplaneArgs are extra flags of crossplane core start.
+	// CrossplaneArgs are extra flags of crossplane core start;
+	// BinariesFromEnv sets the recommended ones (RecommendedCrossplaneArgs).
 	CrossplaneArgs []string
 }
 
@@ -70,12 +71,14 @@ type Sandbox struct {
 	Config     *rest.Config
 	Client     client.Client
 
-	env      *envtest.Environment
-	bins     Binaries
-	procs    map[string]*exec.Cmd
-	logs     map[string]*os.File
-	fnAddr   string
-	progress func(string, ...any)
+	env    *envtest.Environment
+	bins   Binaries
+	procs  map[string]*exec.Cmd
+	logs   map[string]*os.File
+	fnAddr string
+	// metricsPort is where Crossplane serves its Prometheus metrics.
+	metricsPort int
+	progress    func(string, ...any)
 	// managers are the Cluster API managers StartCAPI ran, if it did.
 	managers []string
 
@@ -248,6 +251,7 @@ func (s *Sandbox) crossplaneStart(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.metricsPort = metrics
 	health, err := freePort()
 	if err != nil {
 		return err

@@ -1,0 +1,54 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"sigs.k8s.io/yaml"
+)
+
+// crossplaneValues is the Crossplane Helm chart values the project
+// recommends for Cluster API workloads, from the module root.
+var crossplaneValues = filepath.Join("package", "crossplane", "values.yaml")
+
+// RecommendedCrossplaneArgs are the flags of `crossplane core start` the
+// project recommends for Cluster API workloads (package/crossplane/values.yaml,
+// the args of Crossplane's Helm chart): every sandbox runs Crossplane with
+// them, so the tests run what users are told to run.
+func RecommendedCrossplaneArgs() ([]string, error) {
+	root, err := moduleRoot()
+	if err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(filepath.Join(root, crossplaneValues)) //nolint:gosec // The module's own file.
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the recommended Crossplane settings: %w", err)
+	}
+	var v struct {
+		Args []string `json:"args"`
+	}
+	if err := yaml.UnmarshalStrict(b, &v); err != nil {
+		return nil, fmt.Errorf("cannot parse %s: %w", crossplaneValues, err)
+	}
+	return v.Args, nil
+}
+
+// moduleRoot is the directory of the go.mod above the working directory.
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("cannot find the module root (go.mod) above the working directory")
+		}
+		dir = parent
+	}
+}
