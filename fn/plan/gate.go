@@ -61,6 +61,13 @@ const (
 	recheckQueued = 5 * time.Second
 	// recheckSiblings: the pool waits for another to finish.
 	recheckSiblings = 15 * time.Second
+	// queueSettle is how long after the second it took its place in the
+	// queue a pool may start. A sibling that queued in the same second can
+	// have written its place after this pool read the Cluster's pools, and
+	// Crossplane's view of it lags the write: two such pools each saw no one
+	// ahead and both started (the fleet e2e's watcher caught it). After
+	// queueSettle, a pool has seen every pool queued no later than itself.
+	queueSettle = recheckQueued
 )
 
 // defaultConcurrency is how many pools of a Cluster roll at once when
@@ -301,6 +308,11 @@ func computeQueue(in Input, pol v1beta1.RolloutPolicy) gated {
 		g.hold = &Hold{Reason: HoldSequence, Message: fmt.Sprintf("holding the pool's disruptive change, and those of every pool of Cluster %s queued after it: "+
 			"the FleetNodePool is annotated %s=true; remove the annotation to let them start", cluster, AnnotationHoldSequence)}
 		return g
+	}
+	if settle := since.Add(queueSettle); in.Now.Before(settle) {
+		return gated{queue: since, wake: settle, hold: &Hold{Reason: HoldConcurrency, Message: fmt.Sprintf(
+			"queued in Cluster %s's rollout at %s; it looks for pools that queued at the same time until %s, then starts if its turn",
+			cluster, since.UTC().Format(time.RFC3339), settle.UTC().Format(time.RFC3339))}}
 	}
 	var rolling, ahead []string
 	for _, s := range in.Siblings {

@@ -119,8 +119,9 @@ func TestGates(t *testing.T) {
 			r.DefaultMaintenanceWindow = def
 		})
 	}
-	// The queue's times.
-	const earlier, now, later = "2026-11-29T22:00:00Z", "2026-11-29T23:00:00Z", "2026-11-29T23:30:00Z"
+	// The queue's times: now, and placed, when the pool took its place in
+	// the queue, longer ago than queueSettle.
+	const earlier, placed, now, later = "2026-11-29T22:00:00Z", "2026-11-29T22:59:50Z", "2026-11-29T23:00:00Z", "2026-11-29T23:30:00Z"
 	nextSaturday := time.Date(2026, time.December, 5, 22, 0, 0, 0, time.UTC)
 
 	cases := map[string]struct {
@@ -218,10 +219,16 @@ func TestGates(t *testing.T) {
 			mods:   []func(*Input){func(in *Input) { in.Siblings = []Sibling{sibling("other", false, "", false)} }},
 			want:   gateOutcome{Reason: HoldConcurrency, Queued: now, Wake: testNow.Add(recheckQueued)},
 		},
+		"QueuedThisSecond": {
+			reason:   "Queued in this very second, with no one ahead in sight: a sibling queued in the same second may not be seen yet, so it holds until queueSettle has passed.",
+			mods:     []func(*Input){func(in *Input) { in.Siblings = []Sibling{sibling("other", false, "", false)} }},
+			observed: func(o map[string]Observed) { queuedAt(o, now) },
+			want:     gateOutcome{Reason: HoldConcurrency, Queued: now, Wake: testNow.Add(queueSettle)},
+		},
 		"QueuedItsTurn": {
 			reason:   "Queued, and no other pool rolls or is queued ahead: its turn.",
 			mods:     []func(*Input){func(in *Input) { in.Siblings = []Sibling{sibling("other", false, later, false)} }},
-			observed: func(o map[string]Observed) { queuedAt(o, now) },
+			observed: func(o map[string]Observed) { queuedAt(o, placed) },
 			want:     gateOutcome{Started: true},
 		},
 		"SiblingRolling": {
@@ -233,19 +240,19 @@ func TestGates(t *testing.T) {
 		"SiblingQueuedAhead": {
 			reason:   "Another pool queued earlier goes first.",
 			mods:     []func(*Input){func(in *Input) { in.Siblings = []Sibling{sibling("other", false, earlier, false)} }},
-			observed: func(o map[string]Observed) { queuedAt(o, now) },
-			want:     gateOutcome{Reason: HoldConcurrency, Queued: now, Recheck: recheckSiblings},
+			observed: func(o map[string]Observed) { queuedAt(o, placed) },
+			want:     gateOutcome{Reason: HoldConcurrency, Queued: placed, Recheck: recheckSiblings},
 		},
 		"TieByName": {
 			reason:   "Queued at the same second, the pool whose name sorts first goes first: 'alpha' before 'workers'.",
-			mods:     []func(*Input){func(in *Input) { in.Siblings = []Sibling{sibling("alpha", false, now, false)} }},
-			observed: func(o map[string]Observed) { queuedAt(o, now) },
-			want:     gateOutcome{Reason: HoldConcurrency, Queued: now, Recheck: recheckSiblings},
+			mods:     []func(*Input){func(in *Input) { in.Siblings = []Sibling{sibling("alpha", false, placed, false)} }},
+			observed: func(o map[string]Observed) { queuedAt(o, placed) },
+			want:     gateOutcome{Reason: HoldConcurrency, Queued: placed, Recheck: recheckSiblings},
 		},
 		"TieByNameWins": {
 			reason:   "Queued at the same second as 'zulu', 'workers' goes first.",
-			mods:     []func(*Input){func(in *Input) { in.Siblings = []Sibling{sibling("zulu", false, now, false)} }},
-			observed: func(o map[string]Observed) { queuedAt(o, now) },
+			mods:     []func(*Input){func(in *Input) { in.Siblings = []Sibling{sibling("zulu", false, placed, false)} }},
+			observed: func(o map[string]Observed) { queuedAt(o, placed) },
 			want:     gateOutcome{Started: true},
 		},
 		"ClusterConcurrency": {
@@ -254,7 +261,7 @@ func TestGates(t *testing.T) {
 				in.Siblings = []Sibling{sibling("other", true, "", false), sibling("third", false, "", false)}
 				in.Cluster.Annotations = map[string]string{AnnotationConcurrency: "2"}
 			}},
-			observed: func(o map[string]Observed) { queuedAt(o, now) },
+			observed: func(o map[string]Observed) { queuedAt(o, placed) },
 			want:     gateOutcome{Started: true},
 		},
 		"TopologyConcurrency": {
@@ -270,8 +277,8 @@ func TestGates(t *testing.T) {
 			mods: []func(*Input){rollouts(func(r *v1beta1.RolloutPolicy) { r.Concurrency = ptr.To[int32](2) }), func(in *Input) {
 				in.Siblings = []Sibling{sibling("other", true, "", false), sibling("third", true, "", false)}
 			}},
-			observed: func(o map[string]Observed) { queuedAt(o, now) },
-			want:     gateOutcome{Reason: HoldConcurrency, Queued: now, Recheck: recheckSiblings},
+			observed: func(o map[string]Observed) { queuedAt(o, placed) },
+			want:     gateOutcome{Reason: HoldConcurrency, Queued: placed, Recheck: recheckSiblings},
 		},
 		"ConcurrencyUnreadable": {
 			reason: "A concurrency that is not a whole number of at least 1 holds: fail closed.",
@@ -310,13 +317,13 @@ func TestGates(t *testing.T) {
 		"SiblingJustStarted": {
 			reason:   "A pool whose rollout Cluster API has just begun (its status still counts the old machines up to date, but they run on a MachineSet of another template) is rolling: the pool waits for it.",
 			mods:     []func(*Input){func(in *Input) { in.Siblings = []Sibling{onMachineSet("old-infra")} }},
-			observed: func(o map[string]Observed) { queuedAt(o, now) },
-			want:     gateOutcome{Reason: HoldConcurrency, Queued: now, Recheck: recheckSiblings},
+			observed: func(o map[string]Observed) { queuedAt(o, placed) },
+			want:     gateOutcome{Reason: HoldConcurrency, Queued: placed, Recheck: recheckSiblings},
 		},
 		"SiblingSettledOnItsMachineSet": {
 			reason:   "A pool whose machines run on a MachineSet of its own templates is not rolling: the pool starts.",
 			mods:     []func(*Input){func(in *Input) { in.Siblings = []Sibling{onMachineSet("new-infra")} }},
-			observed: func(o map[string]Observed) { queuedAt(o, now) },
+			observed: func(o map[string]Observed) { queuedAt(o, placed) },
 			want:     gateOutcome{Started: true},
 		},
 		"HoldsSequence": {
@@ -324,8 +331,8 @@ func TestGates(t *testing.T) {
 			mods: []func(*Input){func(in *Input) {
 				in.Annotations = map[string]string{AnnotationHoldSequence: "true"}
 			}},
-			observed: func(o map[string]Observed) { queuedAt(o, now) },
-			want:     gateOutcome{Reason: HoldSequence, Queued: now, HoldSeq: true, Recheck: recheckSiblings},
+			observed: func(o map[string]Observed) { queuedAt(o, placed) },
+			want:     gateOutcome{Reason: HoldSequence, Queued: placed, HoldSeq: true, Recheck: recheckSiblings},
 		},
 		"SequenceHeldAhead": {
 			reason: "A pool queued ahead holds the sequence: every pool after it holds.",
@@ -333,8 +340,8 @@ func TestGates(t *testing.T) {
 				in.Siblings = []Sibling{sibling("other", false, earlier, true)}
 				in.Cluster.Annotations = map[string]string{AnnotationConcurrency: "5"}
 			}},
-			observed: func(o map[string]Observed) { queuedAt(o, now) },
-			want:     gateOutcome{Reason: HoldSequence, Queued: now, Recheck: recheckSiblings},
+			observed: func(o map[string]Observed) { queuedAt(o, placed) },
+			want:     gateOutcome{Reason: HoldSequence, Queued: placed, Recheck: recheckSiblings},
 		},
 		"SequenceHeldAheadWhileResized": {
 			reason: "A pool queued ahead holds the sequence while the autoscaler resizes it (a new generation): it still holds the pools after it.",
@@ -344,13 +351,13 @@ func TestGates(t *testing.T) {
 				in.Siblings = []Sibling{s}
 				in.Cluster.Annotations = map[string]string{AnnotationConcurrency: "2"}
 			}},
-			observed: func(o map[string]Observed) { queuedAt(o, now) },
-			want:     gateOutcome{Reason: HoldSequence, Queued: now, Recheck: recheckSiblings},
+			observed: func(o map[string]Observed) { queuedAt(o, placed) },
+			want:     gateOutcome{Reason: HoldSequence, Queued: placed, Recheck: recheckSiblings},
 		},
 		"SequenceHeldBehind": {
 			reason:   "A pool queued behind that holds the sequence does not hold those ahead of it.",
 			mods:     []func(*Input){func(in *Input) { in.Siblings = []Sibling{sibling("other", false, later, true)} }},
-			observed: func(o map[string]Observed) { queuedAt(o, now) },
+			observed: func(o map[string]Observed) { queuedAt(o, placed) },
 			want:     gateOutcome{Started: true},
 		},
 	}
@@ -370,6 +377,47 @@ func TestGates(t *testing.T) {
 				t.Errorf("%s\nstatus.rollout %+v does not report the hold %+v with a message", tc.reason, p.Status.Rollout, p.Hold)
 			}
 		})
+	}
+}
+
+// TestQueueTie: two pools of a Cluster of concurrency 1 take their places
+// in the queue in the same second, and each reads the other before the
+// other's place is written (Crossplane's view lags the writes): neither may
+// start before queueSettle. After it, both see both places: the pool whose
+// name sorts first starts, and the other waits. Never both, which the fleet
+// e2e's watcher saw (RolloutConcurrencyBounded) before queueSettle.
+func TestQueueTie(t *testing.T) {
+	const placed = "2026-11-29T23:00:00Z"
+	type step struct {
+		reason string
+		pool   string
+		at     time.Duration
+		// other is the other pool as this one reads it.
+		other Sibling
+		want  bool
+	}
+	steps := []step{
+		{"workers reads the Cluster before alpha's place is written: it sees no one ahead, but holds", "workers", 300 * time.Millisecond, sibling("alpha", false, "", false), false},
+		{"alpha reads workers queued in the same second, not rolling: it would go first by name, but holds", "alpha", 500 * time.Millisecond, sibling("workers", false, placed, false), false},
+		{"after the settle, workers sees alpha queued in the same second, whose name sorts first: it waits", "workers", queueSettle, sibling("alpha", false, placed, false), false},
+		{"after the settle, alpha sees workers queued in the same second, not rolling: its turn", "alpha", queueSettle, sibling("workers", false, placed, false), true},
+	}
+	started := map[string]bool{}
+	for _, s := range steps {
+		named := func(in *Input) { in.Name = s.pool }
+		before, observed := running(t, input(named))
+		queuedAt(observed, placed)
+		p := mustPlan(t, input(named, disruptiveChange, func(in *Input) {
+			in.Observed, in.Siblings, in.Now = observed, []Sibling{s.other}, testNow.Add(s.at)
+		}))
+		got := outcome(t, before, p).Started
+		if got != s.want {
+			t.Errorf("%s\n%s at +%s: started %t, want %t", s.reason, s.pool, s.at, got, s.want)
+		}
+		started[s.pool] = started[s.pool] || got
+	}
+	if started["alpha"] && started["workers"] {
+		t.Errorf("both pools started; the Cluster's concurrency is 1")
 	}
 }
 
