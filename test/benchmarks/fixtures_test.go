@@ -41,9 +41,11 @@ import (
 //   - meta.tag, the SHA-256 of the deterministic encoding of the request
 //     (composite.Tag), and the capabilities Crossplane advertises.
 //
-// The required resources are the pool's Cluster, its control plane and the
-// live MachineSets of its MachineDeployments, found the way Crossplane finds
-// them: by the selectors the function returns (fetch below).
+// The required resources are the pool's Cluster and its control plane,
+// found the way Crossplane finds them: by the selectors the function returns
+// (fetch below). The world holds the live MachineSets of its
+// MachineDeployments too, but a settled pool does not require them
+// (plan.Plan.NeedsMachineSets; it did before 2026-11-30).
 
 // exampleDir is the example pool: two zones of an AWS cluster, so two
 // MachineDeployments, their AWSMachineTemplate and KubeadmConfigTemplate,
@@ -494,7 +496,8 @@ func TestTypicalPool(t *testing.T) {
 			if len(req.GetExtraResources()) > 0 { //nolint:staticcheck // Checking the deprecated field is unused.
 				t.Errorf("extra_resources: got %d entries, want none", len(req.GetExtraResources())) //nolint:staticcheck // As above.
 			}
-			want := map[string]int{"cluster": 1, "controlplane": 1, "machinesets": 2}
+			// A settled pool: no MachineSets (plan.Plan.NeedsMachineSets).
+			want := map[string]int{"cluster": 1, "controlplane": 1}
 			got := map[string]int{}
 			for n, rs := range req.GetRequiredResources() {
 				got[n] = len(rs.GetItems())
