@@ -52,6 +52,7 @@ func (pl *Planner) keep(p *Plan, in Input) *Refusal {
 	for _, r := range p.Resources {
 		desired[r.Key] = true
 	}
+	p.NeedsMachineSets = needsMachineSets(p, in, desired)
 
 	if ref := pl.clusterChange(p, in); ref != nil {
 		p.Resources = passThroughAll(in.Observed)
@@ -110,22 +111,18 @@ func (pl *Planner) keep(p *Plan, in Input) *Refusal {
 }
 
 // needsMachineSets reports whether planning reads the pool's MachineSets
-// (Plan.NeedsMachineSets), before keep adds what retention keeps: a
-// disruptive change is to start (the gates read the Cluster's, and whether
-// the pool already replaces machines), a template the plan no longer wants
-// is observed (released only once no MachineSet uses it), a
-// MachineDeployment is rolling, or the pool's marker has not settled at the
-// target (a rollout Cluster API has just begun shows only on its
-// MachineSets). None of it depends on the MachineSets themselves, so
-// asking for them or not never flips the answer: Crossplane's requirement
-// loop settles.
-func needsMachineSets(p *Plan, in Input) bool {
+// (Plan.NeedsMachineSets), from desired, the keys the plan wants before
+// keep adds what retention keeps: a disruptive change is to start (the
+// gates read the Cluster's, and whether the pool already replaces
+// machines), a template the plan no longer wants is observed (released only
+// once no MachineSet uses it), a MachineDeployment is rolling, or the
+// pool's marker has not settled at the target (a rollout Cluster API has
+// just begun shows only on its MachineSets). None of it depends on the
+// MachineSets themselves, so asking for them or not never flips the
+// answer: Crossplane's requirement loop settles.
+func needsMachineSets(p *Plan, in Input, desired map[string]bool) bool {
 	if p.NeedsSiblings {
 		return true
-	}
-	desired := make(map[string]bool, len(p.Resources))
-	for _, r := range p.Resources {
-		desired[r.Key] = true
 	}
 	for k, o := range in.Observed {
 		if isTemplate(k) && !desired[k] || strings.HasPrefix(k, keyMachineDeployment) && o.rolling() {

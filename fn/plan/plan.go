@@ -355,8 +355,7 @@ func (pl *Planner) Plan(in Input) (*Plan, error) {
 		}
 		p.starting = g.hold == nil
 	}
-	p.NeedsMachineSets = needsMachineSets(p, in)
-	p.Refused = pl.keep(p, in)
+	p.Refused = pl.keep(p, in) // Also decides NeedsMachineSets.
 	p.Status = rollup(p, in.Observed)
 	p.Status.Revisions = revisions(p)
 	if p.Refused == nil {

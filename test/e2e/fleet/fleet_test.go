@@ -92,7 +92,6 @@ const (
 // A phase of the run and how long it took.
 type phase struct {
 	name  string
-	from  time.Time
 	took  time.Duration
 	noise string
 }
@@ -206,7 +205,7 @@ func TestFleet(t *testing.T) {
 }
 
 func (r *run) phase(name string, since time.Time) {
-	p := phase{name: name, from: since, took: time.Since(since)}
+	p := phase{name: name, took: time.Since(since)}
 	if r.noise != nil {
 		if d, ok := r.noise.between(since, time.Now()); ok {
 			p.noise = d.String()
