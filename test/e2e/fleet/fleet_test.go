@@ -859,5 +859,5 @@ func (r *run) wait(what string, cond func() error) {
 			return
 		}
 	}
-	r.fatalf("%s: not after %s: %v\nwatcher so far:\n%s", what, *timeout, err, violations(r.w.Violations()))
+	r.fatalf("%s: not after %s: %v\nwhat is odd:\n%swatcher so far:\n%s", what, *timeout, err, r.explain(), violations(r.w.Violations()))
 }
