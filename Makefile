@@ -127,11 +127,23 @@ lint: $(GOLANGCI_LINT) ## golangci-lint (.golangci.yml: gosec and correctness li
 # variables, a tier skips with a message (fails under CI=true).
 
 .PHONY: test
-test: lint test-unit test-generate test-render test-conformance test-xpkg test-package test-sandbox test-fleet ## Run every test tier.
+test: lint test-unit test-fuzz test-generate test-render test-conformance test-xpkg test-package test-sandbox test-fleet ## Run every test tier.
 
 .PHONY: test-unit
-test-unit: test-core-deps ## Unit tests: the planning core, providers and RunFunction adapter.
-	$(GO) test -count=1 ./...
+test-unit: test-core-deps ## Unit tests under the race detector: the planning core, providers and RunFunction adapter.
+	$(GO) test -race -count=1 ./...
+
+# FUZZTIME is how long test-fuzz fuzzes each target: seconds in make test,
+# the long runs of test/benchmarks/README.md with FUZZTIME=10m.
+FUZZTIME ?= 10s
+
+.PHONY: test-fuzz
+test-fuzz: ## Fuzz every fuzz target for FUZZTIME; a failing input is saved under its package's testdata/fuzz.
+	@grep -rEo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]+' fn apis test | sed 's/:func / /' | sort | \
+		while read -r file target; do \
+			echo "$$target ($$(dirname $$file)), $(FUZZTIME)"; \
+			$(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) ./$$(dirname $$file) || exit 1; \
+		done
 
 # The planning core is provider-neutral: no cloud package, not even through
 # another package. Clouds are wired in fn/providers.
