@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -18,6 +19,21 @@ import (
 // with running nodes): new backing first, the old one removed once the new
 // one is available.
 const AnnotationAllowReplacement = v1alpha1.Group + "/allow-replacement"
+
+// AnnotationUnusedSince is set by the function on a template of an earlier
+// revision that nothing it can see uses any more: when it first saw it so.
+// The template is released (no longer emitted, so Crossplane deletes it)
+// only once ReleaseAfter has passed since then and Cluster API has acted on
+// the pool's latest MachineDeployments; see keepUnused.
+const AnnotationUnusedSince = v1alpha1.Group + "/unused-since"
+
+// ReleaseAfter is how long a template nothing uses is kept before it is
+// released. What the function sees of MachineSets and composed objects
+// comes from Crossplane's informer caches, which lag the API server: a
+// MachineSet Cluster API has just created for a revision the pool has
+// already left (two quick edits) may not show yet. The wait covers that
+// lag many times over; a template kept longer costs nothing.
+const ReleaseAfter = 30 * time.Second
 
 // A MachineSet is what retention reads of a live MachineSet of the pool:
 // the templates it clones machines from.
@@ -96,6 +112,7 @@ func (pl *Planner) keep(p *Plan, in Input) *Refusal {
 	// previous bootstrap config.
 	mp, ok := in.Observed[keyMachinePool]
 	mpRolling := ok && mp.rolling()
+	caughtUp := capiCaughtUp(in.Observed)
 	for _, k := range sortedKeys(in.Observed) {
 		o := in.Observed[k]
 		if desired[k] || !isTemplate(k) || o.object() == nil {
@@ -103,11 +120,80 @@ func (pl *Planner) keep(p *Plan, in Input) *Refusal {
 		}
 		if in.MachineSets == nil || used[o.Name] || mpRolling && strings.HasPrefix(k, keyBootstrap+"-") {
 			// Unknown MachineSets (not fetched yet): never drop what might
-			// be in use.
-			p.Resources = append(p.Resources, passThrough(k, o))
+			// be in use. A template used again starts its wait anew.
+			p.Resources = append(p.Resources, withUnusedSince(passThrough(k, o), time.Time{}))
+			continue
 		}
+		p.keepUnused(k, o, in.Now, caughtUp)
 	}
 	return nil
+}
+
+// keepUnused keeps a template of an earlier revision that nothing the
+// function sees uses, until it may be released: ReleaseAfter after the
+// function first saw it unused (recorded on it, AnnotationUnusedSince), and
+// once Cluster API has acted on the latest spec of every MachineDeployment
+// and MachinePool of the pool (observedGeneration). Before that, a
+// MachineSet cloning from it may exist that the function's view does not
+// show yet, or Cluster API may still be about to create one. Unreadable or
+// missing records count from now: a stale view only ever keeps longer.
+func (p *Plan) keepUnused(key string, o Observed, now time.Time, caughtUp bool) {
+	since := unusedSince(o)
+	if since.IsZero() || since.After(now) {
+		since = now
+	}
+	release := since.Add(ReleaseAfter)
+	if caughtUp && !now.Before(release) {
+		return
+	}
+	p.Resources = append(p.Resources, withUnusedSince(passThrough(key, o), since))
+	if caughtUp {
+		p.Wake = cmpMin(p.Wake, release)
+	}
+}
+
+// capiCaughtUp reports whether Cluster API has observed the latest spec of
+// every MachineDeployment and MachinePool observed. It watches them, so a
+// pool waiting for it is planned again when it has.
+func capiCaughtUp(observed map[string]Observed) bool {
+	for k, o := range observed {
+		if isBacking(k) && o.ObservedGeneration < o.Generation {
+			return false
+		}
+	}
+	return true
+}
+
+// unusedSince reads a template's AnnotationUnusedSince, zero if it has
+// none or it does not parse.
+func unusedSince(o Observed) time.Time {
+	v, _, _ := unstructured.NestedString(o.object(), "metadata", "annotations", AnnotationUnusedSince)
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return time.Time{}
+	}
+	return t
+}
+
+// withUnusedSince sets a kept template's AnnotationUnusedSince to since,
+// or removes it for a zero since.
+func withUnusedSince(r Resource, since time.Time) Resource {
+	u := r.Object.(*unstructured.Unstructured)
+	meta, _ := u.Object["metadata"].(map[string]any)
+	u.Object["metadata"] = maps.Clone(meta) // Shared with what was observed.
+	a := u.GetAnnotations()
+	delete(a, AnnotationUnusedSince)
+	if !since.IsZero() {
+		if a == nil {
+			a = map[string]string{}
+		}
+		a[AnnotationUnusedSince] = since.UTC().Format(time.RFC3339)
+	}
+	if len(a) == 0 {
+		a = nil
+	}
+	u.SetAnnotations(a)
+	return r
 }
 
 // needsMachineSets reports whether planning reads the pool's MachineSets

@@ -1,9 +1,11 @@
 package plan
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/utils/ptr"
@@ -60,29 +62,39 @@ func keys(p *Plan) []string {
 }
 
 // TestTemplateRetention checks that a rotated template stays while a live
-// MachineSet uses it, and goes once none does.
+// MachineSet uses it, and goes once none has for ReleaseAfter and Cluster
+// API has acted on the MachineDeployment's latest spec.
 func TestTemplateRetention(t *testing.T) {
 	noZones := func(in *Input) { in.Spec.Zones = nil }
 	v1 := mustPlan(t, input(noZones))
 	running := observe(t, v1, 3)
-	oldInfra := ""
-	for _, r := range v1.Resources {
-		if strings.HasPrefix(r.Key, keyInfra+"-") {
-			oldInfra = r.Object.GetName()
-		}
-	}
+	oldInfra := infraName(t, v1)
 	newClass := func(in *Input) { in.Spec.Machine.Class = "large" }
 	oldMS := []MachineSet{{Infra: oldInfra}}
+	otherMS := map[string][]MachineSet{"prod-eu-1-workers": {{Infra: "something-else"}}}
+	stamp := func(d time.Duration) string { return testNow.Add(d).UTC().Format(time.RFC3339) }
 
 	cases := map[string]struct {
 		reason      string
 		machineSets map[string][]MachineSet
-		observedMD  bool // The observed MachineDeployment still points at the old template.
+		observedMD  bool   // The observed MachineDeployment still points at the old template.
+		mdBehind    bool   // Cluster API has not observed the MachineDeployment's latest generation.
+		unusedSince string // The old template's AnnotationUnusedSince, as observed.
 		wantKept    bool
+		// wantSince is the annotation the kept template carries, wantWake
+		// when the pool is to be planned again.
+		wantSince string
+		wantWake  time.Time
 	}{
 		"MidRollout": {
 			reason:      "An old MachineSet still clones from the old template: it is kept.",
 			machineSets: map[string][]MachineSet{"prod-eu-1-workers": oldMS},
+			wantKept:    true,
+		},
+		"UsedAgain": {
+			reason:      "A template in use again (the edit was reverted) loses its record: its wait starts anew when it is next unused.",
+			machineSets: map[string][]MachineSet{"prod-eu-1-workers": oldMS},
+			unusedSince: stamp(-time.Hour),
 			wantKept:    true,
 		},
 		"BeforeTheMachineDeploymentMoved": {
@@ -95,9 +107,43 @@ func TestTemplateRetention(t *testing.T) {
 			reason:   "While the MachineSets are not fetched, nothing that may be in use is dropped.",
 			wantKept: true,
 		},
-		"RolloutDone": {
-			reason:      "No MachineSet or MachineDeployment uses the old template: it goes.",
-			machineSets: map[string][]MachineSet{"prod-eu-1-workers": {{Infra: "something-else"}}},
+		"UnusedJustNow": {
+			reason: "Nothing the function sees uses the old template, but its view may lag: a MachineSet Cluster API just made for it " +
+				"may not show yet. It is kept, recorded unused since now, and the pool planned again when it may go.",
+			machineSets: otherMS,
+			wantKept:    true,
+			wantSince:   stamp(0),
+			wantWake:    testNow.Add(ReleaseAfter),
+		},
+		"UnusedNotLongEnough": {
+			reason:      "Unused for less than ReleaseAfter: kept, its record unchanged.",
+			machineSets: otherMS,
+			unusedSince: stamp(-ReleaseAfter + time.Second),
+			wantKept:    true,
+			wantSince:   stamp(-ReleaseAfter + time.Second),
+			wantWake:    testNow.Add(time.Second),
+		},
+		"UnusedRecordUnreadable": {
+			reason:      "A record that does not parse counts from now: kept longer, never released early.",
+			machineSets: otherMS,
+			unusedSince: "yesterday",
+			wantKept:    true,
+			wantSince:   stamp(0),
+			wantWake:    testNow.Add(ReleaseAfter),
+		},
+		"UnusedLongButClusterAPIBehind": {
+			reason: "Cluster API has not acted on the MachineDeployment's latest spec: it may still make a MachineSet from an " +
+				"earlier one. Kept; its status update wakes the pool.",
+			machineSets: otherMS,
+			mdBehind:    true,
+			unusedSince: stamp(-time.Hour),
+			wantKept:    true,
+			wantSince:   stamp(-time.Hour),
+		},
+		"Released": {
+			reason:      "Unused for ReleaseAfter, and Cluster API caught up: it goes.",
+			machineSets: otherMS,
+			unusedSince: stamp(-ReleaseAfter),
 			wantKept:    false,
 		},
 	}
@@ -108,18 +154,48 @@ func TestTemplateRetention(t *testing.T) {
 				if !tc.observedMD && strings.HasPrefix(k, keyMachineDeployment) {
 					o.References = nil
 				}
+				if tc.mdBehind && strings.HasPrefix(k, keyMachineDeployment) {
+					o.Generation = 2
+				}
+				if o.Name == oldInfra && tc.unusedSince != "" {
+					o = annotated(o, AnnotationUnusedSince, tc.unusedSince)
+				}
 				obs[k] = o
 			}
 			p := mustPlan(t, input(noZones, newClass, func(in *Input) { in.Observed, in.MachineSets = obs, tc.machineSets }))
-			kept := slices.ContainsFunc(p.Resources, func(r Resource) bool { return r.Object.GetName() == oldInfra })
-			if kept != tc.wantKept {
-				t.Errorf("%s\nold template %s kept: want %t, got %t (keys %v)", tc.reason, oldInfra, tc.wantKept, kept, keys(p))
+			i := slices.IndexFunc(p.Resources, func(r Resource) bool { return r.Object.GetName() == oldInfra })
+			if kept := i >= 0; kept != tc.wantKept {
+				t.Fatalf("%s\nold template %s kept: want %t, got %t (keys %v)", tc.reason, oldInfra, tc.wantKept, kept, keys(p))
+			}
+			if i >= 0 {
+				if got := p.Resources[i].Object.GetAnnotations()[AnnotationUnusedSince]; got != tc.wantSince {
+					t.Errorf("%s\n%s: want %q, got %q", tc.reason, AnnotationUnusedSince, tc.wantSince, got)
+				}
+			}
+			if !p.Wake.Equal(tc.wantWake) {
+				t.Errorf("%s\nwake: want %s, got %s", tc.reason, tc.wantWake, p.Wake)
 			}
 			if p.Refused != nil {
 				t.Errorf("%s\na template rotation is not refused: %v", tc.reason, p.Refused)
 			}
 		})
 	}
+}
+
+// annotated is an observed object with an annotation set, the original
+// left as it was.
+func annotated(o Observed, k, v string) Observed {
+	obj := maps.Clone(o.Object)
+	meta := maps.Clone(obj["metadata"].(map[string]any))
+	anns, _ := meta["annotations"].(map[string]any)
+	anns = maps.Clone(anns)
+	if anns == nil {
+		anns = map[string]any{}
+	}
+	anns[k] = v
+	meta["annotations"], obj["metadata"] = anns, meta
+	o.Object = obj
+	return o
 }
 
 // TestDestructiveChangeGuard checks that a change that would delete the
@@ -301,12 +377,22 @@ func TestMachinePoolBootstrapRetention(t *testing.T) {
 	for name, tc := range map[string]struct {
 		upToDate int32
 		want     bool
-	}{"Rolling": {upToDate: 1, want: true}, "RolledOut": {upToDate: 3, want: false}} {
+		// unused is how long ago the function recorded the old config
+		// unused (AnnotationUnusedSince), 0 for no record.
+		unused time.Duration
+	}{
+		"Rolling":          {upToDate: 1, unused: time.Hour, want: true},
+		"RolledOutJustNow": {upToDate: 3, want: true},
+		"RolledOutLongAgo": {upToDate: 3, unused: ReleaseAfter, want: false},
+	} {
 		t.Run(name, func(t *testing.T) {
 			obs := observe(t, v1, 3)
 			mp := obs[keyMachinePool]
 			mp.UpToDateReplicas, mp.References = ptr.To(tc.upToDate), nil
 			obs[keyMachinePool] = mp
+			if tc.unused > 0 {
+				obs[old] = annotated(obs[old], AnnotationUnusedSince, testNow.Add(-tc.unused).UTC().Format(time.RFC3339))
+			}
 			p := mustPlan(t, input(asg, func(in *Input) {
 				in.Spec.Labels["team"] = "b"
 				in.Observed, in.MachineSets = obs, map[string][]MachineSet{}
