@@ -202,6 +202,7 @@ func TestFleet(t *testing.T) {
 		return
 	}
 	r.classChange()
+	r.rapidEdits()
 	r.waves()
 	if v := r.w.Violations(); len(v) > 0 {
 		r.errorf("the watcher saw %d invariant violations:\n%s", len(v), violations(v))

@@ -1,0 +1,108 @@
+//go:build fleet
+
+package fleet
+
+import (
+	"fmt"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// rapidGap is the time between two edits of the rapid-edits phase: less
+// than Cluster API takes to roll anything, about what Crossplane's caches
+// may lag under load.
+const rapidGap = 700 * time.Millisecond
+
+// labelSimMachineType is the sim provider's machine type, on an
+// infrastructure template's machines.
+const labelSimMachineType = "fleet.nodepool.dev/sim-machine-type"
+
+// rapidEdits is issue #15's chaos phase: disruptive edits of the same
+// pools in quick succession, on every Cluster that rolls its pools at once
+// (the first is the concurrency proof): each fixed pool's class goes from
+// medium to large, small and medium within a second and a half; each
+// autoscaled pool goes to large and back; each zoned pool goes to large,
+// the policy's catalog moves large to another machine type right after,
+// and the pool goes back to medium. Cluster API starts rollouts of
+// revisions the pools have already left, and the templates of those must
+// not be dropped while a MachineSet clones from them (the watcher's
+// TemplateExists, over every snapshot). Every pool must converge to its
+// last edit (its class before the phase, which the waves' proof after it
+// relies on), and every template nothing uses be released.
+func (r *run) rapidEdits() {
+	if *clusters < 2 {
+		return
+	}
+	t0 := time.Now()
+	before := r.templates()
+	want := map[string]string{} // Pool: its machine type after the last edit.
+	var fixed, auto, zoned []string
+	for i := 1; i < *clusters; i++ {
+		for j := range *pools {
+			switch p := poolName(i, j); shape(j) {
+			case "fixed":
+				fixed, want[p] = append(fixed, p), "sim.medium"
+			case "auto":
+				auto, want[p] = append(auto, p), "sim.small"
+			case "zones":
+				zoned, want[p] = append(zoned, p), "sim.medium"
+			}
+		}
+	}
+	edit := func(pools []string, class string) {
+		for _, p := range pools {
+			r.setClass(p, class)
+		}
+	}
+	edit(fixed, "large")
+	edit(auto, "large")
+	edit(zoned, "large")
+	time.Sleep(rapidGap)
+	edit(fixed, "small")
+	edit(auto, "small") // The revert.
+	r.setPolicy("sim.large-b", "catalog", "large", "sim")
+	time.Sleep(rapidGap)
+	edit(fixed, "medium")
+	edit(zoned, "medium")
+	r.wait("every pool at its last edit", func() error {
+		if err := r.fleetAt(toVersion); err != nil {
+			return err
+		}
+		return r.machineTypes(want)
+	})
+	r.phase("rapid edits: class A, B, C within 1.4s; an edit and its revert; a class, a catalog change, a class; every pool at its last edit", t0)
+
+	t1 := time.Now()
+	r.wait("templates nothing uses released", func() error {
+		now, used := r.templates(), r.usedTemplates()
+		for n := range now {
+			if !used[n] && !before[n] {
+				return fmt.Errorf("template %s, made during the rapid edits, is no longer used and still kept", n)
+			}
+		}
+		return nil
+	})
+	r.phase("rapid edits: the templates of the revisions left released, none while in use", t1)
+}
+
+// machineTypes checks each pool's MachineDeployments clone from a template
+// of its machine type.
+func (r *run) machineTypes(want map[string]string) error {
+	types := map[string]string{}
+	for _, t := range r.list("infrastructure.cluster.x-k8s.io/v1beta2", "DevMachineTemplate") {
+		types[t.GetName()], _, _ = unstructured.NestedString(t.Object, "spec", "template", "metadata", "labels", labelSimMachineType)
+	}
+	for _, md := range r.list("cluster.x-k8s.io/v1beta2", "MachineDeployment") {
+		pool := md.GetLabels()[labelPool]
+		w, ok := want[pool]
+		if !ok {
+			continue
+		}
+		n, _, _ := unstructured.NestedString(md.Object, "spec", "template", "spec", "infrastructureRef", "name")
+		if types[n] != w {
+			return fmt.Errorf("MachineDeployment %s of pool %s clones from %s, of machine type %q, want %q", md.GetName(), pool, n, types[n], w)
+		}
+	}
+	return nil
+}
