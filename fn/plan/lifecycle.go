@@ -124,7 +124,9 @@ func (pl *Planner) keep(p *Plan, in Input) *Refusal {
 			p.Resources = append(p.Resources, withUnusedSince(passThrough(k, o), time.Time{}))
 			continue
 		}
-		p.keepUnused(k, o, in.Now, caughtUp)
+		if broken&ruleRelease == 0 {
+			p.keepUnused(k, o, in.Now, caughtUp)
+		}
 	}
 	return nil
 }

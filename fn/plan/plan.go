@@ -215,6 +215,7 @@ const (
 	ruleConcurrency                  // Never roll more pools of a Cluster than allowed.
 	ruleWave                         // Never start before the earlier waves are done.
 	ruleHalt                         // Never start after an earlier wave failed.
+	ruleRelease                      // Release an unused template only once a stale view cannot hide its use.
 )
 
 // An Option configures a Planner.

@@ -32,7 +32,9 @@ type machineSet struct {
 // world simulates what the function plans for over time: users and the
 // platform team edit, the control plane upgrades on its own schedule,
 // Crossplane applies the plan (deleting what the plan drops first), and
-// Cluster API rolls MachineDeployments one machine per step.
+// Cluster API rolls MachineDeployments one machine per step. Crossplane and
+// Cluster API both see the world through caches that may lag it by up to
+// maxLag.
 type world struct {
 	rng      *rand.Rand
 	in       Input
@@ -42,7 +44,24 @@ type world struct {
 	step     int
 	// canary are the markers of the wave before the pool's.
 	canary []Marker
+	// history is what Crossplane's caches may still show: the world after
+	// each recent step, newest last.
+	history []view
 }
+
+// A view is the world as Crossplane's informer caches show it: the
+// composed objects and the MachineSets, as they were at one moment.
+type view struct {
+	at       time.Time
+	observed map[string]Observed
+	sets     map[string][]machineSet
+}
+
+// maxLag bounds how far the function's view lags the world: Crossplane's
+// caches lag the API server by moments under load, well under ReleaseAfter.
+// The composed objects and the MachineSets come from separate informers,
+// so each lags on its own.
+const maxLag = 10 * time.Second
 
 var (
 	versions = []string{"v1.33.4", "v1.34.1", "v1.35.0"}
@@ -122,7 +141,14 @@ func (w *world) held() string {
 func (w *world) edit() string {
 	in := &w.in
 	// Time passes: ten minutes a step, so the nightly window opens and
-	// closes every 144 steps.
+	// closes about every 144 steps; one step in four follows the last
+	// within seconds, as a user's second edit does.
+	if w.rng.IntN(4) == 0 {
+		// A user's quick second edit: another class.
+		in.Now = in.Now.Add(time.Duration(1+w.rng.IntN(5)) * time.Second)
+		in.Spec.Machine.Class = []string{"small", "medium", "large"}[w.rng.IntN(3)]
+		return "quickly, class " + in.Spec.Machine.Class
+	}
 	in.Now = in.Now.Add(10 * time.Minute)
 	switch w.rng.IntN(15) {
 	case 0:
@@ -232,12 +258,13 @@ func (w *world) backing(kind, name string, obj map[string]any, running int32) in
 // fleet invariants on the world after, against the world before.
 func (w *world) reconcile(pl *Planner) []invariant.Violation {
 	in := w.in
-	in.Observed = w.observed
+	seen, seenSets := w.view()
+	in.Observed = seen
 	in.Target = w.target()
 	in.Fleet = map[string]WaveView{"canary": ViewWave(w.canary, in.Target)}
 	in.ControlPlane = &ControlPlane{Kind: "KubeadmControlPlane", Name: "prod-eu-1", Version: w.cp}
 	in.MachineSets = map[string][]MachineSet{}
-	for md, sets := range w.sets {
+	for md, sets := range seenSets {
 		for _, s := range sets {
 			in.MachineSets[md] = append(in.MachineSets[md], MachineSet{Infra: s.infra, Bootstrap: s.bootstrap})
 		}
@@ -297,6 +324,18 @@ func (w *world) reconcile(pl *Planner) []invariant.Violation {
 		next[k] = n
 		names[n.Name] = true
 	}
+	// What Crossplane did not see, it neither keeps nor deletes: it stays
+	// as it is.
+	for _, k := range sortedKeys(w.observed) {
+		if _, ok := next[k]; ok || seen[k].Object != nil {
+			continue
+		}
+		o := w.observed[k]
+		next[k], names[o.Name] = o, true
+		if kind, _ := o.Object["kind"].(string); kind == "MachineDeployment" || kind == "MachinePool" {
+			after = append(after, w.backing(kind, o.Name, o.Object, 0))
+		}
+	}
 	for md := range w.sets {
 		if !slices.ContainsFunc(keysOf(next), func(k string) bool { return strings.HasPrefix(k, keyMachineDeployment) && next[k].Name == md }) {
 			delete(w.sets, md) // Garbage collected with its MachineDeployment.
@@ -309,7 +348,40 @@ func (w *world) reconcile(pl *Planner) []invariant.Violation {
 	vs := invariant.Check(prev, w.snapshot(after, templates))
 	w.observed = next
 	w.rollout()
+	w.record()
 	return vs
+}
+
+// record adds the world as it is now to the views the caches may show.
+func (w *world) record() {
+	sets := make(map[string][]machineSet, len(w.sets))
+	for md, s := range w.sets {
+		sets[md] = slices.Clone(s)
+	}
+	w.history = append(w.history, view{at: w.in.Now, observed: maps.Clone(w.observed), sets: sets})
+	if len(w.history) > 8 {
+		w.history = w.history[1:]
+	}
+}
+
+// view is what the function is shown: one reconcile in three, the composed
+// objects and the MachineSets each as the caches may still show them, at
+// most maxLag old; otherwise the world as it is.
+func (w *world) view() (map[string]Observed, map[string][]machineSet) {
+	observed, sets := w.observed, w.sets
+	if len(w.history) == 0 || w.rng.IntN(3) != 0 {
+		return observed, sets
+	}
+	var recent []view
+	for _, v := range w.history {
+		if !v.at.Before(w.in.Now.Add(-maxLag)) {
+			recent = append(recent, v)
+		}
+	}
+	if len(recent) == 0 {
+		return observed, sets
+	}
+	return recent[w.rng.IntN(len(recent))].observed, recent[w.rng.IntN(len(recent))].sets
 }
 
 // rollout moves every MachineDeployment one machine towards its spec, as
@@ -328,12 +400,20 @@ func (w *world) rollout() {
 				}
 			}
 		}
+		observedGen := o.Generation
 		if k == keyMachinePool {
 			o.Replicas, o.UpToDateReplicas = ptr.To(want), ptr.To(want)
 		} else {
-			cur := machineSet{version: o.Version}
-			if len(o.References) == 2 {
-				cur.infra, cur.bootstrap = o.References[0], o.References[1]
+			// Cluster API reads the MachineDeployment from its own cache:
+			// one step in three it acts on the spec the step before applied,
+			// if that is at most maxLag old, and says so (observedGeneration).
+			spec := o
+			if prev, ok := w.lagged(k); ok {
+				spec, observedGen = prev, prev.Generation
+			}
+			cur := machineSet{version: spec.Version}
+			if len(spec.References) == 2 {
+				cur.infra, cur.bootstrap = spec.References[0], spec.References[1]
 			}
 			sets := w.sets[o.Name]
 			i := slices.IndexFunc(sets, func(s machineSet) bool {
@@ -369,9 +449,24 @@ func (w *world) rollout() {
 			}
 			o.Replicas, o.UpToDateReplicas = ptr.To(total), ptr.To(up)
 		}
-		o.ObservedGeneration, o.Available = o.Generation, true
+		o.ObservedGeneration, o.Available = observedGen, true
 		w.observed[k] = o
 	}
+}
+
+// lagged is the MachineDeployment of key as the last step left it, when
+// Cluster API's cache still shows that one (one step in three, at most
+// maxLag ago, a spec since changed).
+func (w *world) lagged(key string) (Observed, bool) {
+	if len(w.history) == 0 || w.rng.IntN(3) != 0 {
+		return Observed{}, false
+	}
+	v := w.history[len(w.history)-1]
+	prev, ok := v.observed[key]
+	if !ok || v.at.Before(w.in.Now.Add(-maxLag)) || prev.Generation == w.observed[key].Generation || prev.Name != w.observed[key].Name {
+		return Observed{}, false
+	}
+	return prev, true
 }
 
 func equalSpec(a, b map[string]any) bool {
@@ -405,7 +500,10 @@ func run(pl *Planner, seed uint64, steps int, stop bool) []invariant.Violation {
 
 // TestLifecycleProperties drives the function through long random sequences
 // of edits and simulated rollouts, and checks the fleet invariants
-// (test/invariant) every step: no template a MachineSet uses is dropped, no
+// (test/invariant) every step. One reconcile in three shows the function
+// its composed objects and MachineSets as Crossplane's caches may, each up
+// to maxLag behind, and Cluster API acts on a MachineDeployment's previous
+// spec one step in three (issue #15's stale views). No template a MachineSet uses is dropped, no
 // worker runs newer than its control plane, no autoscaled size is owned, no
 // running backing is deleted unasked, no rollout starts while paused,
 // deferred or outside the maintenance window.
@@ -427,6 +525,7 @@ func TestLifecyclePropertiesCatchBrokenRules(t *testing.T) {
 		invariant.ReplicasNotOwned: ruleReplicas, invariant.BackingKept: ruleGuard,
 		invariant.NoStartWhileHeld + "/pause": rulePause, invariant.NoStartWhileHeld + "/window": ruleWindow,
 		invariant.WaveOrder: ruleWave, invariant.HaltRespected: ruleHalt,
+		invariant.TemplateExists + "/release": ruleRelease,
 	} {
 		want := invariant.Rule(strings.Split(string(name), "/")[0])
 		t.Run(string(name), func(t *testing.T) {
