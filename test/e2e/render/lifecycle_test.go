@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
+	"github.com/fleetnodepool/function-fleetnodepool/fn/plan"
 	"github.com/fleetnodepool/function-fleetnodepool/test/internal/render"
 )
 
@@ -96,12 +97,20 @@ func TestRenderLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	v2Fresh, v2Old := v2, slices.Clone(v2)
 	for _, o := range v1 {
 		if strings.HasSuffix(o.GetKind(), "Template") {
-			v2 = append(v2, o)
+			v2Fresh = append(v2Fresh, o)
+			// The function recorded it unused an hour before the render's
+			// clock: longer ago than ReleaseAfter.
+			old := o.DeepCopy()
+			a := old.GetAnnotations()
+			a[plan.AnnotationUnusedSince] = "2023-12-31T23:00:00Z"
+			old.SetAnnotations(a)
+			v2Old = append(v2Old, old)
 		}
 	}
-	rolledOut := observedFrom(t, v2, 2)
+	rolledOut, rolledOutLongAgo := observedFrom(t, v2Fresh, 2), observedFrom(t, v2Old, 2)
 	oneZone := func(xr map[string]any) { render.Spec(xr)["zones"] = []any{"eu-west-1a"} }
 
 	pinned := func(v string) func(map[string]any) {
@@ -127,9 +136,17 @@ func TestRenderLifecycle(t *testing.T) {
 			machineSets: []map[string]any{machineSet("eu-west-1a", oldInfra, oldBoot)},
 			wantNames:   []string{oldInfra, oldBoot},
 		},
-		"TemplateDroppedAfterRollout": {
-			reason:      "Once the rollout is done (no MachineSet or MachineDeployment uses it), the old template goes.",
+		"TemplateKeptJustAfterRollout": {
+			reason: "Just after the rollout (no MachineSet or MachineDeployment uses it) the old template stays ReleaseAfter more: " +
+				"Crossplane's caches may not show a MachineSet Cluster API just made.",
 			observed:    rolledOut,
+			edit:        newClass,
+			machineSets: []map[string]any{machineSet("eu-west-1a", "prod-eu-1-workers-new", oldBoot)},
+			wantNames:   []string{oldBoot, oldInfra},
+		},
+		"TemplateDroppedAfterRollout": {
+			reason:      "Once nothing has used it for ReleaseAfter (recorded on it), the old template goes.",
+			observed:    rolledOutLongAgo,
 			edit:        newClass,
 			machineSets: []map[string]any{machineSet("eu-west-1a", "prod-eu-1-workers-new", oldBoot)},
 			wantNames:   []string{oldBoot}, // The bootstrap template did not rotate: still used.
