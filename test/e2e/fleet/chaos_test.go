@@ -106,3 +106,60 @@ func (r *run) machineTypes(want map[string]string) error {
 	}
 	return nil
 }
+
+// restarted are the processes the restarts phase kills mid-rollout, in
+// turn.
+var restarted = []string{"function", "crossplane", "capi-core", "kube-apiserver"}
+
+// restarts is issue #15's restarts phase: for each of the function,
+// Crossplane core, the Cluster API core manager and kube-apiserver (etcd
+// keeps the data), the fixed pools of every Cluster that rolls its pools
+// at once change class, and once a rolling update is under way the process
+// is killed (SIGKILL) and started again. The fleet must converge to the
+// new class each time, the watcher checking the invariants throughout (it
+// counts the snapshots it could not read while kube-apiserver was down).
+// The classes alternate, so the pools end on the class they started with.
+func (r *run) restarts() {
+	if *clusters < 2 {
+		return
+	}
+	var fixed []string
+	want := map[string]string{}
+	for i := 1; i < *clusters; i++ {
+		for j := range *pools {
+			if shape(j) == "fixed" {
+				fixed = append(fixed, poolName(i, j))
+			}
+		}
+	}
+	for k, name := range restarted {
+		t0 := time.Now()
+		class := []string{"large", "medium"}[k%2]
+		for _, p := range fixed {
+			r.setClass(p, class)
+			want[p] = "sim." + class
+		}
+		r.wait("a rolling update under way", func() error {
+			sets := r.machineSets()
+			for _, md := range r.list("cluster.x-k8s.io/v1beta2", "MachineDeployment") {
+				if _, ok := want[md.GetLabels()[labelPool]]; ok && sets[md.GetName()] > 1 {
+					return nil
+				}
+			}
+			return fmt.Errorf("no MachineDeployment of %v has a second MachineSet", fixed)
+		})
+		t1 := time.Now()
+		if err := r.sb.Kill(r.ctx, name); err != nil {
+			r.fatalf("kill and start %s: %v", name, err)
+		}
+		back := time.Since(t1)
+		r.wait("every pool at its new class after "+name+" was killed", func() error {
+			if err := r.fleetAt(toVersion); err != nil {
+				return err
+			}
+			return r.machineTypes(want)
+		})
+		r.phase(fmt.Sprintf("%s killed mid-rollout: serving again in %s, the fleet at its new class %s after the kill",
+			name, back.Round(100*time.Millisecond), time.Since(t1).Round(100*time.Millisecond)), t0)
+	}
+}

@@ -203,6 +203,7 @@ func TestFleet(t *testing.T) {
 	}
 	r.classChange()
 	r.rapidEdits()
+	r.restarts()
 	r.waves()
 	if v := r.w.Violations(); len(v) > 0 {
 		r.errorf("the watcher saw %d invariant violations:\n%s", len(v), violations(v))

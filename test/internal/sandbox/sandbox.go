@@ -411,7 +411,8 @@ func (s *Sandbox) Stop() {
 	if s.registry != nil {
 		_ = s.registry.Close()
 	}
-	for _, n := range append(s.managers, "crossplane", "function", "kube-controller-manager") {
+	// kube-apiserver is here once Kill restarted it; envtest stops etcd.
+	for _, n := range append(s.managers, "crossplane", "function", "kube-controller-manager", processAPIServer) {
 		if cmd, ok := s.procs[n]; ok {
 			stop(cmd)
 		}
@@ -427,14 +428,24 @@ func (s *Sandbox) Stop() {
 // Log is the path of a process's log.
 func (s *Sandbox) Log(name string) string { return filepath.Join(s.Dir, name+".log") }
 
+// run starts a process of the sandbox with env added to the test's.
 func (s *Sandbox) run(name string, env []string, bin string, args ...string) error {
+	return s.start(name, append(os.Environ(), env...), bin, args...)
+}
+
+// start starts a process of the sandbox with exactly env, its output
+// appended to its log.
+func (s *Sandbox) start(name string, env []string, bin string, args ...string) error {
 	f, err := os.OpenFile(s.Log(name), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
+	if old, ok := s.logs[name]; ok {
+		_ = old.Close()
+	}
 	s.logs[name] = f
 	cmd := exec.Command(bin, args...) //nolint:gosec // The sandbox's pinned binaries.
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

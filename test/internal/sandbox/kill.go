@@ -1,0 +1,116 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// processAPIServer names kube-apiserver for Kill.
+const processAPIServer = "kube-apiserver"
+
+// Kill kills a process of the sandbox without warning (SIGKILL) and starts
+// it again as it was started, as a crashed pod is: "function",
+// "crossplane", a Cluster API manager ("capi-core", ...) or
+// "kube-apiserver" (etcd keeps the data). It returns once the process
+// serves again: its port answers, or for kube-apiserver, a list succeeds.
+func (s *Sandbox) Kill(ctx context.Context, name string) error {
+	if name == processAPIServer {
+		return s.killAPIServer(ctx)
+	}
+	cmd, ok := s.procs[name]
+	if !ok || cmd.Process == nil {
+		return fmt.Errorf("no process %q", name)
+	}
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	_ = cmd.Wait()
+	delete(s.procs, name)
+	if name == "crossplane" {
+		return s.crossplaneStart(ctx)
+	}
+	if err := s.start(name, cmd.Env, cmd.Path, cmd.Args[1:]...); err != nil {
+		return err
+	}
+	if name == "function" {
+		return waitTCP(ctx, s.fnAddr)
+	}
+	for _, a := range cmd.Args {
+		if port, ok := strings.CutPrefix(a, "--webhook-port="); ok {
+			return WaitTLS(ctx, "127.0.0.1:"+port)
+		}
+	}
+	return nil
+}
+
+// killAPIServer kills envtest's kube-apiserver and starts it again with the
+// same command line, its output in the sandbox's kube-apiserver.log.
+func (s *Sandbox) killAPIServer(ctx context.Context) error {
+	bin, args := s.bins.APIServer, []string(nil)
+	pid := 0
+	if cmd, ok := s.procs[processAPIServer]; ok && cmd.Process != nil {
+		pid, args = cmd.Process.Pid, cmd.Args[1:] // Killed before: ours.
+	} else if pid = pidOf(bin); pid != 0 {
+		b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+		if err != nil {
+			return err
+		}
+		args = strings.Split(string(bytes.TrimRight(b, "\x00")), "\x00")[1:]
+	}
+	if pid == 0 {
+		return fmt.Errorf("no %s running %s", processAPIServer, bin)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		return err
+	}
+	if cmd, ok := s.procs[processAPIServer]; ok {
+		_ = cmd.Wait()
+	}
+	// envtest reaps its own child; wait until it is gone, so its port is
+	// free.
+	if err := eventually(ctx, 30*time.Second, func() error {
+		if alive(pid) {
+			return fmt.Errorf("%s %d still running", processAPIServer, pid)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := s.start(processAPIServer, os.Environ(), bin, args...); err != nil {
+		return err
+	}
+	return eventually(ctx, 60*time.Second, func() error {
+		return s.Client.List(ctx, &corev1.NamespaceList{})
+	})
+}
+
+// pidOf is the pid of a process running bin, 0 if none.
+func pidOf(bin string) int {
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		if exe, err := os.Readlink(filepath.Join("/proc", d.Name(), "exe")); err == nil && exe == bin {
+			if pid, err := strconv.Atoi(d.Name()); err == nil && alive(pid) {
+				return pid
+			}
+		}
+	}
+	return 0
+}
+
+// alive reports whether a process runs: it exists and is not a zombie.
+func alive(pid int) bool {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return false
+	}
+	// The state follows the command, which is in parentheses.
+	i := bytes.LastIndexByte(b, ')')
+	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
+}
