@@ -18,6 +18,13 @@ const rapidGap = 700 * time.Millisecond
 // infrastructure template's machines.
 const labelSimMachineType = "fleet.nodepool.dev/sim-machine-type"
 
+// largeAfter is the large class's machine type once the rapid edits moved
+// it in the catalog.
+const largeAfter = "sim.large-b"
+
+// machineTypeOf is a class's sim machine type after the rapid edits.
+var machineTypeOf = map[string]string{"small": "sim.small", "medium": "sim.medium", "large": largeAfter}
+
 // rapidEdits is issue #15's chaos phase: disruptive edits of the same
 // pools in quick succession, on every Cluster that rolls its pools at once
 // (the first is the concurrency proof): each fixed pool's class goes from
@@ -61,7 +68,7 @@ func (r *run) rapidEdits() {
 	time.Sleep(rapidGap)
 	edit(fixed, "small")
 	edit(auto, "small") // The revert.
-	r.setPolicy("sim.large-b", "catalog", "large", "sim")
+	r.setPolicy(largeAfter, "catalog", "large", "sim")
 	time.Sleep(rapidGap)
 	edit(fixed, "medium")
 	edit(zoned, "medium")
@@ -137,7 +144,7 @@ func (r *run) restarts() {
 		class := []string{"large", "medium"}[k%2]
 		for _, p := range fixed {
 			r.setClass(p, class)
-			want[p] = "sim." + class
+			want[p] = machineTypeOf[class]
 		}
 		r.wait("a rolling update under way", func() error {
 			sets := r.machineSets()

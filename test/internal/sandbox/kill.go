@@ -91,12 +91,13 @@ func (s *Sandbox) killAPIServer(ctx context.Context) error {
 	})
 }
 
-// pidOf is the pid of a process running bin, 0 if none.
+// pidOf is the pid of the test's own child running bin (envtest's), 0 if
+// none: another sandbox's may run on the machine.
 func pidOf(bin string) int {
 	dirs, _ := os.ReadDir("/proc")
 	for _, d := range dirs {
 		if exe, err := os.Readlink(filepath.Join("/proc", d.Name(), "exe")); err == nil && exe == bin {
-			if pid, err := strconv.Atoi(d.Name()); err == nil && alive(pid) {
+			if pid, err := strconv.Atoi(d.Name()); err == nil && alive(pid) && parent(pid) == os.Getpid() {
 				return pid
 			}
 		}
@@ -104,13 +105,32 @@ func pidOf(bin string) int {
 	return 0
 }
 
-// alive reports whether a process runs: it exists and is not a zombie.
-func alive(pid int) bool {
+// stat is the fields of /proc/<pid>/stat after the command (which is in
+// parentheses): state, ppid, ...; nil if the process is gone.
+func stat(pid int) []string {
 	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
 	if err != nil {
-		return false
+		return nil
 	}
-	// The state follows the command, which is in parentheses.
 	i := bytes.LastIndexByte(b, ')')
-	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
+	if i < 0 {
+		return nil
+	}
+	return strings.Fields(string(b[i+1:]))
+}
+
+// alive reports whether a process runs: it exists and is not a zombie.
+func alive(pid int) bool {
+	f := stat(pid)
+	return len(f) > 0 && f[0] != "Z"
+}
+
+// parent is a process's parent pid, 0 if unknown.
+func parent(pid int) int {
+	f := stat(pid)
+	if len(f) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	return ppid
 }
