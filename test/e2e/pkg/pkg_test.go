@@ -237,8 +237,27 @@ func playMachineSets(t *testing.T, p, suffix string) []*unstructured.Unstructure
 			t.Fatal(err)
 		}
 		out = append(out, ms)
+		observeGeneration(t, name)
 	}
 	return out
+}
+
+// observeGeneration plays the MachineDeployment controller's status: it
+// has acted on the MachineDeployment's latest spec (the function releases
+// an old template only then).
+func observeGeneration(t *testing.T, name string) {
+	t.Helper()
+	ctx := t.Context()
+	sandbox.Eventually(t, "MachineDeployment "+name+" observed", sandbox.ReactTimeout, func() error {
+		md := &unstructured.Unstructured{}
+		md.SetAPIVersion("cluster.x-k8s.io/v1beta2")
+		md.SetKind("MachineDeployment")
+		if err := sb.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, md); err != nil {
+			return err
+		}
+		_ = unstructured.SetNestedField(md.Object, md.GetGeneration(), "status", "observedGeneration")
+		return sb.Client.Status().Update(ctx, md)
+	})
 }
 
 // templates are the infrastructure and bootstrap templates a pool's
