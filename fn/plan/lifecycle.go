@@ -156,10 +156,12 @@ func (p *Plan) keepUnused(key string, o Observed, now time.Time, caughtUp bool) 
 
 // capiCaughtUp reports whether Cluster API has observed the latest spec of
 // every MachineDeployment and MachinePool observed. It watches them, so a
-// pool waiting for it is planned again when it has.
+// pool waiting for it is planned again when it has. Infrastructure machine
+// pools are not asked: CAPA's and CAPZ's report no observedGeneration.
 func capiCaughtUp(observed map[string]Observed) bool {
 	for k, o := range observed {
-		if isBacking(k) && o.ObservedGeneration < o.Generation {
+		core := strings.HasPrefix(k, keyMachineDeployment) || k == keyMachinePool
+		if core && o.ObservedGeneration < o.Generation {
 			return false
 		}
 	}

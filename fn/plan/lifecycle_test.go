@@ -380,10 +380,16 @@ func TestMachinePoolBootstrapRetention(t *testing.T) {
 		// unused is how long ago the function recorded the old config
 		// unused (AnnotationUnusedSince), 0 for no record.
 		unused time.Duration
+		// infraPoolUnobserved: the infrastructure machine pool has a
+		// generation and no observedGeneration.
+		infraPoolUnobserved bool
 	}{
 		"Rolling":          {upToDate: 1, unused: time.Hour, want: true},
 		"RolledOutJustNow": {upToDate: 3, want: true},
 		"RolledOutLongAgo": {upToDate: 3, unused: ReleaseAfter, want: false},
+		// AWSMachinePool and AzureMachinePool report no observedGeneration:
+		// only the MachinePool's says whether Cluster API caught up.
+		"InfraPoolReportsNoGeneration": {upToDate: 3, unused: ReleaseAfter, infraPoolUnobserved: true, want: false},
 	} {
 		t.Run(name, func(t *testing.T) {
 			obs := observe(t, v1, 3)
@@ -392,6 +398,11 @@ func TestMachinePoolBootstrapRetention(t *testing.T) {
 			obs[keyMachinePool] = mp
 			if tc.unused > 0 {
 				obs[old] = annotated(obs[old], AnnotationUnusedSince, testNow.Add(-tc.unused).UTC().Format(time.RFC3339))
+			}
+			if tc.infraPoolUnobserved {
+				ip := obs[keyInfraPool]
+				ip.Generation, ip.ObservedGeneration = 3, 0
+				obs[keyInfraPool] = ip
 			}
 			p := mustPlan(t, input(asg, func(in *Input) {
 				in.Spec.Labels["team"] = "b"
