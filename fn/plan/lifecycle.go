@@ -112,7 +112,6 @@ func (pl *Planner) keep(p *Plan, in Input) *Refusal {
 	// previous bootstrap config.
 	mp, ok := in.Observed[keyMachinePool]
 	mpRolling := ok && mp.rolling()
-	caughtUp := capiCaughtUp(in.Observed)
 	for _, k := range sortedKeys(in.Observed) {
 		o := in.Observed[k]
 		if desired[k] || !isTemplate(k) || o.object() == nil {
@@ -125,7 +124,7 @@ func (pl *Planner) keep(p *Plan, in Input) *Refusal {
 			continue
 		}
 		if broken&ruleRelease == 0 {
-			p.keepUnused(k, o, in.Now, caughtUp)
+			p.keepUnused(k, o, in)
 		}
 	}
 	return nil
@@ -139,7 +138,8 @@ func (pl *Planner) keep(p *Plan, in Input) *Refusal {
 // MachineSet cloning from it may exist that the function's view does not
 // show yet, or Cluster API may still be about to create one. Unreadable or
 // missing records count from now: a stale view only ever keeps longer.
-func (p *Plan) keepUnused(key string, o Observed, now time.Time, caughtUp bool) {
+func (p *Plan) keepUnused(key string, o Observed, in Input) {
+	now, caughtUp := in.Now, capiCaughtUp(in.Observed)
 	since := unusedSince(o)
 	if since.IsZero() || since.After(now) {
 		since = now
@@ -180,9 +180,13 @@ func unusedSince(o Observed) time.Time {
 }
 
 // withUnusedSince sets a kept template's AnnotationUnusedSince to since,
-// or removes it for a zero since.
+// or removes it for a zero since. A template in use without the record,
+// the common case, is returned as it is.
 func withUnusedSince(r Resource, since time.Time) Resource {
 	u := r.Object.(*unstructured.Unstructured)
+	if _, ok, _ := unstructured.NestedFieldNoCopy(u.Object, "metadata", "annotations", AnnotationUnusedSince); !ok && since.IsZero() {
+		return r
+	}
 	meta, _ := u.Object["metadata"].(map[string]any)
 	u.Object["metadata"] = maps.Clone(meta) // Shared with what was observed.
 	a := u.GetAnnotations()
