@@ -127,19 +127,20 @@ func (n *noise) between(from, to time.Time) (noiseDelta, bool) {
 	i := max(0, sort.Search(len(n.samples), func(i int) bool { return n.samples[i].at.After(from) })-1)
 	j := max(i, sort.Search(len(n.samples), func(i int) bool { return n.samples[i].at.After(to) })-1)
 	a, b := n.samples[i], n.samples[j]
+	span := n.samples[i : j+1]
 	d := noiseDelta{
 		seconds:      b.at.Sub(a.at).Seconds(),
 		events:       map[string]int{},
-		reconciles:   b.reconciles - a.reconciles,
-		cpu:          b.cpu - a.cpu,
+		reconciles:   increase(span, func(s noiseSample) float64 { return s.reconciles }),
+		cpu:          increase(span, func(s noiseSample) float64 { return s.cpu }),
 		breaker:      map[string]float64{},
 		unresponsive: map[string]map[string]bool{},
 	}
 	for k, v := range b.events {
 		d.events[k] = v - a.events[k]
 	}
-	for k, v := range b.breaker {
-		d.breaker[k] = v - a.breaker[k]
+	for k := range b.breaker {
+		d.breaker[k] = increase(span, func(s noiseSample) float64 { return s.breaker[k] })
 	}
 	for _, s := range n.samples[i : j+1] {
 		for p, kind := range s.unresponsive {
@@ -150,6 +151,16 @@ func (n *noise) between(from, to time.Time) (noiseDelta, bool) {
 		}
 	}
 	return d, true
+}
+
+// increase is how much a counter of Crossplane's grew over samples,
+// restarts counted (the restarts phase kills Crossplane).
+func increase(samples []noiseSample, counter func(noiseSample) float64) float64 {
+	values := make([]float64, len(samples))
+	for i, s := range samples {
+		values[i] = counter(s)
+	}
+	return sandbox.Increase(values)
 }
 
 // String is a phase's noise as one report line, per pool where it is a

@@ -121,3 +121,18 @@ func value(t dto.MetricType, m *dto.Metric) (float64, bool) {
 		return 0, false
 	}
 }
+
+// Increase is how much a counter grew over successive samples, as
+// Prometheus's increase() counts it: a drop is the process restarting, its
+// counter counting again from 0.
+func Increase(samples []float64) float64 {
+	var sum float64
+	for i := 1; i < len(samples); i++ {
+		prev, cur := samples[i-1], samples[i]
+		if cur < prev {
+			prev = 0
+		}
+		sum += cur - prev
+	}
+	return sum
+}
