@@ -336,31 +336,6 @@ func ReadObjects(file string) ([]*unstructured.Unstructured, error) {
 	return exampleio.Objects(file)
 }
 
-// Restart stops and starts a process of the sandbox: crossplane or
-// function.
-func (s *Sandbox) Restart(ctx context.Context, name string) error {
-	switch name {
-	case "crossplane":
-		stop(s.procs[name])
-		delete(s.procs, name)
-		return s.crossplaneStart(ctx)
-	case "function":
-		return s.SwapFunction(ctx, s.bins.Function)
-	}
-	return fmt.Errorf("no process %q", name)
-}
-
-// SwapFunction stops the function and serves the same address with
-// another build of it.
-func (s *Sandbox) SwapFunction(ctx context.Context, bin string) error {
-	cmd := s.procs["function"]
-	stop(cmd)
-	if err := s.run("function", nil, bin, cmd.Args[1:]...); err != nil {
-		return err
-	}
-	return waitTCP(ctx, s.fnAddr)
-}
-
 // PeakMemory is the peak resident memory (VmHWM) of each process of the
 // sandbox, by name, in bytes: etcd, kube-apiserver and the processes it
 // started.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,26 +18,47 @@ import (
 // processAPIServer names kube-apiserver for Kill.
 const processAPIServer = "kube-apiserver"
 
-// Kill kills a process of the sandbox without warning (SIGKILL) and starts
-// it again as it was started, as a crashed pod is: "function",
-// "crossplane", a Cluster API manager ("capi-core", ...) or
-// "kube-apiserver" (etcd keeps the data). It returns once the process
-// serves again: its port answers, or for kube-apiserver, a list succeeds.
+// Restart stops a process of the sandbox (SIGTERM, SIGKILL after 10 s)
+// and starts it again as it was started: "function", "crossplane" or a
+// Cluster API manager ("capi-core", ...). It returns once the process
+// serves again.
+func (s *Sandbox) Restart(ctx context.Context, name string) error {
+	return s.relaunch(ctx, name, "", stop)
+}
+
+// Kill is Restart without warning (SIGKILL), as a crashed pod is, and
+// also takes "kube-apiserver" (etcd keeps the data); for it, it returns
+// once a list succeeds.
 func (s *Sandbox) Kill(ctx context.Context, name string) error {
 	if name == processAPIServer {
 		return s.killAPIServer(ctx)
 	}
+	return s.relaunch(ctx, name, "", kill)
+}
+
+// SwapFunction stops the function and serves the same address with
+// another build of it.
+func (s *Sandbox) SwapFunction(ctx context.Context, bin string) error {
+	return s.relaunch(ctx, "function", bin, stop)
+}
+
+// relaunch ends a process with end and starts it again with its command
+// line, from bin if set, and waits until it serves: the function's
+// address, a manager's webhooks. Crossplane starts anew, on new ports.
+func (s *Sandbox) relaunch(ctx context.Context, name, bin string, end func(*exec.Cmd)) error {
 	cmd, ok := s.procs[name]
 	if !ok || cmd.Process == nil {
 		return fmt.Errorf("no process %q", name)
 	}
-	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	_ = cmd.Wait()
+	end(cmd)
 	delete(s.procs, name)
 	if name == "crossplane" {
 		return s.crossplaneStart(ctx)
 	}
-	if err := s.start(name, cmd.Env, cmd.Path, cmd.Args[1:]...); err != nil {
+	if bin == "" {
+		bin = cmd.Path
+	}
+	if err := s.start(name, cmd.Env, bin, cmd.Args[1:]...); err != nil {
 		return err
 	}
 	if name == "function" {
@@ -48,6 +70,12 @@ func (s *Sandbox) Kill(ctx context.Context, name string) error {
 		}
 	}
 	return nil
+}
+
+// kill ends a process and its group at once.
+func kill(cmd *exec.Cmd) {
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	_ = cmd.Wait()
 }
 
 // killAPIServer kills envtest's kube-apiserver and starts it again with the
