@@ -4,6 +4,7 @@ package fleet
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -43,19 +44,13 @@ func (r *run) rapidEdits() {
 	}
 	t0 := time.Now()
 	before := r.templates()
+	fixed, auto, zoned := allAtOnce("fixed"), allAtOnce("auto"), allAtOnce("zones")
 	want := map[string]string{} // Pool: its machine type after the last edit.
-	var fixed, auto, zoned []string
-	for i := 1; i < *clusters; i++ {
-		for j := range *pools {
-			switch p := poolName(i, j); shape(j) {
-			case "fixed":
-				fixed, want[p] = append(fixed, p), "sim.medium"
-			case "auto":
-				auto, want[p] = append(auto, p), "sim.small"
-			case "zones":
-				zoned, want[p] = append(zoned, p), "sim.medium"
-			}
-		}
+	for _, p := range append(slices.Clone(fixed), zoned...) {
+		want[p] = machineTypeOf["medium"]
+	}
+	for _, p := range auto {
+		want[p] = machineTypeOf["small"]
 	}
 	edit := func(pools []string, class string) {
 		for _, p := range pools {
@@ -72,12 +67,7 @@ func (r *run) rapidEdits() {
 	time.Sleep(rapidGap)
 	edit(fixed, "medium")
 	edit(zoned, "medium")
-	r.wait("every pool at its last edit", func() error {
-		if err := r.fleetAt(toVersion); err != nil {
-			return err
-		}
-		return r.machineTypes(want)
-	})
+	r.waitMachineTypes("every pool at its last edit", want)
 	r.phase("rapid edits: class A, B, C within 1.4s; an edit and its revert; a class, a catalog change, a class; every pool at its last edit", t0)
 
 	t1 := time.Now()
@@ -91,6 +81,32 @@ func (r *run) rapidEdits() {
 		return nil
 	})
 	r.phase("rapid edits: the templates of the revisions left released, none while in use", t1)
+}
+
+// allAtOnce are the pools of a shape of every Cluster that rolls its pools
+// at once: all but the first.
+func allAtOnce(s string) []string {
+	var out []string
+	for i := 1; i < *clusters; i++ {
+		for j := range *pools {
+			if shape(j) == s {
+				out = append(out, poolName(i, j))
+			}
+		}
+	}
+	return out
+}
+
+// waitMachineTypes waits until the fleet is settled at toVersion and each
+// pool of want runs its machine type.
+func (r *run) waitMachineTypes(what string, want map[string]string) {
+	r.t.Helper()
+	r.wait(what, func() error {
+		if err := r.fleetAt(toVersion); err != nil {
+			return err
+		}
+		return r.machineTypes(want)
+	})
 }
 
 // machineTypes checks each pool's MachineDeployments clone from a template
@@ -130,15 +146,8 @@ func (r *run) restarts() {
 	if *clusters < 2 {
 		return
 	}
-	var fixed []string
+	fixed := allAtOnce("fixed")
 	want := map[string]string{}
-	for i := 1; i < *clusters; i++ {
-		for j := range *pools {
-			if shape(j) == "fixed" {
-				fixed = append(fixed, poolName(i, j))
-			}
-		}
-	}
 	for k, name := range restarted {
 		t0 := time.Now()
 		class := []string{"large", "medium"}[k%2]
@@ -160,12 +169,7 @@ func (r *run) restarts() {
 			r.fatalf("kill and start %s: %v", name, err)
 		}
 		back := time.Since(t1)
-		r.wait("every pool at its new class after "+name+" was killed", func() error {
-			if err := r.fleetAt(toVersion); err != nil {
-				return err
-			}
-			return r.machineTypes(want)
-		})
+		r.waitMachineTypes("every pool at its new class after "+name+" was killed", want)
 		r.phase(fmt.Sprintf("%s killed mid-rollout: serving again in %s, the fleet at its new class %s after the kill",
 			name, back.Round(100*time.Millisecond), time.Since(t1).Round(100*time.Millisecond)), t0)
 	}

@@ -56,12 +56,12 @@ import (
 )
 
 var (
-	clusters = flag.Int("fleet.clusters", 3, "simulated clusters")
-	pools    = flag.Int("fleet.pools", 3, "pools per cluster")
-	replicas = flag.Int("fleet.replicas", 2, "replicas per pool")
-	timeout  = flag.Duration("fleet.phase-timeout", 10*time.Minute, "longest wait for one phase")
-	until    = flag.String("fleet.until", "", "stop after this phase (\"upgrade\": once the pools follow their control planes), "+
-		"to repeat a phase at a bigger size when chasing a rare failure")
+	clusters    = flag.Int("fleet.clusters", 3, "simulated clusters")
+	pools       = flag.Int("fleet.pools", 3, "pools per cluster")
+	replicas    = flag.Int("fleet.replicas", 2, "replicas per pool")
+	timeout     = flag.Duration("fleet.phase-timeout", 10*time.Minute, "longest wait for one phase")
+	upgradeOnly = flag.Bool("fleet.upgrade-only", false, "stop once the pools followed their control planes' upgrade, "+
+		"to repeat that phase at a bigger size when chasing a rare failure")
 	xpArgs = flag.String("fleet.crossplane-args", "", "flags of crossplane core start, space-separated, instead of the recommended ones "+
 		"(package/crossplane/values.yaml); \"none\" runs Crossplane's defaults")
 )
@@ -198,7 +198,7 @@ func TestFleet(t *testing.T) {
 	r.autoscale()
 	r.channelBump()
 	r.controlPlanesMove()
-	if *until == "upgrade" {
+	if *upgradeOnly {
 		return
 	}
 	r.classChange()
