@@ -326,6 +326,7 @@ func (pl *Planner) Plan(in Input) (*Plan, error) {
 		p.Hold = &Hold{Reason: HoldControlPlane, Message: seq.pending.Message}
 		p.NeedsMachineSets = true // Held as it is: read all it read.
 		p.waves(in, r)
+		p.Status.ControlPlaneVersion, p.Status.VersionSkew = computeSkew(p, in, cpKind)
 		return p, nil
 	}
 	if r.pool.Backend == v1alpha1.BackendMachineDeployment {
@@ -368,6 +369,7 @@ func (pl *Planner) Plan(in Input) (*Plan, error) {
 	}
 	p.waves(in, r)
 	p.Status.Rollout = rolloutStatus(p)
+	p.Status.ControlPlaneVersion, p.Status.VersionSkew = computeSkew(p, in, cpKind)
 	return p, nil
 }
 

@@ -286,6 +286,16 @@ type FleetNodePoolStatus struct {
 	// +optional
 	MachineType string `json:"machineType,omitempty"`
 
+	// ControlPlaneVersion is the Kubernetes version the pool's control plane
+	// runs, as last read.
+	// +optional
+	ControlPlaneVersion string `json:"controlPlaneVersion,omitempty"`
+
+	// VersionSkew is how far the pool's machines are behind their control
+	// plane, and how far the platform supports.
+	// +optional
+	VersionSkew *VersionSkew `json:"versionSkew,omitempty"`
+
 	// Replicas is the number of machines, summed over the pool's zones.
 	// +optional
 	Replicas *int32 `json:"replicas,omitempty"`
@@ -320,6 +330,19 @@ type FleetNodePoolStatus struct {
 	// and for what. A held pool's pending change is in changes.
 	// +optional
 	Rollout *RolloutStatus `json:"rollout,omitempty"`
+}
+
+// VersionSkew is how many minor versions the pool's machines run behind
+// their control plane.
+type VersionSkew struct {
+	// Minors the oldest version the pool's machines are asked to run is
+	// behind the control plane's: 0 at its minor.
+	Minors int32 `json:"minors"`
+
+	// Supported is how many minors behind the control plane nodes may run
+	// on this kind of control plane (Kubernetes' kubelet skew, or the
+	// managed service's).
+	Supported int32 `json:"supported"`
 }
 
 // A RolloutState is where a pool is with its disruptive changes.
