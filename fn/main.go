@@ -43,8 +43,9 @@ func (c *CLI) Run() error {
 		return err
 	}
 
-	// The function's own metrics (the plan cache) are served with the SDK's
-	// gRPC server metrics, on --metrics-address.
+	// The function's own metrics (the plan cache, plan durations, Fatal
+	// results and refused changes: package compose) are served with the
+	// SDK's gRPC server metrics, on --metrics-address.
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	opts := []compose.Option{compose.WithLogger(log), compose.WithCacheSize(c.CacheSize), compose.WithMetrics(metrics),

@@ -22,8 +22,8 @@ import (
 const DefaultCacheSize = 16384
 
 // A fingerprint identifies everything planning reads from a request: the
-// XR's identity and spec, the policy input, and the observed state planning
-// uses. Two independently seeded 64-bit hashes make a collision (which
+// XR's identity and spec, the policy input, the observed state planning
+// uses, and the rollout state the XR's status says. Two independently seeded 64-bit hashes make a collision (which
 // would serve another request's answer) practically impossible.
 type fingerprint [2]uint64
 
@@ -200,6 +200,8 @@ func (c *planCache) fingerprint(req *fnv1.RunFunctionRequest, fleet map[string]p
 		h = mix(seed, h, hashViews(seed, fleet))
 		h = mix(seed, h, hashValue(seed, md["annotations"]))
 		h = mix(seed, h, hashValue(seed, md["labels"]))
+		// Planning reads the rollout state the previous reconcile wrote.
+		h = mix(seed, h, maphash.String(seed, string(previousRollout(req.GetObserved().GetComposite().GetResource()))))
 		fp[i] = h
 	}
 	return pool, fp

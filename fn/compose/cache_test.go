@@ -159,7 +159,8 @@ function_fleetnodepool_plan_cache_pools 1
 # TYPE function_fleetnodepool_plan_cache_pools_max gauge
 function_fleetnodepool_plan_cache_pools_max 8
 `
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "function_fleetnodepool_plan_cache_hits_total", "function_fleetnodepool_plan_cache_misses_total",
+		"function_fleetnodepool_plan_cache_pools", "function_fleetnodepool_plan_cache_pools_max"); err != nil {
 		t.Errorf("after a miss and a hit: %v", err)
 	}
 }

@@ -3,7 +3,9 @@
 // composed resources and the required ones), calls plan, and encodes the
 // desired Cluster API objects, the XR's status and conditions into the
 // response. request.go reads the request, response.go writes the response,
-// cache.go remembers planned pools.
+// events.go adds the pool's events (the transitions of its state), cache.go
+// remembers planned pools, metrics.go counts what the function does (and
+// fatal.go, why a result is Fatal).
 package compose
 
 import (
@@ -33,10 +35,11 @@ type Function struct {
 	planner *plan.Planner
 	// compose answers a request at an instant: planPool, behind the cache
 	// if there is one.
-	compose func(*fnv1.RunFunctionRequest, time.Time) *planned
-	cache   *planCache
-	metrics prometheus.Registerer
-	clock   func() time.Time
+	compose  func(*fnv1.RunFunctionRequest, time.Time) *planned
+	cache    *planCache
+	registry prometheus.Registerer
+	metrics  *metrics
+	clock    func() time.Time
 }
 
 // An Option configures a Function.
@@ -64,23 +67,28 @@ func WithCacheSize(n int) Option {
 // queue): tests inject one. The default is time.Now.
 func WithClock(now func() time.Time) Option { return func(f *Function) { f.clock = now } }
 
-// WithMetrics registers the function's metrics (the plan cache's hits,
-// misses and size) with r.
-func WithMetrics(r prometheus.Registerer) Option { return func(f *Function) { f.metrics = r } }
+// WithMetrics registers the function's metrics with r: the plan cache's
+// hits, misses and size, how long plans take, the Fatal results and the
+// refused changes.
+func WithMetrics(r prometheus.Registerer) Option { return func(f *Function) { f.registry = r } }
 
 // New returns the function.
 func New(o ...Option) *Function {
-	f := &Function{log: logging.NewNopLogger(), planner: plan.New(), cache: newPlanCache(DefaultCacheSize), clock: time.Now}
+	f := &Function{log: logging.NewNopLogger(), planner: plan.New(), cache: newPlanCache(DefaultCacheSize), metrics: newMetrics(), clock: time.Now}
 	for _, fn := range o {
 		fn(f)
 	}
+	planPool := f.metrics.timed(f.planPool)
 	f.compose = func(req *fnv1.RunFunctionRequest, now time.Time) *planned {
-		return f.planPool(req, f.waves(req), now)
+		return planPool(req, f.waves(req), now)
 	}
 	if f.cache != nil {
-		f.compose = f.cache.wrap(f.planPool, f.waves)
-		if f.metrics != nil {
-			f.metrics.MustRegister(f.cache)
+		f.compose = f.cache.wrap(planPool, f.waves)
+	}
+	if f.registry != nil {
+		f.metrics.register(f.registry)
+		if f.cache != nil {
+			f.registry.MustRegister(f.cache)
 		}
 	}
 	return f
@@ -95,6 +103,7 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 			f.log.Info("Recovered from a panic", "panic", r, "stack", string(debug.Stack()))
 			rsp = response.To(req, response.DefaultTTL)
 			response.Fatal(rsp, errors.Errorf(errFmtPanic, r))
+			f.metrics.fatal.WithLabelValues(FatalInternalError).Inc()
 		}
 	}()
 	return f.run(req), nil
@@ -104,7 +113,12 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 func (f *Function) run(req *fnv1.RunFunctionRequest) *fnv1.RunFunctionResponse {
 	now := f.clock()
 	rsp := response.To(req, response.DefaultTTL)
-	apply(rsp, f.compose(req, now), now)
+	p := f.compose(req, now)
+	apply(rsp, p, now)
+	f.events(req, rsp, p)
+	if p.fatal != nil {
+		f.metrics.fatal.WithLabelValues(fatalReason(p.fatal)).Inc()
+	}
 	return rsp
 }
 
@@ -144,7 +158,7 @@ func (f *Function) planPool(req *fnv1.RunFunctionRequest, fleet map[string]plan.
 	}
 	p, err := build(pl)
 	if err != nil {
-		return &planned{requirements: reqs, fatal: err}
+		return &planned{requirements: reqs, fatal: withReason(FatalInternalError, err)}
 	}
 	p.requirements, p.cacheable = reqs, true
 	log.Debug("Planned the pool", "resources", len(pl.Resources), "version", pl.Status.Version)

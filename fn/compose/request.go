@@ -16,6 +16,7 @@ import (
 
 	"github.com/fleetnodepool/function-fleetnodepool/apis/input/v1beta1"
 	"github.com/fleetnodepool/function-fleetnodepool/fn/capi"
+	"github.com/fleetnodepool/function-fleetnodepool/apis/fleet/v1alpha1"
 	"github.com/fleetnodepool/function-fleetnodepool/fn/plan"
 )
 
@@ -72,7 +73,7 @@ func (f *Function) require(req *fnv1.RunFunctionRequest, in *plan.Input) (_ *fnv
 	cl, resolved := cluster(req)
 	if !resolved {
 		if request.AdvertisesCapabilities(req) && !request.HasCapability(req, fnv1.Capability_CAPABILITY_REQUIRED_RESOURCES) {
-			return rs, false, errors.New(errNoRequiredResources)
+			return rs, false, withReason(FatalUnsupportedCrossplane, errors.New(errNoRequiredResources))
 		}
 		return rs, false, nil
 	}
@@ -99,7 +100,7 @@ func (f *Function) decode(req *fnv1.RunFunctionRequest, fleet map[string]plan.Wa
 	in := plan.Input{}
 	xr := req.GetObserved().GetComposite().GetResource()
 	if xr == nil {
-		return in, errors.New(errNoXR)
+		return in, withReason(FatalInvalidRequest, errors.New(errNoXR))
 	}
 	md := xr.GetFields()["metadata"].GetStructValue().GetFields()
 	labels := md["labels"].GetStructValue().GetFields()
@@ -112,12 +113,13 @@ func (f *Function) decode(req *fnv1.RunFunctionRequest, fleet map[string]plan.Wa
 	}
 	in.Annotations = stringMap(md["annotations"])
 	in.Labels = stringMap(md["labels"])
+	in.Previous = previousRollout(xr)
 	in.AllowReplacement = in.Annotations[plan.AnnotationAllowReplacement] == "true"
 	if in.Namespace == "" {
 		in.Namespace = labels[labelClaimNamespace].GetStringValue()
 	}
 	if in.Namespace == "" {
-		return in, errors.New(errNoNamespace)
+		return in, withReason(FatalInvalidPool, errors.New(errNoNamespace))
 	}
 	if spec := xr.GetFields()["spec"].GetStructValue(); spec != nil {
 		// The Composition: a v2 XR names it under spec.crossplane, a legacy
@@ -132,21 +134,21 @@ func (f *Function) decode(req *fnv1.RunFunctionRequest, fleet map[string]plan.Wa
 			delete(spec.Fields, specCrossplane)
 		}
 		if err := FromStruct(spec, &in.Spec, "the FleetNodePool spec", "spec", false); err != nil {
-			return in, err
+			return in, withReason(FatalInvalidPool, err)
 		}
 	}
 
 	input := req.GetInput()
 	if input == nil {
-		return in, errors.New(errNoInput)
+		return in, withReason(FatalInvalidPolicy, errors.New(errNoInput))
 	}
 	av, k := input.GetFields()["apiVersion"].GetStringValue(), input.GetFields()["kind"].GetStringValue()
 	if av != v1beta1.SchemeGroupVersion.String() || k != v1beta1.PolicyKind {
-		return in, errors.Errorf(errFmtInputKind, strings.TrimPrefix(av+" "+k, " "), v1beta1.Group, v1beta1.Version, v1beta1.PolicyKind)
+		return in, withReason(FatalInvalidPolicy, errors.Errorf(errFmtInputKind, strings.TrimPrefix(av+" "+k, " "), v1beta1.Group, v1beta1.Version, v1beta1.PolicyKind))
 	}
 	pol, err := f.policy(input)
 	if err != nil {
-		return in, err
+		return in, withReason(FatalInvalidPolicy, err)
 	}
 	in.Policy, in.Target = pol.policy, pol.target
 	in.Observed = observed(req.GetObserved().GetResources())
@@ -457,4 +459,11 @@ func int32Field(f map[string]*structpb.Value, k string) *int32 {
 	}
 	i := int32(v.GetNumberValue())
 	return &i
+}
+
+// previousRollout is the rollout state the previous reconcile wrote on the
+// XR (status.rollout.state).
+func previousRollout(xr *structpb.Struct) v1alpha1.RolloutState {
+	st := xr.GetFields()["status"].GetStructValue().GetFields()
+	return v1alpha1.RolloutState(st["rollout"].GetStructValue().GetFields()["state"].GetStringValue())
 }

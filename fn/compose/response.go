@@ -56,10 +56,13 @@ const (
 // it, so they are never modified after they are cached.
 type planned struct {
 	requirements *fnv1.Requirements
-	results      []*fnv1.Result
 	resources    map[string]*fnv1.Resource
 	status       *structpb.Struct
 	conditions   []*fnv1.Condition
+	// state is the pool's state as this plan leaves it: its events are the
+	// transitions to it from what the request's observed XR says, made for
+	// each request (Function.events).
+	state plan.PoolState
 	// fatal stops Crossplane before it applies or deletes anything.
 	fatal error
 	// cacheable is true for a planned pool, which the same request planned
@@ -91,14 +94,7 @@ func build(p *plan.Plan) (*planned, error) {
 	}
 	out.status = st
 	out.conditions = conditions(p)
-	if p.Refused != nil {
-		out.results = []*fnv1.Result{{
-			Severity: fnv1.Severity_SEVERITY_WARNING,
-			Message:  p.Refused.Message,
-			Reason:   &p.Refused.Reason,
-			Target:   fnv1.Target_TARGET_COMPOSITE_AND_CLAIM.Enum(),
-		}}
-	}
+	out.state = p.State()
 	return out, nil
 }
 
@@ -153,7 +149,6 @@ func apply(rsp *fnv1.RunFunctionResponse, p *planned, now time.Time) {
 		status.Fields[k] = v
 	}
 	rsp.Conditions = append(rsp.Conditions, p.conditions...)
-	rsp.Results = append(rsp.Results, p.results...)
 }
 
 // minTTL is the shortest TTL the function asks for: a window opening now

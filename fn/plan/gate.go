@@ -510,10 +510,18 @@ func queue(p *Plan, g gated) {
 	}
 }
 
-// rolloutStatus is where the pool is with its disruptive changes.
-func rolloutStatus(p *Plan) *v1alpha1.RolloutStatus {
+// rolloutStatus is where the pool is with its disruptive changes: rolling
+// out when one starts now (a refused change starts nothing), while machines
+// are being replaced, and, while the pool was rolling out, until its
+// controllers caught up with their spec. A controller lagging behind its
+// spec alone is no rollout: an autoscaler's resize makes a new generation
+// too, and must not show (nor announce) one.
+func rolloutStatus(p *Plan, in Input) *v1alpha1.RolloutStatus {
 	s := &v1alpha1.RolloutStatus{State: v1alpha1.RolloutUpToDate, Window: p.window, Wave: p.waveName, Target: p.target}
-	if len(p.Rolling) > 0 || p.starting {
+	switch {
+	case p.starting && p.Refused == nil,
+		replacing(backingsOf(in.Observed), in.MachineSets),
+		len(p.Rolling) > 0 && in.Previous == v1alpha1.RolloutRollingOut:
 		s.State = v1alpha1.RolloutRollingOut
 	}
 	if h := p.Hold; h != nil {

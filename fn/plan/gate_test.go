@@ -542,3 +542,50 @@ func TestSameInstantSameBytes(t *testing.T) {
 		t.Errorf("the queue's time does not follow the instant planned at: %v at both", c.Status.Rollout.QueuedSince)
 	}
 }
+
+func TestRolloutState(t *testing.T) {
+	md := func(gen, observedGen int64, replicas, upToDate int32) map[string]Observed {
+		return map[string]Observed{"machinedeployment-a": {Name: "md-a", Generation: gen, ObservedGeneration: observedGen,
+			Replicas: ptr.To(replicas), UpToDateReplicas: ptr.To(upToDate)}}
+	}
+	cases := map[string]struct {
+		reason   string
+		observed map[string]Observed
+		previous v1alpha1.RolloutState
+		starting bool
+		refused  bool
+		want     v1alpha1.RolloutState
+	}{
+		"Resize": {reason: "An autoscaler's resize makes a generation Cluster API has not observed yet: no rollout shows, none is announced.",
+			observed: md(3, 2, 3, 3), previous: v1alpha1.RolloutUpToDate, want: v1alpha1.RolloutUpToDate},
+		"NewPoolLagging": {reason: "A new pool's first generation not yet observed is no rollout either.",
+			observed: md(1, 0, 0, 0), want: v1alpha1.RolloutUpToDate},
+		"LagContinuesRollout": {reason: "Just after a rollout started, Cluster API has not caught up: the pool still rolls out.",
+			observed: md(3, 2, 3, 3), previous: v1alpha1.RolloutRollingOut, want: v1alpha1.RolloutRollingOut},
+		"Replacing": {reason: "Machines of an older spec are being replaced.",
+			observed: md(3, 3, 4, 1), previous: v1alpha1.RolloutUpToDate, want: v1alpha1.RolloutRollingOut},
+		"Starting": {reason: "A disruptive change starts with this plan.",
+			observed: md(2, 2, 3, 3), starting: true, want: v1alpha1.RolloutRollingOut},
+		"RefusedStartsNothing": {reason: "A refused change starts nothing: the plan keeps what runs.",
+			observed: md(2, 2, 3, 3), starting: true, refused: true, want: v1alpha1.RolloutUpToDate},
+		"Finished": {reason: "Caught up and every machine up to date: the rollout is over.",
+			observed: md(3, 3, 3, 3), previous: v1alpha1.RolloutRollingOut, want: v1alpha1.RolloutUpToDate},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			p := &Plan{starting: tc.starting}
+			for _, o := range tc.observed {
+				if o.rolling() {
+					p.Rolling = append(p.Rolling, o.Name)
+				}
+			}
+			if tc.refused {
+				p.Refused = &Refusal{Reason: "BackingReplaced"}
+			}
+			got := rolloutStatus(p, Input{Observed: tc.observed, Previous: tc.previous}).State
+			if got != tc.want {
+				t.Errorf("%s\nrolloutStatus(...).State: want %s, got %s", tc.reason, tc.want, got)
+			}
+		})
+	}
+}

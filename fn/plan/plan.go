@@ -74,6 +74,11 @@ type Input struct {
 	// Now is the instant planned at: maintenance windows and the rollout
 	// queue read it. The same input at the same instant plans the same.
 	Now time.Time
+	// Previous is the rollout state the previous reconcile wrote
+	// (status.rollout.state), "" for a new pool. A MachineDeployment whose
+	// controller has not caught up with its spec continues a rollout under
+	// way; it does not start one: an autoscaler's resize looks the same.
+	Previous v1alpha1.RolloutState
 	// Target is the policy's target (Target(Policy)), where it has waves.
 	Target string
 	// Fleet is what the markers of the waves before the pool's say of the
@@ -368,7 +373,7 @@ func (pl *Planner) Plan(in Input) (*Plan, error) {
 		p.Hold = &Hold{Reason: HoldControlPlane, Message: p.UpgradePending.Message}
 	}
 	p.waves(in, r)
-	p.Status.Rollout = rolloutStatus(p)
+	p.Status.Rollout = rolloutStatus(p, in)
 	p.Status.ControlPlaneVersion, p.Status.VersionSkew = computeSkew(p, in, cpKind)
 	return p, nil
 }
