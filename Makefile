@@ -30,6 +30,8 @@ KUBE_VERSION            := $(call modver,kube,k8s.io/kubernetes)
 ETCD_VERSION            := $(call modver,etcd,go.etcd.io/etcd/server/v3)
 GOLANGCI_LINT_VERSION   := $(call modver,golangci-lint,github.com/golangci/golangci-lint/v2)
 CAPI_VERSION            := $(call modver,capi,sigs.k8s.io/cluster-api)
+KSM_VERSION             := $(call modver,kube-state-metrics,k8s.io/kube-state-metrics/v2)
+PROMETHEUS_VERSION      := $(call modver,prometheus,github.com/prometheus/prometheus)
 
 CROSSPLANE_CLI  := $(BIN)/crossplane-cli-$(CROSSPLANE_CLI_VERSION)/crossplane
 CROSSPLANE_CORE := $(BIN)/crossplane-core-$(CROSSPLANE_CORE_VERSION)/crossplane
@@ -39,6 +41,9 @@ KUBECTL         := $(BIN)/kube-$(KUBE_VERSION)/kubectl
 ETCD            := $(BIN)/etcd-$(ETCD_VERSION)/etcd
 GOLANGCI_LINT   := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)/golangci-lint
 FUNCTION_BIN    := $(BIN)/function
+KUBE_STATE_METRICS := $(BIN)/kube-state-metrics-$(KSM_VERSION)/kube-state-metrics
+PROMTOOL        := $(BIN)/prometheus-$(PROMETHEUS_VERSION)/promtool
+PROMETHEUS      := $(BIN)/prometheus-$(PROMETHEUS_VERSION)/prometheus
 CAPI_DIR        := $(BIN)/capi-$(CAPI_VERSION)
 CAPI_MANAGERS   := $(CAPI_DIR)/core $(CAPI_DIR)/kubeadm-bootstrap $(CAPI_DIR)/kubeadm-control-plane $(CAPI_DIR)/capd
 
@@ -78,9 +83,9 @@ render: build $(CROSSPLANE_CLI) $(CROSSPLANE_CORE) ## Render every example throu
 
 ##@ Ship
 
-# The Function package's root holds the Configuration variants and the
-# RBAC manifest too: they are not part of it.
-XPKG_IGNORE := configuration/*,configuration-legacy/*,crossplane/*,rbac/*
+# The Function package's root holds the Configuration variants, the RBAC
+# manifest and the monitoring files too: they are not part of it.
+XPKG_IGNORE := configuration/*,configuration-legacy/*,crossplane/*,monitoring/*,rbac/*
 
 .PHONY: image
 image: ## Build the runtime image as an OCI tarball (no Docker needed).
@@ -117,6 +122,14 @@ sandbox: $(SANDBOX_TOOLS) $(KUBECTL) $(if $(CAPI),$(CAPI_MANAGERS)) $(if $(DIREC
 .PHONY: kubectl
 kubectl: $(KUBECTL) ## Build kubectl into bin/ to look around the sandbox.
 
+.PHONY: kube-state-metrics
+kube-state-metrics: $(KUBE_STATE_METRICS) ## Build kube-state-metrics into bin/ to export the sandbox's pools (README, "Monitoring").
+	@echo $(KUBE_STATE_METRICS)
+
+.PHONY: prometheus
+prometheus: $(PROMETHEUS) $(PROMTOOL) ## Build Prometheus and promtool into bin/ to load the shipped rules (README, "Monitoring").
+	@echo $(PROMETHEUS) $(PROMTOOL)
+
 .PHONY: lint
 lint: $(GOLANGCI_LINT) ## golangci-lint (.golangci.yml: gosec and correctness linters, gofmt, goimports) on every build tag.
 	$(GOLANGCI_LINT) run ./...
@@ -127,7 +140,7 @@ lint: $(GOLANGCI_LINT) ## golangci-lint (.golangci.yml: gosec and correctness li
 # variables, a tier skips with a message (fails under CI=true).
 
 .PHONY: test
-test: lint test-unit test-fuzz test-generate test-render test-conformance test-xpkg test-package test-sandbox test-fleet ## Run every test tier.
+test: lint test-unit test-fuzz test-generate test-rules test-render test-conformance test-xpkg test-package test-sandbox test-metrics test-fleet ## Run every test tier.
 
 .PHONY: test-unit
 test-unit: test-core-deps ## Unit tests under the race detector: the planning core, providers and RunFunction adapter.
@@ -171,6 +184,13 @@ test-conformance: build $(CROSSPLANE_CLI) $(CROSSPLANE_CORE) $(KUBE_APISERVER) $
 test-sandbox: $(SANDBOX_TOOLS) ## Sandbox e2e: the real Crossplane core reconciling the examples (drift, edits, version bump, restart, delete).
 	$(SANDBOX_ENV) FUNCTION_BIN=$(FUNCTION_BIN) CROSSPLANE_CORE=$(CROSSPLANE_CORE) $(GO) test -count=1 -tags sandbox ./test/e2e/sandbox/... -v -timeout 15m
 
+MONITORING_ENV = KUBE_STATE_METRICS=$(KUBE_STATE_METRICS) PROMETHEUS=$(PROMETHEUS)
+
+.PHONY: test-metrics
+test-metrics: $(SANDBOX_TOOLS) $(CAPI_MANAGERS) $(KUBE_STATE_METRICS) $(PROMETHEUS) ## Metrics tier: kube-state-metrics with package/monitoring's configuration and Prometheus with its rules, on the CAPI sandbox (series equal status, an alert fires and resolves, dashboard queries run).
+	$(SANDBOX_ENV) $(CAPI_ENV) $(MONITORING_ENV) FUNCTION_BIN=$(FUNCTION_BIN) CROSSPLANE_CORE=$(CROSSPLANE_CORE) \
+		$(GO) test -count=1 -tags metrics ./test/e2e/metrics/... -v -timeout 20m
+
 FUNCTION_BROKEN_RETENTION_BIN := $(BIN)/function-broken-retention
 # FLEET_ARGS sizes the fleet run, e.g. '-fleet.clusters=10 -fleet.pools=5 -fleet.replicas=3'.
 FLEET_ARGS ?=
@@ -181,6 +201,10 @@ test-fleet: $(SANDBOX_TOOLS) $(CAPI_MANAGERS) ## Fleet e2e: the function, Crossp
 	$(SANDBOX_ENV) $(CAPI_ENV) FUNCTION_BIN=$(FUNCTION_BIN) CROSSPLANE_CORE=$(CROSSPLANE_CORE) \
 		FUNCTION_BROKEN_RETENTION_BIN=$(FUNCTION_BROKEN_RETENTION_BIN) \
 		$(GO) test -count=1 -tags fleet ./test/e2e/fleet/... -v -timeout 80m -args $(FLEET_ARGS)
+
+.PHONY: test-rules
+test-rules: $(PROMTOOL) ## Alerting rules: promtool check and unit tests of every alert of package/monitoring (one case that fires, one that does not).
+	PROMTOOL=$(PROMTOOL) $(GO) test -count=1 -tags rules ./test/monitoring/... -v -timeout 5m
 
 .PHONY: test-xpkg
 test-xpkg: xpkg ## Inspect the Function and Configuration packages make xpkg builds.
@@ -198,7 +222,7 @@ golden: build $(CROSSPLANE_CLI) $(CROSSPLANE_CORE) ## Regenerate the render gold
 ##@ Tools (built from pinned modules into bin/, reused after)
 
 .PHONY: tools
-tools: $(CROSSPLANE_CLI) $(CROSSPLANE_CORE) $(KUBE_APISERVER) $(ETCD) $(GOLANGCI_LINT) $(CAPI_MANAGERS) ## Build every tool.
+tools: $(CROSSPLANE_CLI) $(CROSSPLANE_CORE) $(KUBE_APISERVER) $(ETCD) $(GOLANGCI_LINT) $(CAPI_MANAGERS) $(KUBE_STATE_METRICS) $(PROMTOOL) $(PROMETHEUS) ## Build every tool.
 
 $(CROSSPLANE_CLI):
 	$(call building,crossplane CLI $(CROSSPLANE_CLI_VERSION))
@@ -251,6 +275,20 @@ $(CAPI_DIR)/kubeadm-control-plane:
 $(CAPI_DIR)/capd:
 	$(call building,CAPD manager (in-memory backend))
 	cd $(TOOLS)/capi && time $(GO) build -o $@ sigs.k8s.io/cluster-api/test/infrastructure/docker
+
+# kube-state-metrics, promtool and the Prometheus server: the metrics tier
+# and the rule tests (package/monitoring).
+$(KUBE_STATE_METRICS):
+	$(call building,kube-state-metrics $(KSM_VERSION))
+	cd $(TOOLS)/kube-state-metrics && time $(GO) build -o $@ k8s.io/kube-state-metrics/v2
+
+$(PROMTOOL):
+	$(call building,promtool $(PROMETHEUS_VERSION))
+	cd $(TOOLS)/prometheus && time $(GO) build -o $@ github.com/prometheus/prometheus/cmd/promtool
+
+$(PROMETHEUS):
+	$(call building,Prometheus $(PROMETHEUS_VERSION))
+	cd $(TOOLS)/prometheus && time $(GO) build -o $@ github.com/prometheus/prometheus/cmd/prometheus
 
 $(GOLANGCI_LINT):
 	$(call building,golangci-lint $(GOLANGCI_LINT_VERSION))
