@@ -26,6 +26,7 @@ func (f *Function) events(req *fnv1.RunFunctionRequest, rsp *fnv1.RunFunctionRes
 	}
 	for _, e := range plan.Events(observedState(req), p.state) {
 		rsp.Results = append(rsp.Results, result(e))
+		f.metrics.events.WithLabelValues(e.Reason).Inc()
 		if e.Reason == plan.EventChangeRefused {
 			f.metrics.refused.WithLabelValues(p.state.RefusedReason).Inc()
 		}

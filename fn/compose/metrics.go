@@ -27,6 +27,7 @@ type metrics struct {
 	planSeconds prometheus.Histogram
 	fatal       *prometheus.CounterVec
 	refused     *prometheus.CounterVec
+	events      *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -49,6 +50,12 @@ func newMetrics() *metrics {
 				"ClusterChanged, ProviderChanged): counted when a pool's refusal starts or another change is refused (its ChangeRefused " +
 				"event), not on each reconcile while it lasts.",
 		}, []string{labelReason}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "function_fleetnodepool_events_total",
+			Help: "Events of pools returned as results, by reason (RolloutStarted, RolloutFinished, RolloutHeld, WaveHalted, " +
+				"ChangeRefused): one per transition of a pool's state. Crossplane records each as a Kubernetes Event, which its event " +
+				"recorder may drop (client-go's spam filter: 25 events of a type per XR, then one per 5 minutes); this count is not.",
+		}, []string{labelReason}),
 	}
 	// Every reason from zero, so that a rate over any of them is defined.
 	for _, r := range fatalReasons {
@@ -57,12 +64,15 @@ func newMetrics() *metrics {
 	for _, r := range refusalReasons {
 		m.refused.WithLabelValues(r)
 	}
+	for _, r := range plan.EventReasons {
+		m.events.WithLabelValues(r)
+	}
 	return m
 }
 
 // register the metrics with r.
 func (m *metrics) register(r prometheus.Registerer) {
-	r.MustRegister(m.planSeconds, m.fatal, m.refused)
+	r.MustRegister(m.planSeconds, m.fatal, m.refused, m.events)
 }
 
 // A planFunc plans a pool (Function.planPool).

@@ -161,6 +161,13 @@ func TestMetrics(t *testing.T) {
 function_fleetnodepool_changes_refused_total{reason="BackingReplaced"} 1
 function_fleetnodepool_changes_refused_total{reason="ClusterChanged"} 0
 function_fleetnodepool_changes_refused_total{reason="ProviderChanged"} 0
+# HELP function_fleetnodepool_events_total Events of pools returned as results, by reason (RolloutStarted, RolloutFinished, RolloutHeld, WaveHalted, ChangeRefused): one per transition of a pool's state. Crossplane records each as a Kubernetes Event, which its event recorder may drop (client-go's spam filter: 25 events of a type per XR, then one per 5 minutes); this count is not.
+# TYPE function_fleetnodepool_events_total counter
+function_fleetnodepool_events_total{reason="ChangeRefused"} 1
+function_fleetnodepool_events_total{reason="RolloutFinished"} 0
+function_fleetnodepool_events_total{reason="RolloutHeld"} 0
+function_fleetnodepool_events_total{reason="RolloutStarted"} 0
+function_fleetnodepool_events_total{reason="WaveHalted"} 0
 # HELP function_fleetnodepool_fatal_results_total Fatal results returned, by reason: InvalidPool (the FleetNodePool's spec), InvalidPolicy (the Composition step's input), ClusterNotFound, UnsupportedCrossplane (no required resources: older than v2.2), InvalidRequest (no observed XR), InternalError (a bug: see the log). Crossplane applies nothing for a Fatal result, and calls again.
 # TYPE function_fleetnodepool_fatal_results_total counter
 function_fleetnodepool_fatal_results_total{reason="ClusterNotFound"} 1
@@ -176,7 +183,7 @@ function_fleetnodepool_plan_cache_hits_total 3
 # TYPE function_fleetnodepool_plan_cache_misses_total counter
 function_fleetnodepool_plan_cache_misses_total 5
 `
-	if err := testutilCompare(reg, want, "function_fleetnodepool_changes_refused_total", "function_fleetnodepool_fatal_results_total",
+	if err := testutilCompare(reg, want, "function_fleetnodepool_changes_refused_total", "function_fleetnodepool_events_total", "function_fleetnodepool_fatal_results_total",
 		"function_fleetnodepool_plan_cache_hits_total", "function_fleetnodepool_plan_cache_misses_total"); err != nil {
 		t.Errorf("after the runs: %v", err)
 	}

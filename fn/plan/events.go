@@ -39,6 +39,9 @@ const (
 	EventChangeRefused = "ChangeRefused"
 )
 
+// EventReasons are the reasons of every event a pool emits.
+var EventReasons = []string{EventRolloutStarted, EventRolloutFinished, EventRolloutHeld, EventWaveHalted, EventChangeRefused}
+
 // An Event is a transition of a pool's state a human acts on. Crossplane
 // records it as a Kubernetes Event of the FleetNodePool (and its claim).
 type Event struct {

@@ -585,7 +585,7 @@ var ExternalMetrics = func() map[string]string {
 	// labels) and fatal results and refused changes by reason.
 	add("fn/compose/cache.go", "function_fleetnodepool_plan_cache_hits_total", "function_fleetnodepool_plan_cache_misses_total",
 		"function_fleetnodepool_plan_cache_pools", "function_fleetnodepool_plan_cache_pools_max")
-	add("fn/compose/metrics.go", "function_fleetnodepool_fatal_results_total", "function_fleetnodepool_changes_refused_total")
+	add("fn/compose/metrics.go", "function_fleetnodepool_fatal_results_total", "function_fleetnodepool_changes_refused_total", "function_fleetnodepool_events_total")
 	histogram("fn/compose/metrics.go", "function_fleetnodepool_plan_duration_seconds")
 	return m
 }()
