@@ -1,15 +1,21 @@
 package sandbox
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
+	"regexp"
 	"strings"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 )
+
+// openMetricsTypes are TYPE lines of OpenMetrics' info and stateset types.
+var openMetricsTypes = regexp.MustCompile(`(?m)^(# TYPE \S+) (?:info|stateset)$`)
 
 // A Sample is one series of a metric at the time it was read.
 type Sample struct {
@@ -63,22 +69,40 @@ func (s *Sandbox) CrossplaneMetrics(ctx context.Context, prefixes ...string) (Me
 	if s.metricsPort == 0 {
 		return nil, fmt.Errorf("crossplane serves no metrics here")
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/metrics", s.metricsPort), nil)
+	m, err := ReadMetrics(ctx, s.CrossplaneMetricsAddr(), prefixes...)
+	if err != nil {
+		return nil, fmt.Errorf("crossplane: %w", err)
+	}
+	return m, nil
+}
+
+// ReadMetrics reads the counters and gauges a process serves on
+// host:port/metrics whose names start with one of prefixes (any, without).
+func ReadMetrics(ctx context.Context, addr string, prefixes ...string) (Metrics, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
 	if err != nil {
 		return nil, err
 	}
 	rsp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("cannot read crossplane's metrics: %w", err)
+		return nil, fmt.Errorf("cannot read the metrics of %s: %w", addr, err)
 	}
 	defer rsp.Body.Close() //nolint:errcheck // Read-only.
 	if rsp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("cannot read crossplane's metrics: %s", rsp.Status)
+		return nil, fmt.Errorf("cannot read the metrics of %s: %s", addr, rsp.Status)
 	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := p.TextToMetricFamilies(rsp.Body)
+	b, err := io.ReadAll(rsp.Body)
 	if err != nil {
-		return nil, fmt.Errorf("cannot parse crossplane's metrics: %w", err)
+		return nil, fmt.Errorf("cannot read the metrics of %s: %w", addr, err)
+	}
+	// kube-state-metrics types its Info and StateSet families with
+	// OpenMetrics' info and stateset in the text format too, which the text
+	// parser does not know: their samples are gauges.
+	b = openMetricsTypes.ReplaceAll(b, []byte("$1 gauge"))
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := p.TextToMetricFamilies(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("cannot parse the metrics of %s: %w", addr, err)
 	}
 	var out Metrics
 	for name, f := range families {

@@ -76,6 +76,10 @@ type Sandbox struct {
 	procs  map[string]*exec.Cmd
 	logs   map[string]*os.File
 	fnAddr string
+	// fnMetricsAddr is where the function serves its Prometheus metrics.
+	fnMetricsAddr string
+	// monitors are the monitoring processes StartMonitoring ran.
+	monitors []string
 	// metricsPort is where Crossplane serves its Prometheus metrics.
 	metricsPort int
 	progress    func(string, ...any)
@@ -220,7 +224,10 @@ func (s *Sandbox) function(ctx context.Context) error {
 		return err
 	}
 	s.fnAddr = addr
-	if err := s.run("function", nil, s.bins.Function, "--address="+addr, "--tls-server-certs-dir="+dir, "--metrics-address="); err != nil {
+	if s.fnMetricsAddr, err = freeAddr(); err != nil {
+		return err
+	}
+	if err := s.run("function", nil, s.bins.Function, "--address="+addr, "--tls-server-certs-dir="+dir, "--metrics-address="+s.fnMetricsAddr); err != nil {
 		return err
 	}
 	return waitTCP(ctx, addr)
@@ -387,7 +394,7 @@ func (s *Sandbox) Stop() {
 		_ = s.registry.Close()
 	}
 	// kube-apiserver is here once Kill restarted it; envtest stops etcd.
-	for _, n := range append(s.managers, "crossplane", "function", "kube-controller-manager", processAPIServer) {
+	for _, n := range append(append(s.monitors, s.managers...), "crossplane", "function", "kube-controller-manager", processAPIServer) {
 		if cmd, ok := s.procs[n]; ok {
 			stop(cmd)
 		}
