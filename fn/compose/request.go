@@ -14,9 +14,9 @@ import (
 	"github.com/crossplane/function-sdk-go/request"
 	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
 
+	"github.com/fleetnodepool/function-fleetnodepool/apis/fleet/v1alpha1"
 	"github.com/fleetnodepool/function-fleetnodepool/apis/input/v1beta1"
 	"github.com/fleetnodepool/function-fleetnodepool/fn/capi"
-	"github.com/fleetnodepool/function-fleetnodepool/apis/fleet/v1alpha1"
 	"github.com/fleetnodepool/function-fleetnodepool/fn/plan"
 )
 
