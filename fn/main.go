@@ -44,8 +44,8 @@ func (c *CLI) Run() error {
 	}
 
 	// The function's own metrics (the plan cache, plan durations, Fatal
-	// results and refused changes: package compose) are served with the
-	// SDK's gRPC server metrics, on --metrics-address.
+	// results, refused changes and events: package compose) are served with
+	// the SDK's gRPC server metrics, on --metrics-address.
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	opts := []compose.Option{compose.WithLogger(log), compose.WithCacheSize(c.CacheSize), compose.WithMetrics(metrics),

@@ -179,6 +179,7 @@ func (c *planCache) fingerprint(req *fnv1.RunFunctionRequest, fleet map[string]p
 	xr := req.GetObserved().GetComposite().GetResource().GetFields()
 	md := xr["metadata"].GetStructValue().GetFields()
 	labels := md["labels"].GetStructValue().GetFields()
+	previous := string(previousRollout(req.GetObserved().GetComposite().GetResource()))
 	for i, seed := range c.seeds {
 		h := hashValue(seed, md["name"])
 		h = mix(seed, h, hashValue(seed, md["namespace"]))
@@ -201,7 +202,7 @@ func (c *planCache) fingerprint(req *fnv1.RunFunctionRequest, fleet map[string]p
 		h = mix(seed, h, hashValue(seed, md["annotations"]))
 		h = mix(seed, h, hashValue(seed, md["labels"]))
 		// Planning reads the rollout state the previous reconcile wrote.
-		h = mix(seed, h, maphash.String(seed, string(previousRollout(req.GetObserved().GetComposite().GetResource()))))
+		h = mix(seed, h, maphash.String(seed, previous))
 		fp[i] = h
 	}
 	return pool, fp

@@ -9,19 +9,22 @@ import (
 	"github.com/fleetnodepool/function-fleetnodepool/fn/plan"
 )
 
-// A condition's status as Crossplane writes it on the XR.
-const conditionTrue = "True"
+// Conditions' statuses as Crossplane writes them on the XR.
+const (
+	conditionTrue    = "True"
+	conditionUnknown = "Unknown"
+)
 
 // events adds the pool's events to the response as results, which
 // Crossplane records as Kubernetes Events of the XR and its claim: the
 // transitions (plan.Events) from the state the previous reconcile left,
 // as the observed XR's status says, to the one this response sets. They
-// are made for each request, never cached: the observed status is not part
-// of the plan cache's fingerprint, and a cached plan's messages are
-// shared. A response that sets no status (a Fatal result, or one that waits
+// are made for each request, never cached: the plan cache fingerprints
+// only the rollout state of the observed status, and a cached plan's
+// messages are shared. A response that sets no status (a Fatal result, or one that waits
 // for required resources) has none.
 func (f *Function) events(req *fnv1.RunFunctionRequest, rsp *fnv1.RunFunctionResponse, p *planned) {
-	if p.fatal != nil || p.resources == nil {
+	if p.fatal != nil || p.resources == nil || !satisfied(req, rsp) {
 		return
 	}
 	for _, e := range plan.Events(observedState(req), p.state) {
@@ -31,6 +34,19 @@ func (f *Function) events(req *fnv1.RunFunctionRequest, rsp *fnv1.RunFunctionRes
 			f.metrics.refused.WithLabelValues(p.state.RefusedReason).Inc()
 		}
 	}
+}
+
+// satisfied reports whether the request carries every required resource
+// the response asks for. Crossplane calls the function again within the
+// same reconcile until it does, and records the results of that last call
+// only: the events of an earlier one would be counted, never recorded.
+func satisfied(req *fnv1.RunFunctionRequest, rsp *fnv1.RunFunctionResponse) bool {
+	for name := range rsp.GetRequirements().GetResources() {
+		if _, ok := req.GetRequiredResources()[name]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // observedState reads the state the previous reconcile left of the pool
@@ -43,7 +59,13 @@ func observedState(req *fnv1.RunFunctionRequest) plan.PoolState {
 	s := plan.PoolState{Rollout: v1alpha1.RolloutState(ro["state"].GetStringValue()), HoldReason: ro["reason"].GetStringValue()}
 	for _, c := range st["conditions"].GetListValue().GetValues() {
 		cf := c.GetStructValue().GetFields()
-		if cf["status"].GetStringValue() != conditionTrue {
+		switch typ := cf["type"].GetStringValue(); {
+		case cf["status"].GetStringValue() == conditionUnknown && (typ == TypeRolloutHeld || typ == TypeChangeRefused):
+			// Crossplane resets the function's conditions after a Fatal
+			// result: what the pool was before it is not known.
+			s.Unknown = true
+			continue
+		case cf["status"].GetStringValue() != conditionTrue:
 			continue
 		}
 		switch cf["type"].GetStringValue() {

@@ -392,6 +392,13 @@ func TestObservedState(t *testing.T) {
 			req:    xr(`{"conditions": [{"type": "RolloutHeld", "status": "True", "reason": "ControlPlane", "message": "cannot read"}]}`),
 			want:   plan.PoolState{Rollout: v1alpha1.RolloutHeld, HoldReason: plan.HoldControlPlane, HoldMessage: "cannot read"},
 		},
+		"AfterAFatal": {
+			reason: "Crossplane set the function's conditions Unknown after a Fatal result: the state before is not known.",
+			req: xr(`{"rollout": {"state": "UpToDate"}, "conditions": [
+				{"type": "ChangeRefused", "status": "Unknown", "reason": "FatalError"},
+				{"type": "RolloutHeld", "status": "Unknown", "reason": "FatalError"}]}`),
+			want: plan.PoolState{Rollout: v1alpha1.RolloutUpToDate, Unknown: true},
+		},
 		"Refused": {
 			reason: "A refused change: condition ChangeRefused.",
 			req: xr(`{"rollout": {"state": "UpToDate"}, "conditions": [
@@ -430,5 +437,29 @@ func TestEventsDeterministic(t *testing.T) {
 			}
 			prev = b
 		}
+	}
+}
+
+func TestSatisfied(t *testing.T) {
+	asks := &fnv1.RunFunctionResponse{Requirements: &fnv1.Requirements{Resources: map[string]*fnv1.ResourceSelector{"cluster": {}, "siblings": {}}}}
+	cases := map[string]struct {
+		reason string
+		req    *fnv1.RunFunctionRequest
+		rsp    *fnv1.RunFunctionResponse
+		want   bool
+	}{
+		"NothingAsked": {reason: "A response that requires nothing is the reconcile's last call.",
+			req: &fnv1.RunFunctionRequest{}, rsp: &fnv1.RunFunctionResponse{}, want: true},
+		"AllGiven": {reason: "Every requirement is in the request (one found nothing): Crossplane stops calling, and records these results.",
+			req: &fnv1.RunFunctionRequest{RequiredResources: map[string]*fnv1.Resources{"cluster": {Items: []*fnv1.Resource{{}}}, "siblings": {}}}, rsp: asks, want: true},
+		"OneMissing": {reason: "A requirement the request does not carry: Crossplane calls again, and these results are never recorded.",
+			req: &fnv1.RunFunctionRequest{RequiredResources: map[string]*fnv1.Resources{"cluster": {}}}, rsp: asks},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if got := satisfied(tc.req, tc.rsp); got != tc.want {
+				t.Errorf("%s\nsatisfied(...): want %t, got %t", tc.reason, tc.want, got)
+			}
+		})
 	}
 }

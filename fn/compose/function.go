@@ -68,8 +68,8 @@ func WithCacheSize(n int) Option {
 func WithClock(now func() time.Time) Option { return func(f *Function) { f.clock = now } }
 
 // WithMetrics registers the function's metrics with r: the plan cache's
-// hits, misses and size, how long plans take, the Fatal results and the
-// refused changes.
+// hits, misses and size, how long plans take, the Fatal results, the
+// refused changes and the pools' events.
 func WithMetrics(r prometheus.Registerer) Option { return func(f *Function) { f.registry = r } }
 
 // New returns the function.

@@ -64,7 +64,7 @@ func newMetrics() *metrics {
 	for _, r := range refusalReasons {
 		m.refused.WithLabelValues(r)
 	}
-	for _, r := range plan.EventReasons {
+	for _, r := range plan.EventReasons() {
 		m.events.WithLabelValues(r)
 	}
 	return m

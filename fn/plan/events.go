@@ -40,7 +40,9 @@ const (
 )
 
 // EventReasons are the reasons of every event a pool emits.
-var EventReasons = []string{EventRolloutStarted, EventRolloutFinished, EventRolloutHeld, EventWaveHalted, EventChangeRefused}
+func EventReasons() []string {
+	return []string{EventRolloutStarted, EventRolloutFinished, EventRolloutHeld, EventWaveHalted, EventChangeRefused}
+}
 
 // An Event is a transition of a pool's state a human acts on. Crossplane
 // records it as a Kubernetes Event of the FleetNodePool (and its claim).
@@ -63,6 +65,12 @@ type PoolState struct {
 	// HoldReason (a Hold* constant) and HoldMessage say why a held change
 	// waits (condition RolloutHeld).
 	HoldReason, HoldMessage string
+	// HoldTransient: the hold lasts seconds (Hold.Transient). Of the next
+	// state only: a status does not say it.
+	HoldTransient bool
+	// Unknown: the previous state cannot be told (Crossplane reset the
+	// conditions after a Fatal result): nothing is announced.
+	Unknown bool
 	// Refused is true while a change is refused; RefusedReason and
 	// RefusedMessage are why (condition ChangeRefused).
 	Refused                       bool
@@ -83,8 +91,8 @@ func (p *Plan) State() PoolState {
 	if r := p.Status.Rollout; r != nil {
 		s.Rollout = r.State
 	}
-	if h := p.Hold; h != nil {
-		s.Rollout, s.HoldReason, s.HoldMessage = v1alpha1.RolloutHeld, h.Reason, h.Message
+	if h := p.Hold; h != nil && s.Rollout != v1alpha1.RolloutRollingOut {
+		s.Rollout, s.HoldReason, s.HoldMessage, s.HoldTransient = v1alpha1.RolloutHeld, h.Reason, h.Message, h.Transient
 	}
 	if r := p.Refused; r != nil {
 		s.Refused, s.RefusedReason, s.RefusedMessage = true, r.Reason, r.Message
@@ -99,6 +107,9 @@ func (p *Plan) State() PoolState {
 // emits what it starts in, except UpToDate, which is no news (a pool
 // created from scratch is UpToDate and emits nothing).
 func Events(prev, next PoolState) []Event {
+	if prev.Unknown {
+		return nil
+	}
 	var out []Event
 	if e, ok := rolloutEvent(prev, next); ok {
 		out = append(out, e)
@@ -121,7 +132,7 @@ func rolloutEvent(prev, next PoolState) (Event, bool) {
 			return Event{Reason: EventRolloutFinished, Message: finished(next)}, true
 		}
 	case v1alpha1.RolloutHeld:
-		if prev.Rollout == v1alpha1.RolloutHeld && prev.HoldReason == next.HoldReason {
+		if next.HoldTransient || prev.Rollout == v1alpha1.RolloutHeld && prev.HoldReason == next.HoldReason {
 			return Event{}, false // A new message alone (the queue moved, a soak's end) is no news.
 		}
 		e := Event{Reason: EventRolloutHeld, Message: because(next.HoldReason, next.HoldMessage)}

@@ -40,6 +40,14 @@ func TestEvents(t *testing.T) {
 			reason: "A pool up to date, as it was: nothing happened.",
 			prev:   upToDate, next: upToDate,
 		},
+		"Queued": {
+			reason: "A pool taking its place in its Cluster's queue is held for seconds: no event; it starts, or a hold that lasts follows.",
+			prev:   upToDate, next: PoolState{Rollout: v1alpha1.RolloutHeld, HoldReason: HoldConcurrency, HoldMessage: queue, HoldTransient: true},
+		},
+		"AfterAFatal": {
+			reason: "Crossplane reset the conditions after a Fatal result: what the pool was is not known, so a refusal still there is not announced again.",
+			prev:   PoolState{Rollout: v1alpha1.RolloutUpToDate, Unknown: true}, next: refused(upToDate, ReasonBackingReplaced, backed),
+		},
 		"SteadyRolling": {
 			reason: "A pool still rolling: the rollout's start was told already.",
 			prev:   rolling, next: rolling,
@@ -203,6 +211,22 @@ func TestPlanState(t *testing.T) {
 				Hold:   &Hold{Reason: HoldPaused, Message: "paused"},
 			},
 			want: PoolState{Rollout: v1alpha1.RolloutHeld, HoldReason: HoldPaused, HoldMessage: "paused"},
+		},
+		"Queued": {
+			reason: "A transient hold (the pool takes its place in the queue) says so.",
+			p: &Plan{
+				Status: v1alpha1.FleetNodePoolStatus{Rollout: &v1alpha1.RolloutStatus{State: v1alpha1.RolloutHeld, Reason: HoldConcurrency}},
+				Hold:   &Hold{Reason: HoldConcurrency, Message: "queued", Transient: true},
+			},
+			want: PoolState{Rollout: v1alpha1.RolloutHeld, HoldReason: HoldConcurrency, HoldMessage: "queued", HoldTransient: true},
+		},
+		"RollingWhileVersionHeld": {
+			reason: "A pool that holds its version for its control plane and rolls its class change is rolling out, as its status says.",
+			p: &Plan{
+				Status: v1alpha1.FleetNodePoolStatus{Rollout: &v1alpha1.RolloutStatus{State: v1alpha1.RolloutRollingOut}},
+				Hold:   &Hold{Reason: HoldControlPlane, Message: "holding the version", VersionOnly: true},
+			},
+			want: PoolState{Rollout: v1alpha1.RolloutRollingOut},
 		},
 		"HeldAsIs": {
 			reason: "A pool held as it is (its version unreadable) has no status.rollout: its hold says it is held.",

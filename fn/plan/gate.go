@@ -83,6 +83,13 @@ type Hold struct {
 	// NextStart is when time alone lets the change start (a maintenance
 	// window opens); zero when it is not time that decides.
 	NextStart time.Time
+	// Transient: the pool takes its place in its Cluster's rollout queue,
+	// or reads its siblings first, and starts within seconds if its turn:
+	// no event announces such a hold.
+	Transient bool
+	// VersionOnly: the pool holds its version until its control plane runs
+	// the target, and its other changes go on (UpgradePending).
+	VersionOnly bool
 }
 
 // A Sibling is another pool of the Cluster, as its live objects show it.
@@ -289,7 +296,7 @@ func computeQueue(in Input, pol v1beta1.RolloutPolicy) gated {
 		return gated{hold: h, recheck: recheckSiblings}
 	}
 	if in.Siblings == nil {
-		return gated{recheck: recheckQueued, hold: &Hold{Reason: HoldConcurrency, Message: fmt.Sprintf(
+		return gated{recheck: recheckQueued, hold: &Hold{Reason: HoldConcurrency, Transient: true, Message: fmt.Sprintf(
 			"holding the pool's disruptive change until the rollouts of Cluster %s's other pools are known (its MachineDeployments and MachinePools)", cluster)}}
 	}
 	self := backingsOf(in.Observed)
@@ -300,7 +307,7 @@ func computeQueue(in Input, pol v1beta1.RolloutPolicy) gated {
 	since, ok, _ := queued(self)
 	if !ok {
 		now := in.Now.UTC().Truncate(time.Second)
-		return gated{queue: now, holdsSequence: holds, wake: now.Add(recheckQueued), hold: &Hold{Reason: HoldConcurrency, Message: fmt.Sprintf(
+		return gated{queue: now, holdsSequence: holds, wake: now.Add(recheckQueued), hold: &Hold{Reason: HoldConcurrency, Transient: !holds, Message: fmt.Sprintf(
 			"taking the pool's place in Cluster %s's rollout queue (%s); it starts when fewer than %d of the Cluster's pools roll", cluster, AnnotationQueuedSince, n)}}
 	}
 	g := gated{queue: since, holdsSequence: holds, recheck: recheckSiblings}
@@ -310,7 +317,7 @@ func computeQueue(in Input, pol v1beta1.RolloutPolicy) gated {
 		return g
 	}
 	if settle := since.Add(queueSettle); in.Now.Before(settle) {
-		return gated{queue: since, wake: settle, hold: &Hold{Reason: HoldConcurrency, Message: fmt.Sprintf(
+		return gated{queue: since, wake: settle, hold: &Hold{Reason: HoldConcurrency, Transient: true, Message: fmt.Sprintf(
 			"queued in Cluster %s's rollout at %s; it looks for pools that queued at the same time until %s, then starts if its turn",
 			cluster, since.UTC().Format(time.RFC3339), settle.UTC().Format(time.RFC3339))}}
 	}
@@ -513,7 +520,9 @@ func queue(p *Plan, g gated) {
 // rolloutStatus is where the pool is with its disruptive changes: rolling
 // out when one starts now (a refused change starts nothing), while machines
 // are being replaced, and, while the pool was rolling out, until its
-// controllers caught up with their spec. A controller lagging behind its
+// controllers caught up with their spec; held otherwise while a hold holds
+// it, but a pool that only holds its version for its control plane rolls
+// out its other changes. A controller lagging behind its
 // spec alone is no rollout: an autoscaler's resize makes a new generation
 // too, and must not show (nor announce) one.
 func rolloutStatus(p *Plan, in Input) *v1alpha1.RolloutStatus {
@@ -524,7 +533,7 @@ func rolloutStatus(p *Plan, in Input) *v1alpha1.RolloutStatus {
 		len(p.Rolling) > 0 && in.Previous == v1alpha1.RolloutRollingOut:
 		s.State = v1alpha1.RolloutRollingOut
 	}
-	if h := p.Hold; h != nil {
+	if h := p.Hold; h != nil && (!h.VersionOnly || s.State != v1alpha1.RolloutRollingOut) {
 		s.State, s.Reason = v1alpha1.RolloutHeld, h.Reason
 		if !h.NextStart.IsZero() {
 			s.NextStart = ptr.To(metaTime(h.NextStart))

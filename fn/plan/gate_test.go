@@ -554,6 +554,7 @@ func TestRolloutState(t *testing.T) {
 		previous v1alpha1.RolloutState
 		starting bool
 		refused  bool
+		hold     *Hold
 		want     v1alpha1.RolloutState
 	}{
 		"Resize": {reason: "An autoscaler's resize makes a generation Cluster API has not observed yet: no rollout shows, none is announced.",
@@ -570,10 +571,16 @@ func TestRolloutState(t *testing.T) {
 			observed: md(2, 2, 3, 3), starting: true, refused: true, want: v1alpha1.RolloutUpToDate},
 		"Finished": {reason: "Caught up and every machine up to date: the rollout is over.",
 			observed: md(3, 3, 3, 3), previous: v1alpha1.RolloutRollingOut, want: v1alpha1.RolloutUpToDate},
+		"VersionHeldClassRolls": {reason: "A pool holding its version for its control plane rolls its class change: rolling out, not held.",
+			observed: md(2, 2, 3, 3), starting: true, hold: &Hold{Reason: HoldControlPlane, VersionOnly: true}, want: v1alpha1.RolloutRollingOut},
+		"VersionHeldNothingRolls": {reason: "A pool holding its version, with nothing else to roll, is held.",
+			observed: md(2, 2, 3, 3), hold: &Hold{Reason: HoldControlPlane, VersionOnly: true}, want: v1alpha1.RolloutHeld},
+		"HeldWhileReplacing": {reason: "A gate's hold (a pause) shows over machines still being replaced: the held change waits.",
+			observed: md(3, 3, 4, 1), hold: &Hold{Reason: HoldPaused}, want: v1alpha1.RolloutHeld},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			p := &Plan{starting: tc.starting}
+			p := &Plan{starting: tc.starting, Hold: tc.hold}
 			for _, o := range tc.observed {
 				if o.rolling() {
 					p.Rolling = append(p.Rolling, o.Name)

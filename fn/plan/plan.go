@@ -370,7 +370,7 @@ func (pl *Planner) Plan(in Input) (*Plan, error) {
 	}
 	p.Rolling = rolling(p, in.Observed)
 	if p.Hold == nil && p.UpgradePending != nil {
-		p.Hold = &Hold{Reason: HoldControlPlane, Message: p.UpgradePending.Message}
+		p.Hold = &Hold{Reason: HoldControlPlane, Message: p.UpgradePending.Message, VersionOnly: true}
 	}
 	p.waves(in, r)
 	p.Status.Rollout = rolloutStatus(p, in)

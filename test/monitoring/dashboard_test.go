@@ -77,7 +77,7 @@ var knownLabelValues = []labelValues{
 	{metrics: []string{"capi_v1beta2_machinedeployment_status_condition", "capi_v1beta2_machinedeployment_status_condition_last_transition_time"}, label: "type", values: machineDeploymentConditions},
 	{metrics: []string{"function_fleetnodepool_fatal_results_total"}, label: "reason", values: fatalReasons},
 	{metrics: []string{"function_fleetnodepool_changes_refused_total"}, label: "reason", values: refusalReasons},
-	{metrics: []string{"function_fleetnodepool_events_total"}, label: "reason", values: plan.EventReasons},
+	{metrics: []string{"function_fleetnodepool_events_total"}, label: "reason", values: plan.EventReasons()},
 	{metrics: []string{
 		"fleetnodepool_status_condition", "fleetnodepool_status_condition_last_transition_time",
 		"capi_v1beta2_machinedeployment_status_condition", "capi_v1beta2_machinedeployment_status_condition_last_transition_time",
