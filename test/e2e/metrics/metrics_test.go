@@ -377,12 +377,17 @@ func (r *tierRun) seriesFollowClassChange(t *testing.T) {
 	r.waitReady(t, workers)
 	r.waitSeriesEqual(t, r.ksm, workers, slow)
 	after, now := r.events(t), r.emitted(t)
-	for _, reason := range []string{"RolloutStarted", "RolloutFinished"} {
-		if n := now[reason] - emitted[reason]; n < 1 {
-			t.Errorf("events %s the function returned during the class change of %s/%s: want at least 1, got %v (all: %v)", reason, ns, workers, n, now)
-		}
-		t.Logf("%s: the function returned %v, Crossplane recorded %d as Events of %s/%s", reason, now[reason]-emitted[reason],
+	// Exactly these: the pool queues behind no one for seconds (no event
+	// for that), starts and finishes.
+	want := map[string]float64{"RolloutStarted": 1, "RolloutFinished": 1, "RolloutHeld": 0, "WaveHalted": 0, "ChangeRefused": 0}
+	got := map[string]float64{}
+	for reason := range want {
+		got[reason] = now[reason] - emitted[reason]
+		t.Logf("%s: the function returned %v, Crossplane recorded %d as Events of %s/%s", reason, got[reason],
 			after[workers+"/"+reason]-before[workers+"/"+reason], ns, workers)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("events the function returned during the class change of %s/%s (-want, +got):\n%s", ns, workers, diff)
 	}
 	if t.Failed() {
 		list := &corev1.EventList{}

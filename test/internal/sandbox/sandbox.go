@@ -78,7 +78,8 @@ type Sandbox struct {
 	fnAddr string
 	// fnMetricsAddr is where the function serves its Prometheus metrics.
 	fnMetricsAddr string
-	// monitors are the monitoring processes StartMonitoring ran.
+	// monitors are the monitoring processes StartKubeStateMetrics and
+	// StartPrometheus ran.
 	monitors []string
 	// metricsPort is where Crossplane serves its Prometheus metrics.
 	metricsPort int
