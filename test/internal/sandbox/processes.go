@@ -114,9 +114,22 @@ func (s *Sandbox) killAPIServer(ctx context.Context) error {
 	if err := s.start(processAPIServer, os.Environ(), bin, args...); err != nil {
 		return err
 	}
-	return eventually(ctx, 60*time.Second, func() error {
+	if err := eventually(ctx, 90*time.Second, func() error {
 		return s.Client.List(ctx, &corev1.NamespaceList{})
-	})
+	}); err != nil {
+		return fmt.Errorf("%w; the last lines of its log (%s):\n%s", err, s.Log(processAPIServer), tail(s.Log(processAPIServer), 30))
+	}
+	return nil
+}
+
+// tail is the last n lines of a file, or why it cannot be read.
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path) //nolint:gosec // A log of the sandbox's own.
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	return strings.Join(lines[max(len(lines)-n, 0):], "\n")
 }
 
 // pidOf is the pid of the test's own child running bin (envtest's), 0 if
