@@ -111,15 +111,46 @@ func (s *Sandbox) killAPIServer(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	if err := s.start(processAPIServer, os.Environ(), bin, args...); err != nil {
-		return err
+	return s.serveAPIServer(ctx, bin, args, 90*time.Second)
+}
+
+// serveAPIServer starts kube-apiserver again on its port, and again while
+// it exits before it serves: every client of the sandbox reconnects to
+// that port at once, and one may be given it as its own port for a moment
+// (a TCP connection to itself, while nothing listens), so that the bind
+// fails with "address already in use" until that client lets go.
+func (s *Sandbox) serveAPIServer(ctx context.Context, bin string, args []string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for starts := 1; ; starts++ {
+		if err := s.start(processAPIServer, os.Environ(), bin, args...); err != nil {
+			return err
+		}
+		exited := make(chan struct{})
+		go func(cmd *exec.Cmd) { _ = cmd.Wait(); close(exited) }(s.procs[processAPIServer])
+		for err := s.Client.List(ctx, &corev1.NamespaceList{}); err != nil; err = s.Client.List(ctx, &corev1.NamespaceList{}) {
+			if time.Now().After(deadline) || ctx.Err() != nil {
+				return fmt.Errorf("%w (started %d times); the last lines of its log (%s):\n%s", err, starts, s.Log(processAPIServer), tail(s.Log(processAPIServer), 30))
+			}
+			select {
+			case <-exited:
+				err = nil
+			case <-time.After(200 * time.Millisecond):
+			}
+			if err == nil {
+				break // It exited: start it again.
+			}
+		}
+		select {
+		case <-exited:
+			if time.Now().After(deadline) {
+				return fmt.Errorf("kube-apiserver exits as it starts (started %d times); the last lines of its log (%s):\n%s", starts, s.Log(processAPIServer), tail(s.Log(processAPIServer), 30))
+			}
+			time.Sleep(500 * time.Millisecond)
+			continue
+		default:
+			return nil
+		}
 	}
-	if err := eventually(ctx, 90*time.Second, func() error {
-		return s.Client.List(ctx, &corev1.NamespaceList{})
-	}); err != nil {
-		return fmt.Errorf("%w; the last lines of its log (%s):\n%s", err, s.Log(processAPIServer), tail(s.Log(processAPIServer), 30))
-	}
-	return nil
 }
 
 // tail is the last n lines of a file, or why it cannot be read.
