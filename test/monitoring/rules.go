@@ -11,7 +11,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"sigs.k8s.io/yaml"
+
+	"github.com/fleetnodepool/function-fleetnodepool/fn/compose"
 )
 
 // PrometheusRuleFile is the alerting rules package/monitoring ships, as a
@@ -581,12 +585,21 @@ var ExternalMetrics = func() map[string]string {
 	add("github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus@v1.1.0 server_metrics.go",
 		"grpc_server_started_total", "grpc_server_handled_total", "grpc_server_msg_received_total", "grpc_server_msg_sent_total")
 
-	// The function's own: the plan cache's, and the plan duration (no
-	// labels) and fatal results and refused changes by reason.
-	add("fn/compose/cache.go", "function_fleetnodepool_plan_cache_hits_total", "function_fleetnodepool_plan_cache_misses_total",
-		"function_fleetnodepool_plan_cache_pools", "function_fleetnodepool_plan_cache_pools_max")
-	add("fn/compose/metrics.go", "function_fleetnodepool_fatal_results_total", "function_fleetnodepool_changes_refused_total", "function_fleetnodepool_events_total")
-	histogram("fn/compose/metrics.go", "function_fleetnodepool_plan_duration_seconds")
+	// The function's own, as fn/compose registers them: a renamed metric
+	// fails the checks of the rules and the dashboard that read it.
+	reg := prometheus.NewRegistry()
+	compose.New(compose.WithMetrics(reg))
+	mfs, err := reg.Gather()
+	if err != nil {
+		panic(err) // A registry of metrics the function defines cannot fail to gather.
+	}
+	for _, mf := range mfs {
+		if mf.GetType() == dto.MetricType_HISTOGRAM {
+			histogram("fn/compose", mf.GetName())
+			continue
+		}
+		add("fn/compose", mf.GetName())
+	}
 	return m
 }()
 
