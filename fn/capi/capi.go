@@ -5,8 +5,6 @@
 package capi
 
 import (
-	"strconv"
-
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -100,6 +98,8 @@ type Size struct {
 	Replicas *int32
 	Min      *int32
 	Max      *int32
+	// Shape is what a new node of an autoscaled size looks like.
+	Shape *NodeShape
 }
 
 // MachineDeploymentParams describe one MachineDeployment of a pool.
@@ -259,18 +259,6 @@ func objectMeta(name, namespace, cluster string, labels map[string]string) metav
 		Name:      name,
 		Namespace: namespace,
 		Labels:    merge(labels, map[string]string{clusterv1.ClusterNameLabel: cluster}),
-	}
-}
-
-// autoscalerAnnotations are the cluster-autoscaler's node group size
-// annotations of an autoscaled size, none for a fixed one.
-func autoscalerAnnotations(s Size) map[string]string {
-	if s.Min == nil || s.Max == nil {
-		return map[string]string{}
-	}
-	return map[string]string{
-		clusterv1.AutoscalerMinSizeAnnotation: strconv.Itoa(int(*s.Min)),
-		clusterv1.AutoscalerMaxSizeAnnotation: strconv.Itoa(int(*s.Max)),
 	}
 }
 

@@ -241,6 +241,9 @@ func TestRunFunctionComposes(t *testing.T) {
 			}, {
 				Type: TypeRolloutInProgress, Status: fnv1.Status_STATUS_CONDITION_FALSE, Reason: "RolledOut",
 				Target: fnv1.Target_TARGET_COMPOSITE_AND_CLAIM.Enum(),
+			}, {
+				Type: TypeScaleFromZero, Status: fnv1.Status_STATUS_CONDITION_TRUE, Reason: plan.ReasonNotScaledToZero,
+				Target: fnv1.Target_TARGET_COMPOSITE_AND_CLAIM.Enum(),
 			}}
 			if diff := cmp.Diff(wantCond, rsp.GetConditions(), protocmp.Transform()); diff != "" {
 				t.Errorf("%s\nRunFunction(...): -want conditions, +got conditions:\n%s", tc.reason, diff)

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"google.golang.org/protobuf/types/known/structpb"
 	"k8s.io/utils/ptr"
@@ -247,6 +248,7 @@ func pools(req *fnv1.RunFunctionRequest, self string, observed map[string]plan.O
 			Infra:     field(ts, "infrastructureRef", "name").GetStringValue(),
 			Bootstrap: field(ts, "bootstrap", "configRef", "name").GetStringValue(),
 			Replicas:  max(ptr.Deref(int32Field(f["status"].GetStructValue().GetFields(), "replicas"), 0), ptr.Deref(int32Field(f["spec"].GetStructValue().GetFields(), "replicas"), 0)),
+			Created:   timeField(field(f, "metadata", "creationTimestamp")),
 		}
 		if pool == self {
 			own[md] = append(own[md], ms)
@@ -394,6 +396,9 @@ func backing(f map[string]*structpb.Value) plan.Observed {
 		SpecReplicas:       int32Field(spec, "replicas"),
 		QueuedSince:        annotations[plan.AnnotationQueuedSince].GetStringValue(),
 		HoldsSequence:      annotations[plan.AnnotationHoldSequence].GetStringValue() == "true",
+		Created:            timeField(md["creationTimestamp"]),
+		RolloutAfter:       timeField(field(spec, "rollout", "after")),
+		Rotation:           annotations[plan.AnnotationRotation].GetStringValue(),
 	}
 	for _, c := range st["conditions"].GetListValue().GetValues() {
 		cf := c.GetStructValue().GetFields()
@@ -466,4 +471,20 @@ func int32Field(f map[string]*structpb.Value, k string) *int32 {
 func previousRollout(xr *structpb.Struct) v1alpha1.RolloutState {
 	st := xr.GetFields()["status"].GetStructValue().GetFields()
 	return v1alpha1.RolloutState(st["rollout"].GetStructValue().GetFields()["state"].GetStringValue())
+}
+
+// timeField reads an RFC 3339 time (a creationTimestamp, a
+// spec.rollout.after), zero if it is absent. The API server validates the
+// format, so an unreadable one is absent too: a revision of unknown age is
+// never rotated.
+func timeField(v *structpb.Value) time.Time {
+	s := v.GetStringValue()
+	if s == "" {
+		return time.Time{}
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}
+	}
+	return t
 }

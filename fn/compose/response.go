@@ -47,6 +47,11 @@ const (
 	// because it would delete the backing of a running pool.
 	TypeChangeRefused = "ChangeRefused"
 
+	// TypeScaleFromZero is False when a part of the pool may scale to zero
+	// nodes and the cluster-autoscaler cannot know what a new node would
+	// have: it would never grow it again.
+	TypeScaleFromZero = "ScaleFromZero"
+
 	// ReasonClusterNotFound says the pool's Cluster does not exist.
 	ReasonClusterNotFound = "ClusterNotFound"
 )
@@ -223,5 +228,12 @@ func conditions(p *plan.Plan) []*fnv1.Condition {
 	if len(p.Rolling) > 0 {
 		roll.Status, roll.Reason, roll.Message = fnv1.Status_STATUS_CONDITION_TRUE, "Rolling", ptr.To("rolling out: "+strings.Join(p.Rolling, ", "))
 	}
-	return []*fnv1.Condition{c, refused, upgrade, held, roll}
+	zero := &fnv1.Condition{
+		Type: TypeScaleFromZero, Status: fnv1.Status_STATUS_CONDITION_TRUE, Reason: p.ScaleFromZero.Reason,
+		Target: fnv1.Target_TARGET_COMPOSITE_AND_CLAIM.Enum(),
+	}
+	if !p.ScaleFromZero.OK {
+		zero.Status, zero.Message = fnv1.Status_STATUS_CONDITION_FALSE, ptr.To(p.ScaleFromZero.Message)
+	}
+	return []*fnv1.Condition{c, refused, upgrade, held, roll, zero}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/fleetnodepool/function-fleetnodepool/apis/fleet/v1alpha1"
 	"github.com/fleetnodepool/function-fleetnodepool/apis/input/v1beta1"
+	"github.com/fleetnodepool/function-fleetnodepool/fn/capi"
 )
 
 var (
@@ -125,6 +126,7 @@ func TestMachinePoolReplicaOwner(t *testing.T) {
 			wantAnnotations: map[string]string{
 				clusterv1.AutoscalerMinSizeAnnotation: "2", clusterv1.AutoscalerMaxSizeAnnotation: "10",
 				clusterv1.ReplicasManagedByAnnotation: "external-autoscaler",
+				capi.AnnotationCapacityLabels:         "team=a",
 			},
 		},
 		"FixedASG": {
@@ -146,6 +148,7 @@ func TestMachinePoolReplicaOwner(t *testing.T) {
 			wantAnnotations: map[string]string{
 				clusterv1.AutoscalerMinSizeAnnotation: "2", clusterv1.AutoscalerMaxSizeAnnotation: "10",
 				clusterv1.ReplicasManagedByAnnotation: "external-autoscaler",
+				capi.AnnotationCapacityLabels:         "team=a",
 			},
 		},
 	}

@@ -420,6 +420,7 @@ func holdAsRunning(p *Plan, in Input, held []string) {
 			switch t := r.Object.(type) {
 			case *clusterv1.MachineDeployment:
 				keepTemplateSpec(&t.Spec.Template.Spec, o)
+				t.Spec.Rollout.After = metav1.NewTime(o.RolloutAfter)
 			case *clusterv1.MachinePool:
 				keepTemplateSpec(&t.Spec.Template.Spec, o)
 			default:

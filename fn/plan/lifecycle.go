@@ -43,6 +43,8 @@ type MachineSet struct {
 	Version, Infra, Bootstrap string
 	// Replicas is how many machines it has (or is asked for, if more).
 	Replicas int32
+	// Created is its creationTimestamp: when its revision began.
+	Created time.Time
 }
 
 // A Refusal says why a change was not made and how to make it anyway.
@@ -215,7 +217,7 @@ func withUnusedSince(r Resource, since time.Time) Resource {
 // MachineSets themselves, so asking for them or not never flips the
 // answer: Crossplane's requirement loop settles.
 func needsMachineSets(p *Plan, in Input, desired map[string]bool) bool {
-	if p.NeedsSiblings {
+	if p.NeedsSiblings || p.datesRevisions {
 		return true
 	}
 	for k, o := range in.Observed {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
 
 	"github.com/fleetnodepool/function-fleetnodepool/apis/fleet/v1alpha1"
@@ -26,6 +27,12 @@ func observe(t *testing.T, p *Plan, replicas int32) map[string]Observed {
 			t.Fatal(err)
 		}
 		o := Observed{Name: r.Object.GetName(), Object: b, Generation: 1, ObservedGeneration: 1, Available: true}
+		o.Rotation, _, _ = unstructured.NestedString(b, "metadata", "annotations", AnnotationRotation)
+		if a, _, _ := unstructured.NestedString(b, "spec", "rollout", "after"); a != "" {
+			if o.RolloutAfter, err = time.Parse(time.RFC3339, a); err != nil {
+				t.Fatal(err)
+			}
+		}
 		if IsPool(r.Object) {
 			o.Replicas = ptr.To(replicas)
 			spec, _ := b["spec"].(map[string]any)

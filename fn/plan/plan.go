@@ -117,6 +117,13 @@ type Observed struct {
 	// AnnotationHoldSequence).
 	QueuedSince   string
 	HoldsSequence bool
+	// Created is the object's creationTimestamp, zero if not known.
+	Created time.Time
+	// RolloutAfter is a MachineDeployment's spec.rollout.after, zero if
+	// unset.
+	RolloutAfter time.Time
+	// Rotation is a bootstrap config's AnnotationRotation.
+	Rotation string
 	// Object is the observed object with what an apply must not carry
 	// removed (status, server metadata): what keeping it emits. Load, if
 	// set, makes it when Object is nil: most plans never need it.
@@ -162,6 +169,9 @@ type Plan struct {
 	Rolling []string
 	// Hold says why the pool's disruptive change waits, if it does.
 	Hold *Hold
+	// ScaleFromZero says whether the cluster-autoscaler can grow the pool
+	// from zero nodes.
+	ScaleFromZero ScaleFromZero
 	// NeedsSiblings says the pool has a disruptive change to start: the
 	// rollout gates read the Cluster's other pools (Input.Siblings).
 	NeedsSiblings bool
@@ -191,6 +201,12 @@ type Plan struct {
 	earlier []string
 	// waveName and target for the status.
 	waveName, target string
+	// oldest is the pool's oldest current revision, where it has a max
+	// node age; rotating says why a MachineDeployment or MachinePool
+	// rotates, by key; datesRevisions: the plan reads MachineSets' age.
+	oldest         revision
+	rotating       map[string]string
+	datesRevisions bool
 }
 
 // A Planner plans pools.
@@ -316,7 +332,7 @@ func (pl *Planner) Plan(in Input) (*Plan, error) {
 		return nil, &InvalidError{Errs: field.ErrorList{ferr}}
 	}
 	r.pool.Version = seq.version
-	p := &Plan{UpgradePending: seq.pending, Status: v1alpha1.FleetNodePoolStatus{
+	p := &Plan{UpgradePending: seq.pending, ScaleFromZero: r.scaleFromZero, Status: v1alpha1.FleetNodePoolStatus{
 		Provider:      r.provider.Name(),
 		Backend:       r.pool.Backend,
 		Version:       r.pool.Version,
@@ -374,6 +390,7 @@ func (pl *Planner) Plan(in Input) (*Plan, error) {
 	}
 	p.waves(in, r)
 	p.Status.Rollout = rolloutStatus(p, in)
+	p.Status.Rotation = p.rotationStatus(r.rotation)
 	p.Status.ControlPlaneVersion, p.Status.VersionSkew = computeSkew(p, in, cpKind)
 	return p, nil
 }
@@ -443,7 +460,12 @@ func (pl *Planner) machineDeployment(p *Plan, in Input, r *resolved, zone string
 		Bootstrap:     capi.RefTo(boot),
 		Infra:         capi.RefTo(infra),
 	})
-	p.add(in.Observed, Resource{Key: key(keyMachineDeployment, zkey), Object: md}, false)
+	k := key(keyMachineDeployment, zkey)
+	if why := p.rotateMachineDeployment(in, r.rotation, k, &md.Spec.Rollout.After); why != "" {
+		p.rotated(k, why)
+	}
+	p.datesRevisions = p.datesRevisions || r.rotation != nil
+	p.add(in.Observed, Resource{Key: k, Object: md}, false)
 	return nil
 }
 
@@ -516,7 +538,15 @@ func (pl *Planner) machinePool(p *Plan, in Input, r *resolved) error {
 	if r.pool.Backend == v1alpha1.BackendMachinePool {
 		// Named by a hash of its content: a MachinePool rolls its nodes only
 		// when its bootstrap config's name changes.
-		boot, err := p.template(in, keyBootstrap, capi.KubeadmConfig(r.provider.Join(&r.pool, mpName), r.pool.Node), labels)
+		cfg := capi.KubeadmConfig(r.provider.Join(&r.pool, mpName), r.pool.Node)
+		stamp, why := p.rotationStamp(in, r.rotation)
+		if stamp != "" {
+			cfg.Annotations = map[string]string{AnnotationRotation: stamp}
+		}
+		if why != "" {
+			p.rotated(keyMachinePool, why)
+		}
+		boot, err := p.template(in, keyBootstrap, cfg, labels)
 		if err != nil {
 			return err
 		}
@@ -620,4 +650,12 @@ func name(o provider.Object, n, namespace, cluster string, labels map[string]str
 
 func key(parts ...string) string {
 	return strings.Join(slices.DeleteFunc(parts, func(s string) bool { return s == "" }), "-")
+}
+
+// rotated records why a MachineDeployment or MachinePool rotates.
+func (p *Plan) rotated(key, why string) {
+	if p.rotating == nil {
+		p.rotating = map[string]string{}
+	}
+	p.rotating[key] = why
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/fleetnodepool/function-fleetnodepool/apis/fleet/v1alpha1"
 	"github.com/fleetnodepool/function-fleetnodepool/apis/input/v1beta1"
+	"github.com/fleetnodepool/function-fleetnodepool/fn/capi"
 )
 
 // summary is what the rotation tests compare: template names by kind, and
@@ -242,10 +243,13 @@ func TestScaling(t *testing.T) {
 	}
 }
 
+// autoscaler is the cluster-autoscaler's annotations of a MachineDeployment
+// of the fixture pool (labelled team=a).
 func autoscaler(minSize, maxSize string) map[string]string {
 	return map[string]string{
 		clusterv1.AutoscalerMinSizeAnnotation: minSize,
 		clusterv1.AutoscalerMaxSizeAnnotation: maxSize,
+		capi.AnnotationCapacityLabels:         "team=a",
 	}
 }
 

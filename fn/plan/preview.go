@@ -56,6 +56,9 @@ func preview(p *Plan, in Input) (out []v1alpha1.Change, disruptive []string) {
 				replace = append(replace, fmt.Sprintf("%s %s -> %s", ref[0], a, b))
 			}
 		}
+		if why := p.rotating[r.Key]; why != "" { // A new spec.rollout.after, or bootstrap config.
+			replace = append(replace, why)
+		}
 		if key := keyInfraPool; r.Key == keyMachinePool {
 			if why := poolChange(in.Observed[key].object(), p.resource(key)); why != "" {
 				replace = append(replace, why)
@@ -70,7 +73,7 @@ func preview(p *Plan, in Input) (out []v1alpha1.Change, disruptive []string) {
 		if a, b := valueAt(o.Object, "spec", "template", "metadata", "labels"), valueAt(desired, "spec", "template", "metadata", "labels"); !reflect.DeepEqual(a, b) {
 			inPlace = append(inPlace, "machine labels")
 		}
-		if a, b := valueAt(o.Object, "spec", "rollout"), valueAt(desired, "spec", "rollout"); !reflect.DeepEqual(a, b) {
+		if a, b := valueAt(o.Object, "spec", "rollout", "strategy"), valueAt(desired, "spec", "rollout", "strategy"); !reflect.DeepEqual(a, b) {
 			inPlace = append(inPlace, "rollout bounds")
 		}
 		switch {

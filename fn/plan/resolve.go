@@ -40,6 +40,12 @@ type resolved struct {
 	// waves are the policy's waves, and wave the pool's (nil: none).
 	waves []wave
 	wave  *wave
+	// shape is what a new node of an autoscaled pool looks like, and
+	// scaleFromZero whether the autoscaler can grow the pool from zero.
+	shape         *capi.NodeShape
+	scaleFromZero ScaleFromZero
+	// rotation replaces the pool's nodes before a max age, nil if none.
+	rotation *rotation
 }
 
 var (
@@ -95,6 +101,10 @@ func (pl *Planner) resolve(in Input) (*resolved, field.ErrorList) {
 
 	if r.provider != nil && len(errs) == 0 {
 		errs = append(errs, r.provider.Validate(&r.pool)...)
+	}
+	if len(errs) == 0 {
+		r.resolveShape(in)
+		r.rotation, errs = r.resolveRotation(in)
 	}
 	return r, errs
 }
@@ -281,7 +291,7 @@ func (r *resolved) size(i, n int) capi.Size {
 	if r.scaling.Replicas != nil {
 		return capi.Size{Replicas: ptr.To(share(*r.scaling.Replicas, i, n))}
 	}
-	return capi.Size{Min: ptr.To(share(*r.scaling.Min, i, n)), Max: ptr.To(share(*r.scaling.Max, i, n))}
+	return capi.Size{Min: ptr.To(share(*r.scaling.Min, i, n)), Max: ptr.To(share(*r.scaling.Max, i, n)), Shape: r.shape}
 }
 
 func share(total int32, i, n int) int32 {

@@ -165,6 +165,16 @@ type Provider interface {
 	// or "" when the class has none for this provider.
 	CatalogType(c v1beta1.MachineClass) string
 
+	// CatalogCapacity returns what a node of a catalog class has on this
+	// provider, or nil when the class declares none for it.
+	CatalogCapacity(c v1beta1.MachineClass) *v1beta1.NodeCapacity
+
+	// CannotRotate says why the pool's nodes cannot be replaced for their
+	// age ("" when they can): a MachineDeployment rolls them by its
+	// spec.rollout.after, a MachinePool by a new bootstrap config, and a
+	// backend where neither replaces nodes safely refuses a max node age.
+	CannotRotate(p *Pool) string
+
 	// Validate checks the pool's provider-specific settings against the
 	// policy and the provider's own rules for the pool's backend. Errors
 	// name the field to fix (spec.* or input.*).

@@ -114,6 +114,11 @@ type FleetNodePoolSpec struct {
 	// +optional
 	Rollout *Rollout `json:"rollout,omitempty"`
 
+	// MaxNodeAge replaces the pool's nodes before they are this old, e.g.
+	// 168h, within the platform policy's limit. Default: the policy's.
+	// +optional
+	MaxNodeAge *metav1.Duration `json:"maxNodeAge,omitempty"`
+
 	// HealthCheck turns the pool's MachineHealthCheck on or off. The
 	// platform policy decides the default and the checks. MachinePools have
 	// none: Cluster API cannot remediate their machines.
@@ -330,6 +335,30 @@ type FleetNodePoolStatus struct {
 	// and for what. A held pool's pending change is in changes.
 	// +optional
 	Rollout *RolloutStatus `json:"rollout,omitempty"`
+
+	// Rotation says how old the pool's nodes are and when they are next
+	// replaced, where they have a maximum age.
+	// +optional
+	Rotation *RotationStatus `json:"rotation,omitempty"`
+}
+
+// RotationStatus says how old a pool's nodes are and when they are next
+// replaced.
+type RotationStatus struct {
+	// MaxNodeAge of the pool's nodes.
+	// +optional
+	MaxNodeAge *metav1.Duration `json:"maxNodeAge,omitempty"`
+
+	// RevisionCreated is when the pool's oldest current revision was
+	// created (its MachineSet, or its MachinePool's bootstrap config): no
+	// node of it is older.
+	// +optional
+	RevisionCreated *metav1.Time `json:"revisionCreated,omitempty"`
+
+	// NextRotation is when the pool's nodes are next replaced: the rollout
+	// rules may hold it past then (status.rollout).
+	// +optional
+	NextRotation *metav1.Time `json:"nextRotation,omitempty"`
 }
 
 // VersionSkew is how many minor versions the pool's machines run behind

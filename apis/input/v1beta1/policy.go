@@ -1,6 +1,7 @@
 package v1beta1
 
 import (
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
@@ -54,6 +55,52 @@ type Policy struct {
 	// pool, scaling it and in-place changes are never held.
 	// +optional
 	Rollouts *RolloutPolicy `json:"rollouts,omitempty"`
+
+	// Rotation replaces the nodes of pools before they reach a maximum
+	// age. A rotation is a disruptive change: the rollout rules gate it.
+	// +optional
+	Rotation *RotationPolicy `json:"rotation,omitempty"`
+
+	// ScaleFromZero says what the cluster-autoscaler learns of a pool
+	// that has no nodes.
+	// +optional
+	ScaleFromZero *ScaleFromZeroPolicy `json:"scaleFromZero,omitempty"`
+}
+
+// RotationPolicy bounds how old the nodes of pools may grow.
+type RotationPolicy struct {
+	// MaxNodeAge of the nodes of pools that set none (spec.maxNodeAge),
+	// e.g. 720h. Nodes are replaced before they reach it. Unset: only the
+	// pools that set one rotate.
+	// +optional
+	MaxNodeAge *metav1.Duration `json:"maxNodeAge,omitempty"`
+
+	// LongestNodeAge is the most a pool may set spec.maxNodeAge to.
+	// Default: maxNodeAge, if set (pools may only ask for shorter).
+	// +optional
+	LongestNodeAge *metav1.Duration `json:"longestNodeAge,omitempty"`
+
+	// Spread: a pool's rotation starts at a point of the last spread
+	// before its nodes reach their max age, fixed per pool by a hash of its
+	// identity, so that a fleet whose nodes were all replaced at once does
+	// not rotate all at once. Default a tenth of the max age; less than
+	// it.
+	// +optional
+	Spread *metav1.Duration `json:"spread,omitempty"`
+}
+
+// ScaleFromZeroPolicy says what the cluster-autoscaler learns of a pool
+// that has no nodes.
+type ScaleFromZeroPolicy struct {
+	// ProviderCapacity lists the providers whose controllers report the
+	// capacity of a MachineDeployment's machine template themselves
+	// (status.capacity of CAPA's AWSMachineTemplate, CAPZ's
+	// AzureMachineTemplate): their MachineDeployment pools may scale to
+	// zero without catalog capacity. The labels and taints of new nodes
+	// come from the pool all the same.
+	// +optional
+	// +listType=set
+	ProviderCapacity []v1alpha1.Provider `json:"providerCapacity,omitempty"`
 }
 
 // RolloutPolicy gates the disruptive changes of running pools. A held pool
@@ -211,6 +258,72 @@ type MachineClass struct {
 	// in-memory machines, which rotates their template like a real type.
 	// +optional
 	Sim string `json:"sim,omitempty"`
+
+	// Capacity is what a node of the class has, per provider: what the
+	// cluster-autoscaler assumes of a new node when it grows a pool of the
+	// class from zero nodes.
+	// +optional
+	Capacity *ClassCapacity `json:"capacity,omitempty"`
+}
+
+// ClassCapacity is the capacity of a class's nodes, per provider.
+type ClassCapacity struct {
+	// AWS nodes of the class.
+	// +optional
+	AWS *NodeCapacity `json:"aws,omitempty"`
+
+	// Azure nodes of the class.
+	// +optional
+	Azure *NodeCapacity `json:"azure,omitempty"`
+
+	// Sim nodes of the class.
+	// +optional
+	Sim *NodeCapacity `json:"sim,omitempty"`
+}
+
+// NodeCapacity is what one node has, as the cluster-autoscaler reads it
+// from the capacity.cluster-autoscaler.kubernetes.io annotations.
+type NodeCapacity struct {
+	// CPU of the node, e.g. 4 or 3920m.
+	// +required
+	CPU resource.Quantity `json:"cpu"`
+
+	// Memory of the node, e.g. 16Gi.
+	// +required
+	Memory resource.Quantity `json:"memory"`
+
+	// EphemeralDisk of the node, e.g. 100Gi. Default: the pool's root disk
+	// (spec.machine.diskGiB).
+	// +optional
+	EphemeralDisk *resource.Quantity `json:"ephemeralDisk,omitempty"`
+
+	// MaxPods the node runs, e.g. 110.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	MaxPods *int32 `json:"maxPods,omitempty"`
+
+	// GPU of the node, if it has any.
+	// +optional
+	GPU *GPUCapacity `json:"gpu,omitempty"`
+
+	// DRADriver is the Dynamic Resource Allocation driver of the node's
+	// devices, e.g. gpu.nvidia.com.
+	// +optional
+	DRADriver string `json:"draDriver,omitempty"`
+}
+
+// GPUCapacity is the GPUs of a node.
+type GPUCapacity struct {
+	// Type of the GPUs: the extended resource they are scheduled as, e.g.
+	// nvidia.com/gpu.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	Type string `json:"type"`
+
+	// Count of GPUs on the node.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	Count int32 `json:"count"`
 }
 
 // Defaults apply where a FleetNodePool leaves a field unset.

@@ -94,6 +94,27 @@ func (*Provider) Backends(pf provider.Platform) []v1alpha1.Backend {
 // CatalogType returns the EC2 instance type of a catalog class.
 func (*Provider) CatalogType(c v1beta1.MachineClass) string { return c.AWS }
 
+// CatalogCapacity returns what a node of a catalog class has on AWS.
+func (*Provider) CatalogCapacity(c v1beta1.MachineClass) *v1beta1.NodeCapacity {
+	if c.Capacity == nil {
+		return nil
+	}
+	return c.Capacity.AWS
+}
+
+// CannotRotate refuses a max node age for EKS managed node groups: EKS
+// replaces their nodes only for a new version, AMI release or launch
+// template, none of which a node's age changes. Auto Scaling groups roll
+// their instances (an instance refresh, refreshPreferences) when their
+// bootstrap data changes, and MachineDeployments by spec.rollout.after.
+func (*Provider) CannotRotate(p *provider.Pool) string {
+	if p.Backend == v1alpha1.BackendManaged {
+		return "an EKS managed node group replaces its nodes only for a new Kubernetes version or AMI release, which the platform's channel bump " +
+			"brings; use backend MachineDeployment or MachinePool for a max node age"
+	}
+	return ""
+}
+
 // Validate checks the AWS settings of a pool against the policy and the
 // rules of its backend.
 func (*Provider) Validate(p *provider.Pool) field.ErrorList {

@@ -93,6 +93,32 @@ func (*Provider) Backends(pf provider.Platform) []v1alpha1.Backend {
 // CatalogType returns the Azure VM size of a catalog class.
 func (*Provider) CatalogType(c v1beta1.MachineClass) string { return c.Azure }
 
+// CatalogCapacity returns what a node of a catalog class has on Azure.
+func (*Provider) CatalogCapacity(c v1beta1.MachineClass) *v1beta1.NodeCapacity {
+	if c.Capacity == nil {
+		return nil
+	}
+	return c.Capacity.Azure
+}
+
+// CannotRotate refuses a max node age for AKS agent pools and scale sets.
+// AKS replaces an agent pool's nodes for a new version or node image, which
+// the cluster's node OS upgrade channel schedules, and ASO has no field to
+// ask for one. CAPZ (since v1.22) does not roll a scale set's instances for
+// new bootstrap data: only an image, VM size, identity or zone change does.
+// MachineDeployments rotate by spec.rollout.after.
+func (*Provider) CannotRotate(p *provider.Pool) string {
+	switch p.Backend {
+	case v1alpha1.BackendManaged:
+		return "an AKS agent pool replaces its nodes for a new Kubernetes version or node image, which the AKS cluster's " +
+			"autoUpgradeProfile.nodeOSUpgradeChannel (NodeImage) schedules; use backend MachineDeployment for a max node age"
+	case v1alpha1.BackendMachinePool:
+		return "Cluster API Azure does not replace a scale set's instances for new bootstrap data, only for a new image, VM size or zone; " +
+			"use backend MachineDeployment for a max node age"
+	}
+	return ""
+}
+
 // Validate checks the Azure settings of a pool against the policy.
 func (*Provider) Validate(p *provider.Pool) field.ErrorList {
 	var errs field.ErrorList

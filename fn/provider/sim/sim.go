@@ -62,6 +62,18 @@ func (*Provider) ComposedKinds() []string { return []string{"DevMachineTemplate"
 // CatalogType returns the simulated machine type of a catalog class.
 func (*Provider) CatalogType(c v1beta1.MachineClass) string { return c.Sim }
 
+// CatalogCapacity returns what a node of a catalog class has on Sim.
+func (*Provider) CatalogCapacity(c v1beta1.MachineClass) *v1beta1.NodeCapacity {
+	if c.Capacity == nil {
+		return nil
+	}
+	return c.Capacity.Sim
+}
+
+// CannotRotate is "": simulated pools are MachineDeployments, which
+// spec.rollout.after rolls.
+func (*Provider) CannotRotate(*provider.Pool) string { return "" }
+
 // Backends is MachineDeployment only, on self-managed clusters: the
 // in-memory backend has no machine pools.
 func (*Provider) Backends(pf provider.Platform) []v1alpha1.Backend {
