@@ -410,7 +410,7 @@ func backingsOf(observed map[string]Observed) []Observed {
 // spec, beyond its size), so no machine is replaced, while the rest of the
 // change (size, autoscaler bounds, labels) applies. Templates only the held
 // change would use are not created.
-func holdAsRunning(p *Plan, in Input, held []string) {
+func holdAsRunning(p *Plan, in Input, held []string, holdRotation bool) {
 	for _, k := range held {
 		o := in.Observed[k]
 		for i, r := range p.Resources {
@@ -420,7 +420,9 @@ func holdAsRunning(p *Plan, in Input, held []string) {
 			switch t := r.Object.(type) {
 			case *clusterv1.MachineDeployment:
 				keepTemplateSpec(&t.Spec.Template.Spec, o)
-				t.Spec.Rollout.After = metav1.NewTime(o.RolloutAfter)
+				if holdRotation {
+					t.Spec.Rollout.After = metav1.NewTime(o.RolloutAfter)
+				}
 			case *clusterv1.MachinePool:
 				keepTemplateSpec(&t.Spec.Template.Spec, o)
 			default:

@@ -237,6 +237,7 @@ const (
 	ruleWave                         // Never start before the earlier waves are done.
 	ruleHalt                         // Never start after an earlier wave failed.
 	ruleRelease                      // Release an unused template only once a stale view cannot hide its use.
+	ruleRotation                     // Hold a due rotation like any disruptive change.
 )
 
 // An Option configures a Planner.
@@ -373,7 +374,7 @@ func (pl *Planner) Plan(in Input) (*Plan, error) {
 		g := pl.gate(in, r, r.windows)
 		p.Hold, p.Wake, p.Recheck, p.window, p.queuedSince = g.hold, g.wake, g.recheck, g.window, g.queue
 		if g.hold != nil {
-			holdAsRunning(p, in, disruptive)
+			holdAsRunning(p, in, disruptive, pl.broken&ruleRotation == 0)
 			queue(p, g)
 		}
 		p.starting = g.hold == nil

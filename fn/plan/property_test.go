@@ -12,6 +12,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
 
 	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
@@ -27,6 +28,7 @@ import (
 type machineSet struct {
 	infra, bootstrap, version string
 	replicas                  int32
+	created                   time.Time
 }
 
 // world simulates what the function plans for over time: users and the
@@ -47,6 +49,14 @@ type world struct {
 	// history is what Crossplane's caches may still show: the world after
 	// each recent step, newest last.
 	history []view
+	// rotations counts the node rotations: MachineSets Cluster API made
+	// for a past spec.rollout.after, and MachinePool bootstrap configs of a
+	// new rotation stamp (the last one seen is stamp).
+	rotations int
+	stamp     string
+	// calm worlds see no pauses, deferrals, windows or canary moves: the
+	// rollout rules rarely hold them, so their nodes rotate often.
+	calm bool
 }
 
 // A view is the world as Crossplane's informer caches show it: the
@@ -84,6 +94,9 @@ func newWorld(seed uint64) *world {
 			{Name: "staging", PoolSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"ring": "1"}}},
 		}}
 	w.in.Labels = map[string]string{"ring": "1"}
+	// Nodes live at most 2h (12 steps' time at 10 minutes a step), their
+	// rotations spread over the half hour before.
+	w.in.Policy.Rotation = &v1beta1.RotationPolicy{MaxNodeAge: &metav1.Duration{Duration: 2 * time.Hour}, Spread: &metav1.Duration{Duration: 30 * time.Minute}}
 	t := w.target()
 	w.canary = []Marker{{Pool: "c0", Target: t, State: MarkerSettled}, {Pool: "c1", Target: t, State: MarkerSettled}}
 	return w
@@ -137,12 +150,28 @@ func (w *world) held() string {
 }
 
 // edit makes one random change, as users, the platform team or the
-// control plane would.
+// control plane would. In a calm world the canary wave is then settled and
+// soaked at whatever the target is.
 func (w *world) edit() string {
+	e := w.change()
+	if w.calm {
+		for i := range w.canary {
+			w.canary[i] = Marker{Pool: w.canary[i].Pool, Target: w.target(), State: MarkerSettled}
+		}
+	}
+	return e
+}
+
+// change makes one random change (see edit).
+func (w *world) change() string {
 	in := &w.in
 	// Time passes: ten minutes a step, so the nightly window opens and
 	// closes about every 144 steps; one step in four follows the last
 	// within seconds, as a user's second edit does.
+	if w.calm && w.rng.IntN(10) != 0 {
+		in.Now = in.Now.Add(10 * time.Minute)
+		return "nothing" // A calm world mostly runs: its nodes age.
+	}
 	if w.rng.IntN(4) == 0 {
 		// A user's quick second edit: another class.
 		in.Now = in.Now.Add(time.Duration(1+w.rng.IntN(5)) * time.Second)
@@ -150,7 +179,11 @@ func (w *world) edit() string {
 		return "quickly, class " + in.Spec.Machine.Class
 	}
 	in.Now = in.Now.Add(10 * time.Minute)
-	switch w.rng.IntN(15) {
+	n := 15
+	if w.calm {
+		n = 7 // The edits of the pool, the platform and the control plane only.
+	}
+	switch w.rng.IntN(n) {
 	case 0:
 		in.Spec.Machine.Class = []string{"small", "medium", "large"}[w.rng.IntN(3)]
 		return "class " + in.Spec.Machine.Class
@@ -251,7 +284,7 @@ func (w *world) backing(kind, name string, obj map[string]any, running int32) in
 	boot, _ := valueAt(obj, "spec", "template", "spec", "bootstrap", "configRef", "name").(string)
 	return invariant.Backing{Ref: invariant.Ref{Kind: kind, Namespace: w.in.Namespace, Name: name}, Pool: w.in.Name, Cluster: w.in.Spec.ClusterName,
 		Version: v, Autoscaled: autoscaled, FunctionSetsReplicas: valueAt(obj, "spec", "replicas") != nil, Running: running,
-		Template: v + "/" + infra + "/" + boot}
+		Template: v + "/" + infra + "/" + boot + "/" + rolloutAfter(obj).Format(time.RFC3339)}
 }
 
 // reconcile plans, applies the plan as Crossplane does, and checks the
@@ -266,7 +299,7 @@ func (w *world) reconcile(pl *Planner) []invariant.Violation {
 	in.MachineSets = map[string][]MachineSet{}
 	for md, sets := range seenSets {
 		for _, s := range sets {
-			in.MachineSets[md] = append(in.MachineSets[md], MachineSet{Infra: s.infra, Bootstrap: s.bootstrap})
+			in.MachineSets[md] = append(in.MachineSets[md], MachineSet{Infra: s.infra, Bootstrap: s.bootstrap, Created: s.created})
 		}
 	}
 	p, err := pl.Plan(in)
@@ -307,7 +340,12 @@ func (w *world) reconcile(pl *Planner) []invariant.Violation {
 			gen++
 		}
 		n := Observed{Name: r.Object.GetName(), Object: obj, Generation: gen, ObservedGeneration: o.ObservedGeneration,
-			Replicas: o.Replicas, UpToDateReplicas: o.UpToDateReplicas, Available: o.Available}
+			Replicas: o.Replicas, UpToDateReplicas: o.UpToDateReplicas, Available: o.Available, Created: o.Created,
+			RolloutAfter: rolloutAfter(obj)}
+		if o.Object == nil {
+			n.Created = w.in.Now
+		}
+		n.Rotation, _, _ = unstructured.NestedString(obj, "metadata", "annotations", AnnotationRotation)
 		if IsPool(r.Object) {
 			spec, _ := obj["spec"].(map[string]any)
 			n.ClusterName, _ = spec["clusterName"].(string)
@@ -346,6 +384,13 @@ func (w *world) reconcile(pl *Planner) []invariant.Violation {
 		templates[invariant.Ref{Namespace: w.in.Namespace, Name: n}] = true
 	}
 	vs := invariant.Check(prev, w.snapshot(after, templates))
+	if mp, ok := next[keyMachinePool]; ok && len(mp.References) > 1 {
+		for _, o := range next {
+			if o.Name == mp.References[1] && o.Rotation != "" && o.Rotation != w.stamp {
+				w.rotations, w.stamp = w.rotations+1, o.Rotation
+			}
+		}
+	}
 	w.observed = next
 	w.rollout()
 	w.record()
@@ -411,15 +456,24 @@ func (w *world) rollout() {
 			if prev, ok := w.lagged(k); ok {
 				spec, observedGen = prev, prev.Generation
 			}
-			cur := machineSet{version: spec.Version}
+			cur := machineSet{version: spec.Version, created: w.in.Now}
 			if len(spec.References) == 2 {
 				cur.infra, cur.bootstrap = spec.References[0], spec.References[1]
 			}
+			// A MachineSet made before a past spec.rollout.after is not
+			// the current one: Cluster API makes a new one.
+			after := rolloutAfter(spec.Object)
 			sets := w.sets[o.Name]
 			i := slices.IndexFunc(sets, func(s machineSet) bool {
-				return s.infra == cur.infra && s.bootstrap == cur.bootstrap && s.version == cur.version
+				return s.infra == cur.infra && s.bootstrap == cur.bootstrap && s.version == cur.version &&
+					(after.IsZero() || w.in.Now.Before(after) || !s.created.Before(after))
 			})
 			if i < 0 {
+				if slices.ContainsFunc(sets, func(s machineSet) bool {
+					return s.infra == cur.infra && s.bootstrap == cur.bootstrap && s.version == cur.version
+				}) {
+					w.rotations++ // Same template: made for spec.rollout.after.
+				}
 				sets = append(sets, cur)
 				i = len(sets) - 1
 			}
@@ -443,7 +497,7 @@ func (w *world) rollout() {
 			w.sets[o.Name] = kept
 			var up int32
 			if j := slices.IndexFunc(kept, func(s machineSet) bool {
-				return s.infra == cur.infra && s.bootstrap == cur.bootstrap && s.version == cur.version
+				return s.infra == cur.infra && s.bootstrap == cur.bootstrap && s.version == cur.version && s.created.Equal(sets[i].created)
 			}); j >= 0 {
 				up = kept[j].replicas
 			}
@@ -485,8 +539,9 @@ func keysOf(m map[string]Observed) []string { return sortedKeys(m) }
 
 // run drives a world through steps reconciles and returns the violations;
 // with stop, only those of the first reconcile that finds any.
-func run(pl *Planner, seed uint64, steps int, stop bool) []invariant.Violation {
+func run(pl *Planner, seed uint64, steps int, stop bool) ([]invariant.Violation, *world) {
 	w := newWorld(seed)
+	w.calm = seed%4 == 3
 	var vs []invariant.Violation
 	for w.step = 0; w.step < steps; w.step++ {
 		w.edit()
@@ -495,7 +550,7 @@ func run(pl *Planner, seed uint64, steps int, stop bool) []invariant.Violation {
 			break
 		}
 	}
-	return vs
+	return vs, w
 }
 
 // TestLifecycleProperties drives the function through long random sequences
@@ -506,14 +561,27 @@ func run(pl *Planner, seed uint64, steps int, stop bool) []invariant.Violation {
 // spec one step in three (issue #15's stale views). No template a MachineSet uses is dropped, no
 // worker runs newer than its control plane, no autoscaled size is owned, no
 // running backing is deleted unasked, no rollout starts while paused,
-// deferred or outside the maintenance window.
+// deferred or outside the maintenance window. Nodes have a max age of 2h:
+// one world in four is calm (few edits, no pauses, deferrals, windows or
+// canary moves), so that its nodes rotate, and must; a rotation is a
+// rollout like any other to the invariants (spec.rollout.after is part of
+// what a backing's machines are made from).
 func TestLifecycleProperties(t *testing.T) {
 	const worlds, steps = 20, 500 // 10,000 reconciles.
+	rotations := 0
 	for seed := range uint64(worlds) {
-		if vs := run(testPlanner(), seed, steps, false); len(vs) > 0 {
+		vs, w := run(testPlanner(), seed, steps, false)
+		if len(vs) > 0 {
 			t.Errorf("seed %d: %d violations, the first: %s", seed, len(vs), vs[0])
 		}
+		// Nodes live 2h in the worlds, 83h each: a calm world's must have
+		// rotated for the invariants to have judged rotations.
+		if w.calm && w.rotations == 0 {
+			t.Errorf("seed %d: a calm world made no MachineSet for node rotation in %d steps", seed, steps)
+		}
+		rotations += w.rotations
 	}
+	t.Logf("%d worlds x %d steps: %d node rotations", worlds, steps, rotations)
 }
 
 // TestLifecyclePropertiesCatchBrokenRules breaks each rule on purpose, runs
@@ -525,22 +593,35 @@ func TestLifecyclePropertiesCatchBrokenRules(t *testing.T) {
 		invariant.ReplicasNotOwned: ruleReplicas, invariant.BackingKept: ruleGuard,
 		invariant.NoStartWhileHeld + "/pause": rulePause, invariant.NoStartWhileHeld + "/window": ruleWindow,
 		invariant.WaveOrder: ruleWave, invariant.HaltRespected: ruleHalt,
-		invariant.TemplateExists + "/release": ruleRelease,
+		invariant.TemplateExists + "/release": ruleRelease, invariant.NoStartWhileHeld + "/rotation": ruleRotation,
 	} {
 		want := invariant.Rule(strings.Split(string(name), "/")[0])
+		// A rotation that ignores the rollout rules breaks whichever holds
+		// the pool first: a pause, its window, or an earlier wave.
+		gates := []invariant.Rule{invariant.NoStartWhileHeld, invariant.WaveOrder, invariant.HaltRespected}
 		t.Run(string(name), func(t *testing.T) {
 			var vs []invariant.Violation
 			for seed := uint64(0); seed < 20 && len(vs) == 0; seed++ {
-				vs = run(testPlanner(withBroken(r)), seed, 500, true)
+				vs, _ = run(testPlanner(withBroken(r)), seed, 500, true)
 			}
 			if len(vs) == 0 {
 				t.Fatalf("with the %s rule broken, 10,000 random steps found no violation: the property test cannot fail for it", want)
 			}
 			for _, v := range vs {
-				if v.Rule != want {
+				if v.Rule != want && !(r == ruleRotation && slices.Contains(gates, v.Rule)) {
 					t.Errorf("with the %s rule broken, the first violations found include %s, want only %s violations", want, v, want)
 				}
 			}
 		})
 	}
+}
+
+// rolloutAfter is a MachineDeployment's spec.rollout.after, zero if unset.
+func rolloutAfter(obj map[string]any) time.Time {
+	s, _, _ := unstructured.NestedString(obj, "spec", "rollout", "after")
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}
+	}
+	return t
 }

@@ -174,9 +174,9 @@ func TestRotation(t *testing.T) {
 		"AskedAlready": {
 			reason: "A rotation asked for (spec.rollout.after at the due time) is not asked again while Cluster API makes the new MachineSet.",
 			setup:  rotating,
-			edit: askedAt(due),
-			now:  due.Add(time.Minute),
-			want: rotationSummary{After: both(at(due)), Status: status(created, due)},
+			edit:   askedAt(due),
+			now:    due.Add(time.Minute),
+			want:   rotationSummary{After: both(at(due)), Status: status(created, due)},
 		},
 		"Rotated": {
 			reason: "Once the new MachineSets exist, the next rotation is a max age after them, and spec.rollout.after stays as it is.",

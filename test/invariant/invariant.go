@@ -86,8 +86,9 @@ type Backing struct {
 	// Running is how many machines run on it.
 	Running int32
 	// Template is what its machines are cloned from (version and template
-	// names, in any stable form); a change starts a disruptive rollout.
-	// "" is not checked.
+	// names, and a MachineDeployment's spec.rollout.after, in any stable
+	// form); a change starts a disruptive rollout, a node rotation too. ""
+	// is not checked.
 	Template string
 }
 

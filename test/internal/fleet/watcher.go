@@ -392,8 +392,10 @@ func deployment(ms *unstructured.Unstructured) string {
 
 // Template is what a MachineDeployment's machines are cloned from: its
 // version and its infrastructure and bootstrap templates' names,
-// version/infrastructure/bootstrap; "" (not checked) if it names none. A
-// change of it starts a disruptive rollout.
+// version/infrastructure/bootstrap, and, where set, @spec.rollout.after
+// (a later one replaces every machine made before it: a node rotation);
+// "" (not checked) if it names none. A change of it starts a disruptive
+// rollout.
 func Template(md *unstructured.Unstructured) string {
 	spec := func(path ...string) string {
 		v, _, _ := unstructured.NestedString(md.Object, append([]string{"spec", "template", "spec"}, path...)...)
@@ -403,5 +405,9 @@ func Template(md *unstructured.Unstructured) string {
 	if v == "" && infra == "" && boot == "" {
 		return ""
 	}
-	return v + "/" + infra + "/" + boot
+	t := v + "/" + infra + "/" + boot
+	if after, _, _ := unstructured.NestedString(md.Object, "spec", "rollout", "after"); after != "" {
+		t += "@" + after
+	}
+	return t
 }
