@@ -239,7 +239,7 @@ func hashObserved(seed maphash.Seed, rs map[string]*fnv1.Resource) uint64 {
 			continue
 		}
 		// Kept objects are emitted as observed: all of what is kept counts.
-		for _, v := range []*structpb.Value{f["spec"], f["apiVersion"], f["kind"], f["status"], fmd["name"], fmd["namespace"], fmd["labels"], fmd["annotations"], fmd["generation"]} {
+		for _, v := range []*structpb.Value{f["spec"], f["apiVersion"], f["kind"], f["status"], fmd["name"], fmd["namespace"], fmd["labels"], fmd["annotations"], fmd["generation"], fmd["creationTimestamp"]} {
 			h = mix(seed, h, hashValue(seed, v))
 		}
 		sum += h // Order independent: map iteration order varies.
@@ -260,7 +260,7 @@ func hashResources(seed maphash.Seed, rs *fnv1.Resources) uint64 {
 			h += mix(seed, hashValue(seed, fmd["uid"]), maphash.String(seed, rv))
 			continue
 		}
-		h += mix(seed, mix(seed, hashValue(seed, fmd["labels"]), hashValue(seed, fmd["annotations"])),
+		h += mix(seed, mix(seed, mix(seed, hashValue(seed, fmd["labels"]), hashValue(seed, fmd["annotations"])), hashValue(seed, fmd["creationTimestamp"])),
 			mix(seed, hashValue(seed, fmd["generation"]), mix(seed, hashValue(seed, f["spec"]), hashValue(seed, f["status"]))))
 	}
 	return h

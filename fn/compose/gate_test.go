@@ -245,7 +245,7 @@ func TestWaveRequirements(t *testing.T) {
 
 // TestMachineSetsRequired: a settled pool does not require its
 // MachineSets, so their status changes do not wake it; a pool with a change
-// to start or a MachineDeployment rolling does. Either way Crossplane's
+// to start, a MachineDeployment rolling, or a max node age does. Either way Crossplane's
 // requirement loop settles: called again with what the answer asked for,
 // the function asks for the same and answers the same.
 func TestMachineSetsRequired(t *testing.T) {
@@ -256,9 +256,18 @@ func TestMachineSetsRequired(t *testing.T) {
 		want   bool
 	}{
 		"Settled": {
-			reason: "Nothing to release, nothing rolling, no change to start: the MachineSets cannot change the plan.",
+			reason: "Nothing to release, nothing rolling, no change to start, no max node age: the MachineSets cannot change the plan.",
+			req: func(t *testing.T) *fnv1.RunFunctionRequest {
+				req := runningPool(t, f)
+				delete(req.GetInput().GetFields(), "rotation")
+				return req
+			},
+			want: false,
+		},
+		"MaxNodeAge": {
+			reason: "A settled pool with a max node age reads its MachineSets: their age says when it rotates.",
 			req:    func(t *testing.T) *fnv1.RunFunctionRequest { return runningPool(t, f) },
-			want:   false,
+			want:   true,
 		},
 		"ChangeToStart": {
 			reason: "A class change to start: the gates read the Cluster's MachineSets.",

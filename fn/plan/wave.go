@@ -157,10 +157,20 @@ type wave struct {
 // Target identifies what a policy asks of its fleet: a digest of everything
 // but its rollout settings, so pausing, approving or windows do not make a
 // new target. Pools of earlier waves report the target they are at; later
-// waves start a target once the earlier ones are at it.
+// waves start a target once the earlier ones are at it. What says nothing
+// of what nodes run is left out too: the node rotation settings and the
+// catalog's capacities (the autoscaler's knowledge), so that declaring them
+// needs no wave to settle or be approved again.
 func Target(p *v1beta1.Policy) (string, error) {
 	c := *p
-	c.Rollouts = nil
+	c.Rollouts, c.Rotation, c.ScaleFromZero = nil, nil, nil
+	if len(p.Catalog) > 0 {
+		c.Catalog = make(map[string]v1beta1.MachineClass, len(p.Catalog))
+		for k, v := range p.Catalog {
+			v.Capacity = nil
+			c.Catalog[k] = v
+		}
+	}
 	b, err := wire.Marshal(&c)
 	if err != nil {
 		return "", err

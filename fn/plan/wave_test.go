@@ -12,6 +12,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/fleetnodepool/function-fleetnodepool/apis/fleet/v1alpha1"
 	"github.com/fleetnodepool/function-fleetnodepool/apis/input/v1beta1"
 )
 
@@ -278,6 +279,10 @@ func TestTargetIgnoresRollouts(t *testing.T) {
 	paused.Rollouts = &v1beta1.RolloutPolicy{Paused: true, Approvals: map[string]string{"canary": t0}}
 	bumped := policy()
 	bumped.Channels["stable"] = "v1.34.1"
+	aged := input(rotating, withCapacity).Policy
+	aged.ScaleFromZero = &v1beta1.ScaleFromZeroPolicy{ProviderCapacity: []v1alpha1.Provider{v1alpha1.ProviderAWS}}
+	resized := policy()
+	resized.Catalog["medium"] = v1beta1.MachineClass{AWS: "m6i.2xlarge"}
 	for name, tc := range map[string]struct {
 		reason string
 		p      *v1beta1.Policy
@@ -285,6 +290,8 @@ func TestTargetIgnoresRollouts(t *testing.T) {
 	}{
 		"Rollouts": {reason: "The rollout settings are not the target.", p: paused, same: true},
 		"Bump":     {reason: "A channel bump is a new target.", p: bumped, same: false},
+		"Rotation": {reason: "Node rotation and the autoscaler's capacities say nothing of what nodes run.", p: aged, same: true},
+		"Class":    {reason: "A class's new machine type is a new target.", p: resized, same: false},
 	} {
 		t.Run(name, func(t *testing.T) {
 			got, err := Target(tc.p)
