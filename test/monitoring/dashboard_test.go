@@ -34,7 +34,7 @@ var (
 	// Crossplane's.
 	conditionTypes = []string{
 		compose.TypePoolAvailable, compose.TypeRolloutInProgress, compose.TypeUpgradePending,
-		compose.TypeRolloutHeld, compose.TypeChangeRefused,
+		compose.TypeRolloutHeld, compose.TypeChangeRefused, compose.TypeScaleFromZero,
 		string(xpv2.TypeReady), string(xpv2.TypeSynced),
 	}
 	// Why a disruptive change waits: status.rollout.reason, and the
@@ -49,7 +49,8 @@ var (
 	conditionReasons = append(slices.Clone(holdReasons),
 		plan.ReasonWaitingForControlPlane, plan.ReasonControlPlaneVersionUnknown, plan.ReasonVersionUnreadable,
 		plan.ReasonBackingReplaced, plan.ReasonClusterChanged, plan.ReasonProviderChanged,
-		compose.ReasonClusterNotFound)
+		compose.ReasonClusterNotFound,
+		plan.ReasonCapacityDeclared, plan.ReasonProviderCapacity, plan.ReasonNotScaledToZero, plan.ReasonCapacityUnknown)
 	rolloutStates = []string{string(v1alpha1.RolloutUpToDate), string(v1alpha1.RolloutRollingOut), string(v1alpha1.RolloutHeld)}
 	// Cluster API v1beta2 MachineDeployment conditions.
 	machineDeploymentConditions = []string{
