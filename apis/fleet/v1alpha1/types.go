@@ -468,6 +468,7 @@ type Change struct {
 // +kubebuilder:printcolumn:name="Held-By",type=string,JSONPath=`.status.rollout.reason`
 // +kubebuilder:printcolumn:name="Next-Start",type=string,JSONPath=`.status.rollout.nextStart`,priority=1
 // +kubebuilder:printcolumn:name="Target",type=string,JSONPath=`.status.rollout.target`,priority=1
+// +kubebuilder:printcolumn:name="Next-Rotation",type=string,JSONPath=`.status.rotation.nextRotation`,priority=1
 type FleetNodePool struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

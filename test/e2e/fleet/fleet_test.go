@@ -23,6 +23,10 @@
 // then a first-wave pool that fails halts the second wave until it
 // recovers. The watcher judges both from the API server.
 //
+// Then node rotation (issue #21, rotation_test.go): a max node age of
+// minutes rotates every MachineDeployment, none before its window, one pool
+// at a time per Cluster.
+//
 // The default size fits CI (3 clusters x 3 pools x 2 replicas); flags make
 // the bigger documented run:
 //
@@ -205,6 +209,7 @@ func TestFleet(t *testing.T) {
 	r.rapidEdits()
 	r.restarts()
 	r.waves()
+	r.rotation()
 	if v := r.w.Violations(); len(v) > 0 {
 		r.errorf("the watcher saw %d invariant violations:\n%s", len(v), violations(v))
 	}
