@@ -119,7 +119,7 @@ func (r *run) rotation() {
 	rotated := rotations(seen)
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "MachineDeployment\trevision created\twindow opens\trotated (new MachineSet)\tafter the max age")
+	_, _ = fmt.Fprintln(tw, "MachineDeployment\trevision created\twindow opens\trotated (new MachineSet)\tafter the max age")
 	for _, md := range mds {
 		for _, rot := range rotated[md.GetName()] {
 			opens := rot[0].created.Add(rotationAge - rotationSpread)
@@ -127,7 +127,7 @@ func (r *run) rotation() {
 				r.errorf("MachineDeployment %s rotated at %s, before its revision's window opened at %s (created %s + %s - %s)",
 					md.GetName(), rot[1].created.Format(time.TimeOnly), opens.Format(time.TimeOnly), rot[0].created.Format(time.TimeOnly), rotationAge, rotationSpread)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", md.GetName(), rot[0].created.Format(time.TimeOnly), opens.Format(time.TimeOnly),
+			_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", md.GetName(), rot[0].created.Format(time.TimeOnly), opens.Format(time.TimeOnly),
 				rot[1].created.Format(time.TimeOnly), max(0, rot[1].created.Sub(rot[0].created.Add(rotationAge))))
 		}
 	}
