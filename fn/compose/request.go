@@ -412,6 +412,7 @@ func backing(f map[string]*structpb.Value) plan.Observed {
 				o.References = append(o.References, n)
 			}
 		}
+		o.Bootstrap = field(ts, "bootstrap", "configRef", "name").GetStringValue()
 	}
 	return o
 }

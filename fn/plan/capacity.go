@@ -20,6 +20,11 @@ const (
 	ReasonProviderCapacity = "ProviderCapacity"
 	// ReasonNotScaledToZero: no part of the pool scales to zero nodes.
 	ReasonNotScaledToZero = "NotScaledToZero"
+	// ReasonExternalAutoscaler: another autoscaler than the
+	// cluster-autoscaler's clusterapi provider sizes the pool (AKS's own,
+	// or the cluster-autoscaler's AWS provider for an Auto Scaling group or
+	// EKS node group), from the cloud's group, not these annotations.
+	ReasonExternalAutoscaler = "ExternalAutoscaler"
 	// ReasonCapacityUnknown: a part of the pool may scale to zero nodes,
 	// and the cluster-autoscaler cannot know what a new node would have.
 	ReasonCapacityUnknown = "CapacityUnknown"
@@ -60,8 +65,12 @@ func (r *resolved) resolveShape(in Input) {
 	if r.pool.Backend != v1alpha1.BackendMachineDeployment {
 		zones = 1
 	}
-	if int(*r.scaling.Min) >= zones || !r.clusterAPIAutoscaled() {
-		return // Every part keeps a node, or another autoscaler sizes it.
+	if int(*r.scaling.Min) >= zones {
+		return // Every part keeps a node.
+	}
+	if !r.clusterAPIAutoscaled() {
+		r.scaleFromZero = ScaleFromZero{OK: true, Reason: ReasonExternalAutoscaler}
+		return
 	}
 	name := r.provider.Name()
 	switch {

@@ -85,11 +85,11 @@ func TestScaleFromZero(t *testing.T) {
 		},
 		"AKS": {
 			reason: "AKS scales its agent pools itself: nothing for the cluster-autoscaler to know.",
-			edit:   func(in *Input) { onAzure(in); in.Cluster = aks; fromZero(in) }, wantOK: true, wantReason: ReasonNotScaledToZero,
+			edit:   func(in *Input) { onAzure(in); in.Cluster = aks; fromZero(in) }, wantOK: true, wantReason: ReasonExternalAutoscaler,
 		},
 		"ExternalASG": {
 			reason: "An Auto Scaling group sized by the autoscaler's AWS provider is read from the group, not from Cluster API.",
-			edit:   func(in *Input) { in.Spec.Backend = v1alpha1.BackendMachinePool; fromZero(in) }, wantOK: true, wantReason: ReasonNotScaledToZero,
+			edit:   func(in *Input) { in.Spec.Backend = v1alpha1.BackendMachinePool; fromZero(in) }, wantOK: true, wantReason: ReasonExternalAutoscaler,
 		},
 		"AzureScaleSet": {
 			reason: "A scale set sized by the clusterapi autoscaler needs catalog capacity: status.capacity does not cover MachinePools.",
@@ -129,7 +129,7 @@ func TestScaleFromZero(t *testing.T) {
 func TestCapacityLabelsAgreeWithNodes(t *testing.T) {
 	in := input(fromZero, withCapacity, func(in *Input) {
 		in.Spec.Labels = map[string]string{"team": "a", "node-role.kubernetes.io/gpu": "", "node.kubernetes.io/tier": "gold"}
-		in.Spec.Taints = []v1alpha1.Taint{{Key: "dedicated", Value: "gpu", Effect: "NoSchedule"}}
+		in.Spec.Taints = []v1alpha1.Taint{{Key: "dedicated", Value: "gpu", Effect: "NoSchedule"}, {Key: "spot", Effect: "NoExecute"}}
 	})
 	p, err := testPlanner().Plan(in)
 	if err != nil {
@@ -144,9 +144,11 @@ func TestCapacityLabelsAgreeWithNodes(t *testing.T) {
 					kubelet = ptr.Deref(a.Value, "")
 				}
 			}
+			var ts []string
 			for _, tn := range ptr.Deref(reg.Taints, nil) {
-				taints += tn.Key + "=" + tn.Value + ":" + string(tn.Effect)
+				ts = append(ts, tn.Key+"="+tn.Value+":"+string(tn.Effect))
 			}
+			taints = strings.Join(ts, ",")
 		}
 	}
 	for _, r := range p.Resources {

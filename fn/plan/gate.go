@@ -410,7 +410,7 @@ func backingsOf(observed map[string]Observed) []Observed {
 // spec, beyond its size), so no machine is replaced, while the rest of the
 // change (size, autoscaler bounds, labels) applies. Templates only the held
 // change would use are not created.
-func holdAsRunning(p *Plan, in Input, held []string, holdRotation bool) {
+func holdAsRunning(p *Plan, in Input, held []string) {
 	for _, k := range held {
 		o := in.Observed[k]
 		for i, r := range p.Resources {
@@ -420,9 +420,7 @@ func holdAsRunning(p *Plan, in Input, held []string, holdRotation bool) {
 			switch t := r.Object.(type) {
 			case *clusterv1.MachineDeployment:
 				keepTemplateSpec(&t.Spec.Template.Spec, o)
-				if holdRotation {
-					t.Spec.Rollout.After = metav1.NewTime(o.RolloutAfter)
-				}
+				t.Spec.Rollout.After = metav1.NewTime(o.RolloutAfter)
 			case *clusterv1.MachinePool:
 				keepTemplateSpec(&t.Spec.Template.Spec, o)
 			default:

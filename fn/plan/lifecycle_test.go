@@ -48,6 +48,7 @@ func observe(t *testing.T, p *Plan, replicas int32) map[string]Observed {
 				m, _ := ts[ref].(map[string]any)
 				if ref == "bootstrap" {
 					m, _ = m["configRef"].(map[string]any)
+					o.Bootstrap, _ = m["name"].(string)
 				}
 				if n, _ := m["name"].(string); n != "" {
 					o.References = append(o.References, n)

@@ -110,8 +110,9 @@ type Observed struct {
 	Version, InfraKind string
 	SpecReplicas       *int32
 	// References are the templates a MachineDeployment or MachinePool
-	// points at.
+	// points at; Bootstrap is its bootstrap config's (template's) name.
 	References []string
+	Bootstrap  string
 	// QueuedSince and HoldsSequence are the rollout queue's annotations of
 	// a MachineDeployment or MachinePool (AnnotationQueuedSince,
 	// AnnotationHoldSequence).
@@ -205,7 +206,7 @@ type Plan struct {
 	// node age; rotating says why a MachineDeployment or MachinePool
 	// rotates, by key; datesRevisions: the plan reads MachineSets' age.
 	oldest         revision
-	rotating       map[string]string
+	rotating       map[string]rotating
 	datesRevisions bool
 }
 
@@ -352,6 +353,7 @@ func (pl *Planner) Plan(in Input) (*Plan, error) {
 		return p, nil
 	}
 	if r.pool.Backend == v1alpha1.BackendMachineDeployment {
+		p.datesRevisions = r.rotation != nil // MachineSets date the revisions.
 		zones := in.Spec.Zones
 		if len(zones) == 0 {
 			zones = []string{""}
@@ -372,9 +374,13 @@ func (pl *Planner) Plan(in Input) (*Plan, error) {
 	if len(disruptive) > 0 {
 		p.NeedsSiblings = true
 		g := pl.gate(in, r, r.windows)
-		p.Hold, p.Wake, p.Recheck, p.window, p.queuedSince = g.hold, g.wake, g.recheck, g.window, g.queue
+		p.Hold, p.Recheck, p.window, p.queuedSince = g.hold, g.recheck, g.window, g.queue
+		p.Wake = cmpMin(p.Wake, g.wake) // Rotations may wake it earlier.
 		if g.hold != nil {
-			holdAsRunning(p, in, disruptive, pl.broken&ruleRotation == 0)
+			holdAsRunning(p, in, disruptive)
+			if pl.broken&ruleRotation != 0 {
+				breakRotation(p)
+			}
 			queue(p, g)
 		}
 		p.starting = g.hold == nil
@@ -462,10 +468,7 @@ func (pl *Planner) machineDeployment(p *Plan, in Input, r *resolved, zone string
 		Infra:         capi.RefTo(infra),
 	})
 	k := key(keyMachineDeployment, zkey)
-	if why := p.rotateMachineDeployment(in, r.rotation, k, &md.Spec.Rollout.After); why != "" {
-		p.rotated(k, why)
-	}
-	p.datesRevisions = p.datesRevisions || r.rotation != nil
+	p.rotateMachineDeployment(in, r.rotation, k, &md.Spec.Rollout.After)
 	p.add(in.Observed, Resource{Key: k, Object: md}, false)
 	return nil
 }
@@ -540,12 +543,8 @@ func (pl *Planner) machinePool(p *Plan, in Input, r *resolved) error {
 		// Named by a hash of its content: a MachinePool rolls its nodes only
 		// when its bootstrap config's name changes.
 		cfg := capi.KubeadmConfig(r.provider.Join(&r.pool, mpName), r.pool.Node)
-		stamp, why := p.rotationStamp(in, r.rotation)
-		if stamp != "" {
+		if stamp := p.rotationStamp(in, r.rotation); stamp != "" {
 			cfg.Annotations = map[string]string{AnnotationRotation: stamp}
-		}
-		if why != "" {
-			p.rotated(keyMachinePool, why)
 		}
 		boot, err := p.template(in, keyBootstrap, cfg, labels)
 		if err != nil {
@@ -609,6 +608,16 @@ func rollup(p *Plan, observed map[string]Observed) v1alpha1.FleetNodePoolStatus 
 	return s
 }
 
+// breakRotation starts the due rotations of MachineDeployments the gates
+// held: a deliberately broken plan, for tests only.
+func breakRotation(p *Plan) {
+	for _, res := range p.Resources {
+		if md, ok := res.Object.(*clusterv1.MachineDeployment); ok && p.rotating[res.Key].why != "" {
+			md.Spec.Rollout.After.Time = p.rotating[res.Key].due
+		}
+	}
+}
+
 // breakReplicas makes autoscaled MachineDeployments set their size: a
 // deliberately broken plan, for tests only.
 func breakReplicas(p *Plan, r *resolved) {
@@ -653,10 +662,17 @@ func key(parts ...string) string {
 	return strings.Join(slices.DeleteFunc(parts, func(s string) bool { return s == "" }), "-")
 }
 
+// A rotating MachineDeployment or MachinePool: why, and the due time it
+// rotates for.
+type rotating struct {
+	why string
+	due time.Time
+}
+
 // rotated records why a MachineDeployment or MachinePool rotates.
-func (p *Plan) rotated(key, why string) {
+func (p *Plan) rotated(key, why string, due time.Time) {
 	if p.rotating == nil {
-		p.rotating = map[string]string{}
+		p.rotating = map[string]rotating{}
 	}
-	p.rotating[key] = why
+	p.rotating[key] = rotating{why: why, due: due}
 }

@@ -6,7 +6,9 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
@@ -56,7 +58,7 @@ func preview(p *Plan, in Input) (out []v1alpha1.Change, disruptive []string) {
 				replace = append(replace, fmt.Sprintf("%s %s -> %s", ref[0], a, b))
 			}
 		}
-		if why := p.rotating[r.Key]; why != "" { // A new spec.rollout.after, or bootstrap config.
+		if why := p.rotating[r.Key].why; why != "" { // A new spec.rollout.after, or bootstrap config.
 			replace = append(replace, why)
 		}
 		if key := keyInfraPool; r.Key == keyMachinePool {
@@ -133,11 +135,12 @@ func previewFields(o provider.Object) (map[string]any, error) {
 }
 
 // rolloutFields is a MachineDeployment's rollout as JSON decodes it, nil if
-// it is empty. The strategy the backend sets is read directly; anything
-// else takes a JSON round trip.
+// it is empty. The strategy and the rotation time the backend sets are read
+// directly; anything else takes a JSON round trip.
 func rolloutFields(r clusterv1.MachineDeploymentRolloutSpec) (map[string]any, error) {
 	rest := r
 	rest.Strategy.Type, rest.Strategy.RollingUpdate.MaxSurge, rest.Strategy.RollingUpdate.MaxUnavailable = "", nil, nil
+	rest.After = metav1.Time{}
 	if !reflect.ValueOf(rest).IsZero() {
 		return provider.JSONMap(&r)
 	}
@@ -158,10 +161,17 @@ func rolloutFields(r clusterv1.MachineDeploymentRolloutSpec) (map[string]any, er
 	if len(ru) > 0 {
 		strategy["rollingUpdate"] = ru
 	}
-	if len(strategy) == 0 {
+	out := map[string]any{}
+	if len(strategy) > 0 {
+		out["strategy"] = strategy
+	}
+	if !r.After.IsZero() {
+		out["after"] = r.After.UTC().Format(time.RFC3339)
+	}
+	if len(out) == 0 {
 		return nil, nil
 	}
-	return map[string]any{"strategy": strategy}, nil
+	return out, nil
 }
 
 // withStrings sets m[k] to v as JSON decodes it, unless v is empty.

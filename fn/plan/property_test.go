@@ -358,6 +358,7 @@ func (w *world) reconcile(pl *Planner) []invariant.Violation {
 					n.References = append(n.References, s)
 				}
 			}
+			n.Bootstrap, _ = valueAt(ts, "bootstrap", "configRef", "name").(string)
 		}
 		next[k] = n
 		names[n.Name] = true
@@ -384,9 +385,9 @@ func (w *world) reconcile(pl *Planner) []invariant.Violation {
 		templates[invariant.Ref{Namespace: w.in.Namespace, Name: n}] = true
 	}
 	vs := invariant.Check(prev, w.snapshot(after, templates))
-	if mp, ok := next[keyMachinePool]; ok && len(mp.References) > 1 {
+	if mp, ok := next[keyMachinePool]; ok && mp.Bootstrap != "" {
 		for _, o := range next {
-			if o.Name == mp.References[1] && o.Rotation != "" && o.Rotation != w.stamp {
+			if o.Name == mp.Bootstrap && o.Rotation != "" && o.Rotation != w.stamp {
 				w.rotations, w.stamp = w.rotations+1, o.Rotation
 			}
 		}

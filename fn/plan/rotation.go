@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"cmp"
 	"fmt"
 	"hash/fnv"
 	"strings"
@@ -25,8 +26,9 @@ const AnnotationRotation = v1alpha1.Group + "/rotation"
 // revision (its MachineSet, or its MachinePool's bootstrap config) is due
 // at its creation + maxAge - spread + offset, where offset is the pool's
 // fixed point in [0, spread): pools whose nodes were replaced together
-// rotate apart, and no node outlives maxAge unless the rollout rules hold
-// its rotation.
+// rotate apart. A rotation starts by maxAge at the latest, unless the
+// rollout rules hold it; its machines are replaced over the rollout that
+// follows.
 type rotation struct {
 	maxAge, spread, offset time.Duration
 }
@@ -54,13 +56,16 @@ func (r *resolved) resolveRotation(in Input) (*rotation, field.ErrorList) {
 	if maxAge.Duration < time.Minute {
 		return nil, field.ErrorList{field.Invalid(path, maxAge.Duration.String(), "set a max node age of at least 1m, e.g. 720h")}
 	}
-	if limit := cmpOr(pol.LongestNodeAge, pol.MaxNodeAge); own && limit != nil && maxAge.Duration > limit.Duration {
+	if limit := cmp.Or(pol.LongestNodeAge, pol.MaxNodeAge); own && limit != nil && maxAge.Duration > limit.Duration {
 		return nil, field.ErrorList{field.Invalid(path, maxAge.Duration.String(), fmt.Sprintf(
 			"the platform policy allows at most %s (input.rotation.longestNodeAge, else input.rotation.maxNodeAge): set a shorter age, or leave it out for the policy's", limit.Duration))}
 	}
 	spread := maxAge.Duration / 10
 	if pol.Spread != nil {
 		spread = pol.Spread.Duration
+	}
+	if own && spread >= maxAge.Duration {
+		spread = maxAge.Duration / 10 // The pool asks for less than the policy's spread.
 	}
 	if spread < 0 || spread >= maxAge.Duration {
 		return nil, field.ErrorList{field.Invalid(ipath.Child("spread"), spread.String(), fmt.Sprintf(
@@ -87,34 +92,50 @@ func offset(identity string, spread time.Duration) time.Duration {
 	return time.Duration(h.Sum64()%s) * time.Second //nolint:gosec // Less than spread.
 }
 
-func cmpOr[T any](ps ...*T) *T {
-	for _, p := range ps {
-		if p != nil {
-			return p
-		}
-	}
-	return nil
-}
-
 // A revision is one MachineDeployment's or MachinePool's current revision:
 // when it was made and when it is due for rotation.
 type revision struct {
 	created, due time.Time
 }
 
+// A rotationStep is what one revision's rotation does now.
+type rotationStep int
+
+const (
+	rotationWait  rotationStep = iota // Not due yet: plan again when it is.
+	rotationStart                     // Due and not asked for yet: start it.
+	rotationNone                      // Asked for already, or held while its backing rolls.
+)
+
+// computeRotation decides a revision's rotation at now. done is the last
+// rotation asked for (a MachineDeployment's spec.rollout.after, a
+// MachinePool config's stamp): a revision is rotated once. A backing still
+// rolling does not start another: the new revision would be made while
+// the last one is still replacing machines (and CAPA cancels an instance
+// refresh under way for new bootstrap data); its progress plans the pool
+// again.
+func computeRotation(rev revision, done, now time.Time, rolling bool) rotationStep {
+	switch {
+	case now.Before(rev.due):
+		return rotationWait
+	case !done.Before(rev.due), rolling:
+		return rotationNone
+	}
+	return rotationStart
+}
+
 // rotateMachineDeployment decides a MachineDeployment's spec.rollout.after:
-// what is observed, so a rotation under way runs to its end (Cluster API
-// would take the oldest MachineSet for the current one without it), or the
-// time its current MachineSet is due, once it is. Then every MachineSet
-// made before that is replaced, as by a new template. It returns why the
-// MachineDeployment rotates, "" if it does not.
-func (p *Plan) rotateMachineDeployment(in Input, rt *rotation, key string, after *metav1.Time) string {
+// what is observed, so a rotation under way runs to its end (without it
+// Cluster API would take an older MachineSet of the same template for the
+// current one), or the time its newest MachineSet is due, once it is. Then
+// every MachineSet made before that is replaced, as by a new template.
+func (p *Plan) rotateMachineDeployment(in Input, rt *rotation, key string, after *metav1.Time) {
 	o, ok := in.Observed[key]
 	if ok {
 		*after = metav1.NewTime(o.RolloutAfter)
 	}
-	if rt == nil || !ok || !o.running() {
-		return ""
+	if rt == nil || !ok {
+		return
 	}
 	var created time.Time
 	for _, ms := range in.MachineSets[o.Name] {
@@ -123,65 +144,77 @@ func (p *Plan) rotateMachineDeployment(in Input, rt *rotation, key string, after
 		}
 	}
 	if created.IsZero() {
-		return "" // Not fetched yet, or not made yet: nothing to date.
+		return // Not fetched yet, or not made yet: nothing to date.
 	}
-	return p.rotate(in, rt, revision{created: created, due: rt.due(created)}, o.RolloutAfter, func(due time.Time) {
-		*after = metav1.NewTime(due)
-	})
+	rev := revision{created: created, due: rt.due(created)}
+	if p.rotation(in, rev, o.RolloutAfter, o.rolling()) == rotationStart {
+		*after = metav1.NewTime(rev.due)
+		p.rotated(key, rotationReason(rt, rev), rev.due)
+	}
 }
 
 // rotationStamp decides the AnnotationRotation of a MachinePool's bootstrap
 // config: the value of the config it runs, or, once that config is due,
-// the time it was due. It returns the value and why the pool rotates, ""
-// if it does not.
-func (p *Plan) rotationStamp(in Input, rt *rotation) (stamp, why string) {
+// the time it was due.
+func (p *Plan) rotationStamp(in Input, rt *rotation) string {
 	o, ok := in.Observed[keyMachinePool]
-	if !ok {
-		return "", ""
+	if !ok || o.Bootstrap == "" {
+		return ""
 	}
 	var cur *Observed
 	for k, b := range in.Observed {
-		if strings.HasPrefix(k, keyBootstrap+"-") && len(o.References) > 1 && b.Name == o.References[1] {
+		if strings.HasPrefix(k, keyBootstrap+"-") && b.Name == o.Bootstrap {
 			cur = &b
 			break
 		}
 	}
 	if cur == nil {
-		return "", ""
+		return ""
 	}
-	stamp = cur.Rotation
-	if rt == nil || !o.running() || cur.Created.IsZero() {
-		return stamp, ""
+	if rt == nil || cur.Created.IsZero() {
+		return cur.Rotation
 	}
-	var stamped time.Time
-	if t, err := time.Parse(time.RFC3339, stamp); err == nil {
-		stamped = t
+	rev := revision{created: cur.Created, due: rt.due(cur.Created)}
+	if p.rotation(in, rev, parseTime(cur.Rotation), o.rolling()) != rotationStart {
+		return cur.Rotation
 	}
-	why = p.rotate(in, rt, revision{created: cur.Created, due: rt.due(cur.Created)}, stamped, func(due time.Time) {
-		stamp = due.UTC().Format(time.RFC3339)
-	})
-	return stamp, why
+	p.rotated(keyMachinePool, rotationReason(rt, rev), rev.due)
+	return rev.due.UTC().Format(time.RFC3339)
 }
 
-// rotate records a revision for the status and, once it is due and not yet
-// rotated for (done, the last rotation asked, is before due), rotates it.
-// Before that it asks to be planned again when it is due.
-func (p *Plan) rotate(in Input, rt *rotation, rev revision, done time.Time, start func(due time.Time)) string {
+// rotation records a revision for the status and decides its rotation
+// (computeRotation), asking to be planned again when it falls due. A
+// backing that runs no machines rotates all the same: it replaces none, so
+// the rollout rules do not hold it (preview), and a pool the autoscaler
+// grows from zero after its due time does not replace the nodes it just
+// made.
+func (p *Plan) rotation(in Input, rev revision, done time.Time, rolling bool) rotationStep {
 	if p.oldest.created.IsZero() || rev.created.Before(p.oldest.created) {
 		p.oldest.created = rev.created
 	}
 	if p.oldest.due.IsZero() || rev.due.Before(p.oldest.due) {
 		p.oldest.due = rev.due
 	}
-	if in.Now.Before(rev.due) {
+	step := computeRotation(rev, done, in.Now, rolling)
+	if step == rotationWait {
 		p.Wake = cmpMin(p.Wake, rev.due)
-		return ""
 	}
-	if !done.Before(rev.due) {
-		return "" // Asked already: Cluster API is making the new revision.
-	}
-	start(rev.due)
+	return step
+}
+
+// rotationReason is a rotation's reason in status.changes.
+func rotationReason(rt *rotation, rev revision) string {
 	return fmt.Sprintf("rotation: nodes since %s reach the max node age %s", rev.created.UTC().Format(time.RFC3339), rt.maxAge)
+}
+
+// parseTime reads an RFC 3339 time, zero if it does not parse: unreadable
+// is absent.
+func parseTime(s string) time.Time {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}
+	}
+	return t
 }
 
 // rotationStatus is the pool's status.rotation, nil without a max age.

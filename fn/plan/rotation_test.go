@@ -21,8 +21,8 @@ const (
 	testSpread = 72 * time.Hour
 )
 
-// rotating gives a pool's policy a max node age of 720h, spread over 72h.
-func rotating(in *Input) {
+// withMaxAge gives a pool's policy a max node age of 720h, spread over 72h.
+func withMaxAge(in *Input) {
 	in.Policy.Rotation = &v1beta1.RotationPolicy{
 		MaxNodeAge: &metav1.Duration{Duration: testMaxAge},
 		Spread:     &metav1.Duration{Duration: testSpread},
@@ -143,27 +143,27 @@ func TestRotation(t *testing.T) {
 	}{
 		"NotDue": {
 			reason:   "Before its due time a revision is left alone, and the pool asks to be planned again then.",
-			setup:    rotating,
+			setup:    withMaxAge,
 			now:      due.Add(-time.Hour),
 			want:     rotationSummary{Status: status(created, due)},
 			wantWake: due,
 		},
 		"Due": {
 			reason: "Once due, every MachineDeployment is given spec.rollout.after at its due time: a Replace change, which starts.",
-			setup:  rotating,
+			setup:  withMaxAge,
 			now:    due.Add(time.Minute),
 			want:   rotationSummary{After: both(at(due)), Status: status(created, due), Replace: mds},
 		},
 		"DueButPaused": {
 			reason: "A due rotation is a disruptive change: a paused policy holds it, and the MachineDeployments keep what they run.",
-			setup:  rotating,
+			setup:  withMaxAge,
 			edit:   func(in *Input) { in.Policy.Rollouts = &v1beta1.RolloutPolicy{Paused: true} },
 			now:    due.Add(time.Minute),
 			want:   rotationSummary{Status: status(created, due), Replace: mds, Hold: HoldPaused},
 		},
 		"DueOutsideWindow": {
 			reason: "A due rotation waits for the pool's maintenance window (22:00-02:00; it is 12:00).",
-			setup:  rotating,
+			setup:  withMaxAge,
 			edit: func(in *Input) {
 				in.Policy.Rollouts = &v1beta1.RolloutPolicy{MaintenanceWindows: []v1beta1.MaintenanceWindow{nightly}, DefaultMaintenanceWindow: "nightly"}
 			},
@@ -173,14 +173,14 @@ func TestRotation(t *testing.T) {
 		},
 		"AskedAlready": {
 			reason: "A rotation asked for (spec.rollout.after at the due time) is not asked again while Cluster API makes the new MachineSet.",
-			setup:  rotating,
+			setup:  withMaxAge,
 			edit:   askedAt(due),
 			now:    due.Add(time.Minute),
 			want:   rotationSummary{After: both(at(due)), Status: status(created, due)},
 		},
 		"Rotated": {
 			reason: "Once the new MachineSets exist, the next rotation is a max age after them, and spec.rollout.after stays as it is.",
-			setup:  rotating,
+			setup:  withMaxAge,
 			edit: func(in *Input) {
 				askedAt(due)(in)
 				for k, o := range in.Observed {
@@ -204,26 +204,93 @@ func TestRotation(t *testing.T) {
 		},
 		"MachineSetsUnknown": {
 			reason: "Until the MachineSets are fetched a revision's age is unknown: nothing rotates.",
-			setup:  rotating,
+			setup:  withMaxAge,
 			edit:   func(in *Input) { in.MachineSets = nil },
 			now:    due.Add(time.Minute),
 			want:   rotationSummary{Status: &v1alpha1.RotationStatus{MaxNodeAge: &metav1.Duration{Duration: testMaxAge}}},
 		},
 		"MachinePoolNotDue": {
 			reason:   "A MachinePool not due keeps its bootstrap config, which has no rotation stamp.",
-			setup:    func(in *Input) { rotating(in); mp(in) },
+			setup:    func(in *Input) { withMaxAge(in); mp(in) },
 			now:      due.Add(-time.Hour),
 			want:     rotationSummary{Bootstrap: unrotatedBootstrap, Status: status(created, due)},
 			wantWake: due,
 		},
+		"ZonesOfDifferentAges": {
+			reason: "Each zone's MachineDeployment rotates at its own revision's due time; the pool wakes for the next one.",
+			setup:  withMaxAge,
+			edit: func(in *Input) {
+				sets := in.MachineSets["prod-eu-1-workers-eu-west-1b"]
+				sets[0].Created = created.Add(48 * time.Hour)
+			},
+			now: due.Add(time.Minute),
+			want: rotationSummary{After: map[string]string{"prod-eu-1-workers-eu-west-1a": at(due)}, Status: status(created, due),
+				Replace: mds[:1]},
+			wantWake: due.Add(48 * time.Hour),
+		},
+		"AtZero": {
+			reason: "A pool at zero nodes rotates its due revision while paused: that replaces no machine, and its nodes are fresh when the autoscaler grows it.",
+			setup:  withMaxAge,
+			edit: func(in *Input) {
+				in.Policy.Rollouts = &v1beta1.RolloutPolicy{Paused: true}
+				for k, o := range in.Observed {
+					if strings.HasPrefix(k, keyMachineDeployment) {
+						o.Replicas = ptr.To[int32](0)
+						in.Observed[k] = o
+					}
+				}
+			},
+			now:  due.Add(time.Minute),
+			want: rotationSummary{After: both(at(due)), Status: status(created, due), Replace: mds},
+		},
+		"StillRolling": {
+			reason: "A MachineDeployment still replacing machines does not start a rotation: its progress plans the pool again.",
+			setup:  withMaxAge,
+			edit: func(in *Input) {
+				for k, o := range in.Observed {
+					if strings.HasPrefix(k, keyMachineDeployment) {
+						o.UpToDateReplicas = ptr.To[int32](1)
+						in.Observed[k] = o
+					}
+				}
+			},
+			now:  due.Add(time.Minute),
+			want: rotationSummary{Status: status(created, due)},
+		},
 		"MachinePoolDue": {
 			reason: "A due MachinePool gets a new bootstrap config, stamped with its due time: the new name rolls the group's instances.",
-			setup:  func(in *Input) { rotating(in); mp(in) },
+			setup:  func(in *Input) { withMaxAge(in); mp(in) },
 			now:    due.Add(time.Minute),
 			want: rotationSummary{Stamp: at(due), Status: status(created, due),
 				Replace: []string{"MachinePool/prod-eu-1-workers"}},
 			wantRenamed: true,
 		},
+	}
+	cases["MachinePoolStampCarried"] = struct {
+		reason      string
+		setup, edit func(*Input)
+		now         time.Time
+		want        rotationSummary
+		wantWake    time.Time
+		wantRenamed bool
+	}{
+		reason: "A MachinePool rotated for one due time, then relabelled, carries the stamp into its new config: no second rotation.",
+		setup:  func(in *Input) { withMaxAge(in); mp(in) },
+		edit: func(in *Input) {
+			for k, o := range in.Observed {
+				if isTemplate(k) && o.Name == in.Observed[keyMachinePool].Bootstrap {
+					o.Rotation, o.Created = at(due), due.Add(time.Minute)
+					in.Observed[k] = o
+				}
+			}
+			in.Spec.Labels = map[string]string{"team": "b"}
+		},
+		now:  due.Add(2 * time.Minute),
+		want: rotationSummary{Stamp: at(due), Status: status(due.Add(time.Minute), due.Add(time.Minute).Add(due.Sub(created))), Replace: []string{"MachinePool/prod-eu-1-workers"}},
+		// The label change renames the config (a Replace for the label),
+		// keeping the stamp; the next rotation is a max age on.
+		wantWake:    due.Add(time.Minute).Add(due.Sub(created)),
+		wantRenamed: true,
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -247,7 +314,7 @@ func TestRotation(t *testing.T) {
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("%s\nPlan(...): -want, +got:\n%s", tc.reason, diff)
 			}
-			if !tc.wantWake.IsZero() && !p.Wake.Equal(tc.wantWake) {
+			if !p.Wake.Equal(tc.wantWake) {
 				t.Errorf("%s\nPlan(...).Wake = %s, want %s", tc.reason, p.Wake, tc.wantWake)
 			}
 		})
@@ -270,23 +337,23 @@ func TestRotationSettings(t *testing.T) {
 	}{
 		"PolicyDefault": {
 			reason:    "The policy's max age applies to pools that set none.",
-			edit:      rotating,
+			edit:      withMaxAge,
 			wantRotat: true,
 		},
 		"ShorterOwn": {
 			reason:    "A pool may ask for a shorter max age than the policy's.",
-			edit:      func(in *Input) { rotating(in); in.Spec.MaxNodeAge = d("168h") },
+			edit:      func(in *Input) { withMaxAge(in); in.Spec.MaxNodeAge = d("168h") },
 			wantRotat: true,
 		},
 		"LongerThanLimit": {
 			reason:  "A pool may not ask for longer than the policy allows.",
-			edit:    func(in *Input) { rotating(in); in.Spec.MaxNodeAge = d("1000h") },
+			edit:    func(in *Input) { withMaxAge(in); in.Spec.MaxNodeAge = d("1000h") },
 			wantErr: "spec.maxNodeAge: Invalid value: \"1000h0m0s\": the platform policy allows at most 720h0m0s",
 		},
 		"WithinLongest": {
 			reason: "input.rotation.longestNodeAge lets pools ask for longer than the default.",
 			edit: func(in *Input) {
-				rotating(in)
+				withMaxAge(in)
 				in.Policy.Rotation.LongestNodeAge, in.Spec.MaxNodeAge = d("2160h"), d("1000h")
 			},
 			wantRotat: true,
@@ -298,7 +365,7 @@ func TestRotationSettings(t *testing.T) {
 		},
 		"SpreadTooWide": {
 			reason:  "A spread must be shorter than the max age.",
-			edit:    func(in *Input) { rotating(in); in.Policy.Rotation.Spread = d("720h") },
+			edit:    func(in *Input) { withMaxAge(in); in.Policy.Rotation.Spread = d("720h") },
 			wantErr: "input.rotation.spread: Invalid value: \"720h0m0s\": set a spread of at least 0 and less than the max node age",
 		},
 		"EKSManagedOwn": {
@@ -308,7 +375,7 @@ func TestRotationSettings(t *testing.T) {
 		},
 		"EKSManagedPolicy": {
 			reason: "The policy's default max age does not apply to pools that cannot rotate.",
-			edit:   func(in *Input) { in.Cluster = eks; rotating(in) },
+			edit:   func(in *Input) { in.Cluster = eks; withMaxAge(in) },
 		},
 		"AzureMachinePoolOwn": {
 			reason: "CAPZ does not roll scale sets for new bootstrap data: an Azure MachinePool asking for a max age is refused.",
@@ -320,7 +387,7 @@ func TestRotationSettings(t *testing.T) {
 		},
 		"AWSMachinePool": {
 			reason:    "An Auto Scaling group rotates by a new bootstrap config (an instance refresh).",
-			edit:      func(in *Input) { rotating(in); in.Spec.Backend = v1alpha1.BackendMachinePool },
+			edit:      func(in *Input) { withMaxAge(in); in.Spec.Backend = v1alpha1.BackendMachinePool },
 			wantRotat: true,
 		},
 	}

@@ -279,7 +279,7 @@ func TestTargetIgnoresRollouts(t *testing.T) {
 	paused.Rollouts = &v1beta1.RolloutPolicy{Paused: true, Approvals: map[string]string{"canary": t0}}
 	bumped := policy()
 	bumped.Channels["stable"] = "v1.34.1"
-	aged := input(rotating, withCapacity).Policy
+	aged := input(withMaxAge, withCapacity).Policy
 	aged.ScaleFromZero = &v1beta1.ScaleFromZeroPolicy{ProviderCapacity: []v1alpha1.Provider{v1alpha1.ProviderAWS}}
 	resized := policy()
 	resized.Catalog["medium"] = v1beta1.MachineClass{AWS: "m6i.2xlarge"}

@@ -50,7 +50,8 @@ var (
 		plan.ReasonWaitingForControlPlane, plan.ReasonControlPlaneVersionUnknown, plan.ReasonVersionUnreadable,
 		plan.ReasonBackingReplaced, plan.ReasonClusterChanged, plan.ReasonProviderChanged,
 		compose.ReasonClusterNotFound,
-		plan.ReasonCapacityDeclared, plan.ReasonProviderCapacity, plan.ReasonNotScaledToZero, plan.ReasonCapacityUnknown)
+		plan.ReasonCapacityDeclared, plan.ReasonProviderCapacity, plan.ReasonNotScaledToZero, plan.ReasonExternalAutoscaler,
+		plan.ReasonCapacityUnknown)
 	rolloutStates = []string{string(v1alpha1.RolloutUpToDate), string(v1alpha1.RolloutRollingOut), string(v1alpha1.RolloutHeld)}
 	// Cluster API v1beta2 MachineDeployment conditions.
 	machineDeploymentConditions = []string{

@@ -350,8 +350,9 @@ type RotationStatus struct {
 	MaxNodeAge *metav1.Duration `json:"maxNodeAge,omitempty"`
 
 	// RevisionCreated is when the pool's oldest current revision was
-	// created (its MachineSet, or its MachinePool's bootstrap config): no
-	// node of it is older.
+	// created (a MachineDeployment's newest MachineSet, or its MachinePool's
+	// bootstrap config), over its zones. Machines of an earlier revision
+	// still rolling out may be older.
 	// +optional
 	RevisionCreated *metav1.Time `json:"revisionCreated,omitempty"`
 
