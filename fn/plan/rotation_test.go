@@ -105,6 +105,19 @@ func summarizeRotation(p *Plan) rotationSummary {
 	return s
 }
 
+// A rotationCase is a case of TestRotation.
+type rotationCase struct {
+	reason string
+	// setup is the pool's input before it runs; edit changes what runs.
+	setup, edit func(*Input)
+	now         time.Time
+	want        rotationSummary
+	wantWake    time.Time
+	// wantRenamed: the MachinePool's bootstrap config differs from the
+	// one it ran.
+	wantRenamed bool
+}
+
 func TestRotation(t *testing.T) {
 	created := testNow.Add(-testMaxAge)
 	// The fixture pool's due time: its fixed point of the spread before
@@ -130,17 +143,7 @@ func TestRotation(t *testing.T) {
 		return summarizeRotation(p).Bootstrap
 	}()
 
-	cases := map[string]struct {
-		reason string
-		// setup is the pool's input before it runs; edit changes what runs.
-		setup, edit func(*Input)
-		now         time.Time
-		want        rotationSummary
-		wantWake    time.Time
-		// wantRenamed: the MachinePool's bootstrap config differs from the
-		// one it ran.
-		wantRenamed bool
-	}{
+	cases := map[string]rotationCase{
 		"NotDue": {
 			reason:   "Before its due time a revision is left alone, and the pool asks to be planned again then.",
 			setup:    withMaxAge,
@@ -266,14 +269,7 @@ func TestRotation(t *testing.T) {
 			wantRenamed: true,
 		},
 	}
-	cases["MachinePoolStampCarried"] = struct {
-		reason      string
-		setup, edit func(*Input)
-		now         time.Time
-		want        rotationSummary
-		wantWake    time.Time
-		wantRenamed bool
-	}{
+	cases["MachinePoolStampCarried"] = rotationCase{
 		reason: "A MachinePool rotated for one due time, then relabelled, carries the stamp into its new config: no second rotation.",
 		setup:  func(in *Input) { withMaxAge(in); mp(in) },
 		edit: func(in *Input) {
