@@ -2,6 +2,7 @@ package fleetsim
 
 import (
 	"strconv"
+	"time"
 
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -24,8 +25,9 @@ const poolChannel = "stable"
 // policy is the Composition step's input with the stable channel at
 // version, like examples/aws-machinedeployment: AMIs pinned for the older
 // versions (a version bump also rotates their infrastructure templates),
-// Cluster API's AMI lookup for the newest; and the rollout gates.
-func policy(version string, g gates) (*structpb.Struct, error) {
+// Cluster API's AMI lookup for the newest; the rollout gates; and the max
+// node age, if rot has one.
+func policy(version string, g gates, rot rotationSpec) (*structpb.Struct, error) {
 	catalog := map[string]any{}
 	allowed := []any{}
 	for _, c := range sortedKeys(classes) {
@@ -55,6 +57,9 @@ func policy(version string, g gates) (*structpb.Struct, error) {
 	}
 	if r := g.value(); len(r) > 0 {
 		p["rollouts"] = r
+	}
+	if r := rot.value(); r != nil {
+		p["rotation"] = r
 	}
 	s, err := structpb.NewStruct(p)
 	return s, errors.Wrap(err, errPolicy)
@@ -177,6 +182,7 @@ func (ms *machineSet) object() *structpb.Struct {
 	}
 	m := meta(ms.id.name, ms.id.namespace, ms.uid, ms.rv, 1)
 	m["labels"] = strMap(ms.labels)
+	m["creationTimestamp"] = str(ms.created.UTC().Format(time.RFC3339))
 	m["ownerReferences"] = structpb.NewListValue(&structpb.ListValue{Values: []*structpb.Value{obj(map[string]*structpb.Value{
 		"apiVersion": str(apiVersionCluster), "kind": str(kindMachineDeployment), "name": str(ms.md), "controller": structpb.NewBoolValue(true),
 	})}})

@@ -257,15 +257,7 @@ func TestGatesBrokenAreCaught(t *testing.T) {
 			firstViolationIs(t, tc.reason, cfg, s, tc.alter, tc.want)
 			// The same schedule, the function unbroken, past the gate's events.
 			cfg.MaxSteps = 24
-			rep, err := run(context.Background(), cfg, s, nil)
-			if err != nil {
-				t.Fatalf("%s\nrun(...) unbroken: %v", tc.reason, err)
-			}
-			for _, v := range rep.Violations {
-				if v.Rule == tc.want {
-					t.Errorf("%s\nrun(...) unbroken: %s", tc.reason, v)
-				}
-			}
+			unbrokenBreaksNone(t, tc.reason, cfg, s, tc.want)
 		})
 	}
 }
@@ -288,6 +280,21 @@ func firstViolationIs(t *testing.T, reason string, cfg Config, s schedule, alter
 	for _, v := range rep.Violations {
 		if v.Rule != want {
 			t.Errorf("%s\nrun(...): at step %d, the first violations found include %s, want only %s violations", reason, rep.Steps-1, v, want)
+		}
+	}
+}
+
+// unbrokenBreaksNone runs the schedule with the function unbroken and
+// fails on a violation of the rule a broken variant was caught breaking.
+func unbrokenBreaksNone(t *testing.T, reason string, cfg Config, s schedule, rule invariant.Rule) {
+	t.Helper()
+	rep, err := run(context.Background(), cfg, s, nil)
+	if err != nil {
+		t.Fatalf("%s\nrun(...) unbroken: %v", reason, err)
+	}
+	for _, v := range rep.Violations {
+		if v.Rule == rule {
+			t.Errorf("%s\nrun(...) unbroken: %s", reason, v)
 		}
 	}
 }

@@ -24,7 +24,8 @@ func (w *world) rollout(lag float64) {
 
 // rolloutMD is one step of Cluster API's MachineDeployment controller with
 // the RollingUpdate strategy: machines created last step join; the
-// MachineSet of the current template is created if missing; one old
+// MachineSet of the current template is created if missing, or if
+// spec.rollout.after outdated those of the template (a rotation); one old
 // machine goes if availability allows (maxUnavailable) and one new machine
 // comes if the surge allows (maxSurge); empty old MachineSets are deleted;
 // the status is reported.
@@ -39,15 +40,23 @@ func (w *world) rolloutMD(o *composed) {
 	}
 	var cur *machineSet
 	var olds []*machineSet
+	rotation := false // A MachineSet of the template exists, outdated by spec.rollout.after.
 	for _, ms := range sets {
 		if cur == nil && ms.template == s.template {
-			cur = ms
-			continue
+			if !w.outdated(s, ms) {
+				cur = ms
+				continue
+			}
+			rotation = true
 		}
 		olds = append(olds, ms)
 	}
 	if cur == nil {
 		cur = w.addMachineSet(ns, o.id.name, maps.Clone(s.labels), s.template)
+		cur.rotation = rotation
+		if rotation {
+			w.stats.rotations.rotated(o)
+		}
 	} else if !maps.Equal(cur.labels, s.labels) {
 		cur.labels = maps.Clone(s.labels) // Synced in place: no rollout.
 		w.touchSet(cur)
@@ -94,6 +103,7 @@ func (w *world) rolloutMD(o *composed) {
 	for _, ms := range olds {
 		if ms.replicas == 0 {
 			delete(w.sets[ns], ms.id.name)
+			w.changed(ns)
 		}
 	}
 	st := mdStatus{
@@ -105,6 +115,14 @@ func (w *world) rolloutMD(o *composed) {
 		*o.status = st
 		w.touch(o)
 	}
+}
+
+// outdated reports whether spec.rollout.after makes a MachineSet of the
+// current template outdated, as Cluster API v1.14 decides
+// (mdutil.FindNewMachineSet): rollout.after is set and not in the future,
+// and the MachineSet was created before it.
+func (w *world) outdated(s *mdSpec, ms *machineSet) bool {
+	return !s.rolloutAfter.IsZero() && !w.now().Before(s.rolloutAfter) && ms.created.Before(s.rolloutAfter)
 }
 
 // controlPlanes finishes the control plane upgrades that are done, and
@@ -139,7 +157,7 @@ func (w *world) enqueue(c *cluster) {
 	}
 }
 
-func (w *world) touchCluster(c *cluster) { c.rv, c.kcpBody = w.next(), nil }
+func (w *world) touchCluster(c *cluster) { c.rv, c.kcpBody = w.next(), nil; w.changed(c.namespace) }
 
 // nextVersion is the next version up the ladder from v towards target: a
 // control plane moves one minor at a time.

@@ -2,6 +2,7 @@ package fleetsim
 
 import (
 	"fmt"
+	"time"
 
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
 
@@ -45,7 +46,8 @@ func (w *world) check() []Violation {
 
 // snapshot is the model state as the invariants see it: the control planes'
 // status.version, the MachineSets and the templates they reference that
-// exist, the pools' MachineDeployments as last applied, with the machines
+// exist, the pools' MachineDeployments as last applied (a template of
+// their machine template and spec.rollout.after), with the machines
 // running on them; each Cluster's rollout concurrency and the pools held
 // at the model's time, as the model told the function.
 func (w *world) snapshot() invariant.Snapshot {
@@ -97,11 +99,17 @@ func (w *world) snapshot() invariant.Snapshot {
 			}
 			_, sets := int32At(o.applied.GetResource(), "spec", "replicas")
 			t := o.md.template
+			template := t.version + "/" + t.infra.name + "/" + t.bootstrap.name
+			if after := o.md.rolloutAfter; !after.IsZero() {
+				// A new spec.rollout.after replaces every machine as a new
+				// template would: the invariants count it as a start.
+				template += "/after=" + after.UTC().Format(time.RFC3339)
+			}
 			s.Backings = append(s.Backings, invariant.Backing{
 				Ref: invariant.Ref{Kind: o.id.kind, Namespace: o.id.namespace, Name: o.id.name}, UID: o.uid,
 				Pool: p.name, Cluster: p.cluster, Version: t.version,
 				Autoscaled: p.spec.autoscaled(), FunctionSetsReplicas: sets, Running: running[o.id],
-				Template: t.version + "/" + t.infra.name + "/" + t.bootstrap.name,
+				Template: template,
 			})
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -193,8 +194,9 @@ func (w *world) apply(r *reconcile) error {
 	}
 	p := r.pool
 	d := r.rsp.GetDesired()
-	if st := d.GetComposite().GetResource().GetFields()["status"]; st != p.status {
+	if st := d.GetComposite().GetResource().GetFields()["status"]; !equalValue(st, p.status) {
 		p.status, p.rv, p.body = st, w.next(), nil
+		w.changed(p.namespace)
 	}
 	desired := d.GetResources()
 	for _, k := range sortedKeys(p.composed) {
@@ -271,8 +273,11 @@ func (w *world) applyOne(p *pool, key string, dr *fnv1.Resource) error {
 		if o.status == nil {
 			o.status = &mdStatus{}
 		}
-		if old != nil && old.template != o.md.template && w.running(o) > 0 {
+		if old != nil && (old.template != o.md.template || !old.rolloutAfter.Equal(o.md.rolloutAfter)) && w.running(o) > 0 {
 			w.started(p) // As the invariants count starts: of a running MachineDeployment.
+			if !old.rolloutAfter.Equal(o.md.rolloutAfter) {
+				w.stats.rotations.askedBy(p, w.step)
+			}
 		}
 	}
 	return nil
@@ -322,6 +327,9 @@ func parseMD(spec *structpb.Struct, annots map[string]string) *mdSpec {
 		maxUnv:   at(spec, "rollout", "strategy", "rollingUpdate", "maxUnavailable"),
 		minSize:  -1, maxSize: -1,
 	}
+	if t, err := time.Parse(time.RFC3339, stringAt(spec, "rollout", "after")); err == nil {
+		s.rolloutAfter = t
+	}
 	if lo, ok := atoi32(annots[annotationMinSize]); ok {
 		s.minSize = lo
 	}
@@ -337,6 +345,7 @@ func (w *world) remove(p *pool, key string) {
 	o := p.composed[key]
 	delete(p.composed, key)
 	delete(w.objects, o.id)
+	w.changed(o.id.namespace)
 	w.stats.deletes++
 	if o.id.kind == kindConfigMap {
 		w.indexMarker(o, nil)

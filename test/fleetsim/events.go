@@ -54,6 +54,11 @@ type schedule struct {
 	failPool, failIn string
 	failVersion      string
 	failUntil        int
+
+	// rotation is the policy's max node age (rotation.go), from step 0;
+	// the simulation runs at least until step until.
+	rotation rotationSpec
+	until    int
 }
 
 // defaultSchedule bumps the channel twice (v1.34.1 while every control
@@ -123,7 +128,7 @@ func mustWindow(name string, days []time.Weekday, start string, d time.Duration,
 
 // last is the step of the last scheduled event.
 func (s schedule) last() int {
-	l := max(s.autoscaleUntil, s.cpStart, s.undefer, s.holdUntil, s.failUntil)
+	l := max(s.autoscaleUntil, s.cpStart, s.undefer, s.holdUntil, s.failUntil, s.until)
 	for _, m := range []map[int]float64{s.classChanges, s.defers} {
 		for k := range m {
 			l = max(l, k)
@@ -144,9 +149,10 @@ func (s schedule) last() int {
 	return l
 }
 
-// setup applies the schedule's gates at step 0: the policy's rollouts,
-// the clusters' concurrency annotations and window labels.
+// setup applies the schedule's gates at step 0: the policy's rollouts and
+// rotation, the clusters' concurrency annotations and window labels.
 func (w *world) setup(s schedule) error {
+	w.rotation = s.rotation
 	for i, c := range w.clusters {
 		if v, ok := s.clusterWave[i%100]; ok {
 			w.setClusterMeta(c, c.labels, labelRolloutWave, v)

@@ -30,7 +30,7 @@ func TestQueueHeldThroughResize(t *testing.T) {
 	step := func(event func()) {
 		t.Helper()
 		event()
-		got, err := w.reconcileAll(context.Background(), fn, m)
+		got, _, err := w.reconcileAll(context.Background(), fn, m, false)
 		if err != nil {
 			t.Fatalf("step %d: %v", w.step, err)
 		}

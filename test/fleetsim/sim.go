@@ -36,6 +36,17 @@ type Config struct {
 	// StopAtViolation stops the simulation at the first check that finds a
 	// violation: the broken-function tests stop there.
 	StopAtViolation bool
+	// Quiet reconciles a pool only when something it reads changed (an
+	// object of its namespace, the policy), the gates the model computes
+	// for it changed (a window opened or closed), or the next rotation its
+	// status names is due; otherwise every pool is reconciled every step,
+	// as Crossplane's poll (a minute) does in a step of an hour. A quiet
+	// pool's answer would be the function's cached one, applying nothing,
+	// so long as the function's plan depends on time only through its
+	// gates and rotations: quiet simulations are what a long run of a big
+	// fleet can afford. Not with waves: the markers are read across
+	// namespaces.
+	Quiet bool
 	// SizeRequests measures every request's size (Report.LargestRequest):
 	// a quarter of the model's time on the part-1 schedule, so only where
 	// asked.
@@ -92,6 +103,9 @@ type Report struct {
 	// a wave was halted.
 	WaveStarts, WaveSettled map[string]int
 	HaltedSteps             int
+	// Rotation is what the simulation measured of node rotations, where
+	// the policy has a max node age.
+	Rotation RotationReport
 }
 
 func (r *Report) add(vs ...Violation) {
@@ -148,15 +162,17 @@ func run(ctx context.Context, cfg Config, s schedule, wrap func(runner) runner) 
 			return nil, errors.Wrapf(err, "step %d", w.step)
 		}
 		m.sizes.reset()
-		vs, err := w.reconcileAll(ctx, fn, m)
+		vs, n, err := w.reconcileAll(ctx, fn, m, cfg.Quiet && len(w.gates.waves) == 0)
 		if err != nil {
 			return nil, errors.Wrapf(err, "step %d", w.step)
 		}
-		rep.Reconciles += len(w.pools)
+		rep.Reconciles += n
 		vs = append(vs, w.check()...)
+		w.measureRotations()
 		if !cfg.StopAtViolation || len(vs) == 0 {
 			w.rollout(cfg.Lag)
 			vs = append(vs, w.check()...)
+			w.measureRotations()
 		}
 		rep.add(dedupe(vs)...)
 		rep.Steps = w.step + 1
@@ -182,24 +198,32 @@ func run(ctx context.Context, cfg Config, s schedule, wrap func(runner) runner) 
 	rep.LargestRequest, rep.LargestRequestPool = m.sizes.largest, m.sizes.largestPool
 	rep.MarkerList, rep.MarkerItems = m.sizes.list, m.sizes.listItems
 	rep.WaveStarts, rep.WaveSettled, rep.HaltedSteps = w.waves.firstStart, w.waves.settled, w.waves.haltedSteps
+	rep.Rotation = w.rotationReport()
 	return rep, nil
 }
 
 const errFmtFleet = "a fleet needs clusters and pools, not %d and %d"
 
-// reconcileAll reconciles every pool once, as Crossplane does: the
-// function is called (in measured batches) until each pool's requirements
-// settle, each final response is checked, then applied.
-func (w *world) reconcileAll(ctx context.Context, fn runner, m *meter) ([]Violation, error) {
+// reconcileAll reconciles every pool once, as Crossplane does (only those
+// whose inputs changed if quiet: Config.Quiet): the function is called (in
+// measured batches) until each pool's requirements settle, each final
+// response is checked, then applied. It returns how many pools it
+// reconciled.
+func (w *world) reconcileAll(ctx context.Context, fn runner, m *meter, quiet bool) ([]Violation, int, error) {
 	w.queuedAfterHolder = w.queuedAfterHolders()
 	w.judgeWaves()
-	all := make([]*reconcile, len(w.pools))
-	for i, p := range w.pools {
-		all[i] = w.newReconcile(p)
+	all := make([]*reconcile, 0, len(w.pools))
+	for _, p := range w.pools {
+		rs, held := readState{w.nsRV[p.namespace], p.rv, w.policy}, w.held(p)
+		if quiet && p.requirements != nil && rs == p.seen && held == p.heldSeen && !w.rotationDue(p) {
+			continue
+		}
+		p.seen, p.heldSeen = rs, held
+		all = append(all, w.newReconcile(p))
 	}
 	for batch := all; len(batch) > 0; {
 		if err := m.run(ctx, fn, batch); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		var next []*reconcile
 		for _, r := range batch {
@@ -216,7 +240,7 @@ func (w *world) reconcileAll(ctx context.Context, fn runner, m *meter) ([]Violat
 		}
 		vs = append(vs, checkResponse(w.step, r.pool, r.rsp)...)
 		if err := w.apply(r); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		if st := at(r.pool.status.GetStructValue(), "rollout").GetStructValue(); stringAt(st, "state") == "Held" {
 			w.stats.heldBy[stringAt(st, "reason")]++
@@ -225,7 +249,7 @@ func (w *world) reconcileAll(ctx context.Context, fn runner, m *meter) ([]Violat
 			w.stats.gated[why]++
 		}
 	}
-	return vs, nil
+	return vs, len(all), nil
 }
 
 // dedupe drops repeated violations: a state checked twice in a step.
@@ -300,9 +324,22 @@ func (r *Report) Table() string {
 		{"largest marker list (bytes, markers, bytes/marker)", fmt.Sprintf("%d, %d, %.0f", r.MarkerList, r.MarkerItems, float64(r.MarkerList)/float64(max(r.MarkerItems, 1)))},
 		{"waves: first start, settled and soaked (step)", waveSteps(r.WaveStarts, r.WaveSettled)},
 		{"steps with a wave halted", fmt.Sprint(r.HaltedSteps)},
+	}
+	if rt := r.Rotation; rt.MaxNodeAge > 0 {
+		rows = append(rows, [][2]string{
+			{"rotation: max node age, spread", fmt.Sprintf("%s, %s", rt.MaxNodeAge, rt.Spread)},
+			{"rotations asked (pool-steps), MachineSets made", fmt.Sprintf("%d, %d", rt.Asked, rt.Sets)},
+			{"pools rotated at least once, twice; not at all; no machines", fmt.Sprintf("%d, %d; %d; %d", rt.Rotated, rt.RotatedTwice, len(rt.Unrotated), rt.Idle)},
+			{"peak pools rotating at once (step)", fmt.Sprintf("%d (%d)", rt.PeakRotating, rt.PeakRotatingStep)},
+			{"peak rotation starts per step (step)", fmt.Sprintf("%d (%d)", rt.PeakAsked, rt.PeakAskedStep)},
+			{"rotation of a MachineDeployment: mean, longest (steps); most machines", fmt.Sprintf("%.1f, %d; %d", rt.MeanSteps, rt.MaxSteps, rt.Largest)},
+			{"oldest machine seen (pool, step)", fmt.Sprintf("%s (%s, %d)", rt.OldestNode, rt.OldestPool, rt.OldestStep)},
+		}...)
+	}
+	rows = append(rows, [][2]string{
 		{"violations", fmt.Sprint(r.ViolationCount)},
 		{"converged", converged},
-	}
+	}...)
 	width := 0
 	for _, row := range rows {
 		width = max(width, len(row[0]))

@@ -1,9 +1,13 @@
 package fleetsim
 
 import (
+	"cmp"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
+	"strings"
+	"time"
 
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -57,6 +61,9 @@ type mdSpec struct {
 	labels           map[string]string // Of the machine template: copied to its MachineSets.
 	maxSurge, maxUnv *structpb.Value
 	minSize, maxSize int32 // Autoscaler annotations; -1 when absent.
+	// rolloutAfter is spec.rollout.after, zero if unset: once it is past,
+	// a MachineSet created before it is outdated, whatever its template.
+	rolloutAfter time.Time
 }
 
 func (s *mdSpec) autoscaled() bool { return s.minSize >= 0 && s.maxSize >= 0 }
@@ -109,6 +116,11 @@ type machineSet struct {
 	replicas int32
 	ready    int32
 	body     *structpb.Struct
+	// created is its creationTimestamp, the model's time it was made at;
+	// rotation: it was made because spec.rollout.after outdated a
+	// MachineSet of the same template (a node rotation).
+	created  time.Time
+	rotation bool
 }
 
 // A cluster is a CAPI Cluster with its KubeadmControlPlane.
@@ -155,6 +167,19 @@ type pool struct {
 	// labels and annotations of the FleetNodePool: its maintenance window,
 	// its deferral and sequence hold.
 	labels, annotations map[string]string
+	// seen is what the pool's last reconcile read, and heldSeen why the
+	// model's gates held it then: a quiet simulation (Config.Quiet)
+	// reconciles the pool again once either changed.
+	seen     readState
+	heldSeen string
+}
+
+// A readState is what a pool's reconcile reads, as versions: its
+// namespace's objects (the pool, its composed objects, its Cluster, the
+// Cluster's MachineDeployments and MachineSets) and the policy.
+type readState struct {
+	namespace, pool int64
+	policy          *structpb.Struct
 }
 
 func (p *pool) String() string { return p.namespace + "/" + p.name }
@@ -173,6 +198,8 @@ type world struct {
 	objects  map[objKey]*composed
 	// sets are MachineSets by namespace and name.
 	sets map[string]map[string]*machineSet
+	// nsRV is, by namespace, the last change of an object in it.
+	nsRV map[string]int64
 	// checked is the state the invariants were checked on last.
 	checked invariant.Snapshot
 	// queuedAfterHolder are the pools queued after a pool holding its
@@ -186,6 +213,8 @@ type world struct {
 	waves   waveTruth
 	markers map[string]*markerBucket
 	failing failure
+	// rotation is the policy's input.rotation, if any.
+	rotation rotationSpec
 	// seq numbers uids and resourceVersions, as the API server would.
 	seq   int64
 	stats counters
@@ -198,6 +227,7 @@ type counters struct {
 	applies, deletes                              int
 	heldBy, gated                                 map[string]int
 	peakRolling                                   map[int]int
+	rotations                                     rotationCounters
 }
 
 // newWorld is an empty fleet on the channel version.
@@ -207,7 +237,8 @@ func newWorld(seed uint64, channel string) (*world, error) {
 		byNS:    map[string]*cluster{},
 		objects: map[objKey]*composed{},
 		sets:    map[string]map[string]*machineSet{},
-		stats:   counters{heldBy: map[string]int{}, gated: map[string]int{}, peakRolling: map[int]int{}},
+		nsRV:    map[string]int64{},
+		stats:   counters{heldBy: map[string]int{}, gated: map[string]int{}, peakRolling: map[int]int{}, rotations: newRotationCounters()},
 		waves:   newWaveTruth(),
 		markers: map[string]*markerBucket{},
 	}
@@ -243,36 +274,45 @@ func (w *world) addPool(c *cluster, name string, s poolSpec) *pool {
 func (w *world) addMachineSet(namespace, md string, labels map[string]string, t machineTemplate) *machineSet {
 	ms := &machineSet{
 		id:  objKey{namespace, kindMachineSet, fmt.Sprintf("%s-%06x", md, w.next()&0xffffff)},
-		uid: w.uid(), rv: w.next(), md: md, labels: labels, template: t,
+		uid: w.uid(), rv: w.next(), md: md, labels: labels, template: t, created: w.now(),
 	}
 	if w.sets[namespace] == nil {
 		w.sets[namespace] = map[string]*machineSet{}
 	}
+	w.changed(namespace)
 	w.sets[namespace][ms.id.name] = ms
 	w.stats.machineSets++
 	return ms
 }
 
-// machineSets of a MachineDeployment, oldest first.
+// machineSets of a MachineDeployment, oldest first (by creation, then
+// name: Cluster API sorts them so).
 func (w *world) machineSets(namespace, md string) []*machineSet {
 	var out []*machineSet
-	for _, n := range sortedKeys(w.sets[namespace]) {
-		if ms := w.sets[namespace][n]; ms.md == md {
+	for _, ms := range w.sets[namespace] {
+		if ms.md == md {
 			out = append(out, ms)
 		}
 	}
+	slices.SortFunc(out, func(a, b *machineSet) int {
+		return cmp.Or(a.created.Compare(b.created), strings.Compare(a.id.name, b.id.name))
+	})
 	return out
 }
 
 // touch records a change of a MachineSet.
-func (w *world) touchSet(ms *machineSet) { ms.rv, ms.body = w.next(), nil }
+func (w *world) touchSet(ms *machineSet) { ms.rv, ms.body = w.next(), nil; w.changed(ms.id.namespace) }
 
 // touch records a change of a composed object.
-func (w *world) touch(o *composed) { o.rv, o.body = w.next(), nil }
+func (w *world) touch(o *composed) { o.rv, o.body = w.next(), nil; w.changed(o.id.namespace) }
+
+// changed records a change of an object of the namespace: what its pools
+// read changed (sim.go's quiet reconciles).
+func (w *world) changed(namespace string) { w.nsRV[namespace] = w.next() }
 
 // setChannel sets the policy's stable channel.
 func (w *world) setChannel(version string) error {
-	p, err := policy(version, w.gates)
+	p, err := policy(version, w.gates, w.rotation)
 	if err != nil {
 		return err
 	}
@@ -285,7 +325,7 @@ func (w *world) setChannel(version string) error {
 
 // setGates sets the policy's rollouts.
 func (w *world) setGates(g gates) error {
-	p, err := policy(w.channel, g)
+	p, err := policy(w.channel, g, w.rotation)
 	if err != nil {
 		return err
 	}
@@ -298,6 +338,7 @@ func (w *world) setGates(g gates) error {
 func (w *world) setClusterMeta(c *cluster, m map[string]string, k, v string) {
 	if setMeta(m, k, v) {
 		c.metaRV, c.clusterBody = w.next(), nil
+		w.changed(c.namespace)
 	}
 }
 
@@ -306,6 +347,7 @@ func (w *world) setClusterMeta(c *cluster, m map[string]string, k, v string) {
 func (w *world) setPoolMeta(p *pool, m map[string]string, k, v string) {
 	if setMeta(m, k, v) {
 		p.rv, p.body = w.next(), nil
+		w.changed(p.namespace)
 	}
 }
 

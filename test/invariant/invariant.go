@@ -49,7 +49,7 @@ const (
 	// its MachineDeployments runs machines on more than one MachineSet.
 	ConcurrencyBounded Rule = "RolloutConcurrencyBounded"
 	// NoStartWhileHeld: no running MachineDeployment or MachinePool starts
-	// a disruptive rollout (its template changes) while its pool may not
+	// a disruptive rollout (its Template changes: a new template, version or rotation) while its pool may not
 	// start one: paused, deferred, outside its maintenance window.
 	NoStartWhileHeld Rule = "NoRolloutStartWhileHeld"
 	// WaveOrder: no running pool of a wave starts a disruptive rollout
