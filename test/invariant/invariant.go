@@ -49,8 +49,9 @@ const (
 	// its MachineDeployments runs machines on more than one MachineSet.
 	ConcurrencyBounded Rule = "RolloutConcurrencyBounded"
 	// NoStartWhileHeld: no running MachineDeployment or MachinePool starts
-	// a disruptive rollout (its Template changes: a new template, version or rotation) while its pool may not
-	// start one: paused, deferred, outside its maintenance window.
+	// a disruptive rollout (its Template changes: a new template, version or
+	// rotation) while its pool may not start one: paused, deferred, outside
+	// its maintenance window.
 	NoStartWhileHeld Rule = "NoRolloutStartWhileHeld"
 	// WaveOrder: no running pool of a wave starts a disruptive rollout
 	// before the pools of the earlier waves are at the target, Available,
