@@ -66,7 +66,8 @@ var (
 	timeout     = flag.Duration("fleet.phase-timeout", 10*time.Minute, "longest wait for one phase")
 	upgradeOnly = flag.Bool("fleet.upgrade-only", false, "stop once the pools followed their control planes' upgrade, "+
 		"to repeat that phase at a bigger size when chasing a rare failure")
-	xpArgs = flag.String("fleet.crossplane-args", "", "flags of crossplane core start, space-separated, instead of the recommended ones "+
+	rotationOnly = flag.Bool("fleet.rotation-only", false, "create the pools, then run only the node rotation phase")
+	xpArgs       = flag.String("fleet.crossplane-args", "", "flags of crossplane core start, space-separated, instead of the recommended ones "+
 		"(package/crossplane/values.yaml); \"none\" runs Crossplane's defaults")
 )
 
@@ -199,6 +200,13 @@ func TestFleet(t *testing.T) {
 	go r.noise.run(watchCtx)
 
 	r.create()
+	if *rotationOnly {
+		r.rotation()
+		if v := r.w.Violations(); len(v) > 0 {
+			r.errorf("the watcher saw %d invariant violations:\n%s", len(v), violations(v))
+		}
+		return
+	}
 	r.autoscale()
 	r.channelBump()
 	r.controlPlanesMove()

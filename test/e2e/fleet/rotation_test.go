@@ -20,8 +20,8 @@ import (
 // old, each pool rotating at its own point of the last rotationSpread.
 // Minutes, so that a CI run sees every pool rotate.
 const (
-	rotationAge    = 4 * time.Minute
-	rotationSpread = 2 * time.Minute
+	rotationAge    = 6 * time.Minute
+	rotationSpread = 3 * time.Minute
 )
 
 // An msRecord is a MachineSet as the rotation phase saw it.
@@ -34,10 +34,14 @@ type msRecord struct {
 // MachineDeployment must rotate (a new MachineSet of the same template),
 // none before its revision's window opens (created + age - spread), and,
 // with every Cluster at concurrency 1 for the phase, one pool at a time per
-// Cluster (the watcher's RolloutConcurrencyBounded; the waves the earlier
-// phase set order them too). Then the max age is removed again.
+// Cluster (the watcher's RolloutConcurrencyBounded). The earlier phase's
+// waves are removed first: with an age of minutes, a canary pool would fall
+// due again before the later wave's soak, and hold it for ever. Then the
+// max age is removed again.
 func (r *run) rotation() {
 	t0 := time.Now()
+	r.removePolicy("rollouts", "waves")
+	r.removePolicy("rollouts", "halt")
 	for i := range *clusters {
 		c := r.get("cluster.x-k8s.io/v1beta2", "Cluster", ns, clusterName(i))
 		patch := client.MergeFrom(c.DeepCopy())
@@ -87,6 +91,9 @@ func (r *run) rotation() {
 	}()
 
 	r.setPolicy(map[string]any{"maxNodeAge": rotationAge.String(), "spread": rotationSpread.String()}, "rotation")
+	mu.Lock()
+	r.t.Logf("max node age %s, spread %s: the MachineSets now, created at:\n%s", rotationAge, rotationSpread, created(seen))
+	mu.Unlock()
 	mds := r.list("cluster.x-k8s.io/v1beta2", "MachineDeployment")
 	r.wait("every MachineDeployment rotated", func() error {
 		mu.Lock()
@@ -163,6 +170,16 @@ func rotations(seen map[string]msRecord) map[string][][2]msRecord {
 		}
 	}
 	return out
+}
+
+// created lists the MachineSets seen by MachineDeployment, with when each
+// was created.
+func created(seen map[string]msRecord) string {
+	var b strings.Builder
+	for _, n := range slices.Sorted(maps.Keys(seen)) {
+		_, _ = fmt.Fprintf(&b, "  %s %s\n", n, seen[n].created.Format(time.TimeOnly))
+	}
+	return b.String()
 }
 
 // removePolicy removes a field of the Composition's policy.
