@@ -174,11 +174,7 @@ func capiCaughtUp(observed map[string]Observed) bool {
 // none or it does not parse.
 func unusedSince(o Observed) time.Time {
 	v, _, _ := unstructured.NestedString(o.object(), "metadata", "annotations", AnnotationUnusedSince)
-	t, err := time.Parse(time.RFC3339, v)
-	if err != nil {
-		return time.Time{}
-	}
-	return t
+	return parseTime(v)
 }
 
 // withUnusedSince sets a kept template's AnnotationUnusedSince to since,

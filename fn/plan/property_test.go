@@ -620,9 +620,5 @@ func TestLifecyclePropertiesCatchBrokenRules(t *testing.T) {
 // rolloutAfter is a MachineDeployment's spec.rollout.after, zero if unset.
 func rolloutAfter(obj map[string]any) time.Time {
 	s, _, _ := unstructured.NestedString(obj, "spec", "rollout", "after")
-	t, err := time.Parse(time.RFC3339, s)
-	if err != nil {
-		return time.Time{}
-	}
-	return t
+	return parseTime(s)
 }
