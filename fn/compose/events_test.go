@@ -305,10 +305,11 @@ func TestChangeRefusedOnce(t *testing.T) {
 		}
 	}
 	const want = `
-# HELP function_fleetnodepool_changes_refused_total Changes refused because they would delete the backing of a running pool or move it, by reason (BackingReplaced, ClusterChanged, ProviderChanged): counted when a pool's refusal starts or another change is refused (its ChangeRefused event), not on each reconcile while it lasts.
+# HELP function_fleetnodepool_changes_refused_total Changes refused because they would delete the backing of a running pool or move it, or its running machine pool cannot make them in place, by reason (BackingReplaced, ClusterChanged, ProviderChanged, ImmutableField): counted when a pool's refusal starts or another change is refused (its ChangeRefused event), not on each reconcile while it lasts.
 # TYPE function_fleetnodepool_changes_refused_total counter
 function_fleetnodepool_changes_refused_total{reason="BackingReplaced"} 3
 function_fleetnodepool_changes_refused_total{reason="ClusterChanged"} 0
+function_fleetnodepool_changes_refused_total{reason="ImmutableField"} 0
 function_fleetnodepool_changes_refused_total{reason="ProviderChanged"} 0
 `
 	if err := testutilCompare(reg, want, "function_fleetnodepool_changes_refused_total"); err != nil {

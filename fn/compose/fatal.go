@@ -26,6 +26,11 @@ const (
 	// FatalUnsupportedCrossplane: the Crossplane calling the function does
 	// not resolve required resources (older than v2.2).
 	FatalUnsupportedCrossplane = "UnsupportedCrossplane"
+	// FatalKindNotServed: the management cluster does not serve a kind the
+	// pool composes, at the version the function composes it, or serves it
+	// from a provider whose Cluster API contract is not accepted. The
+	// platform team installs or upgrades the provider.
+	FatalKindNotServed = "KindNotServed"
 	// FatalInvalidRequest: the request has no observed composite resource.
 	FatalInvalidRequest = "InvalidRequest"
 	// FatalInternalError: a bug of the function: a panic it recovered from
@@ -34,7 +39,7 @@ const (
 )
 
 // fatalReasons are every reason a Fatal result is counted under.
-var fatalReasons = []string{FatalInvalidPool, FatalInvalidPolicy, FatalClusterNotFound, FatalUnsupportedCrossplane, FatalInvalidRequest, FatalInternalError}
+var fatalReasons = []string{FatalInvalidPool, FatalInvalidPolicy, FatalClusterNotFound, FatalKindNotServed, FatalUnsupportedCrossplane, FatalInvalidRequest, FatalInternalError}
 
 // A fatalError is an error that becomes a Fatal result, with the reason it
 // is counted under. It says what the error it wraps says.
@@ -59,15 +64,18 @@ func withReason(reason string, err error) error {
 // explains is a bug.
 func fatalReason(err error) string {
 	var (
-		fe       *fatalError
-		notFound *plan.ClusterNotFoundError
-		invalid  *plan.InvalidError
+		fe        *fatalError
+		notFound  *plan.ClusterNotFoundError
+		notServed *plan.NotServedError
+		invalid   *plan.InvalidError
 	)
 	switch {
 	case errors.As(err, &fe):
 		return fe.reason
 	case errors.As(err, &notFound):
 		return FatalClusterNotFound
+	case errors.As(err, &notServed):
+		return FatalKindNotServed
 	case errors.As(err, &invalid):
 		// The policy's mistakes stop every pool of the Composition: they
 		// decide, even beside mistakes of the pool's own.

@@ -146,6 +146,7 @@ func (f *Function) planPool(req *fnv1.RunFunctionRequest, fleet map[string]plan.
 		log.Info("Cannot plan the pool", "error", err)
 		return &planned{requirements: reqs, fatal: err}
 	}
+	withCRDs(reqs, pl.NeedsCRDs)
 	switch {
 	case pl.NeedsSiblings:
 		// Crossplane fetches them and calls again before it applies
@@ -156,6 +157,11 @@ func (f *Function) planPool(req *fnv1.RunFunctionRequest, fleet map[string]plan.
 		// A settled pool: its MachineSets' status changes need not wake it.
 		delete(reqs.Resources, requirementMachineSets)
 	}
+	if !crdsRead(in.CRDs, pl.NeedsCRDs) {
+		// Crossplane fetches them and calls again before it applies
+		// anything: until then the answer only asks.
+		return &planned{requirements: reqs}
+	}
 	p, err := build(pl)
 	if err != nil {
 		return &planned{requirements: reqs, fatal: withReason(FatalInternalError, err)}
@@ -163,4 +169,15 @@ func (f *Function) planPool(req *fnv1.RunFunctionRequest, fleet map[string]plan.
 	p.requirements, p.cacheable = reqs, true
 	log.Debug("Planned the pool", "resources", len(pl.Resources), "version", pl.Status.Version)
 	return p
+}
+
+// crdsRead reports whether Crossplane sent every named CRD (or said it
+// does not exist).
+func crdsRead(read map[string]*plan.CRD, names []string) bool {
+	for _, n := range names {
+		if _, ok := read[n]; !ok {
+			return false
+		}
+	}
+	return true
 }

@@ -2,6 +2,7 @@ package compose
 
 import (
 	"context"
+	"maps"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/fleetnodepool/function-fleetnodepool/fn/plan"
 	"github.com/fleetnodepool/function-fleetnodepool/fn/providers"
+	"github.com/fleetnodepool/function-fleetnodepool/test/exampleio"
 )
 
 const policyJSON = `{
@@ -71,6 +73,7 @@ func newRequest(xr, input string) *fnv1.RunFunctionRequest {
 			"cluster": {Items: []*fnv1.Resource{{Resource: resource.MustStructJSON(kubeadmCluster)}}},
 		},
 	}
+	maps.Copy(req.RequiredResources, exampleio.ServedCRDs())
 	if input != "" {
 		req.Input = resource.MustStructJSON(input)
 	}

@@ -184,7 +184,7 @@ func TestSiblingsRead(t *testing.T) {
 	own, siblings := pools(req, "workers", observed)
 	wantOwn := map[string][]plan.MachineSet{"c-workers-a": {{Version: "v1.33.4", Infra: "i", Bootstrap: "b", Replicas: 2}}}
 	wantSiblings := []plan.Sibling{{Pool: "other", MachineSets: map[string][]plan.MachineSet{"c-other": {{Version: "v1.33.4", Infra: "i", Bootstrap: "b", Replicas: 1}}},
-		Backings: []plan.Observed{{Name: "c-other", Generation: 2, ObservedGeneration: 2, QueuedSince: "2026-11-29T22:00:00Z"}}}}
+		Backings: []plan.Observed{{APIVersion: "cluster.x-k8s.io/v1beta2", Kind: "MachineDeployment", Name: "c-other", Generation: 2, ObservedGeneration: 2, QueuedSince: "2026-11-29T22:00:00Z"}}}}
 	if diff := cmp.Diff(wantOwn, own); diff != "" {
 		t.Errorf("own MachineSets: -want, +got:\n%s", diff)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/types/known/structpb"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/utils/ptr"
 
 	"github.com/crossplane/function-sdk-go/errors"
@@ -48,6 +49,10 @@ const (
 	// requirementWavePrefix and a wave's name require the rollout markers
 	// of that wave's pools.
 	requirementWavePrefix = "wave-"
+	// requirementCRDPrefix and a CRD's name: the management cluster's CRD
+	// of a kind the pool composes that nothing observed shows served yet
+	// (plan.Plan.NeedsCRDs).
+	requirementCRDPrefix = "crd-"
 	// requirementControlPlane is the Cluster's control plane, whose version
 	// workers never overtake.
 	requirementControlPlane = "controlplane"
@@ -80,6 +85,7 @@ func (f *Function) require(req *fnv1.RunFunctionRequest, in *plan.Input) (_ *fnv
 	}
 	in.Cluster = cl
 	in.MachineSets, in.Siblings = pools(req, in.Name, in.Observed)
+	in.CRDs = crds(req)
 	if cl == nil || cl.ControlPlaneName == "" {
 		return rs, true, nil
 	}
@@ -193,6 +199,46 @@ func withSiblings(rs *fnv1.Requirements, namespace, cluster string) {
 	rs.Resources[requirementMachineSets] = ofCluster("MachineSet", namespace, all)
 	rs.Resources[requirementMachineDeployments] = ofCluster("MachineDeployment", namespace, all)
 	rs.Resources[requirementMachinePools] = ofCluster("MachinePool", namespace, all)
+}
+
+// withCRDs asks Crossplane for the named CRDs.
+func withCRDs(rs *fnv1.Requirements, names []string) {
+	for _, n := range names {
+		rs.Resources[requirementCRDPrefix+n] = &fnv1.ResourceSelector{
+			ApiVersion: apiextensionsv1.SchemeGroupVersion.String(),
+			Kind:       "CustomResourceDefinition",
+			Match:      &fnv1.ResourceSelector_MatchName{MatchName: n},
+		}
+	}
+}
+
+// crds reads the CRDs Crossplane sent: nil for one it did not find.
+func crds(req *fnv1.RunFunctionRequest) map[string]*plan.CRD {
+	var out map[string]*plan.CRD
+	for k, rs := range req.GetRequiredResources() {
+		name, ok := strings.CutPrefix(k, requirementCRDPrefix)
+		if !ok {
+			continue
+		}
+		if out == nil {
+			out = map[string]*plan.CRD{}
+		}
+		items := rs.GetItems()
+		if len(items) == 0 {
+			out[name] = nil
+			continue
+		}
+		f := items[0].GetResource().GetFields()
+		crd := &plan.CRD{Labels: stringMap(field(f, "metadata", "labels"))}
+		for _, v := range field(f, "spec", "versions").GetListValue().GetValues() {
+			vf := v.GetStructValue().GetFields()
+			if vf["served"].GetBoolValue() {
+				crd.Served = append(crd.Served, vf["name"].GetStringValue())
+			}
+		}
+		out[name] = crd
+	}
+	return out
 }
 
 // ofCluster selects the Cluster API objects of a kind with the labels.
@@ -383,6 +429,8 @@ func backing(f map[string]*structpb.Value) plan.Observed {
 	st := f["status"].GetStructValue().GetFields()
 	annotations := md["annotations"].GetStructValue().GetFields()
 	o := plan.Observed{
+		APIVersion:         f["apiVersion"].GetStringValue(),
+		Kind:               f["kind"].GetStringValue(),
 		Generation:         int64(md["generation"].GetNumberValue()),
 		ObservedGeneration: int64(st["observedGeneration"].GetNumberValue()),
 		Replicas:           int32Field(st, "replicas"),

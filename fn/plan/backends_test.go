@@ -212,23 +212,6 @@ func TestProviderRules(t *testing.T) {
 		edit   func(*Input)
 		want   string
 	}{
-		"EKSImmutableDisk": {
-			reason: "A new disk size would need a new EKS node group: refused, naming the field.",
-			edit: func(in *Input) {
-				in.Cluster = eks
-				in.Observed = map[string]Observed{keyInfraPool: {Spec: map[string]any{"diskSize": float64(50)}}}
-			},
-			want: "spec.machine.diskGiB: Forbidden: would change diskSize of the running EKS managed node group from 50 to 80",
-		},
-		"EKSImmutableCapacityType": {
-			reason: "Spot cannot be switched on an EKS node group.",
-			edit: func(in *Input) {
-				in.Cluster = eks
-				in.Observed = map[string]Observed{keyInfraPool: {Spec: map[string]any{"capacityType": "onDemand"}}}
-				in.Spec.Machine.Spot = ptr.To(true)
-			},
-			want: "spec.machine.spot: Forbidden: would change capacityType of the running EKS managed node group from onDemand to spot",
-		},
 		"FlexibleNeeds126": {
 			reason: "Flexible orchestration needs Kubernetes 1.26.",
 			edit: func(in *Input) {
@@ -252,6 +235,89 @@ func TestProviderRules(t *testing.T) {
 			_, err := testPlanner().Plan(input(tc.edit))
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("%s\nPlan(...): want an error containing %q, got %v", tc.reason, tc.want, err)
+			}
+		})
+	}
+}
+
+// TestEKSImmutableEdits checks that an edit EKS cannot make to a running
+// managed node group is refused on its own: the node group keeps what it
+// runs, the rest of the pool is reconciled, and the pool is not failed.
+func TestEKSImmutableEdits(t *testing.T) {
+	running := map[string]any{
+		"eksNodegroupName": "prod-eu-1-workers", "instanceType": "m6i.xlarge", "diskSize": float64(80),
+		"capacityType": "onDemand", "amiType": "AL2023_x86_64_STANDARD", "availabilityZones": []any{"eu-west-1a", "eu-west-1b"},
+		"scaling": map[string]any{"minSize": float64(2), "maxSize": float64(10)},
+	}
+	const eksTail = ", which EKS cannot do in place: the change waits, and the rest of the pool is reconciled. Revert it, or create a new FleetNodePool and delete this one when its nodes are ready"
+	observed := func(in *Input) {
+		in.Cluster = eks
+		in.Observed = map[string]Observed{keyInfraPool: {Spec: running}}
+	}
+	type want struct {
+		Refused *Refusal
+		// Of the node group sent.
+		InstanceType, CapacityType string
+		DiskSize, MaxSize          int32
+	}
+	cases := map[string]struct {
+		reason string
+		edit   func(*Input)
+		want   want
+	}{
+		"Unchanged": {
+			reason: "The running node group as it is: nothing refused.",
+			want:   want{InstanceType: "m6i.xlarge", CapacityType: "onDemand", DiskSize: 80, MaxSize: 10},
+		},
+		"ScalingOnly": {
+			reason: "A new max reaches the node group.",
+			edit:   func(in *Input) { in.Spec.Scaling.Max = ptr.To[int32](20) },
+			want:   want{InstanceType: "m6i.xlarge", CapacityType: "onDemand", DiskSize: 80, MaxSize: 20},
+		},
+		"Disk": {
+			reason: "A new disk size would need a new node group: the old one is kept, naming the field.",
+			edit:   func(in *Input) { in.Spec.Machine.DiskGiB = ptr.To[int32](120) },
+			want: want{InstanceType: "m6i.xlarge", CapacityType: "onDemand", DiskSize: 80, MaxSize: 10, Refused: &Refusal{
+				Reason:  ReasonImmutableField,
+				Message: "spec.machine.diskGiB: Forbidden: " + "would change diskSize of the running EKS managed node group from 80 to 120" + eksTail,
+			}},
+		},
+		"SpotAndScaling": {
+			reason: "Spot cannot be switched on a node group, and is refused; the new max in the same edit still reaches it.",
+			edit: func(in *Input) {
+				in.Spec.Machine.Spot = ptr.To(true)
+				in.Spec.Scaling.Max = ptr.To[int32](20)
+			},
+			want: want{InstanceType: "m6i.xlarge", CapacityType: "onDemand", DiskSize: 80, MaxSize: 20, Refused: &Refusal{
+				Reason:  ReasonImmutableField,
+				Message: "spec.machine.spot: Forbidden: " + "would change capacityType of the running EKS managed node group from onDemand to spot" + eksTail,
+			}},
+		},
+		"TypeAndDisk": {
+			reason: "Two immutable changes are both named, and both kept.",
+			edit: func(in *Input) {
+				in.Spec.Machine.Class = "large"
+				in.Spec.Machine.DiskGiB = ptr.To[int32](120)
+			},
+			want: want{InstanceType: "m6i.xlarge", CapacityType: "onDemand", DiskSize: 80, MaxSize: 10, Refused: &Refusal{
+				Reason: ReasonImmutableField,
+				Message: "[spec.machine: Forbidden: " + "would change instanceType of the running EKS managed node group from m6i.xlarge to m6i.2xlarge" + eksTail +
+					", spec.machine.diskGiB: Forbidden: " + "would change diskSize of the running EKS managed node group from 80 to 120" + eksTail + "]",
+			}},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			p := mustPlan(t, input(observed, tc.edit))
+			got := want{Refused: p.Refused}
+			for _, r := range p.Resources {
+				if mmp, ok := r.Object.(*awsexpv1.AWSManagedMachinePool); ok {
+					got.InstanceType, got.CapacityType = ptr.Deref(mmp.Spec.InstanceType, ""), string(ptr.Deref(mmp.Spec.CapacityType, ""))
+					got.DiskSize, got.MaxSize = ptr.Deref(mmp.Spec.DiskSize, 0), ptr.Deref(mmp.Spec.Scaling.MaxSize, 0)
+				}
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("%s\nPlan(...): -want, +got:\n%s", tc.reason, diff)
 			}
 		})
 	}

@@ -35,7 +35,7 @@ const (
 	// EventChangeRefused (Warning): a change of the spec was refused, or
 	// another change is now refused (its message changed); the message
 	// starts with the refusal's reason (BackingReplaced, ClusterChanged,
-	// ProviderChanged).
+	// ProviderChanged, ImmutableField).
 	EventChangeRefused = "ChangeRefused"
 )
 

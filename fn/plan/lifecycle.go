@@ -58,6 +58,10 @@ const (
 	ReasonBackingReplaced = "BackingReplaced"
 	ReasonClusterChanged  = "ClusterChanged"
 	ReasonProviderChanged = "ProviderChanged"
+	// ReasonImmutableField: the running infrastructure machine pool cannot
+	// take a change in place (an EKS managed node group's instance type);
+	// the rest of the pool is reconciled.
+	ReasonImmutableField = "ImmutableField"
 )
 
 // keep decides, from what is observed, which composed objects of the

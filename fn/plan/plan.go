@@ -86,6 +86,10 @@ type Input struct {
 	Fleet map[string]WaveView
 	// Marker is the pool's own marker as observed, nil if none.
 	Marker *Marker
+	// CRDs are the management cluster's CRDs the plan asked for
+	// (Plan.NeedsCRDs), by name: nil for one that does not exist, absent
+	// for one not read (yet).
+	CRDs map[string]*CRD
 	// Composition is the name of the Composition composing the pool, ""
 	// when not known: its waves' fleet unless the policy names one.
 	Composition string
@@ -93,6 +97,8 @@ type Input struct {
 
 // Observed is the part of an observed composed object that planning uses.
 type Observed struct {
+	// APIVersion and Kind the object was read at.
+	APIVersion, Kind string
 	// Generation and ObservedGeneration of the object.
 	Generation, ObservedGeneration int64
 	// Available is true when the object's Available condition is True.
@@ -183,6 +189,10 @@ type Plan struct {
 	// plan, and Crossplane need not fetch them, nor wake the pool on each
 	// of their status changes.
 	NeedsMachineSets bool
+	// NeedsCRDs names the CRDs of the kinds the plan composes that nothing
+	// observed shows served (Input.CRDs): until every one is read, nothing
+	// of the plan may be applied.
+	NeedsCRDs []string
 	// Wake is when time alone may change the plan (a maintenance window
 	// opens or closes): plan again then. Zero when only a change of input
 	// can change it.
@@ -194,6 +204,10 @@ type Plan struct {
 
 	window      string
 	queuedSince time.Time
+	// immutable refuses the fields of the running infrastructure machine
+	// pool its provider cannot change in place (set back on the plan's
+	// object): the rest of the pool is reconciled.
+	immutable *Refusal
 	// starting: a disruptive change starts with this plan.
 	starting bool
 	// fleet and earlier: the fleet of the pool's waves, and the waves
@@ -386,6 +400,9 @@ func (pl *Planner) Plan(in Input) (*Plan, error) {
 		p.starting = g.hold == nil
 	}
 	p.Refused = pl.keep(p, in) // Also decides NeedsMachineSets.
+	if p.Refused == nil {
+		p.Refused = p.immutable
+	}
 	p.Status = rollup(p, in.Observed)
 	p.Status.Revisions = revisions(p)
 	if p.Refused == nil {
@@ -399,6 +416,11 @@ func (pl *Planner) Plan(in Input) (*Plan, error) {
 	p.Status.Rollout = rolloutStatus(p, in)
 	p.Status.Rotation = p.rotationStatus(r.rotation)
 	p.Status.ControlPlaneVersion, p.Status.VersionSkew = computeSkew(p, in, cpKind)
+	need, err := pl.computeServed(p, in)
+	if err != nil {
+		return nil, err
+	}
+	p.NeedsCRDs = need
 	return p, nil
 }
 
@@ -535,6 +557,9 @@ func (pl *Planner) machinePool(p *Plan, in Input, r *resolved) error {
 	mpName := Name(in.Spec.ClusterName, in.Name)
 
 	infra := r.provider.MachinePool(&r.pool)
+	if errs := r.provider.KeepImmutable(&r.pool, infra); len(errs) > 0 {
+		p.immutable = &Refusal{Reason: ReasonImmutableField, Message: errs.ToAggregate().Error()}
+	}
 	name(infra, mpName, in.Namespace, in.Spec.ClusterName, labels)
 	p.add(in.Observed, Resource{Key: keyInfraPool, Object: infra}, true)
 

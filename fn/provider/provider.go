@@ -175,6 +175,12 @@ type Provider interface {
 	// backend where neither replaces nodes safely refuses a max node age.
 	CannotRotate(p *Pool) string
 
+	// ServedBy says what serves a kind the provider composes (its manager,
+	// and the feature gates its controllers need), for a message telling the platform team what to
+	// install where the management cluster does not serve it; "" for
+	// another kind.
+	ServedBy(kind string) string
+
 	// Validate checks the pool's provider-specific settings against the
 	// policy and the provider's own rules for the pool's backend. Errors
 	// name the field to fix (spec.* or input.*).
@@ -189,6 +195,13 @@ type Provider interface {
 	// the cloud's scale group for BackendMachinePool, its managed node group
 	// for BackendManaged. The caller names it.
 	MachinePool(p *Pool) Object
+
+	// KeepImmutable sets back, on the infrastructure machine pool
+	// MachinePool built, the fields its running counterpart (p.Observed)
+	// cannot change in place, and says which it set back, each error naming
+	// the pool's field to revert. The planner refuses those changes
+	// (condition ChangeRefused) and reconciles the rest of the pool.
+	KeepImmutable(p *Pool, infra Object) field.ErrorList
 
 	// ReplicasManagedBy is the cluster.x-k8s.io/replicas-managed-by value of
 	// an autoscaled MachinePool whose size an external scaler owns, or ""
@@ -209,4 +222,13 @@ func JSONMap(v any) (map[string]any, error) {
 	}
 	m := map[string]any{}
 	return m, json.Unmarshal(b, &m)
+}
+
+// FromJSONMap decodes generic JSON values (JSONMap's) into v.
+func FromJSONMap(m map[string]any, v any) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/crossplane/function-sdk-go/resource"
 
 	"github.com/fleetnodepool/function-fleetnodepool/fn/compose"
+	"github.com/fleetnodepool/function-fleetnodepool/test/exampleio"
 )
 
 // This file builds every request the benchmarks send, in the shape
@@ -95,6 +96,11 @@ func typicalPool(tb testing.TB, fx fixture, edits ...edit) *fnv1.RunFunctionRequ
 			"metadata": {"name": "prod-eu-1", "namespace": "team-a"}, "spec": {"version": "v1.33.4"}, "status": {"version": "v1.33.4"}}`)
 		world = append(world, identity(cl, "cluster"), identity(cp, "controlplane"))
 	}
+	// The management cluster's CRDs, which the first reconcile reads (the
+	// steady state reads none: its objects show their kinds served).
+	for _, rs := range exampleio.ServedCRDs() {
+		world = append(world, rs.GetItems()[0].GetResource())
+	}
 
 	// The pool's first reconcile: Crossplane calls the function until its
 	// requirements settle. Nothing of the pool exists yet.
@@ -150,6 +156,9 @@ func typicalPool(tb testing.TB, fx fixture, edits ...edit) *fnv1.RunFunctionRequ
 		identity(xr, "xr")
 	}
 
+	// The second reconcile: the objects show their kinds served, and the
+	// function stops reading their CRDs (one more call, once per pool).
+	rsp = pipeline(tb, req, world)
 	// Steady state: Crossplane seeds the resources the function required
 	// last time, and the function's first call resolves.
 	req.RequiredResources = resolve(tb, rsp.GetRequirements(), world)

@@ -1,10 +1,12 @@
 // Package exampleio builds the RunFunctionRequest Crossplane sends for an
 // example of the repository: its FleetNodePool, its Composition's policy
-// input and its required resources (the Cluster), plus any observed
+// input and its required resources (the Cluster, and the management
+// cluster's CRDs of test/internal/crds), plus any observed
 // composed resources. Tests run the function in process on it.
 package exampleio
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 
@@ -14,6 +16,7 @@ import (
 	"github.com/crossplane/crossplane-runtime/v2/pkg/errors"
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
 
+	"github.com/fleetnodepool/function-fleetnodepool/test/internal/crds"
 	"github.com/fleetnodepool/function-fleetnodepool/test/internal/render"
 )
 
@@ -57,10 +60,27 @@ func ForExample(dir string, observed ...*unstructured.Unstructured) (*fnv1.RunFu
 		Input:             mustStruct(input),
 		RequiredResources: map[string]*fnv1.Resources{"cluster": {Items: []*fnv1.Resource{{Resource: mustStruct(cluster.Object)}}}},
 	}
+	maps.Copy(req.RequiredResources, ServedCRDs())
 	for _, o := range observed {
 		req.Observed.Resources[o.GetAnnotations()[AnnotationResourceName]] = &fnv1.Resource{Resource: mustStruct(o.Object)}
 	}
 	return req, nil
+}
+
+// ServedCRDs are the management cluster's CRDs (test/internal/crds) as
+// Crossplane sends them to a function that asks for them all, each under
+// the key the function asks for it: "crd-" and its name.
+func ServedCRDs() map[string]*fnv1.Resources {
+	objs, err := crds.Objects()
+	if err != nil {
+		panic(err) // The generated file always parses: its test says so.
+	}
+	out := make(map[string]*fnv1.Resources, len(objs))
+	for _, o := range objs {
+		name, _, _ := unstructured.NestedString(o, "metadata", "name")
+		out["crd-"+name] = &fnv1.Resources{Items: []*fnv1.Resource{{Resource: mustStruct(o)}}}
+	}
+	return out
 }
 
 // Object reads one YAML object.

@@ -109,6 +109,9 @@ func (w *world) fetch(sel *fnv1.ResourceSelector) *fnv1.Resources {
 	if sel.GetKind() == kindConfigMap && sel.GetApiVersion() == apiVersionV1 {
 		return w.fetchConfigMaps(sel)
 	}
+	if sel.GetKind() == "CustomResourceDefinition" {
+		return w.crds[sel.GetMatchName()]
+	}
 	group, _, _ := strings.Cut(sel.GetApiVersion(), "/")
 	c := w.byNS[sel.GetNamespace()]
 	switch m := sel.GetMatch().(type) {

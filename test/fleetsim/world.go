@@ -13,6 +13,7 @@ import (
 
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
 
+	"github.com/fleetnodepool/function-fleetnodepool/test/exampleio"
 	"github.com/fleetnodepool/function-fleetnodepool/test/invariant"
 )
 
@@ -215,6 +216,9 @@ type world struct {
 	failing failure
 	// rotation is the policy's input.rotation, if any.
 	rotation rotationSpec
+	// crds are the management cluster's CRDs by name, as Crossplane sends
+	// them (test/exampleio).
+	crds map[string]*fnv1.Resources
 	// seq numbers uids and resourceVersions, as the API server would.
 	seq   int64
 	stats counters
@@ -241,6 +245,10 @@ func newWorld(seed uint64, channel string) (*world, error) {
 		stats:   counters{heldBy: map[string]int{}, gated: map[string]int{}, peakRolling: map[int]int{}, rotations: newRotationCounters()},
 		waves:   newWaveTruth(),
 		markers: map[string]*markerBucket{},
+		crds:    map[string]*fnv1.Resources{},
+	}
+	for k, rs := range exampleio.ServedCRDs() {
+		w.crds[strings.TrimPrefix(k, "crd-")] = rs
 	}
 	if err := w.setChannel(channel); err != nil {
 		return nil, err

@@ -79,6 +79,23 @@ func (*Provider) ComposedKinds() []string {
 	return []string{"AWSMachineTemplate", "AWSMachinePool", "AWSManagedMachinePool"}
 }
 
+// ServedBy names CAPA, and the feature gates (on by default) that its
+// machine pools need.
+func (*Provider) ServedBy(kind string) string {
+	const capa = "Cluster API Provider AWS (CAPA)"
+	switch kind {
+	case "AWSMachineTemplate":
+		return capa
+	case "AWSMachinePool":
+		return capa + " with its MachinePool feature gate"
+	case "AWSManagedMachinePool":
+		return capa + " with its EKS and MachinePool feature gates"
+	case "NodeadmConfigTemplate":
+		return capa + "'s EKS bootstrap provider"
+	}
+	return ""
+}
+
 // Backends on self-managed clusters are MachineDeployments and Auto Scaling
 // groups; on EKS, managed node groups first, and self-managed nodes.
 func (*Provider) Backends(pf provider.Platform) []v1alpha1.Backend {
@@ -148,7 +165,6 @@ func (*Provider) Validate(p *provider.Pool) field.ErrorList {
 			errs = append(errs, field.Forbidden(field.NewPath("spec", "aws", "ami"),
 				"an EKS managed node group runs the AMI of its AMI type (input.aws.eksAMIType); remove spec.aws.ami"))
 		}
-		errs = append(errs, immutable(p)...)
 	}
 	return errs
 }
@@ -160,40 +176,54 @@ func extraTypes(p *provider.Pool) []string {
 	return p.Spec.AWS.ExtraInstanceTypes
 }
 
-// immutable refuses changes EKS cannot make to a running managed node group
-// (CAPA's webhook rejects most; EKS itself rejects a new instance type).
-func immutable(p *provider.Pool) field.ErrorList {
-	if p.Observed == nil {
+// immutableManaged are the fields of an EKS managed node group that EKS
+// cannot change in place (CAPA's webhook rejects most; EKS itself rejects
+// a new instance type), by their JSON key, with the pool's field that sets
+// each.
+var immutableManaged = []struct {
+	key  string
+	path *field.Path
+}{
+	{"instanceType", field.NewPath("spec", "machine")},
+	{"diskSize", field.NewPath("spec", "machine", "diskGiB")},
+	{"capacityType", field.NewPath("spec", "machine", "spot")},
+	{"availabilityZones", field.NewPath("spec", "zones")},
+	{"amiType", field.NewPath("input", "aws", "eksAMIType")},
+	{"eksNodegroupName", field.NewPath("metadata", "name")},
+}
+
+const errFmtImmutable = "would change %s of the running EKS managed node group from %v to %v, which EKS cannot do in place: " +
+	"the change waits, and the rest of the pool is reconciled. Revert it, or create a new FleetNodePool and delete this one when its nodes are ready"
+
+// KeepImmutable sets back the fields of a running EKS managed node group
+// that EKS cannot change in place, so that scaling, labels, taints, the
+// update config and the version still reach it.
+func (*Provider) KeepImmutable(p *provider.Pool, infra provider.Object) field.ErrorList {
+	mmp, ok := infra.(*expv1.AWSManagedMachinePool)
+	if !ok || p.Observed == nil {
 		return nil
 	}
-	desired, err := provider.JSONMap(managedSpec(p))
+	desired, err := provider.JSONMap(mmp.Spec)
 	if err != nil {
 		return field.ErrorList{field.InternalError(field.NewPath("spec"), err)}
 	}
-	checks := []struct {
-		key  string
-		path *field.Path
-	}{
-		{"instanceType", field.NewPath("spec", "machine")},
-		{"diskSize", field.NewPath("spec", "machine", "diskGiB")},
-		{"capacityType", field.NewPath("spec", "machine", "spot")},
-		{"availabilityZones", field.NewPath("spec", "zones")},
-		{"amiType", field.NewPath("input", "aws", "eksAMIType")},
-		{"eksNodegroupName", field.NewPath("metadata", "name")},
-	}
 	var errs field.ErrorList
-	for _, c := range checks {
+	for _, c := range immutableManaged {
 		old, ok := p.Observed[c.key]
-		if !ok {
+		if !ok || reflect.DeepEqual(old, desired[c.key]) {
 			continue
 		}
-		if !reflect.DeepEqual(old, desired[c.key]) {
-			errs = append(errs, field.Forbidden(c.path, fmt.Sprintf(
-				"would change %s of the running EKS managed node group from %v to %v, which EKS cannot do in place: "+
-					"revert the change, or create a new FleetNodePool and delete this one when the new nodes are ready",
-				c.key, old, desired[c.key])))
-		}
+		errs = append(errs, field.Forbidden(c.path, fmt.Sprintf(errFmtImmutable, c.key, old, desired[c.key])))
+		desired[c.key] = old
 	}
+	if len(errs) == 0 {
+		return nil
+	}
+	var kept expv1.AWSManagedMachinePoolSpec
+	if err := provider.FromJSONMap(desired, &kept); err != nil {
+		return field.ErrorList{field.InternalError(field.NewPath("spec"), err)}
+	}
+	mmp.Spec = kept
 	return errs
 }
 

@@ -78,6 +78,21 @@ func (*Provider) ComposedKinds() []string {
 	return []string{"AzureMachineTemplate", "AzureMachinePool", "AzureASOManagedMachinePool"}
 }
 
+// ServedBy names CAPZ, and the feature gates (on by default) that its
+// machine pools need.
+func (*Provider) ServedBy(kind string) string {
+	const capz = "Cluster API Provider Azure (CAPZ)"
+	switch kind {
+	case "AzureMachineTemplate":
+		return capz
+	case "AzureMachinePool":
+		return capz + " with its MachinePool feature gate"
+	case "AzureASOManagedMachinePool":
+		return capz + " with its ASOAPI feature gate, and Azure Service Operator"
+	}
+	return ""
+}
+
 // Backends on self-managed clusters are MachineDeployments and scale sets;
 // on AKS, agent pools only.
 func (*Provider) Backends(pf provider.Platform) []v1alpha1.Backend {
@@ -342,6 +357,12 @@ func agentPoolName(p *provider.Pool) string {
 // sets through their MachinePool, and CAPZ marks autoscaled AKS pools
 // itself (replicas-managed-by: aks), which the function must not fight.
 func (*Provider) ReplicasManagedBy(*provider.Pool) string { return "" }
+
+// KeepImmutable keeps nothing: a scale set takes a new VM size or disk
+// through its rolling upgrade, and CAPZ gives AKS agent pool changes to
+// Azure as they come (the AKS API's refusals show on the
+// ManagedClustersAgentPool).
+func (*Provider) KeepImmutable(*provider.Pool, provider.Object) field.ErrorList { return nil }
 
 // Join is the Azure part of the kubeadm join configuration: the external
 // cloud provider, the VM node name and the cloud configuration CAPZ writes

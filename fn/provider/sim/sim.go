@@ -74,6 +74,14 @@ func (*Provider) CatalogCapacity(c v1beta1.MachineClass) *v1beta1.NodeCapacity {
 // spec.rollout.after rolls.
 func (*Provider) CannotRotate(*provider.Pool) string { return "" }
 
+// ServedBy names CAPD, whose in-memory backend runs simulated machines.
+func (*Provider) ServedBy(kind string) string {
+	if kind == "DevMachineTemplate" {
+		return "Cluster API's test infrastructure provider (CAPD)"
+	}
+	return ""
+}
+
 // Backends is MachineDeployment only, on self-managed clusters: the
 // in-memory backend has no machine pools.
 func (*Provider) Backends(pf provider.Platform) []v1alpha1.Backend {
@@ -134,6 +142,9 @@ func (*Provider) MachinePool(p *provider.Pool) provider.Object {
 // ReplicasManagedBy is empty: Cluster API's autoscaler scales simulated
 // MachineDeployments like any other.
 func (*Provider) ReplicasManagedBy(*provider.Pool) string { return "" }
+
+// KeepImmutable keeps nothing: a simulated pool has no machine pool.
+func (*Provider) KeepImmutable(*provider.Pool, provider.Object) field.ErrorList { return nil }
 
 // Join is the kubeadm join of a simulated node. Nothing runs kubeadm on
 // it; the configuration is what CAPD's own templates set, and kubeadm's

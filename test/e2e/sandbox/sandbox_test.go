@@ -227,6 +227,71 @@ func TestVersionBump(t *testing.T) {
 	})
 }
 
+// TestKindNotServed: the management cluster stops serving a kind (its CRD
+// is deleted) that an edit of a running pool needs: the function returns a
+// Fatal result naming the kind, its version and what serves it, Crossplane
+// applies and deletes nothing, and the pool moves once the CRD is back.
+func TestKindNotServed(t *testing.T) {
+	ctx := t.Context()
+	const (
+		crdName = "awsmachinepools.infrastructure.cluster.x-k8s.io"
+		want    = "AWSMachinePool infrastructure.cluster.x-k8s.io/v1beta2 is not served by the management cluster " +
+			"(no CustomResourceDefinition awsmachinepools.infrastructure.cluster.x-k8s.io)"
+	)
+	batch := func() *unstructured.Unstructured {
+		return sb.Get(ctx, "fleet.nodepool.dev/v1alpha1", "FleetNodePool", "team-c", "batch")
+	}
+	mdsOfBatch := func() int {
+		return len(sb.List(ctx, "cluster.x-k8s.io/v1beta2", "MachineDeployment", client.InNamespace("team-c"),
+			client.MatchingLabels{"fleet.nodepool.dev/pool": "batch"}))
+	}
+	edit := func(backend string) {
+		sandbox.Eventually(t, "set the batch pool's backend to "+backend, 5*time.Second, func() error {
+			x := batch()
+			spec, _ := x.Object["spec"].(map[string]any)
+			spec["backend"] = backend
+			delete(spec, "aws") // Extra instance types need an Auto Scaling group.
+			return sb.Client.Update(ctx, x)
+		})
+	}
+	// The AWS Auto Scaling group example, moved to MachineDeployments: no
+	// AWSMachinePool left.
+	edit("MachineDeployment")
+	sandbox.Eventually(t, "batch on MachineDeployments", sandbox.ReactTimeout, func() error {
+		if n, amps := mdsOfBatch(), sb.List(ctx, "infrastructure.cluster.x-k8s.io/v1beta2", "AWSMachinePool", client.InNamespace("team-c")); n != 3 || len(amps) > 0 {
+			return fmt.Errorf("%d MachineDeployments, %d AWSMachinePools", n, len(amps))
+		}
+		return nil
+	})
+	crd, err := sb.RemoveCRD(ctx, crdName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edit("MachinePool")
+	sandbox.Eventually(t, "batch refused: its AWSMachinePool is not served", sandbox.ReactTimeout, func() error {
+		if st, msg := sandbox.Condition(batch(), "Synced"); st != "False" || !strings.Contains(msg, want) {
+			return fmt.Errorf("Synced %s: %s", st, msg)
+		}
+		return nil
+	})
+	_, msg := sandbox.Condition(batch(), "Synced")
+	t.Logf("the pool's Synced condition: %s", msg)
+	time.Sleep(5 * time.Second) // Reconciles more, applying nothing.
+	if n := mdsOfBatch(); n != 3 {
+		t.Errorf("while its kind is not served, the pool's MachineDeployments must stay: %d of 3 left", n)
+	}
+	if err := sb.Client.Create(ctx, crd); err != nil {
+		t.Fatal(err)
+	}
+	sandbox.Eventually(t, "CRD back: batch on an Auto Scaling group", sandbox.ReactTimeout, func() error {
+		amps := sb.List(ctx, "infrastructure.cluster.x-k8s.io/v1beta2", "AWSMachinePool", client.InNamespace("team-c"))
+		if st, msg := sandbox.Condition(batch(), "Synced"); st != "True" || len(amps) != 1 {
+			return fmt.Errorf("Synced %s (%s), %d AWSMachinePools", st, msg, len(amps))
+		}
+		return nil
+	})
+}
+
 // TestRestart: core and the function restart mid-run; reconciliation
 // resumes, nothing lost or duplicated.
 func TestRestart(t *testing.T) {

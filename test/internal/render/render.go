@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/fleetnodepool/function-fleetnodepool/test/internal/crds"
 )
 
 // Annotations of a Function that render reads.
@@ -160,6 +162,37 @@ func ExampleCase(dir, xrd string) Case {
 	return c
 }
 
+// required is a temporary folder of the case's required resources and the
+// management cluster's CRDs (test/internal/crds): the function reads the
+// CRD of each kind it composes that nothing observed shows served, as it
+// does from Crossplane.
+func required(c Case) (string, error) {
+	dir, err := os.MkdirTemp("", "render-required-")
+	if err != nil {
+		return "", err
+	}
+	files := map[string][]byte{"crds.yaml": crds.YAML()}
+	if c.Required != "" {
+		paths := []string{c.Required}
+		if fi, err := os.Stat(c.Required); err == nil && fi.IsDir() {
+			paths, _ = filepath.Glob(filepath.Join(c.Required, "*.yaml"))
+		}
+		for i, p := range paths {
+			b, err := os.ReadFile(p) //nolint:gosec // A test case's file.
+			if err != nil {
+				return "", errors.Join(err, os.RemoveAll(dir))
+			}
+			files[fmt.Sprintf("case-%d-%s", i, filepath.Base(p))] = b
+		}
+	}
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			return "", errors.Join(err, os.RemoveAll(dir))
+		}
+	}
+	return dir, nil
+}
+
 // An Error is a failed render, with what the CLI wrote.
 type Error struct {
 	ExitCode int
@@ -187,9 +220,12 @@ func Render(ctx context.Context, t Tools, f *Function, c Case) ([]byte, error) {
 	if c.Observed != "" {
 		args = append(args, "--observed-resources="+c.Observed)
 	}
-	if c.Required != "" {
-		args = append(args, "--required-resources="+c.Required)
+	req, err := required(c)
+	if err != nil {
+		return nil, err
 	}
+	defer os.RemoveAll(req) //nolint:errcheck // A temporary folder.
+	args = append(args, "--required-resources="+req)
 	var stdout, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, t.CLI, args...) //nolint:gosec // The pinned crossplane CLI.
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

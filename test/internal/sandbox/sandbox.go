@@ -17,12 +17,14 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"maps"
 	"math/big"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -42,6 +44,7 @@ import (
 	pkgv1beta1 "github.com/crossplane/crossplane/apis/v2/pkg/v1beta1"
 
 	"github.com/fleetnodepool/function-fleetnodepool/test/exampleio"
+	"github.com/fleetnodepool/function-fleetnodepool/test/internal/upstream"
 )
 
 // Names Crossplane is set up with.
@@ -114,6 +117,7 @@ func Start(ctx context.Context, dir string, bins Binaries, progress func(string,
 	}
 	steps := []step{
 		{"etcd, kube-apiserver and the Cluster API CRDs", s.controlPlane},
+		{"the CRDs' Cluster API contract labels", s.contractLabels},
 		{"kube-controller-manager (garbage collector only)", s.garbageCollector},
 		{"crossplane core init", s.crossplaneInit},
 		{"the function, served with mTLS", s.function},
@@ -175,6 +179,55 @@ func (s *Sandbox) controlPlane(_ context.Context) error {
 	s.Config = cfg
 	s.Client, err = client.New(cfg, client.Options{Scheme: sch})
 	return err
+}
+
+// contractLabels labels the CRDs as the providers' releases label them
+// (envtest installs the raw CRDs): Cluster API resolves references to
+// their kinds with them, and the function refuses a kind whose CRD
+// declares no contract Cluster API accepts.
+func (s *Sandbox) contractLabels(ctx context.Context) error {
+	labels, err := upstream.ContractLabels()
+	if err != nil {
+		return err
+	}
+	for _, name := range slices.Sorted(maps.Keys(labels)) {
+		crd := &apiextensionsv1.CustomResourceDefinition{}
+		if err := s.Client.Get(ctx, client.ObjectKey{Name: name}, crd); err != nil {
+			return err
+		}
+		patch := client.MergeFrom(crd.DeepCopy())
+		if crd.Labels == nil {
+			crd.Labels = map[string]string{}
+		}
+		maps.Copy(crd.Labels, labels[name])
+		if err := s.Client.Patch(ctx, crd, patch); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RemoveCRD deletes a CRD and waits until it is gone, returning it as it
+// was (ready to create again).
+func (s *Sandbox) RemoveCRD(ctx context.Context, name string) (*apiextensionsv1.CustomResourceDefinition, error) {
+	crd := &apiextensionsv1.CustomResourceDefinition{}
+	if err := s.Client.Get(ctx, client.ObjectKey{Name: name}, crd); err != nil {
+		return nil, err
+	}
+	if err := s.Client.Delete(ctx, crd); err != nil {
+		return nil, err
+	}
+	err := eventually(ctx, time.Minute, func() error {
+		switch err := s.Client.Get(ctx, client.ObjectKey{Name: name}, &apiextensionsv1.CustomResourceDefinition{}); {
+		case apierrors.IsNotFound(err):
+			return nil
+		case err != nil:
+			return fmt.Errorf("cannot read CRD %s: %w", name, err)
+		}
+		return fmt.Errorf("CRD %s still there", name)
+	})
+	again := &apiextensionsv1.CustomResourceDefinition{ObjectMeta: metav1.ObjectMeta{Name: crd.Name, Labels: crd.Labels}, Spec: crd.Spec}
+	return again, err
 }
 
 func (s *Sandbox) garbageCollector(_ context.Context) error {
