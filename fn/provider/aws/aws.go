@@ -54,9 +54,10 @@ func (*Provider) Name() v1alpha1.Provider { return v1alpha1.ProviderAWS }
 // three minors older than the control plane (since Kubernetes 1.28).
 var eksControlPlane = provider.ControlPlaneKind{
 	Kind: "AWSManagedControlPlane",
-	// CAPA's controlplane/eks/api/v1beta2 GroupVersion, written out: that
-	// package pulls the AWS SDK into the function.
-	APIVersion: "controlplane.cluster.x-k8s.io/v1beta2",
+	// CAPA's controlplane/eks/api GroupVersion, built here: that package
+	// pulls the AWS SDK into the function. CAPA versions its APIs together,
+	// so the infrastructure API's import is the one place its version is.
+	APIVersion: "controlplane.cluster.x-k8s.io/" + infrav1.GroupVersion.Version,
 	Platform:   provider.PlatformEKS,
 	MaxSkew:    3,
 	Skew:       "EKS supports nodes up to 3 minors older than the control plane",
