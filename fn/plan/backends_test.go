@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
@@ -9,11 +10,13 @@ import (
 	"k8s.io/utils/ptr"
 
 	awsexpv1 "sigs.k8s.io/cluster-api-provider-aws/v2/exp/api/v1beta2"
+	infrav1 "sigs.k8s.io/cluster-api-provider-azure/api/v1beta1"
 	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
 
 	"github.com/fleetnodepool/function-fleetnodepool/apis/fleet/v1alpha1"
 	"github.com/fleetnodepool/function-fleetnodepool/apis/input/v1beta1"
 	"github.com/fleetnodepool/function-fleetnodepool/fn/capi"
+	"github.com/fleetnodepool/function-fleetnodepool/fn/provider"
 )
 
 var (
@@ -318,6 +321,93 @@ func TestEKSImmutableEdits(t *testing.T) {
 			}
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("%s\nPlan(...): -want, +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
+
+// TestAKSImmutableEdits: the same for a running AKS agent pool, whose
+// fields sit in the raw ASO ManagedClustersAgentPool the
+// AzureASOManagedMachinePool holds.
+func TestAKSImmutableEdits(t *testing.T) {
+	const tail = ", which AKS cannot do in place: the change waits, and the rest of the pool is reconciled. " +
+		"Revert it, or create a new FleetNodePool and delete this one when its nodes are ready"
+	onAKS := func(in *Input) {
+		onAzure(in)
+		in.Cluster = aks
+	}
+	// agentPool is the ASO agent pool the plan sends.
+	agentPool := func(t *testing.T, p *Plan) map[string]any {
+		t.Helper()
+		for _, r := range p.Resources {
+			if pool, ok := r.Object.(*infrav1.AzureASOManagedMachinePool); ok {
+				agent := map[string]any{}
+				if err := json.Unmarshal(pool.Spec.Resources[0].Raw, &agent); err != nil {
+					t.Fatal(err)
+				}
+				return agent["spec"].(map[string]any)
+			}
+		}
+		t.Fatal("the plan has no AzureASOManagedMachinePool")
+		return nil
+	}
+	// The running agent pool is what the unedited pool sends.
+	var running map[string]any
+	for _, r := range mustPlan(t, input(onAKS)).Resources {
+		if pool, ok := r.Object.(*infrav1.AzureASOManagedMachinePool); ok {
+			spec, err := provider.JSONMap(pool.Spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			running = spec
+		}
+	}
+	observed := func(in *Input) { in.Observed = map[string]Observed{keyInfraPool: {Spec: running}} }
+	type want struct {
+		Refused                *Refusal
+		VMSize, Priority       any
+		MaxCount, OSDiskSizeGB any
+	}
+	cases := map[string]struct {
+		reason string
+		edit   func(*Input)
+		want   want
+	}{
+		"ScalingOnly": {
+			reason: "A new max reaches the agent pool.",
+			edit:   func(in *Input) { in.Spec.Scaling.Max = ptr.To[int32](20) },
+			want:   want{VMSize: "Standard_D4s_v5", MaxCount: float64(20), OSDiskSizeGB: float64(80)},
+		},
+		"VMSize": {
+			reason: "Another VM size needs a new agent pool: the running one keeps its own, naming the field; the new max reaches it.",
+			edit: func(in *Input) {
+				in.Spec.Machine.Class = "small"
+				in.Spec.Scaling.Max = ptr.To[int32](20)
+			},
+			want: want{VMSize: "Standard_D4s_v5", MaxCount: float64(20), OSDiskSizeGB: float64(80), Refused: &Refusal{
+				Reason:  ReasonImmutableField,
+				Message: "spec.machine: Forbidden: would change vmSize of the running AKS agent pool from Standard_D4s_v5 to Standard_D2s_v5" + tail,
+			}},
+		},
+		"Spot": {
+			reason: "Spot cannot be switched on an agent pool: its priority, eviction policy and price all stay unset.",
+			edit:   func(in *Input) { in.Spec.Machine.Spot = ptr.To(true) },
+			want: want{VMSize: "Standard_D4s_v5", MaxCount: float64(10), OSDiskSizeGB: float64(80), Refused: &Refusal{
+				Reason:  ReasonImmutableField,
+				Message: "spec.machine.spot: Forbidden: would change scaleSetPriority of the running AKS agent pool from unset to Spot" + tail,
+			}},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			p := mustPlan(t, input(onAKS, observed, tc.edit))
+			agent := agentPool(t, p)
+			got := want{Refused: p.Refused, VMSize: agent["vmSize"], Priority: agent["scaleSetPriority"], MaxCount: agent["maxCount"], OSDiskSizeGB: agent["osDiskSizeGB"]}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("%s\nPlan(...): -want, +got:\n%s", tc.reason, diff)
+			}
+			if _, ok := agent["scaleSetEvictionPolicy"]; ok && tc.want.Priority == nil {
+				t.Errorf("%s\nan eviction policy without spot priority: %v", tc.reason, agent)
 			}
 		})
 	}

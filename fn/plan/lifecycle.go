@@ -59,8 +59,8 @@ const (
 	ReasonClusterChanged  = "ClusterChanged"
 	ReasonProviderChanged = "ProviderChanged"
 	// ReasonImmutableField: the running infrastructure machine pool cannot
-	// take a change in place (an EKS managed node group's instance type);
-	// the rest of the pool is reconciled.
+	// take a change in place (an EKS node group's instance type, an AKS
+	// agent pool's VM size); the rest of the pool is reconciled.
 	ReasonImmutableField = "ImmutableField"
 )
 

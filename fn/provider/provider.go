@@ -8,6 +8,8 @@ package provider
 
 import (
 	"encoding/json"
+	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 
@@ -231,4 +233,51 @@ func FromJSONMap(m map[string]any, v any) error {
 		return err
 	}
 	return json.Unmarshal(b, v)
+}
+
+// An ImmutableField is a field of a running infrastructure machine pool
+// that its cloud cannot change in place: its JSON keys (the first named in
+// messages, the others set back with it) and the pool's field that sets it.
+// Unset is a value of an Optional field (the cloud's default: no zones,
+// regular priority); of others, an unset observed field is not compared
+// (an object created before the function set it).
+type ImmutableField struct {
+	Keys     []string
+	Path     *field.Path
+	Optional bool
+}
+
+const errFmtImmutable = "would change %s of the running %s from %v to %v, which %s cannot do in place: " +
+	"the change waits, and the rest of the pool is reconciled. Revert it, or create a new FleetNodePool and delete this one when its nodes are ready"
+
+// KeepImmutable sets back, in desired (the spec being built, as JSONMap
+// makes it), each field of fields whose value differs from observed (the
+// running object's), and says which it set back: what a Provider's
+// KeepImmutable does for its kind. what names the running object and cloud
+// the cloud, in messages.
+func KeepImmutable(observed, desired map[string]any, fields []ImmutableField, what, cloud string) field.ErrorList {
+	var errs field.ErrorList
+	for _, f := range fields {
+		k := f.Keys[0]
+		old, ok := observed[k]
+		if !ok && !f.Optional || reflect.DeepEqual(old, desired[k]) {
+			continue
+		}
+		errs = append(errs, field.Forbidden(f.Path, fmt.Sprintf(errFmtImmutable, k, what, orUnset(old), orUnset(desired[k]), cloud)))
+		for _, k := range f.Keys {
+			if v, ok := observed[k]; ok {
+				desired[k] = v
+			} else {
+				delete(desired, k)
+			}
+		}
+	}
+	return errs
+}
+
+func orUnset(v any) any {
+	if v == nil {
+		return "unset"
+	}
+	return v
 }

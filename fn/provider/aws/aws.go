@@ -5,8 +5,6 @@
 package aws
 
 import (
-	"fmt"
-	"reflect"
 	"slices"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -179,22 +177,15 @@ func extraTypes(p *provider.Pool) []string {
 
 // immutableManaged are the fields of an EKS managed node group that EKS
 // cannot change in place (CAPA's webhook rejects most; EKS itself rejects
-// a new instance type), by their JSON key, with the pool's field that sets
-// each.
-var immutableManaged = []struct {
-	key  string
-	path *field.Path
-}{
-	{"instanceType", field.NewPath("spec", "machine")},
-	{"diskSize", field.NewPath("spec", "machine", "diskGiB")},
-	{"capacityType", field.NewPath("spec", "machine", "spot")},
-	{"availabilityZones", field.NewPath("spec", "zones")},
-	{"amiType", field.NewPath("input", "aws", "eksAMIType")},
-	{"eksNodegroupName", field.NewPath("metadata", "name")},
+// a new instance type).
+var immutableManaged = []provider.ImmutableField{
+	{Keys: []string{"instanceType"}, Path: field.NewPath("spec", "machine")},
+	{Keys: []string{"diskSize"}, Path: field.NewPath("spec", "machine", "diskGiB")},
+	{Keys: []string{"capacityType"}, Path: field.NewPath("spec", "machine", "spot")},
+	{Keys: []string{"availabilityZones"}, Path: field.NewPath("spec", "zones")},
+	{Keys: []string{"amiType"}, Path: field.NewPath("input", "aws", "eksAMIType")},
+	{Keys: []string{"eksNodegroupName"}, Path: field.NewPath("metadata", "name")},
 }
-
-const errFmtImmutable = "would change %s of the running EKS managed node group from %v to %v, which EKS cannot do in place: " +
-	"the change waits, and the rest of the pool is reconciled. Revert it, or create a new FleetNodePool and delete this one when its nodes are ready"
 
 // KeepImmutable sets back the fields of a running EKS managed node group
 // that EKS cannot change in place, so that scaling, labels, taints, the
@@ -208,15 +199,7 @@ func (*Provider) KeepImmutable(p *provider.Pool, infra provider.Object) field.Er
 	if err != nil {
 		return field.ErrorList{field.InternalError(field.NewPath("spec"), err)}
 	}
-	var errs field.ErrorList
-	for _, c := range immutableManaged {
-		old, ok := p.Observed[c.key]
-		if !ok || reflect.DeepEqual(old, desired[c.key]) {
-			continue
-		}
-		errs = append(errs, field.Forbidden(c.path, fmt.Sprintf(errFmtImmutable, c.key, old, desired[c.key])))
-		desired[c.key] = old
-	}
+	errs := provider.KeepImmutable(p.Observed, desired, immutableManaged, "EKS managed node group", "EKS")
 	if len(errs) == 0 {
 		return nil
 	}

@@ -358,11 +358,51 @@ func agentPoolName(p *provider.Pool) string {
 // itself (replicas-managed-by: aks), which the function must not fight.
 func (*Provider) ReplicasManagedBy(*provider.Pool) string { return "" }
 
-// KeepImmutable keeps nothing: a scale set takes a new VM size or disk
-// through its rolling upgrade, and CAPZ gives AKS agent pool changes to
-// Azure as they come (the AKS API's refusals show on the
-// ManagedClustersAgentPool).
-func (*Provider) KeepImmutable(*provider.Pool, provider.Object) field.ErrorList { return nil }
+// immutableAgentPool are the fields of an AKS agent pool that AKS cannot
+// change in place (the ones CAPZ's own AzureManagedMachinePool webhook
+// holds immutable, of those the function sets): the AKS API would refuse
+// them, and ASO would retry for ever.
+var immutableAgentPool = []provider.ImmutableField{
+	{Keys: []string{"vmSize"}, Path: field.NewPath("spec", "machine")},
+	{Keys: []string{"osDiskSizeGB"}, Path: field.NewPath("spec", "machine", "diskGiB")},
+	{Keys: []string{"availabilityZones"}, Path: field.NewPath("spec", "zones"), Optional: true},
+	{Keys: []string{"scaleSetPriority", "scaleSetEvictionPolicy", "spotMaxPrice"}, Path: field.NewPath("spec", "machine", "spot"), Optional: true},
+	{Keys: []string{"azureName"}, Path: field.NewPath("spec", "azure", "agentPoolName")},
+}
+
+// KeepImmutable sets back the fields of a running AKS agent pool that AKS
+// cannot change in place, so that scaling, labels, taints, the upgrade
+// settings and the version still reach it. A scale set takes a new VM size
+// or disk through its rolling upgrade: nothing is kept of it.
+func (*Provider) KeepImmutable(p *provider.Pool, infra provider.Object) field.ErrorList {
+	pool, ok := infra.(*infrav1.AzureASOManagedMachinePool)
+	if !ok || len(pool.Spec.Resources) != 1 {
+		return nil
+	}
+	resources, _ := p.Observed["resources"].([]any)
+	if len(resources) != 1 {
+		return nil
+	}
+	observed, _ := resources[0].(map[string]any)["spec"].(map[string]any)
+	if observed == nil {
+		return nil
+	}
+	agent := map[string]any{}
+	if err := json.Unmarshal(pool.Spec.Resources[0].Raw, &agent); err != nil {
+		return field.ErrorList{field.InternalError(field.NewPath("spec"), err)}
+	}
+	desired, _ := agent["spec"].(map[string]any)
+	errs := provider.KeepImmutable(observed, desired, immutableAgentPool, "AKS agent pool", "AKS")
+	if len(errs) == 0 {
+		return nil
+	}
+	raw, err := json.Marshal(agent)
+	if err != nil {
+		return field.ErrorList{field.InternalError(field.NewPath("spec"), err)}
+	}
+	pool.Spec.Resources[0].Raw = raw
+	return errs
+}
 
 // Join is the Azure part of the kubeadm join configuration: the external
 // cloud provider, the VM node name and the cloud configuration CAPZ writes
