@@ -52,17 +52,20 @@ func (e *NotServedError) Error() string {
 // says (in.CRDs), once read. It returns the names of those CRDs, or the
 // error naming a kind that is not served.
 func (pl *Planner) computeServed(p *Plan, in Input) ([]string, error) {
+	// Served: every kind observed (or checked already) at its version.
+	served := make(map[schema.GroupVersionKind]bool, len(in.Observed))
+	for _, o := range in.Observed {
+		if gv, err := schema.ParseGroupVersion(o.APIVersion); err == nil {
+			served[gv.WithKind(o.Kind)] = true
+		}
+	}
 	var need []string
-	seen := map[schema.GroupVersionKind]bool{}
 	for _, r := range p.Resources {
 		gvk := r.Object.GetObjectKind().GroupVersionKind()
-		if seen[gvk] || !strings.Contains(gvk.Group, ".") {
+		if served[gvk] || !strings.Contains(gvk.Group, ".") {
 			continue // Kubernetes' own kinds (the marker's ConfigMap) are.
 		}
-		seen[gvk] = true
-		if o, ok := in.Observed[r.Key]; ok && o.APIVersion == gvk.GroupVersion().String() && o.Kind == gvk.Kind {
-			continue
-		}
+		served[gvk] = true
 		name := CRDName(gvk.GroupKind())
 		need = append(need, name)
 		crd, read := in.CRDs[name]
