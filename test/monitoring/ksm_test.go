@@ -76,7 +76,7 @@ func xrdSchema(t *testing.T) *apiextensionsv1.JSONSchemaProps {
 // the pinned module.
 func crdSchema(t *testing.T, plural, version string) *apiextensionsv1.JSONSchemaProps {
 	t.Helper()
-	dir, err := upstream.Dir("sigs.k8s.io/cluster-api", root)
+	dir, err := upstream.Dir("sigs.k8s.io/cluster-api", "")
 	if err != nil {
 		t.Fatal(err)
 	}

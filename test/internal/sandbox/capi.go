@@ -49,10 +49,11 @@ func CAPIBinariesFromEnv() (CAPIBinaries, error) {
 }
 
 // A manager is one Cluster API manager: its binary, and where its module
-// keeps the webhook manifest it serves.
+// keeps the webhook manifest it serves; env and args are added to the test's
+// environment and to the flags every manager gets (startManagers).
 type manager struct {
 	name, bin, module, webhooks string
-	env                         []string
+	env, args                   []string
 }
 
 // contractLabel tells Cluster API core which API version of a provider's
@@ -104,6 +105,51 @@ func (s *Sandbox) StartCAPI(ctx context.Context, bins CAPIBinaries) error {
 		// The in-memory workload API servers listen on POD_IP.
 		{name: "capd", bin: bins.Infrastructure, module: capd, webhooks: "infrastructure/docker/config/webhook/manifests.yaml", env: []string{"POD_IP=127.0.0.1"}},
 	}
+	if err := s.startManagers(ctx, certDir, caPEM, managers); err != nil {
+		return err
+	}
+	s.progress("  ready in %s", time.Since(t0).Round(100*time.Millisecond))
+	return nil
+}
+
+// idleFilter is a watch filter no object matches: the managers started
+// with it (--watch-filter) reconcile nothing and only serve their webhooks.
+const idleFilter = "fleetnodepool-webhooks-only"
+
+// StartCAPIWebhooks runs the real Cluster API core and kubeadm bootstrap
+// managers, as StartCAPI does, to judge what is applied with their
+// webhooks, and nothing more: their controllers watch only objects labelled
+// with a filter none carries, so no MachineSet, Machine or bootstrap data is
+// made from what is applied (the conformance tier).
+func (s *Sandbox) StartCAPIWebhooks(ctx context.Context, bins CAPIBinaries) error {
+	t0 := time.Now()
+	s.progress("starting the Cluster API core and kubeadm bootstrap managers (webhooks only)")
+	certDir := filepath.Join(s.Dir, "capi-webhook")
+	caPEM, err := selfSignedCA(certDir)
+	if err != nil {
+		return err
+	}
+	capi, err := upstream.Dir("sigs.k8s.io/cluster-api", "")
+	if err != nil {
+		return err
+	}
+	idle := []string{"--watch-filter=" + idleFilter}
+	managers := []manager{
+		{name: "capi-core", bin: bins.Core, module: capi, webhooks: "core/config/webhook/manifests.yaml", args: idle},
+		{name: "capi-kubeadm-bootstrap", bin: bins.Bootstrap, module: capi, webhooks: "bootstrap/kubeadm/config/webhook/manifests.yaml", args: idle},
+	}
+	if err := s.startManagers(ctx, certDir, caPEM, managers); err != nil {
+		return err
+	}
+	s.progress("  ready in %s", time.Since(t0).Round(100*time.Millisecond))
+	return nil
+}
+
+// startManagers installs each manager's upstream webhook configurations,
+// pointed at its local port, runs it with the flags the Cluster API
+// managers share (they all build them with cluster-api's util/flags), and
+// waits until it serves its webhooks before the next starts.
+func (s *Sandbox) startManagers(ctx context.Context, certDir string, caPEM []byte, managers []manager) error {
 	for _, m := range managers {
 		ports, err := freePorts(3)
 		if err != nil {
@@ -112,18 +158,18 @@ func (s *Sandbox) StartCAPI(ctx context.Context, bins CAPIBinaries) error {
 		if err := s.installWebhooks(ctx, m, ports[0], caPEM); err != nil {
 			return fmt.Errorf("%s: %w", m.name, err)
 		}
-		if err := s.run(m.name, m.env, m.bin, "--kubeconfig="+s.Kubeconfig,
-			fmt.Sprintf("--webhook-port=%d", ports[0]), "--webhook-cert-dir="+certDir,
+		args := append([]string{"--kubeconfig=" + s.Kubeconfig,
+			fmt.Sprintf("--webhook-port=%d", ports[0]), "--webhook-cert-dir=" + certDir,
 			fmt.Sprintf("--health-addr=127.0.0.1:%d", ports[1]),
-			fmt.Sprintf("--diagnostics-address=127.0.0.1:%d", ports[2]), "--insecure-diagnostics"); err != nil {
+			fmt.Sprintf("--diagnostics-address=127.0.0.1:%d", ports[2]), "--insecure-diagnostics"}, m.args...)
+		if err := s.run(m.name, m.env, m.bin, args...); err != nil {
 			return err
 		}
 		s.managers = append(s.managers, m.name)
 		if err := WaitTLS(ctx, fmt.Sprintf("127.0.0.1:%d", ports[0])); err != nil {
-			return fmt.Errorf("%s webhooks (log %s): %w", m.name, s.Log(m.name), err)
+			return fmt.Errorf("%s webhooks (log %s): %w\n%s", m.name, s.Log(m.name), err, tail(s.Log(m.name), 20))
 		}
 	}
-	s.progress("  ready in %s", time.Since(t0).Round(100*time.Millisecond))
 	return nil
 }
 

@@ -1,12 +1,13 @@
 package sandbox
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/fleetnodepool/function-fleetnodepool/test/internal/upstream"
 )
 
 // crossplaneValues is the Crossplane Helm chart values the project
@@ -35,20 +36,5 @@ func RecommendedCrossplaneArgs() ([]string, error) {
 	return v.Args, nil
 }
 
-// moduleRoot is the directory of the go.mod above the working directory.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("cannot find the module root (go.mod) above the working directory")
-		}
-		dir = parent
-	}
-}
+// moduleRoot is the repository root.
+func moduleRoot() (string, error) { return upstream.Root() }

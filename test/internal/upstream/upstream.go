@@ -3,6 +3,7 @@
 package upstream
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -18,22 +19,59 @@ import (
 type Module struct {
 	Path string
 	CRDs []string
+	// Tools is the folder, from the repository root, whose go.mod pins the
+	// module: the tools module its managers are built from, so that the
+	// CRDs installed are those the managers were built with; "" for the
+	// repository's own go.mod (the API types the function imports).
+	Tools string
 }
 
 // Modules whose CRDs the tests and the sandbox install, at the versions
-// go.mod pins.
+// their go.mod pins.
 var Modules = []Module{
-	{Path: "sigs.k8s.io/cluster-api", CRDs: []string{"core/config/crd/bases", "bootstrap/kubeadm/config/crd/bases", "controlplane/kubeadm/config/crd/bases"}},
+	{Path: "sigs.k8s.io/cluster-api", Tools: "test/tools/capi", CRDs: []string{"core/config/crd/bases", "bootstrap/kubeadm/config/crd/bases", "controlplane/kubeadm/config/crd/bases"}},
 	{Path: "sigs.k8s.io/cluster-api-provider-aws/v2", CRDs: []string{"config/crd/bases"}},
 	{Path: "sigs.k8s.io/cluster-api-provider-azure", CRDs: []string{"config/crd/bases"}},
 	// CAPD: the in-memory DevCluster, DevMachine and DevMachineTemplate of
 	// the sim provider.
-	{Path: "sigs.k8s.io/cluster-api/test", CRDs: []string{"infrastructure/docker/config/crd/bases"}},
+	{Path: "sigs.k8s.io/cluster-api/test", Tools: "test/tools/capi", CRDs: []string{"infrastructure/docker/config/crd/bases"}},
+}
+
+// Root is the repository root: the folder of the go.mod above the working
+// directory.
+func Root() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("cannot find the module root (go.mod) above the working directory")
+		}
+		dir = parent
+	}
 }
 
 // Dir is where the pinned version of a module is in the module cache, as
-// the module in dir (the repository, by default) requires it.
+// the module in dir requires it. An empty dir is where Modules says the
+// module is pinned (the repository, by default).
 func Dir(module, dir string) (string, error) {
+	if dir == "" {
+		root, err := Root()
+		if err != nil {
+			return "", err
+		}
+		dir = root
+		for _, m := range Modules {
+			if m.Path == module {
+				dir = filepath.Join(root, m.Tools)
+			}
+		}
+	}
 	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", module) //nolint:gosec // A fixed module path.
 	cmd.Dir = dir
 	out, err := cmd.Output()
