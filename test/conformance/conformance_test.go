@@ -3,21 +3,24 @@
 package conformance
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/fleetnodepool/function-fleetnodepool/test/internal/render"
+	"github.com/fleetnodepool/function-fleetnodepool/test/internal/sandbox"
 	"github.com/fleetnodepool/function-fleetnodepool/test/internal/tier"
 )
 
@@ -41,26 +44,45 @@ const (
 	envEtcd      = "ETCD"
 )
 
+// capiEnv are the variables of the Cluster API managers the tier runs (of
+// sandbox.CAPIEnv: core and kubeadm bootstrap, whose webhooks judge the
+// kinds the function composes; the kubeadm control plane and CAPD are not
+// run).
+var capiEnv = sandbox.CAPIEnv()[:2]
+
 func TestMain(m *testing.M) {
-	os.Exit(tier.Main(m, tier.Tier{Name: "conformance", Env: append(render.Env(), envAPIServer, envEtcd)}, setup))
+	env := append(append(append(render.Env(), envAPIServer, envEtcd), capiEnv...), sandbox.ProvidersEnv()...)
+	os.Exit(tier.Main(m, tier.Tier{Name: "conformance", Env: env}, setup))
 }
 
-// setup starts the API server and the function.
+// setup starts the API server, the provider managers and the function.
 func setup() (func(), error) {
 	var err error
 	if tools, err = render.ToolsFromEnv(); err != nil {
 		return nil, err
 	}
-	t0 := time.Now()
-	if api, err = startAPIServer(os.Getenv(envAPIServer), os.Getenv(envEtcd)); err != nil {
+	capi := sandbox.CAPIBinaries{Core: os.Getenv(capiEnv[0]), Bootstrap: os.Getenv(capiEnv[1])}
+	providers, err := sandbox.ProviderBinariesFromEnv()
+	if err != nil {
 		return nil, err
 	}
-	fmt.Printf("kube-apiserver with %d CRDs and upstream webhooks ready in %s\n", api.crds, time.Since(t0).Round(100*time.Millisecond))
+	dir, err := os.MkdirTemp("", "conformance-")
+	if err != nil {
+		return nil, err
+	}
+	t0 := time.Now()
+	if api, err = startAPIServer(os.Getenv(envAPIServer), os.Getenv(envEtcd), capi, providers, dir); err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	fmt.Printf("kube-apiserver with %d CRDs and the Cluster API, CAPA and CAPZ managers ready in %s (their logs: %s)\n",
+		api.crds, time.Since(t0).Round(100*time.Millisecond), dir)
 	if fn, err = render.StartFunction(context.Background(), tools.Function); err != nil {
 		api.Stop()
+		_ = os.RemoveAll(dir)
 		return nil, err
 	}
-	return func() { fn.Stop(); api.Stop() }, nil
+	return func() { fn.Stop(); api.Stop(); _ = os.RemoveAll(dir) }, nil
 }
 
 // A revision is one state of an example's FleetNodePool.
@@ -85,11 +107,22 @@ func nextRevision(xr map[string]any, managed bool) {
 
 // revisions an example goes through: as written, the next revision, and the
 // same again (an idempotent re-apply, which catches webhook defaulting that
-// fights immutability).
+// fights immutability), then new scaling, and the same again.
 var revisions = []revision{
 	{name: "create"},
 	{name: "update", edit: nextRevision},
 	{name: "reapply", edit: nextRevision},
+	{name: "rescale", edit: rescaled},
+	{name: "rescale-reapply", edit: rescaled},
+}
+
+// rescaled is the next revision with new autoscaler bounds: a fixed pool
+// handed over to the autoscaler, an autoscaled one's bounds moved (the
+// scaling rules of CAPA's managed node group webhook, CAPI's replica
+// defaulting).
+func rescaled(xr map[string]any, managed bool) {
+	nextRevision(xr, managed)
+	render.Spec(xr)["scaling"] = map[string]any{"min": int64(3), "max": int64(9)}
 }
 
 // TestExamplesAccepted applies every rendered object of every example, for
@@ -99,6 +132,8 @@ func TestExamplesAccepted(t *testing.T) {
 	if err != nil || len(xrs) == 0 {
 		t.Fatalf("no examples under %s: %v", examplesDir, err)
 	}
+	t.Cleanup(func() { checkManagers(t) })
+	kinds := composedKinds{}
 	for _, xr := range xrs {
 		dir := filepath.Dir(xr)
 		t.Run(filepath.Base(dir), func(t *testing.T) {
@@ -128,39 +163,190 @@ func TestExamplesAccepted(t *testing.T) {
 				// order must be admitted: apply the hardest one, each
 				// MachineDeployment before the templates it references.
 				slices.SortStableFunc(objs, func(a, b *unstructured.Unstructured) int {
-					return cmp.Compare(rank(a), rank(b))
+					return rank(a) - rank(b)
 				})
 				t0 := time.Now()
 				for _, o := range objs {
+					if err := kinds.add(o); err != nil {
+						t.Fatal(err)
+					}
 					if err := apply(t.Context(), api.client, o); err != nil {
 						t.Errorf("%s: the API server rejected %s %s: %v", rev.name, o.GetKind(), o.GetName(), err)
+						continue
+					}
+					if d, err := changedByAdmission(t.Context(), o); err != nil {
+						t.Error(err)
+					} else if len(d) > 0 {
+						t.Errorf("%s: the API server stored %s %s with fields the function set removed or changed (a webhook's defaulting or the schema's pruning; Crossplane would fight it on every reconcile): %v",
+							rev.name, o.GetKind(), o.GetName(), d)
 					}
 				}
 				t.Logf("%s: applied %d objects in %s", rev.name, len(objs), time.Since(t0).Round(time.Millisecond))
 			}
 		})
 	}
+	checkJudged(t, kinds)
 }
 
+const errReadBack = "cannot read back an applied object"
+
+// changedByAdmission reads back an applied object and returns the paths of
+// its spec that the API server did not store as applied: defaulting may add
+// fields, never remove or change the function's.
+func changedByAdmission(ctx context.Context, o *unstructured.Unstructured) ([]string, error) {
+	got := &unstructured.Unstructured{}
+	got.SetGroupVersionKind(o.GroupVersionKind())
+	if err := api.client.Get(ctx, client.ObjectKeyFromObject(o), got); err != nil {
+		return nil, fmt.Errorf("%s %s %s: %w", errReadBack, o.GetKind(), o.GetName(), err)
+	}
+	return changed(o.Object["spec"], got.Object["spec"], "spec"), nil
+}
+
+// changed returns the paths under path where stored lacks or differs from
+// applied.
+func changed(applied, stored any, path string) []string {
+	switch a := applied.(type) {
+	case nil:
+		return nil
+	case map[string]any:
+		s, ok := stored.(map[string]any)
+		if !ok {
+			return []string{path}
+		}
+		var out []string
+		for k, v := range a {
+			out = append(out, changed(v, s[k], path+"."+k)...)
+		}
+		slices.Sort(out)
+		return out
+	case []any:
+		s, ok := stored.([]any)
+		if !ok || len(s) != len(a) {
+			return []string{path}
+		}
+		var out []string
+		for i := range a {
+			out = append(out, changed(a[i], s[i], fmt.Sprintf("%s[%d]", path, i))...)
+		}
+		return out
+	}
+	if stored == nil || fmt.Sprint(applied) != fmt.Sprint(stored) {
+		return []string{path}
+	}
+	return nil
+}
+
+// rank orders composed objects: each MachineDeployment before the
+// templates it references (the hardest order for them), and each
+// MachinePool before its infrastructure machine pool, which is the only
+// order CAPZ admits for a Flexible AzureMachinePool: its webhook looks up
+// the parent MachinePool (for its version) and rejects it when there is
+// none yet (TestNegativeControls, AzureMachinePoolBeforeItsMachinePool).
+// Crossplane applies composed resources in map order, so on a first
+// reconcile that applies the AzureMachinePool first, that apply fails and
+// the next reconcile, with the MachinePool there, succeeds.
 func rank(o *unstructured.Unstructured) int {
-	if o.GetKind() == "MachineDeployment" {
+	switch o.GetKind() {
+	case "MachineDeployment", "MachinePool":
 		return 0
 	}
 	return 1
 }
 
-// TestWebhooksAreServed checks that the upstream webhooks really run: CAPI's
-// MachineDeployment defaulter sets the replicas of a new autoscaled
-// MachineDeployment to the autoscaler's minimum, which the function leaves
-// unset.
+// TestWebhooksAreServed checks that the upstream webhooks really run, by a
+// default each sets that the function leaves unset: CAPI's MachineDeployment
+// defaulter sets the replicas of an autoscaled MachineDeployment to the
+// autoscaler's minimum, CAPA's AWSMachinePool defaulter a cooldown of 300 s,
+// CAPZ's AzureMachineTemplate defaulter a random SSH public key.
 func TestWebhooksAreServed(t *testing.T) {
 	ns := "webhooks-served"
 	if err := ensureCluster(t.Context(), api.client, ns, "c", "AWSCluster"); err != nil {
 		t.Fatal(err)
 	}
-	if r := applyAutoscaled(t, ns, "autoscaled", "2", "5"); r != 2 {
-		t.Errorf("CAPI's defaulting webhook did not run: want spec.replicas defaulted to the autoscaler minimum 2, got %d", r)
+	t.Cleanup(func() { checkManagers(t) })
+	cases := map[string]struct {
+		reason string
+		apply  func(t *testing.T) (string, error)
+		// want is the defaulted field; any is any non-empty value (a random
+		// default).
+		want string
+	}{
+		"CAPIMachineDeploymentReplicas": {
+			reason: "The Cluster API core manager's MachineDeployment defaulter sets spec.replicas of a new autoscaled MachineDeployment to the autoscaler minimum.",
+			apply: func(t *testing.T) (string, error) {
+				return strconv.FormatInt(applyAutoscaled(t, ns, "autoscaled", "2", "5"), 10), nil
+			},
+			want: "2",
+		},
+		"CAPAAWSMachinePoolCooldown": {
+			reason: "The CAPA manager's AWSMachinePool defaulter sets spec.defaultCoolDown to 300 s.",
+			apply: func(t *testing.T) (string, error) {
+				return applyAndRead(t, awsMachinePool(ns, "defaulted"), "spec", "defaultCoolDown")
+			},
+			want: "5m0s",
+		},
+		"CAPZAzureMachineTemplateSSHKey": {
+			reason: "The CAPZ manager's AzureMachineTemplate defaulter generates an SSH public key when none is set (the function always sets one, so re-applies do not fight it).",
+			apply: func(t *testing.T) (string, error) {
+				return applyAndRead(t, azureMachineTemplate(ns, "defaulted", "Standard_D2s_v5"), "spec", "template", "spec", "sshPublicKey")
+			},
+			want: "any",
+		},
 	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got, err := tc.apply(t)
+			if err != nil {
+				t.Fatalf("%s\n%v", tc.reason, err)
+			}
+			if tc.want == "any" && got != "" {
+				return
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("%s\nthe webhook did not run: -want, +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
+
+// applyAndRead applies o and returns the string field at path of what the
+// API server stored.
+func applyAndRead(t *testing.T, o *unstructured.Unstructured, path ...string) (string, error) {
+	t.Helper()
+	if err := apply(t.Context(), api.client, o); err != nil {
+		return "", err
+	}
+	got := &unstructured.Unstructured{}
+	got.SetGroupVersionKind(o.GroupVersionKind())
+	if err := api.client.Get(t.Context(), client.ObjectKeyFromObject(o), got); err != nil {
+		return "", err
+	}
+	v, _, err := unstructured.NestedString(got.Object, path...)
+	return v, err
+}
+
+// awsMachinePool is a minimal valid AWSMachinePool.
+func awsMachinePool(ns, name string) *unstructured.Unstructured {
+	return &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "infrastructure.cluster.x-k8s.io/v1beta2", "kind": "AWSMachinePool",
+		"metadata": map[string]any{"name": name, "namespace": ns},
+		"spec": map[string]any{
+			"minSize": int64(1), "maxSize": int64(3),
+			"awsLaunchTemplate": map[string]any{"instanceType": "m6i.large"},
+		},
+	}}
+}
+
+// azureMachineTemplate is a minimal valid AzureMachineTemplate without an
+// SSH key.
+func azureMachineTemplate(ns, name, vmSize string) *unstructured.Unstructured {
+	return &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "infrastructure.cluster.x-k8s.io/v1beta1", "kind": "AzureMachineTemplate",
+		"metadata": map[string]any{"name": name, "namespace": ns},
+		"spec": map[string]any{"template": map[string]any{"spec": map[string]any{
+			"vmSize": vmSize, "osDisk": map[string]any{"osType": "Linux", "diskSizeGB": int64(128)},
+		}}},
+	}}
 }
 
 // machineDeployment is a minimal valid MachineDeployment of Cluster c.
@@ -260,12 +446,14 @@ func TestNegativeControls(t *testing.T) {
 		setup *unstructured.Unstructured
 		// create is created and must be rejected.
 		create *unstructured.Unstructured
-		want   string
+		// want are parts of the error: the webhook that denied it and its
+		// message.
+		want []string
 	}{
 		"WrongFieldType": {
 			reason: "The CRD schema rejects a field of the wrong type.",
 			create: awsTemplate("wrong-type", map[string]any{"instanceType": 5}),
-			want:   `spec.template.spec.instanceType: Invalid value: "integer": spec.template.spec.instanceType in body must be of type string: "integer"`,
+			want:   []string{`spec.template.spec.instanceType: Invalid value: "integer": spec.template.spec.instanceType in body must be of type string: "integer"`},
 		},
 		"WrongFieldTypeThroughWebhook": {
 			reason: "CAPI's MachineDeployment webhook, which runs before schema validation, rejects a field of the wrong type.",
@@ -274,20 +462,32 @@ func TestNegativeControls(t *testing.T) {
 				_ = unstructured.SetNestedField(md.Object, "three", "spec", "replicas")
 				return md
 			}(),
-			want: `admission webhook "default.machinedeployment.cluster.x-k8s.io" denied the request: json: cannot unmarshal string into Go struct field MachineDeploymentSpec.spec.replicas of type int32`,
+			want: []string{`admission webhook "default.machinedeployment.cluster.x-k8s.io" denied the request: json: cannot unmarshal string into Go struct field MachineDeploymentSpec.spec.replicas of type int32`},
 		},
 		"MissingRequiredField": {
 			reason: "The CRD schema rejects a template without its required instance type.",
 			create: awsTemplate("missing-required", map[string]any{"iamInstanceProfile": "p"}),
-			want:   "spec.template.spec.instanceType: Required value",
+			want:   []string{"spec.template.spec.instanceType: Required value"},
 		},
-		"InPlaceTemplateChange": {
-			reason: "CAPA's webhook rejects an in-place change of an AWSMachineTemplate's spec: templates must rotate.",
+		"CAPAInPlaceTemplateChange": {
+			reason: "The CAPA manager's webhook rejects an in-place change of an AWSMachineTemplate's spec: templates must rotate.",
 			setup:  awsTemplate("immutable", map[string]any{"instanceType": "m6i.large"}),
 			create: awsTemplate("immutable", map[string]any{"instanceType": "m6i.xlarge"}),
-			want:   "AWSMachineTemplate.Spec is immutable",
+			want:   []string{`admission webhook "validation.awsmachinetemplate.infrastructure.cluster.x-k8s.io" denied the request`, "AWSMachineTemplate.Spec is immutable"},
+		},
+		"CAPZInPlaceTemplateChange": {
+			reason: "The CAPZ manager's webhook rejects an in-place change of an AzureMachineTemplate's spec: templates must rotate.",
+			setup:  withSSHKey(azureMachineTemplate(ns, "immutable", "Standard_D2s_v5")),
+			create: withSSHKey(azureMachineTemplate(ns, "immutable", "Standard_D4s_v5")),
+			want:   []string{`admission webhook "validation.azuremachinetemplate.infrastructure.cluster.x-k8s.io" denied the request`, "AzureMachineTemplate spec.template.spec field is immutable"},
+		},
+		"CAPZAzureMachinePoolBeforeItsMachinePool": {
+			reason: "The CAPZ manager's webhook rejects a Flexible AzureMachinePool whose MachinePool does not exist yet: it reads the parent's Kubernetes version (after 5 tries a second apart).",
+			create: flexibleAzureMachinePool(ns, "orphan"),
+			want:   []string{`admission webhook "validation.azuremachinepool.infrastructure.cluster.x-k8s.io" denied the request`, "failed to find parent MachinePool"},
 		},
 	}
+	t.Cleanup(func() { checkManagers(t) })
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			if tc.setup != nil {
@@ -304,11 +504,41 @@ func TestNegativeControls(t *testing.T) {
 			if err == nil {
 				t.Fatalf("%s\nthe API server accepted %s %s", tc.reason, tc.create.GetKind(), tc.create.GetName())
 			}
-			if !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("%s\nwant an error containing %q, got: %v", tc.reason, tc.want, err)
+			t.Logf("rejected as it must be: %v", err)
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("%s\nwant an error containing %q, got: %v", tc.reason, w, err)
+				}
 			}
 		})
 	}
+}
+
+// testSSHKey is an SSH public key (base64, as CAPZ takes it) for
+// AzureMachineTemplates whose spec must not change by defaulting.
+const testSSHKey = "c3NoLWVkMjU1MTkgQUFBQUMzTnphQzFsWkRJMU5URTVBQUFBSUM1TmhGRVZkQjNqS28xcDdvNmNQZGtqcmJOODBhVjRQZU9ON0I1YlJCTnogcGxhdGZvcm1AZXhhbXBsZS5jb20K"
+
+func withSSHKey(o *unstructured.Unstructured) *unstructured.Unstructured {
+	_ = unstructured.SetNestedField(o.Object, testSSHKey, "spec", "template", "spec", "sshPublicKey")
+	return o
+}
+
+// flexibleAzureMachinePool is a minimal AzureMachinePool in Flexible
+// orchestration mode, as the function composes them.
+func flexibleAzureMachinePool(ns, name string) *unstructured.Unstructured {
+	return &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "infrastructure.cluster.x-k8s.io/v1beta1", "kind": "AzureMachinePool",
+		"metadata": map[string]any{"name": name, "namespace": ns},
+		"spec": map[string]any{
+			"location":          "westeurope",
+			"orchestrationMode": "Flexible",
+			"template": map[string]any{
+				"vmSize":       "Standard_D2s_v5",
+				"sshPublicKey": testSSHKey,
+				"osDisk":       map[string]any{"osType": "Linux", "diskSizeGB": int64(128)},
+			},
+		},
+	}}
 }
 
 // TestReplicaHandover applies a fixed MachineDeployment, then the same one

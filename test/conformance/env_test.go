@@ -5,84 +5,30 @@ package conformance
 import (
 	"context"
 	"fmt"
-	"net"
+	"os"
 	"path/filepath"
-	"slices"
-	"strconv"
 
-	admissionv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/fleetnodepool/function-fleetnodepool/test/internal/sandbox"
 	"github.com/fleetnodepool/function-fleetnodepool/test/internal/upstream"
 
-	awsv1 "sigs.k8s.io/cluster-api-provider-aws/v2/api/v1beta2"
-	awsexpv1 "sigs.k8s.io/cluster-api-provider-aws/v2/exp/api/v1beta2"
-	awsexpwebhooks "sigs.k8s.io/cluster-api-provider-aws/v2/exp/webhooks"
-	awswebhooks "sigs.k8s.io/cluster-api-provider-aws/v2/webhooks"
-	azurev1 "sigs.k8s.io/cluster-api-provider-azure/api/v1beta1"
-	azureexpv1 "sigs.k8s.io/cluster-api-provider-azure/exp/api/v1beta1"
-	bootstrapv1beta1 "sigs.k8s.io/cluster-api/api/bootstrap/kubeadm/v1beta1" //nolint:staticcheck // The upstream webhooks' converters need the v1beta1 types registered.
-	bootstrapv1 "sigs.k8s.io/cluster-api/api/bootstrap/kubeadm/v1beta2"
-	clusterv1beta1 "sigs.k8s.io/cluster-api/api/core/v1beta1" //nolint:staticcheck // The upstream webhooks' converters need the v1beta1 types registered.
 	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
-	kubeadmwebhooks "sigs.k8s.io/cluster-api/bootstrap/kubeadm/webhooks/admission"
-	capiwebhooks "sigs.k8s.io/cluster-api/core/webhooks/admission"
 )
 
-// webhookManifests are the upstream webhook manifests installed, by module,
-// each under a name unique to it: every provider names its configurations
-// alike.
-var webhookManifests = map[string]map[string]string{
-	"sigs.k8s.io/cluster-api": {
-		"capi-core":    "core/config/webhook/manifests.yaml",
-		"capi-kubeadm": "bootstrap/kubeadm/config/webhook/manifests.yaml",
-	},
-	"sigs.k8s.io/cluster-api-provider-aws/v2": {"capa": "config/webhook/manifests.yaml"},
-}
-
-// served are the resources whose upstream webhooks this suite serves:
-// the kinds the function composes, and Clusters.
-var served = []string{
-	"clusters", "machinedeployments", "machinepools", "machinehealthchecks",
-	"kubeadmconfigs", "kubeadmconfigtemplates",
-	"awsmachinetemplates", "awsmachinepools", "awsmanagedmachinepools",
-}
-
-// webhooks registers the upstream webhook handlers of the served kinds.
-func webhooks(mgr ctrl.Manager) error {
-	for _, w := range []interface{ SetupWebhookWithManager(ctrl.Manager) error }{
-		&capiwebhooks.Cluster{Client: mgr.GetAPIReader()},
-		&capiwebhooks.MachineDeployment{},
-		&capiwebhooks.MachinePool{},
-		&capiwebhooks.MachineHealthCheck{},
-		&kubeadmwebhooks.KubeadmConfig{},
-		&kubeadmwebhooks.KubeadmConfigTemplate{},
-		&awswebhooks.AWSMachineTemplate{},
-		&awsexpwebhooks.AWSMachinePool{},
-		&awsexpwebhooks.AWSManagedMachinePool{},
-	} {
-		if err := w.SetupWebhookWithManager(mgr); err != nil {
-			return fmt.Errorf("cannot set up webhook %T: %w", w, err)
-		}
-	}
-	return nil
-}
-
+// scheme holds the types the tier reads and writes typed: the rest it
+// applies as unstructured objects, which every manager decodes itself.
 func scheme() (*runtime.Scheme, error) {
 	s := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{
-		clientgoscheme.AddToScheme, clusterv1.AddToScheme, clusterv1beta1.AddToScheme, bootstrapv1.AddToScheme, bootstrapv1beta1.AddToScheme,
-		awsv1.AddToScheme, awsexpv1.AddToScheme, azurev1.AddToScheme, azureexpv1.AddToScheme,
+		clientgoscheme.AddToScheme, apiextensionsv1.AddToScheme, clusterv1.AddToScheme,
 	} {
 		if err := add(s); err != nil {
 			return nil, err
@@ -91,35 +37,31 @@ func scheme() (*runtime.Scheme, error) {
 	return s, nil
 }
 
-// An apiServer is the running control plane and webhook server.
+// An apiServer is the running control plane and the managers whose
+// webhooks judge what is applied.
 type apiServer struct {
 	env    *envtest.Environment
 	client client.Client
-	stop   context.CancelFunc
 	crds   int
+	// managers runs the Cluster API, CAPA and CAPZ managers.
+	managers *sandbox.Sandbox
 }
 
+const (
+	errStartEnvtest   = "cannot start envtest"
+	errKubeconfig     = "cannot write a kubeconfig for the managers"
+	errStartCAPI      = "cannot start the Cluster API managers"
+	errStartProviders = "cannot start the provider managers"
+)
+
 // startAPIServer starts etcd and kube-apiserver with the upstream CRDs, and
-// serves the upstream webhooks.
-func startAPIServer(apiserverBin, etcdBin string) (*apiServer, error) {
+// runs the real managers whose webhooks judge what the tier applies:
+// Cluster API core and kubeadm bootstrap (webhooks only), CAPA and CAPZ;
+// dir holds their logs.
+func startAPIServer(apiserverBin, etcdBin string, capi sandbox.CAPIBinaries, providers sandbox.ProviderBinaries, dir string) (*apiServer, error) {
 	crdDirs, err := upstream.CRDDirs()
 	if err != nil {
 		return nil, err
-	}
-	var mutating []*admissionv1.MutatingWebhookConfiguration
-	var validating []*admissionv1.ValidatingWebhookConfiguration
-	for module, manifests := range webhookManifests {
-		dir, err := upstream.Dir(module, "")
-		if err != nil {
-			return nil, err
-		}
-		for name, w := range manifests {
-			m, v, err := webhookConfigs(filepath.Join(dir, w), name)
-			if err != nil {
-				return nil, err
-			}
-			mutating, validating = append(mutating, m...), append(validating, v...)
-		}
 	}
 	s, err := scheme()
 	if err != nil {
@@ -133,70 +75,53 @@ func startAPIServer(apiserverBin, etcdBin string) (*apiServer, error) {
 		Scheme:                s,
 		CRDDirectoryPaths:     crdDirs,
 		ErrorIfCRDPathMissing: true,
-		WebhookInstallOptions: envtest.WebhookInstallOptions{MutatingWebhooks: mutating, ValidatingWebhooks: validating},
 	}
 	cfg, err := env.Start()
 	if err != nil {
-		return nil, fmt.Errorf("cannot start envtest: %w", err)
+		return nil, fmt.Errorf("%s: %w", errStartEnvtest, err)
 	}
 	a := &apiServer{env: env, crds: len(env.CRDs)}
-	wo := env.WebhookInstallOptions
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:  s,
-		Metrics: metricsserver.Options{BindAddress: "0"},
-		WebhookServer: webhook.NewServer(webhook.Options{
-			Host: wo.LocalServingHost, Port: wo.LocalServingPort, CertDir: wo.LocalServingCertDir,
-		}),
-	})
-	if err != nil {
-		_ = env.Stop()
-		return nil, err
-	}
-	if err := webhooks(mgr); err != nil {
-		_ = env.Stop()
-		return nil, err
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	a.stop = cancel
-	go func() { _ = mgr.Start(ctx) }()
-	if err := sandbox.WaitTLS(ctx, net.JoinHostPort(wo.LocalServingHost, strconv.Itoa(wo.LocalServingPort))); err != nil {
-		a.Stop()
-		return nil, err
-	}
 	if a.client, err = client.New(cfg, client.Options{Scheme: s}); err != nil {
 		a.Stop()
 		return nil, err
 	}
+	kubeconfig, err := writeKubeconfig(env, dir)
+	if err != nil {
+		a.Stop()
+		return nil, fmt.Errorf("%s: %w", errKubeconfig, err)
+	}
+	ctx := context.Background()
+	a.managers = sandbox.Attach(dir, kubeconfig, a.client, func(format string, args ...any) { fmt.Printf(format+"\n", args...) })
+	if err := a.managers.StartCAPIWebhooks(ctx, capi); err != nil {
+		a.Stop()
+		return nil, fmt.Errorf("%s: %w", errStartCAPI, err)
+	}
+	if err := a.managers.StartProviders(ctx, providers); err != nil {
+		a.Stop()
+		return nil, fmt.Errorf("%s: %w", errStartProviders, err)
+	}
 	return a, nil
 }
 
+// writeKubeconfig writes an admin kubeconfig of env's API server into dir.
+func writeKubeconfig(env *envtest.Environment, dir string) (string, error) {
+	user, err := env.ControlPlane.AddUser(envtest.User{Name: "provider-managers", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return "", err
+	}
+	kc, err := user.KubeConfig()
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "kubeconfig")
+	return path, os.WriteFile(path, kc, 0o600)
+}
+
 func (a *apiServer) Stop() {
-	a.stop()
+	if a.managers != nil {
+		a.managers.Stop()
+	}
 	_ = a.env.Stop()
-}
-
-// webhookConfigs reads an upstream webhook manifest and keeps the webhooks
-// of the served resources.
-func webhookConfigs(path, prefix string) ([]*admissionv1.MutatingWebhookConfiguration, []*admissionv1.ValidatingWebhookConfiguration, error) {
-	mutating, validating, err := upstream.WebhookConfigs(path, prefix)
-	for _, c := range mutating {
-		c.Webhooks = slices.DeleteFunc(c.Webhooks, func(w admissionv1.MutatingWebhook) bool { return !servedRules(w.Rules) })
-	}
-	for _, c := range validating {
-		c.Webhooks = slices.DeleteFunc(c.Webhooks, func(w admissionv1.ValidatingWebhook) bool { return !servedRules(w.Rules) })
-	}
-	return mutating, validating, err
-}
-
-func servedRules(rules []admissionv1.RuleWithOperations) bool {
-	for _, r := range rules {
-		for _, res := range r.Resources {
-			if slices.Contains(served, res) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // ensureNamespace creates a namespace if it does not exist.
