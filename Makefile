@@ -109,19 +109,24 @@ SANDBOX_TOOLS := build $(CROSSPLANE_CORE) $(KUBE_APISERVER) $(ETCD) $(KUBE_CONTR
 SANDBOX_ENV = KUBE_APISERVER=$(KUBE_APISERVER) ETCD=$(ETCD) KUBE_CONTROLLER_MANAGER=$(KUBE_CONTROLLER_MANAGER) \
 	CROSSPLANE_CRDS=$$(cd $(TOOLS)/crossplane && $(GO) list -m -f '{{.Dir}}' github.com/crossplane/crossplane/v2)/cluster/crds
 
+PROVIDERS_ENV = CAPA_MANAGER=$(CAPA_MANAGER) CAPZ_MANAGER=$(CAPZ_MANAGER)
+
 CAPI_ENV = CAPI_CORE=$(CAPI_DIR)/core CAPI_BOOTSTRAP=$(CAPI_DIR)/kubeadm-bootstrap \
 	CAPI_CONTROLPLANE=$(CAPI_DIR)/kubeadm-control-plane CAPI_INFRASTRUCTURE=$(CAPI_DIR)/capd
 
 # CAPI=1 adds the real Cluster API managers and simulated clusters.
 CAPI ?=
+# PROVIDERS=1 adds, to CAPI=1, the CAPA and CAPZ managers and the AWS and
+# Azure examples (a separate switch: a first build of both takes ~20 min).
+PROVIDERS ?=
 # DIRECT=1 applies the XRD and Composition files and registers the function
 # by hand, instead of installing the packages through the package manager.
 DIRECT ?=
 
 .PHONY: sandbox
-sandbox: $(SANDBOX_TOOLS) $(KUBECTL) $(if $(CAPI),$(CAPI_MANAGERS)) $(if $(DIRECT),,xpkg) ## The real Crossplane core reconciling the example FleetNodePools on a local control plane (Ctrl-C stops it), the packages installed through the package manager; CAPI=1 adds the real Cluster API managers and sim clusters, DIRECT=1 installs from files instead.
+sandbox: $(SANDBOX_TOOLS) $(KUBECTL) $(if $(CAPI)$(PROVIDERS),$(CAPI_MANAGERS)) $(if $(PROVIDERS),$(CAPA_MANAGER) $(CAPZ_MANAGER)) $(if $(DIRECT),,xpkg) ## The real Crossplane core reconciling the example FleetNodePools on a local control plane (Ctrl-C stops it), the packages installed through the package manager; CAPI=1 adds the real Cluster API managers and sim clusters, PROVIDERS=1 also the CAPA and CAPZ managers and the AWS and Azure examples, DIRECT=1 installs from files instead.
 	$(GO) build -o $(BIN)/sandbox-cmd ./test/cmd/sandbox
-	$(SANDBOX_ENV) $(CAPI_ENV) XPKG_DIR=$(BIN) $(BIN)/sandbox-cmd --dir=$(BIN)/sandbox $(if $(CAPI),--capi) $(if $(DIRECT),--direct)
+	$(SANDBOX_ENV) $(CAPI_ENV) $(PROVIDERS_ENV) XPKG_DIR=$(BIN) $(BIN)/sandbox-cmd --dir=$(BIN)/sandbox $(if $(CAPI),--capi) $(if $(PROVIDERS),--providers) $(if $(DIRECT),--direct)
 
 .PHONY: kubectl
 kubectl: $(KUBECTL) ## Build kubectl into bin/ to look around the sandbox.
@@ -144,7 +149,7 @@ lint: $(GOLANGCI_LINT) ## golangci-lint (.golangci.yml: gosec and correctness li
 # variables, a tier skips with a message (fails under CI=true).
 
 .PHONY: test
-test: lint test-unit test-fuzz test-generate test-rules test-render test-conformance test-xpkg test-package test-sandbox test-metrics test-fleet ## Run every test tier.
+test: lint test-unit test-fuzz test-generate test-rules test-render test-conformance test-xpkg test-package test-sandbox test-providers test-metrics test-fleet ## Run every test tier.
 
 .PHONY: test-unit
 test-unit: test-core-deps ## Unit tests under the race detector: the planning core, providers and RunFunction adapter.
@@ -192,6 +197,11 @@ test-conformance: build $(CROSSPLANE_CLI) $(CROSSPLANE_CORE) $(KUBE_APISERVER) $
 .PHONY: test-sandbox
 test-sandbox: $(SANDBOX_TOOLS) ## Sandbox e2e: the real Crossplane core reconciling the examples (drift, edits, version bump, restart, delete).
 	$(SANDBOX_ENV) FUNCTION_BIN=$(FUNCTION_BIN) CROSSPLANE_CORE=$(CROSSPLANE_CORE) $(GO) test -count=1 -tags sandbox ./test/e2e/sandbox/... -v -timeout 15m
+
+.PHONY: test-providers
+test-providers: $(SANDBOX_TOOLS) $(CAPI_MANAGERS) $(CAPA_MANAGER) $(CAPZ_MANAGER) ## Providers e2e: every example composed by the real Crossplane with the Cluster API, CAPA and CAPZ managers running; each converges, whatever order Crossplane applies its objects in.
+	$(SANDBOX_ENV) $(CAPI_ENV) $(PROVIDERS_ENV) FUNCTION_BIN=$(FUNCTION_BIN) CROSSPLANE_CORE=$(CROSSPLANE_CORE) \
+		$(GO) test -count=1 -tags providers ./test/e2e/providers/... -v -timeout 15m
 
 MONITORING_ENV = KUBE_STATE_METRICS=$(KUBE_STATE_METRICS) PROMETHEUS=$(PROMETHEUS)
 

@@ -2,7 +2,11 @@
 // reconciling the example FleetNodePools on a local control plane, until
 // interrupted. With --capi (`make sandbox CAPI=1`) the real Cluster API
 // managers run too, with simulated clusters, and the sim example pools
-// become machines and nodes.
+// become machines and nodes. With --providers (`make sandbox PROVIDERS=1`)
+// the CAPA and CAPZ managers run as well, and the AWS and Azure examples
+// are composed next to the sim ones: their clouds are never provisioned
+// (no credentials), but every object is admitted by the providers' own
+// webhooks and applied, in whatever order Crossplane applies them.
 //
 // The packages are installed as users install them: `make xpkg`'s
 // Function and Configuration packages are pushed to a registry on loopback
@@ -30,9 +34,17 @@ func main() {
 	dir := flag.String("dir", "bin/sandbox", "where the sandbox keeps its kubeconfig, certificates and logs")
 	capi := flag.Bool("capi", false, "also run the Cluster API managers with simulated (in-memory) clusters")
 	direct := flag.Bool("direct", false, "apply the XRD and Composition files and register the function by hand, instead of installing the packages through the package manager")
+	providers := flag.Bool("providers", false, "with --capi, also run the CAPA and CAPZ managers and compose the AWS and Azure examples")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, *dir, *capi, *direct)
+	set := sandbox.AllExamples
+	switch {
+	case *providers:
+		*capi, set = true, sandbox.ProviderExamples
+	case *capi:
+		set = sandbox.SimExamples
+	}
+	err := run(ctx, *dir, *capi, *direct, set)
 	// Ctrl-C while starting is a stop, not a failure. Read it before stop(),
 	// which cancels the context too (and hid every start error).
 	interrupted := ctx.Err() != nil
@@ -67,7 +79,7 @@ func simSiblings(ctx context.Context, s *sandbox.Sandbox, progress func(string, 
 	return nil
 }
 
-func run(ctx context.Context, dir string, capi, direct bool) error {
+func run(ctx context.Context, dir string, capi, direct bool, set sandbox.ExampleSet) error {
 	dir, err := filepath.Abs(dir)
 	if err != nil {
 		return err
@@ -108,7 +120,16 @@ func run(ctx context.Context, dir string, capi, direct bool) error {
 			return err
 		}
 	}
-	pools, err := s.Examples(ctx, "examples", "package/configuration", capi, progress)
+	if set == sandbox.ProviderExamples {
+		pb, err := sandbox.ProviderBinariesFromEnv()
+		if err != nil {
+			return err
+		}
+		if err := s.StartProviders(ctx, pb); err != nil {
+			return err
+		}
+	}
+	pools, err := s.Examples(ctx, "examples", "package/configuration", set, progress)
 	if err != nil {
 		return err
 	}
@@ -169,6 +190,17 @@ machine type of the class small) moves wave by wave at once:
 
 Logs: %s/{crossplane,function,kube-controller-manager,capi-core,capi-kubeadm-bootstrap,capi-kubeadm-control-plane,capd}.log
 `, s.Kubeconfig, dir)
+		if set == sandbox.ProviderExamples {
+			fmt.Printf(`
+With PROVIDERS=1 the CAPA and CAPZ managers run too (logs capa.log, capz.log),
+without cloud credentials: the AWS and Azure pools above are composed and
+admitted by their webhooks, and their reconciles stop where a cloud would be
+needed. Look at what they hold:
+
+  kubectl get machinepools,awsmachinepools,awsmanagedmachinepools,azuremachinepools,azureasomanagedmachinepools -A
+  kubectl get awsmachinetemplates,azuremachinetemplates,kubeadmconfigs -A
+`)
+		}
 		<-ctx.Done()
 		return nil
 	}

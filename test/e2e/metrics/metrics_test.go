@@ -80,14 +80,6 @@ type tierRun struct {
 }
 
 func TestMetrics(t *testing.T) {
-	bins, err := sandbox.BinariesFromEnv()
-	if err != nil {
-		t.Fatal(err)
-	}
-	capi, err := sandbox.CAPIBinariesFromEnv()
-	if err != nil {
-		t.Fatal(err)
-	}
 	mon, err := sandbox.MonitoringBinariesFromEnv()
 	if err != nil {
 		t.Fatal(err)
@@ -95,15 +87,12 @@ func TestMetrics(t *testing.T) {
 	ctx := t.Context()
 	t0 := time.Now()
 	progress := func(f string, a ...any) { t.Logf(f, a...) }
-	sb, err := sandbox.Start(ctx, t.TempDir(), bins, progress)
+	sb, err := sandbox.StartWithCAPI(ctx, t.TempDir(), progress)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sb.Stop()
-	if err := sb.StartCAPI(ctx, capi); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := sb.Examples(ctx, examples, config, true, progress); err != nil {
+	if _, err := sb.Examples(ctx, examples, config, sandbox.SimExamples, progress); err != nil {
 		t.Fatalf("%v\ncrossplane log: %s", err, sb.Log("crossplane"))
 	}
 	r := &tierRun{t: t, ctx: ctx, sb: sb, mon: mon}

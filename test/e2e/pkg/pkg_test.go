@@ -92,7 +92,7 @@ func setup() (func(), error) {
 	if err := sb.SetControlPlaneVersion(ctx, ns, cluster, oldVersion); err != nil {
 		return fail(err)
 	}
-	if _, err := sb.Examples(ctx, examples, configuration, false, logf); err != nil {
+	if _, err := sb.Examples(ctx, examples, configuration, sandbox.AllExamples, logf); err != nil {
 		return fail(fmt.Errorf("%w\ncrossplane log: %s", err, sb.Log("crossplane")))
 	}
 	// A pool that stays on its Composition revision until moved.

@@ -54,7 +54,7 @@ func setup() (func(), error) {
 	if sb, err = sandbox.Start(ctx, dir, bins, progress); err != nil {
 		return nil, err
 	}
-	if _, err := sb.Examples(ctx, examples, config, false, progress); err != nil {
+	if _, err := sb.Examples(ctx, examples, config, sandbox.AllExamples, progress); err != nil {
 		sb.Stop()
 		return nil, fmt.Errorf("%w\ncrossplane log:\n%s", err, sb.Log("crossplane"))
 	}

@@ -346,3 +346,26 @@ func SimCluster(namespace, name, version string) []*unstructured.Unstructured {
 		}),
 	}
 }
+
+// StartWithCAPI starts a sandbox in dir with the binaries of Env, and the
+// Cluster API managers of CAPIEnv next to it: what the tiers that run
+// Cluster API start from.
+func StartWithCAPI(ctx context.Context, dir string, progress func(string, ...any), opts ...Option) (*Sandbox, error) {
+	bins, err := BinariesFromEnv()
+	if err != nil {
+		return nil, err
+	}
+	capi, err := CAPIBinariesFromEnv()
+	if err != nil {
+		return nil, err
+	}
+	s, err := Start(ctx, dir, bins, progress, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.StartCAPI(ctx, capi); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	return s, nil
+}

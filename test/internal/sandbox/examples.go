@@ -65,27 +65,48 @@ func Lock(dir string) (func(), error) {
 	return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); _ = f.Close() }, nil
 }
 
+// An ExampleSet says which examples Examples creates, and how.
+type ExampleSet int
+
+// Example sets.
+const (
+	// AllExamples: every example's Cluster and FleetNodePool as they are,
+	// with no Cluster API manager running.
+	AllExamples ExampleSet = iota
+	// SimExamples: with Cluster API running, only the simulated examples,
+	// each Cluster with its in-memory DevCluster and one-replica
+	// KubeadmControlPlane at the Composition's stable channel version.
+	SimExamples
+	// ProviderExamples: with Cluster API and the CAPA and CAPZ managers
+	// running (StartProviders), the simulated examples as SimExamples
+	// creates them, and every other as it is: their Clusters' clouds are
+	// never provisioned, but everything composed must be admitted by the
+	// providers' webhooks and applied.
+	ProviderExamples
+)
+
 // Examples installs the Configuration's XRD and Composition, every
-// example's Cluster, and the example FleetNodePools, waits until Crossplane
-// composed them, and returns what was composed. With Cluster API running
-// (capi), only the simulated examples are created, each Cluster with its
-// in-memory DevCluster and one-replica KubeadmControlPlane at the
-// Composition's stable channel version.
+// example's Cluster, and the example FleetNodePools of the set, waits until
+// Crossplane composed them (each Synced, with every composed object
+// applied), and returns what was composed and how long each took.
 //
 // Started WithPackages, the sandbox publishes the packages to its registry
 // at Version and installs them as docs/install.md does: the RBAC
 // ClusterRole next to the package/ Configuration, then the Configuration
 // package, whose Function dependency the package manager installs.
-func (s *Sandbox) Examples(ctx context.Context, examples, configuration string, capi bool, progress func(string, ...any)) (string, error) {
+func (s *Sandbox) Examples(ctx context.Context, examples, configuration string, set ExampleSet, progress func(string, ...any)) (string, error) {
 	if err := s.install(ctx, configuration, progress); err != nil {
 		return "", err
 	}
 	clusters, _ := filepath.Glob(filepath.Join(examples, "*", "required", "cluster.yaml"))
 	xrs, _ := filepath.Glob(filepath.Join(examples, "*", "xr.yaml"))
-	if capi {
-		var err error
-		if clusters, xrs, err = s.simClusters(ctx, clusters, filepath.Join(configuration, "composition.yaml")); err != nil {
+	if set != AllExamples {
+		sim, simXRs, err := s.simClusters(ctx, clusters, filepath.Join(configuration, "composition.yaml"))
+		if err != nil {
 			return "", err
+		}
+		if set == SimExamples {
+			clusters, xrs = sim, simXRs
 		}
 	}
 	progress("creating %d Clusters and %d FleetNodePools", len(clusters), len(xrs))
@@ -97,13 +118,14 @@ func (s *Sandbox) Examples(ctx context.Context, examples, configuration string, 
 	if err := s.Apply(ctx, append(clusters, xrs...)...); err != nil {
 		return "", err
 	}
+	t0 := time.Now()
 	var out strings.Builder
 	for _, f := range xrs {
 		xr, err := s.WaitComposed(ctx, f, 2*time.Minute)
 		if err != nil {
 			return "", err
 		}
-		fmt.Fprintf(&out, "\n%s/%s:\n", xr.GetNamespace(), xr.GetName())
+		fmt.Fprintf(&out, "\n%s/%s (composed %s after the FleetNodePools were created):\n", xr.GetNamespace(), xr.GetName(), time.Since(t0).Round(100*time.Millisecond))
 		refs, _, _ := unstructured.NestedSlice(xr.Object, "spec", "crossplane", "resourceRefs")
 		var lines []string
 		for _, r := range refs {
@@ -116,8 +138,9 @@ func (s *Sandbox) Examples(ctx context.Context, examples, configuration string, 
 	return out.String(), nil
 }
 
-// WaitComposed waits until the FleetNodePool of a file is Synced and its
-// composed objects exist, and returns it.
+// WaitComposed waits until the FleetNodePool of a file is Synced (its last
+// reconcile applied everything) and every object it references exists,
+// and returns it.
 func (s *Sandbox) WaitComposed(ctx context.Context, file string, timeout time.Duration) (*unstructured.Unstructured, error) {
 	objs, err := exampleio.Object(file)
 	if err != nil {
@@ -135,6 +158,15 @@ func (s *Sandbox) WaitComposed(ctx context.Context, file string, timeout time.Du
 		refs, _, _ := unstructured.NestedSlice(xr.Object, "spec", "crossplane", "resourceRefs")
 		if len(refs) == 0 {
 			return fmt.Errorf("%s/%s has composed nothing yet", xr.GetNamespace(), xr.GetName())
+		}
+		for _, r := range refs {
+			m, _ := r.(map[string]any)
+			av, _ := m["apiVersion"].(string)
+			kind, _ := m["kind"].(string)
+			name, _ := m["name"].(string)
+			if s.Get(ctx, av, kind, xr.GetNamespace(), name) == nil {
+				return fmt.Errorf("%s/%s: its %s %s does not exist yet", xr.GetNamespace(), xr.GetName(), kind, name)
+			}
 		}
 		return nil
 	})
@@ -302,6 +334,9 @@ func (s *Sandbox) WaitAvailable(ctx context.Context, examples string, timeout ti
 		xr.SetGroupVersionKind(want.GroupVersionKind())
 		if err := s.Client.Get(ctx, client.ObjectKeyFromObject(want), xr); err != nil {
 			continue // Not created in this sandbox.
+		}
+		if p, _, _ := unstructured.NestedString(xr.Object, "status", "provider"); p != "sim" {
+			continue // No cloud behind it here: it never becomes available.
 		}
 		if err := eventually(ctx, timeout, func() error {
 			if err := s.Client.Get(ctx, client.ObjectKeyFromObject(want), xr); err != nil {
