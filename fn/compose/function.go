@@ -142,7 +142,12 @@ func (f *Function) planPool(req *fnv1.RunFunctionRequest, fleet map[string]plan.
 	pl, err := f.planner.Plan(in)
 	if err != nil {
 		// A Fatal result stops Crossplane before it applies or deletes
-		// anything: the running pool is left alone.
+		// anything: the running pool is left alone. The CRDs it read stay
+		// required, so that installing the provider wakes it.
+		var ns *plan.NotServedError
+		if errors.As(err, &ns) {
+			withCRDs(reqs, ns.CRDs)
+		}
 		log.Info("Cannot plan the pool", "error", err)
 		return &planned{requirements: reqs, fatal: err}
 	}

@@ -40,8 +40,10 @@ func TestServedKinds(t *testing.T) {
 		return req
 	}
 	type want struct {
-		// CRDs the answer asks for, Fatal its Fatal result's message (""
-		// for none) and Composed whether it has desired resources.
+		// CRDs the answer asks for (a Fatal one too: Crossplane then
+		// watches them, and installing the provider wakes the pool), Fatal
+		// its Fatal result's message ("" for none) and Composed whether it
+		// has desired resources.
 		CRDs     []string
 		Fatal    string
 		Composed bool
@@ -81,8 +83,8 @@ func TestServedKinds(t *testing.T) {
 				req.RequiredResources[requirementCRDPrefix+crdAWSTemplates] = &fnv1.Resources{}
 				return req
 			},
-			want: want{Fatal: "AWSMachineTemplate infrastructure.cluster.x-k8s.io/v1beta2 is not served by the management cluster " +
-				"(no CustomResourceDefinition awsmachinetemplates.infrastructure.cluster.x-k8s.io): install Cluster API Provider AWS (CAPA); until it is, nothing of the pool is applied or deleted"},
+			want: want{CRDs: []string{crdAWSTemplates, crdKubeadmTemplates, crdMachineDeployments, crdMachineHealthChecks}, Fatal: "AWSMachineTemplate infrastructure.cluster.x-k8s.io/v1beta2 is not served by the management cluster " +
+				"(no CustomResourceDefinition awsmachinetemplates.infrastructure.cluster.x-k8s.io): install or upgrade Cluster API Provider AWS (CAPA); until it is, nothing of the pool is applied or deleted"},
 		},
 		"OlderVersionOnly": {
 			reason: "A CAPA too old to serve v1beta2: the Fatal result says what it serves.",
@@ -91,9 +93,9 @@ func TestServedKinds(t *testing.T) {
 					crd["spec"].(map[string]any)["versions"] = []any{map[string]any{"name": "v1beta1", "served": true, "storage": true}}
 				})
 			},
-			want: want{Fatal: "AWSMachineTemplate infrastructure.cluster.x-k8s.io/v1beta2 is not served by the management cluster " +
+			want: want{CRDs: []string{crdAWSTemplates, crdKubeadmTemplates, crdMachineDeployments, crdMachineHealthChecks}, Fatal: "AWSMachineTemplate infrastructure.cluster.x-k8s.io/v1beta2 is not served by the management cluster " +
 				"(its CustomResourceDefinition awsmachinetemplates.infrastructure.cluster.x-k8s.io serves v1beta1 only): " +
-				"install Cluster API Provider AWS (CAPA); until it is, nothing of the pool is applied or deleted"},
+				"install or upgrade Cluster API Provider AWS (CAPA); until it is, nothing of the pool is applied or deleted"},
 		},
 		"VersionNotServed": {
 			reason: "A version the CRD lists but does not serve is not served.",
@@ -105,9 +107,9 @@ func TestServedKinds(t *testing.T) {
 					}
 				})
 			},
-			want: want{Fatal: "MachineDeployment cluster.x-k8s.io/v1beta2 is not served by the management cluster " +
+			want: want{CRDs: []string{crdAWSTemplates, crdKubeadmTemplates, crdMachineDeployments, crdMachineHealthChecks}, Fatal: "MachineDeployment cluster.x-k8s.io/v1beta2 is not served by the management cluster " +
 				"(its CustomResourceDefinition machinedeployments.cluster.x-k8s.io serves v1beta1 only): " +
-				"install Cluster API (core); until it is, nothing of the pool is applied or deleted"},
+				"install or upgrade Cluster API (core); until it is, nothing of the pool is applied or deleted"},
 		},
 		"ContractNotAccepted": {
 			reason: "A provider whose CRD implements only a contract Cluster API v1.14 does not accept is refused.",
@@ -116,10 +118,10 @@ func TestServedKinds(t *testing.T) {
 					crd["metadata"].(map[string]any)["labels"] = map[string]any{"cluster.x-k8s.io/v1alpha4": "v1alpha4"}
 				})
 			},
-			want: want{Fatal: "AWSMachineTemplate infrastructure.cluster.x-k8s.io/v1beta2 is not served by the management cluster " +
+			want: want{CRDs: []string{crdAWSTemplates, crdKubeadmTemplates, crdMachineDeployments, crdMachineHealthChecks}, Fatal: "AWSMachineTemplate infrastructure.cluster.x-k8s.io/v1beta2 is not served by the management cluster " +
 				"(its CustomResourceDefinition awsmachinetemplates.infrastructure.cluster.x-k8s.io implements no Cluster API contract " +
 				"this Cluster API accepts at v1beta2: none of its labels cluster.x-k8s.io/v1beta2, cluster.x-k8s.io/v1beta1 lists v1beta2): " +
-				"install Cluster API Provider AWS (CAPA); until it is, nothing of the pool is applied or deleted"},
+				"install or upgrade Cluster API Provider AWS (CAPA); until it is, nothing of the pool is applied or deleted"},
 		},
 		"NewKindOfRunningPool": {
 			reason: "A running pool moved to an Auto Scaling group (replacement allowed) on a management cluster without " +
@@ -133,8 +135,8 @@ func TestServedKinds(t *testing.T) {
 				md.Fields["annotations"] = mustValue(map[string]any{plan.AnnotationAllowReplacement: "true"})
 				return req
 			},
-			want: want{Fatal: "AWSMachinePool infrastructure.cluster.x-k8s.io/v1beta2 is not served by the management cluster " +
-				"(no CustomResourceDefinition awsmachinepools.infrastructure.cluster.x-k8s.io): install Cluster API Provider AWS (CAPA) with its MachinePool feature gate; until it is, nothing of the pool is applied or deleted"},
+			want: want{CRDs: []string{crdAWSMachinePools, "kubeadmconfigs.bootstrap.cluster.x-k8s.io", "machinepools.cluster.x-k8s.io"}, Fatal: "AWSMachinePool infrastructure.cluster.x-k8s.io/v1beta2 is not served by the management cluster " +
+				"(no CustomResourceDefinition awsmachinepools.infrastructure.cluster.x-k8s.io): install or upgrade Cluster API Provider AWS (CAPA) with its MachinePool feature gate; until it is, nothing of the pool is applied or deleted"},
 		},
 	}
 	for name, tc := range cases {
@@ -151,9 +153,6 @@ func TestServedKinds(t *testing.T) {
 				if r.GetSeverity() == fnv1.Severity_SEVERITY_FATAL {
 					got.Fatal = r.GetMessage()
 				}
-			}
-			if got.Fatal != "" {
-				got.CRDs = nil // A Fatal result ends Crossplane's loop.
 			}
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("%s\nRunFunction(...): -want, +got:\n%s", tc.reason, diff)

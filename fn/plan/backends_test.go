@@ -2,6 +2,7 @@ package plan
 
 import (
 	"encoding/json"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -255,7 +256,7 @@ func TestEKSImmutableEdits(t *testing.T) {
 	const eksTail = ", which EKS cannot do in place: the change waits, and the rest of the pool is reconciled. Revert it, or create a new FleetNodePool and delete this one when its nodes are ready"
 	observed := func(in *Input) {
 		in.Cluster = eks
-		in.Observed = map[string]Observed{keyInfraPool: {Spec: running}}
+		in.Observed = map[string]Observed{keyInfraPool: {Kind: "AWSManagedMachinePool", Spec: running}}
 	}
 	type want struct {
 		Refused *Refusal
@@ -294,6 +295,19 @@ func TestEKSImmutableEdits(t *testing.T) {
 			want: want{InstanceType: "m6i.xlarge", CapacityType: "onDemand", DiskSize: 80, MaxSize: 20, Refused: &Refusal{
 				Reason:  ReasonImmutableField,
 				Message: "spec.machine.spot: Forbidden: " + "would change capacityType of the running EKS managed node group from onDemand to spot" + eksTail,
+			}},
+		},
+		"ZonesAdded": {
+			reason: "Zones for a node group that runs without (unset is a value): refused, naming the field.",
+			edit: func(in *Input) {
+				without := maps.Clone(running)
+				delete(without, "availabilityZones")
+				in.Observed[keyInfraPool] = Observed{Kind: "AWSManagedMachinePool", Spec: without}
+			},
+			want: want{InstanceType: "m6i.xlarge", CapacityType: "onDemand", DiskSize: 80, MaxSize: 10, Refused: &Refusal{
+				Reason: ReasonImmutableField,
+				Message: "spec.zones: Forbidden: would change availabilityZones of the running EKS managed node group from unset to " +
+					"[eu-west-1a eu-west-1b]" + eksTail,
 			}},
 		},
 		"TypeAndDisk": {
@@ -336,8 +350,8 @@ func TestAKSImmutableEdits(t *testing.T) {
 		onAzure(in)
 		in.Cluster = aks
 	}
-	// agentPool is the ASO agent pool the plan sends.
-	agentPool := func(t *testing.T, p *Plan) map[string]any {
+	// agentPool is the spec and name of the ASO agent pool the plan sends.
+	agentPool := func(t *testing.T, p *Plan) (map[string]any, string) {
 		t.Helper()
 		for _, r := range p.Resources {
 			if pool, ok := r.Object.(*infrav1.AzureASOManagedMachinePool); ok {
@@ -345,11 +359,11 @@ func TestAKSImmutableEdits(t *testing.T) {
 				if err := json.Unmarshal(pool.Spec.Resources[0].Raw, &agent); err != nil {
 					t.Fatal(err)
 				}
-				return agent["spec"].(map[string]any)
+				return agent["spec"].(map[string]any), agent["metadata"].(map[string]any)["name"].(string)
 			}
 		}
 		t.Fatal("the plan has no AzureASOManagedMachinePool")
-		return nil
+		return nil, ""
 	}
 	// The running agent pool is what the unedited pool sends.
 	var running map[string]any
@@ -362,11 +376,15 @@ func TestAKSImmutableEdits(t *testing.T) {
 			running = spec
 		}
 	}
-	observed := func(in *Input) { in.Observed = map[string]Observed{keyInfraPool: {Spec: running}} }
+	observed := func(in *Input) {
+		in.Observed = map[string]Observed{keyInfraPool: {Kind: "AzureASOManagedMachinePool", Spec: running}}
+	}
 	type want struct {
 		Refused                *Refusal
 		VMSize, Priority       any
 		MaxCount, OSDiskSizeGB any
+		// Name of the ASO object, checked where set.
+		Name string
 	}
 	cases := map[string]struct {
 		reason string
@@ -389,6 +407,14 @@ func TestAKSImmutableEdits(t *testing.T) {
 				Message: "spec.machine: Forbidden: would change vmSize of the running AKS agent pool from Standard_D4s_v5 to Standard_D2s_v5" + tail,
 			}},
 		},
+		"Renamed": {
+			reason: "A new agent pool name would make CAPZ delete the running pool: the name and the ASO object's stay.",
+			edit:   func(in *Input) { in.Spec.Azure = &v1alpha1.AzureOptions{AgentPoolName: "renamed"} },
+			want: want{VMSize: "Standard_D4s_v5", MaxCount: float64(10), OSDiskSizeGB: float64(80), Name: "prod-eu-1-workers", Refused: &Refusal{
+				Reason:  ReasonImmutableField,
+				Message: "spec.azure.agentPoolName: Forbidden: would change azureName of the running AKS agent pool from workers to renamed" + tail,
+			}},
+		},
 		"Spot": {
 			reason: "Spot cannot be switched on an agent pool: its priority, eviction policy and price all stay unset.",
 			edit:   func(in *Input) { in.Spec.Machine.Spot = ptr.To(true) },
@@ -401,8 +427,11 @@ func TestAKSImmutableEdits(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			p := mustPlan(t, input(onAKS, observed, tc.edit))
-			agent := agentPool(t, p)
+			agent, name := agentPool(t, p)
 			got := want{Refused: p.Refused, VMSize: agent["vmSize"], Priority: agent["scaleSetPriority"], MaxCount: agent["maxCount"], OSDiskSizeGB: agent["osDiskSizeGB"]}
+			if tc.want.Name != "" {
+				got.Name = name
+			}
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("%s\nPlan(...): -want, +got:\n%s", tc.reason, diff)
 			}
@@ -410,6 +439,34 @@ func TestAKSImmutableEdits(t *testing.T) {
 				t.Errorf("%s\nan eviction policy without spot priority: %v", tc.reason, agent)
 			}
 		})
+	}
+}
+
+// TestPartlyRefusedChangeRolls: with only immutable fields of the running
+// machine pool refused, the rest of the change is applied, and shows as
+// such: it is in status.changes, and the pool rolls out.
+func TestPartlyRefusedChangeRolls(t *testing.T) {
+	eksAt := func(v string) func(*Input) {
+		return func(in *Input) {
+			in.Cluster = eks
+			in.ControlPlane = &ControlPlane{Kind: "AWSManagedControlPlane", Name: "eks-eu-1", Version: v}
+		}
+	}
+	v1 := mustPlan(t, input(eksAt("v1.34.1")))
+	obs := observe(t, v1, 3)
+	p := mustPlan(t, input(eksAt("v1.34.1"), func(in *Input) {
+		in.Observed, in.MachineSets = obs, map[string][]MachineSet{}
+		in.Spec.Version = "v1.34.1"
+		in.Spec.Machine.DiskGiB = ptr.To[int32](120)
+	}))
+	if p.Refused == nil || p.Refused.Reason != ReasonImmutableField {
+		t.Fatalf("a new disk on an EKS node group must be refused on its own, got %+v", p.Refused)
+	}
+	if len(p.Status.Changes) == 0 {
+		t.Errorf("the version change is applied: status.changes must say so, got none")
+	}
+	if got := p.Status.Rollout.State; got != v1alpha1.RolloutRollingOut {
+		t.Errorf("the version change is applied: the pool must roll out, got %s", got)
 	}
 }
 

@@ -519,7 +519,8 @@ func queue(p *Plan, g gated) {
 }
 
 // rolloutStatus is where the pool is with its disruptive changes: rolling
-// out when one starts now (a refused change starts nothing), while machines
+// out when one starts now (a refused change starts nothing; one whose
+// immutable fields alone are refused starts the rest), while machines
 // are being replaced, and, while the pool was rolling out, until its
 // controllers caught up with their spec; held otherwise while a hold holds
 // it, but a pool that only holds its version for its control plane rolls
@@ -529,7 +530,7 @@ func queue(p *Plan, g gated) {
 func rolloutStatus(p *Plan, in Input) *v1alpha1.RolloutStatus {
 	s := &v1alpha1.RolloutStatus{State: v1alpha1.RolloutUpToDate, Window: p.window, Wave: p.waveName, Target: p.target}
 	switch {
-	case p.starting && p.Refused == nil,
+	case p.starting && p.applies(),
 		replacing(backingsOf(in.Observed), in.MachineSets),
 		len(p.Rolling) > 0 && in.Previous == v1alpha1.RolloutRollingOut:
 		s.State = v1alpha1.RolloutRollingOut

@@ -434,7 +434,7 @@ func TestHeldPoolEmitsWhatRuns(t *testing.T) {
 		"MachinePool": {reason: "A MachinePool pool keeps its bootstrap config, version and scale group's spec.", backend: func(in *Input) {
 			in.Spec.Backend = v1alpha1.BackendMachinePool
 		}},
-		"EKS": {reason: "An EKS managed node group keeps its spec.", backend: func(in *Input) {
+		"EKS": {reason: "An EKS managed node group keeps its spec (its instance type: EKS cannot change it in place, so it is refused, not held).", backend: func(in *Input) {
 			in.Cluster = &Cluster{InfrastructureKind: "AWSManagedCluster", ControlPlaneKind: "AWSManagedControlPlane"}
 			in.Spec.Backend = v1alpha1.BackendAuto
 		}},
@@ -447,7 +447,10 @@ func TestHeldPoolEmitsWhatRuns(t *testing.T) {
 				in.Spec.Scaling.Max = ptr.To[int32](12)
 				in.Observed = observed
 			}))
-			if p.Hold == nil || p.Hold.Reason != HoldPaused {
+			switch {
+			case name == "EKS" && (p.Refused == nil || p.Refused.Reason != ReasonImmutableField):
+				t.Fatalf("%s\nthe instance type is not refused: %+v", tc.reason, p.Refused)
+			case name != "EKS" && (p.Hold == nil || p.Hold.Reason != HoldPaused):
 				t.Fatalf("%s\nthe change is not held: %+v", tc.reason, p.Hold)
 			}
 			if diff := cmp.Diff(emitted(t, before), emitted(t, p), cmpopts.IgnoreMapEntries(func(k string, _ any) bool {

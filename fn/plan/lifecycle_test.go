@@ -27,6 +27,12 @@ func observe(t *testing.T, p *Plan, replicas int32) map[string]Observed {
 			t.Fatal(err)
 		}
 		o := Observed{Name: r.Object.GetName(), Object: b, Generation: 1, ObservedGeneration: 1, Available: true}
+		// As compose reads them: what the object is, and the infrastructure
+		// machine pool's spec, whose immutable fields providers keep.
+		o.APIVersion, o.Kind = r.Object.GetObjectKind().GroupVersionKind().GroupVersion().String(), r.Object.GetObjectKind().GroupVersionKind().Kind
+		if r.Key == keyInfraPool {
+			o.Spec, _ = b["spec"].(map[string]any)
+		}
 		o.Rotation, _, _ = unstructured.NestedString(b, "metadata", "annotations", AnnotationRotation)
 		if a, _, _ := unstructured.NestedString(b, "spec", "rollout", "after"); a != "" {
 			if o.RolloutAfter, err = time.Parse(time.RFC3339, a); err != nil {

@@ -405,7 +405,7 @@ func (pl *Planner) Plan(in Input) (*Plan, error) {
 	}
 	p.Status = rollup(p, in.Observed)
 	p.Status.Revisions = revisions(p)
-	if p.Refused == nil {
+	if p.applies() {
 		p.Status.Changes = changes
 	}
 	p.Rolling = rolling(p, in.Observed)
@@ -423,6 +423,11 @@ func (pl *Planner) Plan(in Input) (*Plan, error) {
 	p.NeedsCRDs = need
 	return p, nil
 }
+
+// applies reports whether the plan's changes are applied: not when a change
+// is refused and what exists is kept, but with only immutable fields of
+// the running machine pool refused, the rest of the change is.
+func (p *Plan) applies() bool { return p.Refused == nil || p.Refused == p.immutable }
 
 // waves publishes the pool's marker where the policy has waves, and says
 // which markers it reads.
@@ -557,6 +562,11 @@ func (pl *Planner) machinePool(p *Plan, in Input, r *resolved) error {
 	mpName := Name(in.Spec.ClusterName, in.Name)
 
 	infra := r.provider.MachinePool(&r.pool)
+	// Only a running machine pool of the same kind has fields to keep (a
+	// backend replaced by opt-in is another kind).
+	if o, ok := in.Observed[keyInfraPool]; ok && o.Kind != "" && o.Kind != infra.GetObjectKind().GroupVersionKind().Kind {
+		r.pool.Observed = nil
+	}
 	if errs := r.provider.KeepImmutable(&r.pool, infra); len(errs) > 0 {
 		p.immutable = &Refusal{Reason: ReasonImmutableField, Message: errs.ToAggregate().Error()}
 	}

@@ -39,10 +39,13 @@ type NotServedError struct {
 	Kind, APIVersion string
 	// Why, and what serves it.
 	Why, ServedBy string
+	// CRDs the plan read: asked for again with the error, so that
+	// Crossplane watches them and a provider installed wakes the pool.
+	CRDs []string
 }
 
 func (e *NotServedError) Error() string {
-	return fmt.Sprintf("%s %s is not served by the management cluster (%s): install %s; until it is, nothing of the pool is applied or deleted",
+	return fmt.Sprintf("%s %s is not served by the management cluster (%s): install or upgrade %s; until it is, nothing of the pool is applied or deleted",
 		e.Kind, e.APIVersion, e.Why, e.ServedBy)
 }
 
@@ -59,7 +62,10 @@ func (pl *Planner) computeServed(p *Plan, in Input) ([]string, error) {
 			served[gv.WithKind(o.Kind)] = true
 		}
 	}
-	var need []string
+	var (
+		need []string
+		err  *NotServedError
+	)
 	for _, r := range p.Resources {
 		gvk := r.Object.GetObjectKind().GroupVersionKind()
 		if served[gvk] || !strings.Contains(gvk.Group, ".") {
@@ -72,11 +78,15 @@ func (pl *Planner) computeServed(p *Plan, in Input) ([]string, error) {
 		if !read {
 			continue
 		}
-		if why := pl.notServed(gvk, name, crd); why != "" {
-			return nil, &NotServedError{Kind: gvk.Kind, APIVersion: gvk.GroupVersion().String(), Why: why, ServedBy: pl.servedBy(gvk.Kind)}
+		if why := pl.notServed(gvk, name, crd); why != "" && err == nil {
+			err = &NotServedError{Kind: gvk.Kind, APIVersion: gvk.GroupVersion().String(), Why: why, ServedBy: pl.servedBy(gvk.Kind)}
 		}
 	}
 	slices.Sort(need)
+	if err != nil {
+		err.CRDs = need
+		return nil, err
+	}
 	return need, nil
 }
 
@@ -86,7 +96,10 @@ func (pl *Planner) notServed(gvk schema.GroupVersionKind, name string, crd *CRD)
 		return "no CustomResourceDefinition " + name
 	}
 	if !slices.Contains(crd.Served, gvk.Version) {
-		return fmt.Sprintf("its CustomResourceDefinition %s serves %s only", name, orNone(strings.Join(crd.Served, ", ")))
+		if len(crd.Served) == 0 {
+			return fmt.Sprintf("its CustomResourceDefinition %s serves no version", name)
+		}
+		return fmt.Sprintf("its CustomResourceDefinition %s serves %s only", name, strings.Join(crd.Served, ", "))
 	}
 	if gvk.Group == clusterv1.GroupVersion.Group {
 		return "" // Cluster API's own kinds implement no contract.

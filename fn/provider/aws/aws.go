@@ -182,7 +182,7 @@ var immutableManaged = []provider.ImmutableField{
 	{Keys: []string{"instanceType"}, Path: field.NewPath("spec", "machine")},
 	{Keys: []string{"diskSize"}, Path: field.NewPath("spec", "machine", "diskGiB")},
 	{Keys: []string{"capacityType"}, Path: field.NewPath("spec", "machine", "spot")},
-	{Keys: []string{"availabilityZones"}, Path: field.NewPath("spec", "zones")},
+	{Keys: []string{"availabilityZones"}, Path: field.NewPath("spec", "zones"), Optional: true},
 	{Keys: []string{"amiType"}, Path: field.NewPath("input", "aws", "eksAMIType")},
 	{Keys: []string{"eksNodegroupName"}, Path: field.NewPath("metadata", "name")},
 }

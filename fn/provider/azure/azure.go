@@ -383,7 +383,8 @@ func (*Provider) KeepImmutable(p *provider.Pool, infra provider.Object) field.Er
 	if len(resources) != 1 {
 		return nil
 	}
-	observed, _ := resources[0].(map[string]any)["spec"].(map[string]any)
+	running, _ := resources[0].(map[string]any)
+	observed, _ := running["spec"].(map[string]any)
 	if observed == nil {
 		return nil
 	}
@@ -395,6 +396,11 @@ func (*Provider) KeepImmutable(p *provider.Pool, infra provider.Object) field.Er
 	errs := provider.KeepImmutable(observed, desired, immutableAgentPool, "AKS agent pool", "AKS")
 	if len(errs) == 0 {
 		return nil
+	}
+	// The ASO object is named after the agent pool: a new name would make
+	// CAPZ delete the running one (it deletes what leaves spec.resources).
+	if md, ok := running["metadata"].(map[string]any); ok && desired["azureName"] == observed["azureName"] {
+		agent["metadata"] = md
 	}
 	raw, err := json.Marshal(agent)
 	if err != nil {
