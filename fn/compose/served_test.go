@@ -76,6 +76,19 @@ func TestServedKinds(t *testing.T) {
 			req:    func(t *testing.T) *fnv1.RunFunctionRequest { return runningPool(t, f) },
 			want:   want{Composed: true},
 		},
+		"ObservedAtAnotherVersion": {
+			reason: "A kind observed at another version than the one composed (a provider's API version move): its CRD is read, and serves it.",
+			req: func(t *testing.T) *fnv1.RunFunctionRequest {
+				req := runningPool(t, f)
+				for k, r := range req.GetObserved().GetResources() {
+					if strings.HasPrefix(k, "machinedeployment-") {
+						r.GetResource().GetFields()["apiVersion"] = structpb.NewStringValue("cluster.x-k8s.io/v1beta1")
+					}
+				}
+				return req
+			},
+			want: want{CRDs: []string{crdMachineDeployments}, Composed: true},
+		},
 		"NoCRD": {
 			reason: "CAPA is not installed: a Fatal result naming the kind, its version and what serves it.",
 			req: func(t *testing.T) *fnv1.RunFunctionRequest {

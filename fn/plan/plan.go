@@ -19,6 +19,8 @@ import (
 
 	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
 
+	"github.com/crossplane/crossplane-runtime/v2/pkg/errors"
+
 	"github.com/fleetnodepool/function-fleetnodepool/apis/fleet/v1alpha1"
 	"github.com/fleetnodepool/function-fleetnodepool/apis/input/v1beta1"
 	"github.com/fleetnodepool/function-fleetnodepool/fn/capi"
@@ -27,7 +29,8 @@ import (
 
 // Error strings.
 const (
-	errFmtHash = "cannot hash %s spec"
+	errFmtHash          = "cannot hash %s spec"
+	errFmtKeepImmutable = "cannot keep the immutable fields of the running %s"
 )
 
 // Composition resource keys. Templates carry their content hash in the key:
@@ -568,6 +571,10 @@ func (pl *Planner) machinePool(p *Plan, in Input, r *resolved) error {
 		r.pool.Observed = nil
 	}
 	if errs := r.provider.KeepImmutable(&r.pool, infra); len(errs) > 0 {
+		// A spec that cannot be encoded is a bug, not a refusal.
+		if i := slices.IndexFunc(errs, func(e *field.Error) bool { return e.Type == field.ErrorTypeInternal }); i >= 0 {
+			return errors.Wrapf(errs[i], errFmtKeepImmutable, infra.GetObjectKind().GroupVersionKind().Kind)
+		}
 		p.immutable = &Refusal{Reason: ReasonImmutableField, Message: errs.ToAggregate().Error()}
 	}
 	name(infra, mpName, in.Namespace, in.Spec.ClusterName, labels)
