@@ -8,11 +8,13 @@
 #   make test     every test tier (golangci-lint, unit, generated-file drift,
 #                 render e2e, API conformance against a real kube-apiserver,
 #                 package inspection, package install and upgrade through
-#                 the package manager, sandbox e2e, fleet e2e: test/README.md)
+#                 the package manager, sandbox e2e, providers e2e with the
+#                 CAPA and CAPZ managers, metrics, fleet e2e: test/README.md)
 #
-# Tools (crossplane CLI and core, kube-apiserver, etcd) are built from pinned Go
-# modules under test/tools/ into bin/ on first use, and reused after. Their
-# versions are read from those go.mod files, the single place they are pinned.
+# Tools (crossplane CLI and core, kube-apiserver, etcd, the Cluster API, CAPA
+# and CAPZ managers, ...) are built from pinned Go modules under test/tools/
+# into bin/ on first use, and reused after. Their versions are read from
+# those go.mod files, the single place they are pinned.
 
 SHELL := /usr/bin/env bash
 .SHELLFLAGS := -eu -o pipefail -c
