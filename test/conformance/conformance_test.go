@@ -18,6 +18,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	"github.com/fleetnodepool/function-fleetnodepool/test/internal/render"
 	"github.com/fleetnodepool/function-fleetnodepool/test/internal/sandbox"
@@ -138,6 +139,7 @@ func TestExamplesAccepted(t *testing.T) {
 		dir := filepath.Dir(xr)
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			managed := false
+			var applied []*unstructured.Unstructured
 			for _, rev := range revisions {
 				c := render.ExampleCase(dir, xrdPath)
 				if rev.edit != nil {
@@ -182,10 +184,68 @@ func TestExamplesAccepted(t *testing.T) {
 					}
 				}
 				t.Logf("%s: applied %d objects in %s", rev.name, len(objs), time.Since(t0).Round(time.Millisecond))
+				applied = objs
+			}
+			if managed {
+				immutableRevision(t, dir, applied)
 			}
 		})
 	}
 	checkJudged(t, kinds)
+}
+
+// immutableRevision edits a running managed pool (an EKS node group, an
+// AKS agent pool) the way its cloud cannot apply in place, a new machine
+// class and disk, rendered with what the API server stored as observed: the
+// function keeps those fields as they run (ChangeRefused, ImmutableField),
+// and what it sends must be admitted by the provider's webhooks (CAPA's
+// rejects an instance type or disk change of an AWSManagedMachinePool).
+func immutableRevision(t *testing.T, dir string, applied []*unstructured.Unstructured) {
+	t.Helper()
+	c := render.ExampleCase(dir, xrdPath)
+	var err error
+	if c.XR, err = render.EditXR(c.XR, t.TempDir(), func(xr map[string]any) {
+		nextRevision(xr, false)
+		render.Spec(xr)["machine"].(map[string]any)["diskGiB"] = int64(120)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// The objects as stored, each with the composition resource name
+	// Crossplane observes it under.
+	c.Observed = t.TempDir()
+	for i, o := range applied {
+		got := &unstructured.Unstructured{}
+		got.SetGroupVersionKind(o.GroupVersionKind())
+		if err := api.client.Get(t.Context(), client.ObjectKeyFromObject(o), got); err != nil {
+			t.Fatal(err)
+		}
+		got.SetManagedFields(nil)
+		b, err := yaml.Marshal(got.Object)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(c.Observed, fmt.Sprintf("%02d.yaml", i)), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := render.Render(t.Context(), tools, fn, c)
+	if err != nil {
+		t.Fatalf("immutable: render: %v", err)
+	}
+	if !strings.Contains(string(out), "ImmutableField") {
+		t.Errorf("immutable: the function did not refuse the fields the running pool cannot change (no ChangeRefused ImmutableField):\n%s", out)
+	}
+	objs, err := render.Composed(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortStableFunc(objs, func(a, b *unstructured.Unstructured) int { return rank(a) - rank(b) })
+	for _, o := range objs {
+		if err := apply(t.Context(), api.client, o); err != nil {
+			t.Errorf("immutable: the API server rejected %s %s: %v", o.GetKind(), o.GetName(), err)
+		}
+	}
+	t.Logf("immutable: %d objects applied, the fields the cloud cannot change kept", len(objs))
 }
 
 const errReadBack = "cannot read back an applied object"
