@@ -442,6 +442,50 @@ func TestAKSImmutableEdits(t *testing.T) {
 	}
 }
 
+// TestFlexibleScaleSetAfterItsMachinePool: CAPZ refuses a Flexible
+// AzureMachinePool while its MachinePool does not exist, and Crossplane
+// applies composed objects in no set order: the scale set is composed on
+// the reconcile after its MachinePool's, and is never dropped once it exists.
+func TestFlexibleScaleSetAfterItsMachinePool(t *testing.T) {
+	scaleSet := func(mode string) func(*Input) {
+		return func(in *Input) {
+			onAzure(in)
+			in.Spec.Backend = v1alpha1.BackendMachinePool
+			in.Policy.Azure.OrchestrationMode = mode
+		}
+	}
+	observed := func(keys ...string) func(*Input) {
+		return func(in *Input) {
+			in.Observed = map[string]Observed{}
+			for _, k := range keys {
+				in.Observed[k] = Observed{Name: "prod-eu-1-workers"}
+			}
+		}
+	}
+	cases := map[string]struct {
+		reason string
+		edits  []func(*Input)
+		want   bool
+	}{
+		"FlexibleNew":         {reason: "A new Flexible pool: its MachinePool first.", edits: []func(*Input){scaleSet("Flexible")}, want: false},
+		"FlexibleParentThere": {reason: "Its MachinePool exists: the scale set follows.", edits: []func(*Input){scaleSet("Flexible"), observed(keyMachinePool)}, want: true},
+		"FlexibleExists":      {reason: "A scale set that exists is never dropped.", edits: []func(*Input){scaleSet("Flexible"), observed(keyInfraPool)}, want: true},
+		"UniformNew":          {reason: "A Uniform scale set needs no parent to be admitted: composed at once.", edits: []func(*Input){scaleSet("Uniform")}, want: true},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			p := mustPlan(t, input(tc.edits...))
+			got := slices.Contains(kinds(p), "AzureMachinePool")
+			if got != tc.want {
+				t.Errorf("%s\ncomposes the AzureMachinePool: %t, want %t (kinds %v)", tc.reason, got, tc.want, kinds(p))
+			}
+			if !slices.Contains(kinds(p), "MachinePool") {
+				t.Errorf("%s\nthe MachinePool must always be composed: %v", tc.reason, kinds(p))
+			}
+		})
+	}
+}
+
 // TestPartlyRefusedChangeRolls: with only immutable fields of the running
 // machine pool refused, the rest of the change is applied, and shows as
 // such: it is in status.changes, and the pool rolls out.

@@ -578,7 +578,11 @@ func (pl *Planner) machinePool(p *Plan, in Input, r *resolved) error {
 		p.immutable = &Refusal{Reason: ReasonImmutableField, Message: errs.ToAggregate().Error()}
 	}
 	name(infra, mpName, in.Namespace, in.Spec.ClusterName, labels)
-	p.add(in.Observed, Resource{Key: keyInfraPool, Object: infra}, true)
+	_, mpExists := in.Observed[keyMachinePool]
+	_, infraExists := in.Observed[keyInfraPool]
+	if mpExists || infraExists || !r.provider.ParentFirst(&r.pool) {
+		p.add(in.Observed, Resource{Key: keyInfraPool, Object: infra}, true)
+	}
 
 	var bootRef *capi.Ref
 	if r.pool.Backend == v1alpha1.BackendMachinePool {

@@ -198,6 +198,13 @@ type Provider interface {
 	// for BackendManaged. The caller names it.
 	MachinePool(p *Pool) Object
 
+	// ParentFirst reports whether the provider admits the pool's
+	// infrastructure machine pool only once its MachinePool exists (CAPZ
+	// looks a Flexible AzureMachinePool's parent up): Crossplane applies
+	// composed objects in no set order, so the planner composes it on the
+	// reconcile after the MachinePool's.
+	ParentFirst(p *Pool) bool
+
 	// KeepImmutable sets back, on the infrastructure machine pool
 	// MachinePool built, the fields its running counterpart (p.Observed)
 	// cannot change in place, and says which it set back, each error naming

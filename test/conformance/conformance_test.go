@@ -186,28 +186,35 @@ func TestExamplesAccepted(t *testing.T) {
 				t.Logf("%s: applied %d objects in %s", rev.name, len(objs), time.Since(t0).Round(time.Millisecond))
 				applied = objs
 			}
-			if managed {
-				immutableRevision(t, dir, applied)
-			}
+			observedRevision(t, dir, applied, kinds, managed)
 		})
 	}
 	checkJudged(t, kinds)
 }
 
-// immutableRevision edits a running managed pool (an EKS node group, an
-// AKS agent pool) the way its cloud cannot apply in place, a new machine
-// class and disk, rendered with what the API server stored as observed: the
-// function keeps those fields as they run (ChangeRefused, ImmutableField),
-// and what it sends must be admitted by the provider's webhooks (CAPA's
-// rejects an instance type or disk change of an AWSManagedMachinePool).
-func immutableRevision(t *testing.T, dir string, applied []*unstructured.Unstructured) {
+// observedRevision renders the pool again with what the API server stored
+// as observed, as Crossplane's next reconcile does, and applies it: what a
+// first render leaves for later is composed now (a Flexible AzureMachinePool
+// once its MachinePool exists). A managed pool (an EKS node group, an AKS
+// agent pool) is edited the way its cloud cannot apply in place, a new
+// machine class and disk: the function keeps those fields as they run
+// (ChangeRefused, ImmutableField), and what it sends must be admitted
+// (CAPA's webhook rejects an instance type or disk change of an
+// AWSManagedMachinePool). Any other keeps the last revision.
+func observedRevision(t *testing.T, dir string, applied []*unstructured.Unstructured, kinds composedKinds, managed bool) {
 	t.Helper()
+	name := "observed"
+	edit := func(xr map[string]any) { rescaled(xr, managed) }
+	if managed {
+		name = "immutable"
+		edit = func(xr map[string]any) {
+			nextRevision(xr, false)
+			render.Spec(xr)["machine"].(map[string]any)["diskGiB"] = int64(120)
+		}
+	}
 	c := render.ExampleCase(dir, xrdPath)
 	var err error
-	if c.XR, err = render.EditXR(c.XR, t.TempDir(), func(xr map[string]any) {
-		nextRevision(xr, false)
-		render.Spec(xr)["machine"].(map[string]any)["diskGiB"] = int64(120)
-	}); err != nil {
+	if c.XR, err = render.EditXR(c.XR, t.TempDir(), edit); err != nil {
 		t.Fatal(err)
 	}
 	// The objects as stored, each with the composition resource name
@@ -230,10 +237,10 @@ func immutableRevision(t *testing.T, dir string, applied []*unstructured.Unstruc
 	}
 	out, err := render.Render(t.Context(), tools, fn, c)
 	if err != nil {
-		t.Fatalf("immutable: render: %v", err)
+		t.Fatalf("%s: render: %v", name, err)
 	}
-	if !strings.Contains(string(out), "ImmutableField") {
-		t.Errorf("immutable: the function did not refuse the fields the running pool cannot change (no ChangeRefused ImmutableField):\n%s", out)
+	if managed && !strings.Contains(string(out), "ImmutableField") {
+		t.Errorf("%s: the function did not refuse the fields the running pool cannot change (no ChangeRefused ImmutableField):\n%s", name, out)
 	}
 	objs, err := render.Composed(out)
 	if err != nil {
@@ -241,11 +248,14 @@ func immutableRevision(t *testing.T, dir string, applied []*unstructured.Unstruc
 	}
 	slices.SortStableFunc(objs, func(a, b *unstructured.Unstructured) int { return rank(a) - rank(b) })
 	for _, o := range objs {
+		if err := kinds.add(o); err != nil {
+			t.Fatal(err)
+		}
 		if err := apply(t.Context(), api.client, o); err != nil {
-			t.Errorf("immutable: the API server rejected %s %s: %v", o.GetKind(), o.GetName(), err)
+			t.Errorf("%s: the API server rejected %s %s: %v", name, o.GetKind(), o.GetName(), err)
 		}
 	}
-	t.Logf("immutable: %d objects applied, the fields the cloud cannot change kept", len(objs))
+	t.Logf("%s: rendered with the stored objects as observed, %d objects applied", name, len(objs))
 }
 
 const errReadBack = "cannot read back an applied object"

@@ -402,3 +402,7 @@ func (*Provider) Join(p *provider.Pool, _ string) provider.Join {
 		KubeletArgs: []bootstrapv1.Arg{{Name: "cloud-provider", Value: ptr.To("external")}},
 	}
 }
+
+// ParentFirst is false: CAPA admits its machine pools before their
+// MachinePool.
+func (*Provider) ParentFirst(*provider.Pool) bool { return false }

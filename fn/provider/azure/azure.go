@@ -428,3 +428,11 @@ func (*Provider) Join(_ *provider.Pool, infraName string) provider.Join {
 		}},
 	}
 }
+
+// ParentFirst is true for a Flexible scale set: CAPZ's AzureMachinePool
+// webhook looks its MachinePool up (for its Kubernetes version) and refuses
+// it, after 5 s of retries, while there is none.
+func (*Provider) ParentFirst(p *provider.Pool) bool {
+	return p.Backend == v1alpha1.BackendMachinePool && p.Policy.Azure != nil &&
+		p.Policy.Azure.OrchestrationMode == string(infrav1.FlexibleOrchestrationMode)
+}

@@ -155,3 +155,6 @@ func (*Provider) Join(*provider.Pool, string) provider.Join {
 		KubeletArgs: []bootstrapv1.Arg{{Name: "eviction-hard", Value: ptr.To("nodefs.available<0%,imagefs.available<0%")}},
 	}
 }
+
+// ParentFirst is false: a simulated pool has no machine pool.
+func (*Provider) ParentFirst(*provider.Pool) bool { return false }
