@@ -98,18 +98,25 @@ func (s *Sandbox) StartCAPI(ctx context.Context, bins CAPIBinaries) error {
 	if err != nil {
 		return err
 	}
-	managers := []manager{
-		{name: "capi-core", bin: bins.Core, module: capi, webhooks: "core/config/webhook/manifests.yaml"},
-		{name: "capi-kubeadm-bootstrap", bin: bins.Bootstrap, module: capi, webhooks: "bootstrap/kubeadm/config/webhook/manifests.yaml"},
-		{name: "capi-kubeadm-control-plane", bin: bins.ControlPlane, module: capi, webhooks: "controlplane/kubeadm/config/webhook/manifests.yaml"},
+	managers := append(capiManagers(bins, capi),
 		// The in-memory workload API servers listen on POD_IP.
-		{name: "capd", bin: bins.Infrastructure, module: capd, webhooks: "infrastructure/docker/config/webhook/manifests.yaml", env: []string{"POD_IP=127.0.0.1"}},
-	}
+		manager{name: "capd", bin: bins.Infrastructure, module: capd, webhooks: "infrastructure/docker/config/webhook/manifests.yaml", env: []string{"POD_IP=127.0.0.1"}})
 	if err := s.startManagers(ctx, certDir, caPEM, managers); err != nil {
 		return err
 	}
 	s.progress("  ready in %s", time.Since(t0).Round(100*time.Millisecond))
 	return nil
+}
+
+// capiManagers are Cluster API's core, kubeadm bootstrap and kubeadm
+// control-plane managers, with their webhook manifests in the module capi
+// and args added to the flags every manager gets.
+func capiManagers(bins CAPIBinaries, capi string, args ...string) []manager {
+	return []manager{
+		{name: "capi-core", bin: bins.Core, module: capi, webhooks: "core/config/webhook/manifests.yaml", args: args},
+		{name: "capi-kubeadm-bootstrap", bin: bins.Bootstrap, module: capi, webhooks: "bootstrap/kubeadm/config/webhook/manifests.yaml", args: args},
+		{name: "capi-kubeadm-control-plane", bin: bins.ControlPlane, module: capi, webhooks: "controlplane/kubeadm/config/webhook/manifests.yaml", args: args},
+	}
 }
 
 // idleFilter is a watch filter no object matches: the managers started
@@ -133,11 +140,9 @@ func (s *Sandbox) StartCAPIWebhooks(ctx context.Context, bins CAPIBinaries) erro
 	if err != nil {
 		return err
 	}
-	idle := []string{"--watch-filter=" + idleFilter}
-	managers := []manager{
-		{name: "capi-core", bin: bins.Core, module: capi, webhooks: "core/config/webhook/manifests.yaml", args: idle},
-		{name: "capi-kubeadm-bootstrap", bin: bins.Bootstrap, module: capi, webhooks: "bootstrap/kubeadm/config/webhook/manifests.yaml", args: idle},
-	}
+	// Core and the kubeadm bootstrap manager: the kinds the function
+	// composes have no kubeadm control-plane webhook.
+	managers := capiManagers(bins, capi, "--watch-filter="+idleFilter)[:2]
 	if err := s.startManagers(ctx, certDir, caPEM, managers); err != nil {
 		return err
 	}

@@ -69,7 +69,7 @@ func ProviderWebhookManifests() (map[string]string, error) {
 // providerModules are where the modules of the provider managers are, by
 // manager name, at the versions their tools modules pin.
 func providerModules() (map[string]string, error) {
-	root, err := moduleRoot()
+	root, err := upstream.Root()
 	if err != nil {
 		return nil, err
 	}

@@ -19,7 +19,7 @@ var crossplaneValues = filepath.Join("package", "crossplane", "values.yaml")
 // the args of Crossplane's Helm chart): every sandbox runs Crossplane with
 // them, so the tests run what users are told to run.
 func RecommendedCrossplaneArgs() ([]string, error) {
-	root, err := moduleRoot()
+	root, err := upstream.Root()
 	if err != nil {
 		return nil, err
 	}
@@ -35,6 +35,3 @@ func RecommendedCrossplaneArgs() ([]string, error) {
 	}
 	return v.Args, nil
 }
-
-// moduleRoot is the repository root.
-func moduleRoot() (string, error) { return upstream.Root() }
