@@ -53,6 +53,18 @@ type FleetNodePoolSpec struct {
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.clusterName is immutable: create a new FleetNodePool for another cluster"
 	ClusterName string `json:"clusterName"`
 
+	// Cell is the Cluster API management cluster (a cell of the fleet) the
+	// Cluster lives in, one of the platform policy's cells. The pool's
+	// objects are applied there through provider-kubernetes, and its state
+	// is read back from there. Unset: the management cluster Crossplane runs
+	// in. It cannot be changed: nodes cannot move between management
+	// clusters.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.cell is immutable: create a new FleetNodePool in the other cell"
+	Cell string `json:"cell,omitempty"`
+
 	// Provider is the cloud the cluster runs on. When omitted it is derived
 	// from the Cluster's infrastructure.
 	// +optional

@@ -65,6 +65,39 @@ type Policy struct {
 	// that has no nodes.
 	// +optional
 	ScaleFromZero *ScaleFromZeroPolicy `json:"scaleFromZero,omitempty"`
+
+	// Cells are the Cluster API management clusters, other than the one
+	// Crossplane runs in, that pools may live in (spec.cell), by name. A
+	// pool in a cell has its objects applied there by provider-kubernetes
+	// Objects, and reads its Cluster, control plane and machine pools back
+	// from them.
+	// +optional
+	Cells map[string]Cell `json:"cells,omitempty"`
+}
+
+// A Cell is a Cluster API management cluster that provider-kubernetes
+// reaches.
+type Cell struct {
+	// ProviderConfigRef names the provider-kubernetes (namespaced API,
+	// kubernetes.m.crossplane.io) provider config whose credentials reach
+	// the cell's API server.
+	// +required
+	ProviderConfigRef ProviderConfigReference `json:"providerConfigRef"`
+}
+
+// A ProviderConfigReference names a provider-kubernetes provider config.
+type ProviderConfigReference struct {
+	// Kind is ClusterProviderConfig (the default) or ProviderConfig, which
+	// must then exist in every namespace with pools in the cell.
+	// +optional
+	// +kubebuilder:validation:Enum=ClusterProviderConfig;ProviderConfig
+	// +kubebuilder:default=ClusterProviderConfig
+	Kind string `json:"kind,omitempty"`
+
+	// Name of the provider config.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
 }
 
 // RotationPolicy bounds how old the nodes of pools may grow.
