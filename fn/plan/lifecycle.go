@@ -76,6 +76,10 @@ func (pl *Planner) keep(p *Plan, in Input) *Refusal {
 	}
 	p.NeedsMachineSets = needsMachineSets(p, in, desired)
 
+	if ref, was := cellChange(in); ref != nil {
+		p.Resources, p.Cell = passThroughAll(in.Observed), was
+		return ref
+	}
 	if ref := pl.clusterChange(p, in); ref != nil {
 		p.Resources = passThroughAll(in.Observed)
 		return ref

@@ -134,6 +134,9 @@ type Observed struct {
 	RolloutAfter time.Time
 	// Rotation is a bootstrap config's AnnotationRotation.
 	Rotation string
+	// Cell is the cell the object lives in (its provider-kubernetes
+	// Object's), "" for one in the local management cluster.
+	Cell string
 	// Object is the observed object with what an apply must not carry
 	// removed (status, server metadata): what keeping it emits. Load, if
 	// set, makes it when Object is nil: most plans never need it.
@@ -167,6 +170,10 @@ type Resource struct {
 type Plan struct {
 	// Status is the pool's status as far as planning knows it.
 	Status v1alpha1.FleetNodePoolStatus
+	// Cell is the cell (Input.Spec.Cell) the Resources are applied in, ""
+	// for the local management cluster: the one they are in, while a move
+	// to another is refused.
+	Cell string
 	// Resources in the order they should be created: templates before the
 	// MachineDeployment that references them.
 	Resources []Resource
@@ -337,6 +344,9 @@ func (pl *Planner) Plan(in Input) (*Plan, error) {
 	if len(errs) > 0 {
 		return nil, &InvalidError{Errs: errs}
 	}
+	if in.Spec.Cell != "" && in.MachineSets == nil {
+		in.MachineSets = remoteMachineSets(in.Observed)
+	}
 
 	target := r.pool.Version
 	var cpKind provider.ControlPlaneKind
@@ -351,7 +361,7 @@ func (pl *Planner) Plan(in Input) (*Plan, error) {
 		return nil, &InvalidError{Errs: field.ErrorList{ferr}}
 	}
 	r.pool.Version = seq.version
-	p := &Plan{UpgradePending: seq.pending, ScaleFromZero: r.scaleFromZero, Status: v1alpha1.FleetNodePoolStatus{
+	p := &Plan{Cell: in.Spec.Cell, UpgradePending: seq.pending, ScaleFromZero: r.scaleFromZero, Status: v1alpha1.FleetNodePoolStatus{
 		Provider:      r.provider.Name(),
 		Backend:       r.pool.Backend,
 		Version:       r.pool.Version,

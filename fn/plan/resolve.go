@@ -67,6 +67,9 @@ func (pl *Planner) resolve(in Input) (*resolved, field.ErrorList) {
 		errs = append(errs, field.Invalid(specPath.Child("clusterName"), spec.ClusterName, strings.Join(msgs, "; ")))
 	}
 
+	if err := resolveCell(in); err != nil {
+		errs = append(errs, err)
+	}
 	errs = append(errs, pl.resolvePlatform(in, r)...)
 
 	var err *field.Error
