@@ -28,7 +28,7 @@ func newFunction(o ...Option) *Function {
 func reconciled(req *fnv1.RunFunctionRequest, rsp *fnv1.RunFunctionResponse) *fnv1.RunFunctionRequest {
 	next := proto.CloneOf(req)
 	st := proto.CloneOf(rsp.GetDesired().GetComposite().GetResource().GetFields()["status"].GetStructValue())
-	if st == nil {
+	if st.GetFields() == nil {
 		st = &structpb.Struct{Fields: map[string]*structpb.Value{}}
 	}
 	conds := []any{
@@ -305,9 +305,10 @@ func TestChangeRefusedOnce(t *testing.T) {
 		}
 	}
 	const want = `
-# HELP function_fleetnodepool_changes_refused_total Changes refused because they would delete the backing of a running pool or move it, or its running machine pool cannot make them in place, by reason (BackingReplaced, ClusterChanged, ProviderChanged, ImmutableField): counted when a pool's refusal starts or another change is refused (its ChangeRefused event), not on each reconcile while it lasts.
+# HELP function_fleetnodepool_changes_refused_total Changes refused because they would delete the backing of a running pool or move it, or its running machine pool cannot make them in place, by reason (BackingReplaced, ClusterChanged, ProviderChanged, CellChanged, ImmutableField): counted when a pool's refusal starts or another change is refused (its ChangeRefused event), not on each reconcile while it lasts.
 # TYPE function_fleetnodepool_changes_refused_total counter
 function_fleetnodepool_changes_refused_total{reason="BackingReplaced"} 3
+function_fleetnodepool_changes_refused_total{reason="CellChanged"} 0
 function_fleetnodepool_changes_refused_total{reason="ClusterChanged"} 0
 function_fleetnodepool_changes_refused_total{reason="ImmutableField"} 0
 function_fleetnodepool_changes_refused_total{reason="ProviderChanged"} 0

@@ -31,6 +31,10 @@ const (
 	// from a provider whose Cluster API contract is not accepted. The
 	// platform team installs or upgrades the provider.
 	FatalKindNotServed = "KindNotServed"
+	// FatalCellUnreachable: the pool lives in a cell whose Cluster or
+	// control plane provider-kubernetes cannot read (its API server is
+	// down, or its provider config is wrong): the pool is held as it is.
+	FatalCellUnreachable = "CellUnreachable"
 	// FatalInvalidRequest: the request has no observed composite resource.
 	FatalInvalidRequest = "InvalidRequest"
 	// FatalInternalError: a bug of the function: a panic it recovered from
@@ -39,7 +43,7 @@ const (
 )
 
 // fatalReasons are every reason a Fatal result is counted under.
-var fatalReasons = []string{FatalInvalidPool, FatalInvalidPolicy, FatalClusterNotFound, FatalKindNotServed, FatalUnsupportedCrossplane, FatalInvalidRequest, FatalInternalError}
+var fatalReasons = []string{FatalInvalidPool, FatalInvalidPolicy, FatalClusterNotFound, FatalKindNotServed, FatalCellUnreachable, FatalUnsupportedCrossplane, FatalInvalidRequest, FatalInternalError}
 
 // A fatalError is an error that becomes a Fatal result, with the reason it
 // is counted under. It says what the error it wraps says.

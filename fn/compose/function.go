@@ -134,6 +134,14 @@ func (f *Function) planPool(req *fnv1.RunFunctionRequest, fleet map[string]plan.
 	}
 	in.Now = now
 	log := f.log.WithValues("tag", req.GetMeta().GetTag(), "namespace", in.Namespace, "name", in.Name)
+	cell, err := f.remote(req, &in)
+	switch {
+	case err != nil:
+		// What the cell holds cannot be read: keep all as it is.
+		return &planned{fatal: err}
+	case cell != nil && cell.waiting:
+		return cell.holding(req)
+	}
 	reqs, resolved, err := f.require(req, &in)
 	if err != nil || !resolved {
 		return &planned{requirements: reqs, fatal: err}
@@ -153,6 +161,9 @@ func (f *Function) planPool(req *fnv1.RunFunctionRequest, fleet map[string]plan.
 	}
 	withCRDs(reqs, pl.NeedsCRDs)
 	switch {
+	case pl.NeedsSiblings && cell != nil:
+		withCellSiblings(reqs, in.Namespace, in.Spec.ClusterName, cell.name)
+		withWaves(reqs, pl.Fleet(), pl.EarlierWaves())
 	case pl.NeedsSiblings:
 		// Crossplane fetches them and calls again before it applies
 		// anything: until then the change holds.
@@ -168,6 +179,15 @@ func (f *Function) planPool(req *fnv1.RunFunctionRequest, fleet map[string]plan.
 		return &planned{requirements: reqs}
 	}
 	p, err := build(pl)
+	switch {
+	case err != nil:
+	case pl.Refused != nil && pl.Refused.Reason == plan.ReasonCellChanged:
+		// What runs is kept where it runs, as it is, whichever cell the
+		// spec now names.
+		err = asObserved(req, p.resources)
+	case cell != nil && pl.Cell != "":
+		err = cell.wrap(p)
+	}
 	if err != nil {
 		return &planned{requirements: reqs, fatal: withReason(FatalInternalError, err)}
 	}

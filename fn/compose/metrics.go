@@ -19,7 +19,7 @@ var planBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
 
 // refusalReasons are the reasons planning refuses a change for; another
 // one is counted all the same, from its first refusal.
-var refusalReasons = []string{plan.ReasonBackingReplaced, plan.ReasonClusterChanged, plan.ReasonProviderChanged, plan.ReasonImmutableField}
+var refusalReasons = []string{plan.ReasonBackingReplaced, plan.ReasonClusterChanged, plan.ReasonProviderChanged, plan.ReasonImmutableField, plan.ReasonCellChanged}
 
 // metrics are the function's own, besides the plan cache's (cache.go).
 // Each Function has its own: WithMetrics registers them.
@@ -41,13 +41,13 @@ func newMetrics() *metrics {
 		fatal: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "function_fleetnodepool_fatal_results_total",
 			Help: "Fatal results returned, by reason: InvalidPool (the FleetNodePool's spec), InvalidPolicy (the Composition step's input), " +
-				"ClusterNotFound, KindNotServed (a kind it composes, at its version, per the management cluster's CRDs), UnsupportedCrossplane (no required resources: older than v2.2), InvalidRequest (no observed XR), " +
+				"ClusterNotFound, KindNotServed (a kind it composes, at its version, per the management cluster's CRDs), CellUnreachable (its cell's Cluster or control plane cannot be read), UnsupportedCrossplane (no required resources: older than v2.2), InvalidRequest (no observed XR), " +
 				"InternalError (a bug: see the log). Crossplane applies nothing for a Fatal result, and calls again.",
 		}, []string{labelReason}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "function_fleetnodepool_changes_refused_total",
 			Help: "Changes refused because they would delete the backing of a running pool or move it, or its running machine pool " +
-				"cannot make them in place, by reason (BackingReplaced, ClusterChanged, ProviderChanged, ImmutableField): counted when a pool's refusal starts or another change is refused (its ChangeRefused " +
+				"cannot make them in place, by reason (BackingReplaced, ClusterChanged, ProviderChanged, CellChanged, ImmutableField): counted when a pool's refusal starts or another change is refused (its ChangeRefused " +
 				"event), not on each reconcile while it lasts.",
 		}, []string{labelReason}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{

@@ -156,9 +156,10 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 	const want = `
-# HELP function_fleetnodepool_changes_refused_total Changes refused because they would delete the backing of a running pool or move it, or its running machine pool cannot make them in place, by reason (BackingReplaced, ClusterChanged, ProviderChanged, ImmutableField): counted when a pool's refusal starts or another change is refused (its ChangeRefused event), not on each reconcile while it lasts.
+# HELP function_fleetnodepool_changes_refused_total Changes refused because they would delete the backing of a running pool or move it, or its running machine pool cannot make them in place, by reason (BackingReplaced, ClusterChanged, ProviderChanged, CellChanged, ImmutableField): counted when a pool's refusal starts or another change is refused (its ChangeRefused event), not on each reconcile while it lasts.
 # TYPE function_fleetnodepool_changes_refused_total counter
 function_fleetnodepool_changes_refused_total{reason="BackingReplaced"} 1
+function_fleetnodepool_changes_refused_total{reason="CellChanged"} 0
 function_fleetnodepool_changes_refused_total{reason="ClusterChanged"} 0
 function_fleetnodepool_changes_refused_total{reason="ImmutableField"} 0
 function_fleetnodepool_changes_refused_total{reason="ProviderChanged"} 0
@@ -169,8 +170,9 @@ function_fleetnodepool_events_total{reason="RolloutFinished"} 0
 function_fleetnodepool_events_total{reason="RolloutHeld"} 0
 function_fleetnodepool_events_total{reason="RolloutStarted"} 0
 function_fleetnodepool_events_total{reason="WaveHalted"} 0
-# HELP function_fleetnodepool_fatal_results_total Fatal results returned, by reason: InvalidPool (the FleetNodePool's spec), InvalidPolicy (the Composition step's input), ClusterNotFound, KindNotServed (a kind it composes, at its version, per the management cluster's CRDs), UnsupportedCrossplane (no required resources: older than v2.2), InvalidRequest (no observed XR), InternalError (a bug: see the log). Crossplane applies nothing for a Fatal result, and calls again.
+# HELP function_fleetnodepool_fatal_results_total Fatal results returned, by reason: InvalidPool (the FleetNodePool's spec), InvalidPolicy (the Composition step's input), ClusterNotFound, KindNotServed (a kind it composes, at its version, per the management cluster's CRDs), CellUnreachable (its cell's Cluster or control plane cannot be read), UnsupportedCrossplane (no required resources: older than v2.2), InvalidRequest (no observed XR), InternalError (a bug: see the log). Crossplane applies nothing for a Fatal result, and calls again.
 # TYPE function_fleetnodepool_fatal_results_total counter
+function_fleetnodepool_fatal_results_total{reason="CellUnreachable"} 0
 function_fleetnodepool_fatal_results_total{reason="ClusterNotFound"} 1
 function_fleetnodepool_fatal_results_total{reason="InternalError"} 0
 function_fleetnodepool_fatal_results_total{reason="InvalidPolicy"} 2

@@ -75,6 +75,11 @@ func (f *Function) require(req *fnv1.RunFunctionRequest, in *plan.Input) (_ *fnv
 	if in.Spec.ClusterName == "" {
 		return nil, true, nil // Planning reports spec.clusterName missing.
 	}
+	if in.Spec.Cell != "" {
+		// Its Cluster and control plane were read from the cell (remote).
+		in.Siblings = cellSiblings(req, in.Name)
+		return &fnv1.Requirements{Resources: map[string]*fnv1.ResourceSelector{}}, true, nil
+	}
 	rs := requirements(in.Namespace, in.Spec.ClusterName, in.Name)
 	cl, resolved := cluster(req)
 	if !resolved {
@@ -347,7 +352,11 @@ func cluster(req *fnv1.RunFunctionRequest) (c *plan.Cluster, resolved bool) {
 	if len(items) == 0 {
 		return nil, true
 	}
-	f := items[0].GetResource().GetFields()
+	return clusterOf(items[0].GetResource().GetFields()), true
+}
+
+// clusterOf reads what planning uses of a Cluster.
+func clusterOf(f map[string]*structpb.Value) *plan.Cluster {
 	spec := f["spec"].GetStructValue().GetFields()
 	return &plan.Cluster{
 		InfrastructureKind: field(spec, "infrastructureRef", "kind").GetStringValue(),
@@ -355,7 +364,7 @@ func cluster(req *fnv1.RunFunctionRequest) (c *plan.Cluster, resolved bool) {
 		ControlPlaneName:   field(spec, "controlPlaneRef", "name").GetStringValue(),
 		Annotations:        stringMap(field(f, "metadata", "annotations")),
 		Labels:             stringMap(field(f, "metadata", "labels")),
-	}, true
+	}
 }
 
 // controlPlane reads the Cluster's control plane from the required
@@ -411,6 +420,13 @@ func observed(rs map[string]*fnv1.Resource) map[string]plan.Observed {
 	out := make(map[string]plan.Observed, len(rs))
 	for k, r := range rs {
 		f := r.GetResource().GetFields()
+		if isObject(f) {
+			// A pool in a cell: its objects as the cell reports them.
+			if k != keyRemoteCluster && k != keyRemoteControlPlane {
+				out[k] = unwrap(f, k == keyInfraPool)
+			}
+			continue
+		}
 		o := backing(f)
 		o.Load = func() map[string]any { return keepable(f) }
 		if k == keyInfraPool {

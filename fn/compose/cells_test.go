@@ -1,0 +1,393 @@
+package compose
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/testing/protocmp"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
+	"github.com/crossplane/function-sdk-go/resource"
+
+	"github.com/fleetnodepool/function-fleetnodepool/fn/plan"
+)
+
+// policyCellsJSON is policyJSON with two cells.
+const policyCellsJSON = `{
+	"apiVersion": "fleetnodepool.fn.crossplane.io/v1beta1",
+	"kind": "Policy",
+	"catalog": {"medium": {"aws": "m6i.xlarge", "azure": "Standard_D4s_v5"}, "large": {"aws": "m6i.2xlarge"}},
+	"channels": {"stable": "v1.33.4"},
+	"defaults": {"channel": "stable"},
+	"aws": {"iamInstanceProfile": "nodes.cluster-api-provider-aws.sigs.k8s.io"},
+	"cells": {"eu-1": {"providerConfigRef": {"name": "eu-1-admin"}}, "us-1": {"providerConfigRef": {"kind": "ProviderConfig", "name": "us-1"}}}
+}`
+
+// cellPool is the pool of xrJSON in cell eu-1, as Crossplane first calls
+// for it: nothing observed, and no required resources (a pool in a cell
+// reads its Cluster from the cell, not from Crossplane's API server).
+func cellPool(t *testing.T, cell string) *fnv1.RunFunctionRequest {
+	t.Helper()
+	req := newRequest(xrJSON, policyCellsJSON)
+	req.Observed.Composite.Resource.Fields["spec"].GetStructValue().Fields["cell"] = structpb.NewStringValue(cell)
+	req.RequiredResources = nil
+	return req
+}
+
+// A fakeCell stands in for provider-kubernetes and a cell's API server:
+// it applies what each Object sends, and reports the object back.
+type fakeCell struct {
+	objects map[string]map[string]any // by kind/name
+	down    bool
+}
+
+func newFakeCell() *fakeCell {
+	c := &fakeCell{objects: map[string]map[string]any{}}
+	c.put(resource.MustStructJSON(kubeadmCluster).AsMap())
+	c.put(map[string]any{"apiVersion": "controlplane.cluster.x-k8s.io/v1beta2", "kind": "KubeadmControlPlane",
+		"metadata": map[string]any{"name": "prod-eu-1", "namespace": "team-a"}, "status": map[string]any{"version": "v1.33.4"}})
+	return c
+}
+
+func cellKey(m map[string]any) string {
+	return m["kind"].(string) + "/" + m["metadata"].(map[string]any)["name"].(string)
+}
+
+func (c *fakeCell) put(m map[string]any) { c.objects[cellKey(m)] = m }
+
+// reconcile is the request after rsp: every desired Object applied (or
+// observed) in the cell and reported back, as provider-kubernetes does.
+func (c *fakeCell) reconcile(t *testing.T, req *fnv1.RunFunctionRequest, rsp *fnv1.RunFunctionResponse) *fnv1.RunFunctionRequest {
+	t.Helper()
+	next := reconciled(req, rsp)
+	next.Observed.Resources = map[string]*fnv1.Resource{}
+	for k, r := range rsp.GetDesired().GetResources() {
+		o := proto.CloneOf(r.GetResource()).AsMap()
+		if o["kind"] != objectKind {
+			next.Observed.Resources[k] = &fnv1.Resource{Resource: mustStruct(o)}
+			continue
+		}
+		spec := o["spec"].(map[string]any)
+		m := spec["forProvider"].(map[string]any)["manifest"].(map[string]any)
+		synced := map[string]any{"type": "Synced", "status": "True", "reason": "ReconcileSuccess"}
+		var seen map[string]any
+		switch {
+		case c.down:
+			synced = map[string]any{"type": "Synced", "status": "False", "reason": "ReconcileError", "message": "connect: connection refused"}
+		case slices.Equal(anySlice(spec["managementPolicies"]), []any{"Observe"}):
+			if seen = c.objects[cellKey(m)]; seen == nil {
+				synced = map[string]any{"type": "Synced", "status": "False", "reason": "ReconcileError", "message": "external resource does not exist"}
+			}
+		default:
+			seen = proto.CloneOf(mustStruct(m)).AsMap()
+			if was := c.objects[cellKey(m)]; was != nil {
+				seen["status"] = was["status"]
+				md := seen["metadata"].(map[string]any)
+				md["generation"] = was["metadata"].(map[string]any)["generation"]
+			}
+			c.put(seen)
+		}
+		o["status"] = map[string]any{"conditions": []any{synced}}
+		if seen != nil {
+			o["status"].(map[string]any)["atProvider"] = map[string]any{"manifest": seen}
+		}
+		next.Observed.Resources[k] = &fnv1.Resource{Resource: mustStruct(o)}
+	}
+	// Crossplane sends the Objects the function requires.
+	next.RequiredResources = map[string]*fnv1.Resources{}
+	for k, sel := range rsp.GetRequirements().GetResources() {
+		rs := &fnv1.Resources{}
+		for _, r := range next.Observed.Resources {
+			labels := field(r.GetResource().GetFields(), "metadata", "labels").GetStructValue().AsMap()
+			match := r.GetResource().GetFields()["kind"].GetStringValue() == sel.GetKind()
+			for l, v := range sel.GetMatchLabels().GetLabels() {
+				match = match && labels[l] == v
+			}
+			if match {
+				rs.Items = append(rs.Items, r)
+			}
+		}
+		next.RequiredResources[k] = rs
+	}
+	return next
+}
+
+func anySlice(v any) []any {
+	s, _ := v.([]any)
+	return s
+}
+
+// settle has Cluster API roll out every MachineDeployment in the cell.
+func (c *fakeCell) settle(generation float64) {
+	for k, m := range c.objects {
+		if !strings.HasPrefix(k, "MachineDeployment/") {
+			continue
+		}
+		m["metadata"].(map[string]any)["generation"] = generation
+		m["status"] = map[string]any{"observedGeneration": generation, "replicas": 3, "upToDateReplicas": 3, "availableReplicas": 3, "readyReplicas": 3,
+			"conditions": []any{map[string]any{"type": "Available", "status": "True"}}}
+	}
+}
+
+// rolling has every MachineDeployment in the cell replace its machines.
+func (c *fakeCell) rolling(generation float64) {
+	c.settle(generation)
+	for k, m := range c.objects {
+		if strings.HasPrefix(k, "MachineDeployment/") {
+			m["status"].(map[string]any)["upToDateReplicas"] = 1
+		}
+	}
+}
+
+// desiredKinds are the kinds of the answer's desired resources, by key,
+// each Object's as Object(its manifest's kind).
+func desiredKinds(rsp *fnv1.RunFunctionResponse) map[string]string {
+	out := map[string]string{}
+	for k, r := range rsp.GetDesired().GetResources() {
+		f := r.GetResource().GetFields()
+		kind := f["kind"].GetStringValue()
+		if kind == objectKind {
+			kind += "(" + field(f, "spec", "forProvider", "manifest", "kind").GetStringValue() + ")"
+		}
+		out[k] = kind
+	}
+	return out
+}
+
+// TestCellPoolLifecycle: a pool in a cell reads its Cluster and control
+// plane from the cell, through observe-only Objects, before it composes
+// anything; then every object is sent in an Object of the cell. A cell that
+// cannot be read holds the pool as it is.
+func TestCellPoolLifecycle(t *testing.T) {
+	f := newFunction(WithCacheSize(0))
+	cell := newFakeCell()
+
+	// 1. A new pool asks the cell for its Cluster only.
+	rsp := answer(t, f, cellPool(t, "eu-1"))
+	if diff := cmp.Diff(map[string]string{keyRemoteCluster: "Object(Cluster)"}, desiredKinds(rsp)); diff != "" {
+		t.Errorf("A new pool in a cell reads its Cluster from the cell first: -want +got:\n%s", diff)
+	}
+	wantObserver := resource.MustStructJSON(`{"apiVersion": "kubernetes.m.crossplane.io/v1alpha1", "kind": "Object",
+		"metadata": {"name": "workers-cluster", "labels": {"fleet.nodepool.dev/pool": "workers", "cluster.x-k8s.io/cluster-name": "prod-eu-1", "fleet.nodepool.dev/cell": "eu-1"}},
+		"spec": {"managementPolicies": ["Observe"], "providerConfigRef": {"kind": "ClusterProviderConfig", "name": "eu-1-admin"},
+			"forProvider": {"manifest": {"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Cluster", "metadata": {"name": "prod-eu-1", "namespace": "team-a"}}}}}`)
+	if diff := cmp.Diff(wantObserver, rsp.GetDesired().GetResources()[keyRemoteCluster].GetResource(), protocmp.Transform()); diff != "" {
+		t.Errorf("The Cluster's observer only observes, through the cell's provider config: -want +got:\n%s", diff)
+	}
+	if c := condition(rsp, TypePoolAvailable); c.GetReason() != ReasonReadingCell {
+		t.Errorf("A pool reading its cell says so: got condition %v", c)
+	}
+
+	// 2. With the Cluster read, it reads the control plane.
+	req := cell.reconcile(t, cellPool(t, "eu-1"), rsp)
+	rsp = answer(t, f, req)
+	if diff := cmp.Diff(map[string]string{keyRemoteCluster: "Object(Cluster)", keyRemoteControlPlane: "Object(KubeadmControlPlane)"}, desiredKinds(rsp)); diff != "" {
+		t.Errorf("With its Cluster read, the pool reads its control plane: -want +got:\n%s", diff)
+	}
+
+	// 3. With both read, every object is sent in an Object of the cell: the
+	// same objects a local pool composes, byte for byte.
+	req = cell.reconcile(t, req, rsp)
+	rsp = answer(t, f, req)
+	local := answer(t, newFunction(WithCacheSize(0)), newRequest(xrJSON, policyCellsJSON))
+	if len(local.GetDesired().GetResources()) < 3 {
+		t.Fatalf("the local pool composes %d objects", len(local.GetDesired().GetResources()))
+	}
+	for k, r := range local.GetDesired().GetResources() {
+		w := rsp.GetDesired().GetResources()[k]
+		if w == nil {
+			t.Errorf("%s: composed locally, not in the cell", k)
+			continue
+		}
+		wf := w.GetResource().GetFields()
+		inner := proto.CloneOf(r.GetResource())
+		inner.Fields["metadata"].GetStructValue().Fields["namespace"] = structpb.NewStringValue("team-a")
+		if diff := cmp.Diff(inner, field(wf, "spec", "forProvider", "manifest").GetStructValue(), protocmp.Transform()); diff != "" {
+			t.Errorf("%s: the cell gets what a local pool composes, in the pool's namespace: -want +got:\n%s", k, diff)
+		}
+		kind := r.GetResource().GetFields()["kind"].GetStringValue()
+		name := field(r.GetResource().GetFields(), "metadata", "name").GetStringValue()
+		if got, want := field(wf, "metadata", "name").GetStringValue(), strings.ToLower(kind)+"-"+name; got != want {
+			t.Errorf("%s: Object named %q, want %q", k, got, want)
+		}
+		if got := field(wf, "spec", "providerConfigRef", "name").GetStringValue(); got != "eu-1-admin" {
+			t.Errorf("%s: provider config %q, want the cell's", k, got)
+		}
+		cel := field(wf, "spec", "readiness", "celQuery").GetStringValue()
+		if (kind == "MachineDeployment") != (cel == celAvailable) {
+			t.Errorf("%s: a MachineDeployment's Object is ready when it is Available (got readiness query %q)", k, cel)
+		}
+		if w.GetReady() != r.GetReady() {
+			t.Errorf("%s: ready %v, want %v as the local pool's", k, w.GetReady(), r.GetReady())
+		}
+	}
+
+	// 4. The cell stops answering: the pool is held as it is.
+	req = cell.reconcile(t, req, rsp)
+	cell.down = true
+	held := cell.reconcile(t, req, answer(t, f, req))
+	rsp = answer(t, f, held)
+	want := "cannot read the Cluster team-a/prod-eu-1 from cell eu-1 (connect: connection refused): nothing is composed, changed or deleted until the cell answers; " +
+		"check that its API server is up and that provider-kubernetes reaches it (Object team-a/workers-cluster)"
+	if got := rsp.GetResults(); len(got) != 1 || got[0].GetSeverity() != fnv1.Severity_SEVERITY_FATAL || got[0].GetMessage() != want {
+		t.Errorf("An unreadable cell holds the pool with a Fatal result naming the Cluster and the cell: got %v, want %q", got, want)
+	}
+	if rsp.GetDesired() != nil {
+		t.Errorf("A Fatal result has Crossplane apply and delete nothing: got desired %v", desiredKinds(rsp))
+	}
+}
+
+// TestCellTemplateRetention: the cell's MachineSets cannot be listed, so a
+// pool in a cell keeps its old templates while its MachineDeployments
+// report a rollout (or nothing), and releases them once they run every
+// machine up to date, as a local pool does once no MachineSet uses them.
+func TestCellTemplateRetention(t *testing.T) {
+	now := sunday2300
+	f := newFunction(WithCacheSize(0), WithClock(func() time.Time { return now }))
+	cell := newFakeCell()
+	req := cellPool(t, "eu-1")
+	for range 3 { // Cluster, control plane, objects.
+		req = cell.reconcile(t, req, answer(t, f, req))
+	}
+	cell.settle(1)
+	req = cell.reconcile(t, req, answer(t, f, req))
+	before := desiredKinds(answer(t, f, req))
+
+	// The class changes: new templates, and a rollout.
+	spec := req.Observed.Composite.Resource.Fields["spec"].GetStructValue()
+	spec.Fields["machine"] = mustValue(map[string]any{"class": "large"})
+	rsp := answer(t, f, req)
+	var old []string
+	for k := range before {
+		if strings.HasPrefix(k, "infra-") && desiredKinds(rsp)[k] != "" {
+			old = append(old, k)
+		}
+	}
+	if len(old) == 0 {
+		t.Fatalf("the class change did not keep the old template while the MachineDeployments are not known to have rolled: before %v, after %v", before, desiredKinds(rsp))
+	}
+	// Crossplane fetches the Cluster's pools, and the rollout starts: the
+	// MachineDeployment is sent with the new template.
+	for range 2 {
+		req = cell.reconcile(t, req, rsp)
+		rsp = answer(t, f, req)
+	}
+	for k, r := range rsp.GetDesired().GetResources() {
+		if strings.HasPrefix(k, "machinedeployment-") {
+			ref := field(r.GetResource().GetFields(), "spec", "forProvider", "manifest", "spec", "template", "spec", "infrastructureRef", "name").GetStringValue()
+			if strings.HasSuffix(ref, strings.TrimPrefix(old[0], "infra-")) {
+				t.Fatalf("%s still uses %s: the rollout did not start", k, ref)
+			}
+		}
+	}
+
+	cases := []struct {
+		reason string
+		state  func()
+		after  time.Duration
+		kept   bool
+	}{
+		{"The MachineDeployments roll: their old MachineSets use the old templates.", func() { cell.rolling(2) }, time.Minute, true},
+		{"Still rolling long after: still kept.", func() {}, 10 * plan.ReleaseAfter, true},
+		{"Rolled out: the old templates are unused, kept for ReleaseAfter from then.", func() { cell.settle(2) }, 0, true},
+		{"ReleaseAfter later: released.", func() {}, plan.ReleaseAfter, false},
+	}
+	for _, tc := range cases {
+		tc.state()
+		now = now.Add(tc.after)
+		req = cell.reconcile(t, req, rsp)
+		rsp = answer(t, f, req)
+		for _, k := range old {
+			if _, kept := rsp.GetDesired().GetResources()[k]; kept != tc.kept {
+				t.Errorf("%s\n%s: kept %v, want %v", tc.reason, k, kept, tc.kept)
+			}
+		}
+	}
+}
+
+// TestCellInput: a cell the policy does not define, and a move between the
+// local management cluster and a cell, are refused with what to do.
+func TestCellInput(t *testing.T) {
+	cases := map[string]struct {
+		reason string
+		req    func(t *testing.T) *fnv1.RunFunctionRequest
+		want   string
+	}{
+		"UnknownCell": {
+			reason: "A cell the policy does not name is a Fatal result naming spec.cell and the cells there are.",
+			req:    func(t *testing.T) *fnv1.RunFunctionRequest { return cellPool(t, "ap-1") },
+			want:   `spec.cell: Unsupported value: "ap-1": supported values: "eu-1", "us-1"`,
+		},
+		"NoCells": {
+			reason: "A policy without cells: spec.cell says how to fix it.",
+			req: func(t *testing.T) *fnv1.RunFunctionRequest {
+				req := cellPool(t, "eu-1")
+				req.Input = resource.MustStructJSON(policyJSON)
+				return req
+			},
+			want: `spec.cell: Invalid value: "eu-1": the platform policy defines no cells: remove spec.cell to compose into this management cluster, ` +
+				`or ask the platform team to add the cell to the Composition's input.cells`,
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			rsp := answer(t, newFunction(), tc.req(t))
+			got := ""
+			for _, r := range rsp.GetResults() {
+				if r.GetSeverity() == fnv1.Severity_SEVERITY_FATAL {
+					got = r.GetMessage()
+				}
+			}
+			if !strings.Contains(got, tc.want) {
+				t.Errorf("%s\ngot Fatal %q, want it to say %q", tc.reason, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestCellChangeRefused: a running local pool whose spec now names a cell
+// (spec.cell is immutable once set, but may be added) keeps its objects
+// where they run, as they are: the new cell's Cluster API would make new
+// nodes, and Crossplane would delete the running ones with their objects.
+func TestCellChangeRefused(t *testing.T) {
+	f := newFunction(WithCacheSize(0))
+	local := runningPool(t, f)
+	req := proto.CloneOf(local)
+	req.Observed.Composite.Resource.Fields["spec"].GetStructValue().Fields["cell"] = structpb.NewStringValue("eu-1")
+	req.Input = resource.MustStructJSON(policyCellsJSON)
+	cell := newFakeCell()
+	cell.put(map[string]any{"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Cluster",
+		"metadata": map[string]any{"name": "prod-eu-1", "namespace": "team-a"}, "spec": resource.MustStructJSON(kubeadmCluster).AsMap()["spec"]})
+	// Its observers read the cell first, and keep all as it is meanwhile.
+	for range 3 {
+		rsp := answer(t, f, req)
+		observers := map[string]*fnv1.Resource{}
+		for k, r := range rsp.GetDesired().GetResources() {
+			if k == keyRemoteCluster || k == keyRemoteControlPlane {
+				observers[k] = r
+			} else if diff := cmp.Diff(keepable(local.GetObserved().GetResources()[k].GetResource().GetFields()), r.GetResource().AsMap()); diff != "" {
+				t.Fatalf("%s: a pool moving to a cell changed a running object: -observed +desired:\n%s", k, diff)
+			}
+		}
+		next := cell.reconcile(t, req, &fnv1.RunFunctionResponse{Desired: &fnv1.State{Resources: observers}})
+		for k, r := range next.GetObserved().GetResources() {
+			req.Observed.Resources[k] = r
+		}
+	}
+	rsp := answer(t, f, req)
+	c := condition(rsp, TypeChangeRefused)
+	if c.GetReason() != plan.ReasonCellChanged || !strings.Contains(c.GetMessage(), "nodes cannot move between management clusters") {
+		t.Errorf("Moving a running pool to a cell is refused: got %v", c)
+	}
+	for k, r := range local.GetObserved().GetResources() {
+		got := rsp.GetDesired().GetResources()[k]
+		if diff := cmp.Diff(keepable(r.GetResource().GetFields()), got.GetResource().AsMap()); diff != "" {
+			t.Errorf("%s: a refused move keeps the object as it runs: -observed +desired:\n%s", k, diff)
+		}
+	}
+}
