@@ -65,6 +65,19 @@ func TestRenderExamples(t *testing.T) {
 	}
 }
 
+// TestRenderCells renders the example pool in a cell, as its observe-only
+// Objects report its Cluster and control plane: every object it composes
+// is the one a local pool composes, wrapped in a provider-kubernetes Object
+// of the cell.
+func TestRenderCells(t *testing.T) {
+	dir := filepath.Join(examplesDir, "cells", "sim-machinedeployment")
+	got, err := render.Render(t.Context(), tools, fn, render.ExampleCase(dir, xrdPath))
+	if err != nil {
+		t.Fatalf("render %s: %v\nfunction log:\n%s", dir, err, fn.Log())
+	}
+	golden(t, filepath.Join("testdata", "cells-sim-machinedeployment.golden.yaml"), got)
+}
+
 // TestRenderPackages renders with the Compositions and XRDs the two
 // Configuration packages ship: the default (namespaced FleetNodePool) and
 // the legacy variant (a cluster-scoped XFleetNodePool created for a
