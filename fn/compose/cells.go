@@ -239,7 +239,14 @@ func (v *cellView) holding(req *fnv1.RunFunctionRequest) *planned {
 		Message: ptr.To(fmt.Sprintf("reading the Cluster %s/%s from cell %s", v.namespace, v.cluster, v.name)),
 		Target:  fnv1.Target_TARGET_COMPOSITE_AND_CLAIM.Enum(),
 	}}
+	// The pool's status and state stay as the last plan left them.
 	p.status = &structpb.Struct{Fields: map[string]*structpb.Value{}}
+	for k, v := range req.GetObserved().GetComposite().GetResource().GetFields()["status"].GetStructValue().GetFields() {
+		if k != "conditions" {
+			p.status.Fields[k] = v
+		}
+	}
+	p.state = observedState(req)
 	return p
 }
 

@@ -363,9 +363,14 @@ func TestCellChangeRefused(t *testing.T) {
 	cell := newFakeCell()
 	cell.put(map[string]any{"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Cluster",
 		"metadata": map[string]any{"name": "prod-eu-1", "namespace": "team-a"}, "spec": resource.MustStructJSON(kubeadmCluster).AsMap()["spec"]})
-	// Its observers read the cell first, and keep all as it is meanwhile.
-	for range 3 {
+	withStatus(req, map[string]any{"version": "v1.33.4", "rollout": map[string]any{"state": "UpToDate"}})
+	// Its observers read the cell first, and keep all as it is meanwhile,
+	// status included.
+	for i := range 3 {
 		rsp := answer(t, f, req)
+		if st := rsp.GetDesired().GetComposite().GetResource().GetFields()["status"].GetStructValue().AsMap(); i == 0 && st["version"] != "v1.33.4" {
+			t.Errorf("A pool reading its cell keeps its status: got %v", st)
+		}
 		observers := map[string]*fnv1.Resource{}
 		for k, r := range rsp.GetDesired().GetResources() {
 			if k == keyRemoteCluster || k == keyRemoteControlPlane {
