@@ -471,6 +471,7 @@ type Change struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:resource:categories=crossplane
 // +kubebuilder:printcolumn:name="Cluster",type=string,JSONPath=`.spec.clusterName`
+// +kubebuilder:printcolumn:name="Cell",type=string,JSONPath=`.spec.cell`,priority=1
 // +kubebuilder:printcolumn:name="Provider",type=string,JSONPath=`.status.provider`
 // +kubebuilder:printcolumn:name="Backend",type=string,JSONPath=`.status.backend`
 // +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.status.version`
