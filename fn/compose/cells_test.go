@@ -1,6 +1,7 @@
 package compose
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -25,6 +26,7 @@ const policyCellsJSON = `{
 	"channels": {"stable": "v1.33.4"},
 	"defaults": {"channel": "stable"},
 	"aws": {"iamInstanceProfile": "nodes.cluster-api-provider-aws.sigs.k8s.io"},
+	"rollouts": {"concurrency": 1},
 	"cells": {"eu-1": {"providerConfigRef": {"name": "eu-1-admin"}}, "us-1": {"providerConfigRef": {"kind": "ProviderConfig", "name": "us-1"}}}
 }`
 
@@ -44,6 +46,9 @@ func cellPool(t *testing.T, cell string) *fnv1.RunFunctionRequest {
 type fakeCell struct {
 	objects map[string]map[string]any // by kind/name
 	down    bool
+	// others are other pools' Objects, which Crossplane sends where the
+	// function requires them.
+	others []*fnv1.Resource
 }
 
 func newFakeCell() *fakeCell {
@@ -102,7 +107,7 @@ func (c *fakeCell) reconcile(t *testing.T, req *fnv1.RunFunctionRequest, rsp *fn
 	next.RequiredResources = map[string]*fnv1.Resources{}
 	for k, sel := range rsp.GetRequirements().GetResources() {
 		rs := &fnv1.Resources{}
-		for _, r := range next.Observed.Resources {
+		for _, r := range append(slices.Collect(maps.Values(next.Observed.Resources)), c.others...) {
 			labels := field(r.GetResource().GetFields(), "metadata", "labels").GetStructValue().AsMap()
 			match := r.GetResource().GetFields()["kind"].GetStringValue() == sel.GetKind()
 			for l, v := range sel.GetMatchLabels().GetLabels() {
@@ -394,5 +399,109 @@ func TestCellChangeRefused(t *testing.T) {
 		if diff := cmp.Diff(keepable(r.GetResource().GetFields()), got.GetResource().AsMap()); diff != "" {
 			t.Errorf("%s: a refused move keeps the object as it runs: -observed +desired:\n%s", k, diff)
 		}
+	}
+}
+
+// settledCellPool is the pool of xrJSON in cell eu-1, composed and rolled
+// out there.
+func settledCellPool(t *testing.T, f *Function, cell *fakeCell) *fnv1.RunFunctionRequest {
+	t.Helper()
+	req := cellPool(t, "eu-1")
+	for range 3 { // Cluster, control plane, objects.
+		req = cell.reconcile(t, req, answer(t, f, req))
+	}
+	cell.settle(1)
+	return cell.reconcile(t, req, answer(t, f, req))
+}
+
+// manifests are the manifests of the answer's Objects, by key.
+func manifests(rsp *fnv1.RunFunctionResponse) map[string]map[string]any {
+	out := map[string]map[string]any{}
+	for k, r := range rsp.GetDesired().GetResources() {
+		if m := field(r.GetResource().GetFields(), "spec", "forProvider", "manifest").GetStructValue(); m != nil {
+			out[k] = m.AsMap()
+		}
+	}
+	return out
+}
+
+// TestCellSafetyRules: the rules that keep a local pool's nodes hold on
+// what a cell reports: workers wait for their control plane, a change that
+// would delete running nodes is refused, and the Cluster's pools roll one
+// at a time.
+func TestCellSafetyRules(t *testing.T) {
+	cases := map[string]struct {
+		reason string
+		// edit changes the settled pool (and its cell), check the answer
+		// after the cell reported it.
+		edit  func(req *fnv1.RunFunctionRequest, cell *fakeCell)
+		check func(t *testing.T, before, after *fnv1.RunFunctionResponse)
+	}{
+		"ControlPlaneFirst": {
+			reason: "The channel moves to v1.34.1 while the cell's control plane runs v1.33.4: the workers stay, UpgradePending says why.",
+			edit: func(req *fnv1.RunFunctionRequest, _ *fakeCell) {
+				req.Input.Fields["channels"] = mustValue(map[string]any{"stable": "v1.34.1"})
+			},
+			check: func(t *testing.T, _, after *fnv1.RunFunctionResponse) {
+				md := manifests(after)["machinedeployment"]
+				if v := md["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)["version"]; v != "v1.33.4" {
+					t.Errorf("workers went to %v before their control plane", v)
+				}
+				if c := condition(after, TypeUpgradePending); c.GetStatus() != fnv1.Status_STATUS_CONDITION_TRUE {
+					t.Errorf("UpgradePending: got %v", c)
+				}
+			},
+		},
+		"BackingGuard": {
+			reason: "Another backend would delete the running MachineDeployment in the cell: refused, every Object kept as it is.",
+			edit: func(req *fnv1.RunFunctionRequest, _ *fakeCell) {
+				req.Observed.Composite.Resource.Fields["spec"].GetStructValue().Fields["backend"] = structpb.NewStringValue("MachinePool")
+			},
+			check: func(t *testing.T, before, after *fnv1.RunFunctionResponse) {
+				if c := condition(after, TypeChangeRefused); c.GetReason() != plan.ReasonBackingReplaced {
+					t.Errorf("ChangeRefused: got %v", c)
+				}
+				if diff := cmp.Diff(manifests(before), manifests(after)); diff != "" {
+					t.Errorf("a refused change changed what the cell runs: -before +after:\n%s", diff)
+				}
+			},
+		},
+		"OnePoolAtATime": {
+			reason: "Another pool of the Cluster rolls in the cell: the class change waits its turn, and the MachineDeployment keeps its template.",
+			edit: func(req *fnv1.RunFunctionRequest, cell *fakeCell) {
+				req.Observed.Composite.Resource.Fields["spec"].GetStructValue().Fields["machine"] = mustValue(map[string]any{"class": "large"})
+				cell.others = append(cell.others, &fnv1.Resource{Resource: resource.MustStructJSON(`{"apiVersion": "kubernetes.m.crossplane.io/v1alpha1", "kind": "Object",
+					"metadata": {"name": "machinedeployment-prod-eu-1-other", "namespace": "team-a", "labels": {"cluster.x-k8s.io/cluster-name": "prod-eu-1", "fleet.nodepool.dev/cell": "eu-1", "fleet.nodepool.dev/pool": "other"}},
+					"spec": {"forProvider": {"manifest": {"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "MachineDeployment",
+						"metadata": {"name": "prod-eu-1-other", "namespace": "team-a", "labels": {"fleet.nodepool.dev/pool": "other"}}}}},
+					"status": {"atProvider": {"manifest": {"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "MachineDeployment",
+						"metadata": {"name": "prod-eu-1-other", "namespace": "team-a", "generation": 3, "labels": {"fleet.nodepool.dev/pool": "other"}},
+						"spec": {"replicas": 3}, "status": {"observedGeneration": 3, "replicas": 4, "upToDateReplicas": 1}}}}}`)})
+			},
+			check: func(t *testing.T, before, after *fnv1.RunFunctionResponse) {
+				if c := condition(after, TypeRolloutHeld); c.GetReason() != plan.HoldConcurrency {
+					t.Errorf("RolloutHeld: got %v", c)
+
+				}
+				if diff := cmp.Diff(manifests(before)["machinedeployment"]["spec"], manifests(after)["machinedeployment"]["spec"]); diff != "" {
+					t.Errorf("the MachineDeployment's spec changed while another pool rolls: -before +after:\n%s", diff)
+				}
+			},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			f := newFunction(WithCacheSize(0))
+			cell := newFakeCell()
+			req := settledCellPool(t, f, cell)
+			before := answer(t, f, req)
+			tc.edit(req, cell)
+			after := answer(t, f, req)
+			// Crossplane fetches what the answer requires, and calls again.
+			for range 2 {
+				after = answer(t, f, cell.reconcile(t, req, after))
+			}
+			tc.check(t, before, after)
+		})
 	}
 }
