@@ -71,6 +71,9 @@ type cellView struct {
 	namespace string
 	pool      string
 	cluster   string
+	// watched: Objects whose state the pool reads ask provider-kubernetes
+	// to watch it (v1beta1.Cell's Watch).
+	watched bool
 	// observers are the observe-only Objects the pool composes, by key.
 	observers map[string]*structpb.Struct
 	// waiting is true when an observer has not been applied yet: the
@@ -88,7 +91,7 @@ func (f *Function) remote(req *fnv1.RunFunctionRequest, in *plan.Input) (*cellVi
 		return nil, withReason(FatalInvalidPool, err)
 	}
 	c := in.Policy.Cells[in.Spec.Cell]
-	v := &cellView{name: in.Spec.Cell, ref: c.ProviderConfigRef, namespace: in.Namespace, pool: in.Name, cluster: in.Spec.ClusterName, observers: map[string]*structpb.Struct{}}
+	v := &cellView{name: in.Spec.Cell, ref: c.ProviderConfigRef, watched: c.Watch, namespace: in.Namespace, pool: in.Name, cluster: in.Spec.ClusterName, observers: map[string]*structpb.Struct{}}
 	if v.ref.Kind == "" {
 		v.ref.Kind = "ClusterProviderConfig"
 	}
@@ -120,6 +123,7 @@ func (v *cellView) read(observed map[string]*fnv1.Resource, key, apiVersion, kin
 	obj := v.object(v.pool+"-"+strings.ToLower(kind), manifest, map[string]any{capi.PoolLabel: v.pool, clusterv1.ClusterNameLabel: v.cluster})
 	spec := obj["spec"].(map[string]any)
 	spec["managementPolicies"] = []any{"Observe"}
+	v.watch(spec)
 	s, err := structpb.NewStruct(obj)
 	if err != nil {
 		return nil, withReason(FatalInternalError, err)
@@ -169,6 +173,13 @@ func (v *cellView) object(name string, manifest map[string]any, labels map[strin
 	}
 }
 
+// watch has an Object's remote object watched, where the cell asks for it.
+func (v *cellView) watch(spec map[string]any) {
+	if v.watched {
+		spec["watch"] = true
+	}
+}
+
 // wrap puts every planned object of the pool but its rollout marker (which
 // the fleet reads where Crossplane runs) in an Object of its cell, and adds
 // the observers.
@@ -215,6 +226,7 @@ func (v *cellView) wrapped(s *structpb.Struct) (*structpb.Struct, error) {
 	if kind == "MachineDeployment" || kind == "MachinePool" {
 		spec := obj["spec"].(map[string]any)
 		spec["readiness"] = map[string]any{"policy": "DeriveFromCelQuery", "celQuery": celAvailable}
+		v.watch(spec)
 	}
 	w, err := structpb.NewStruct(obj)
 	if err != nil {

@@ -1,6 +1,7 @@
 package compose
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -27,7 +28,7 @@ const policyCellsJSON = `{
 	"defaults": {"channel": "stable"},
 	"aws": {"iamInstanceProfile": "nodes.cluster-api-provider-aws.sigs.k8s.io"},
 	"rollouts": {"concurrency": 1},
-	"cells": {"eu-1": {"providerConfigRef": {"name": "eu-1-admin"}}, "us-1": {"providerConfigRef": {"kind": "ProviderConfig", "name": "us-1"}}}
+	"cells": {"eu-1": {"providerConfigRef": {"name": "eu-1-admin"}}, "us-1": {"providerConfigRef": {"kind": "ProviderConfig", "name": "us-1"}, "watch": true}}
 }`
 
 // cellPool is the pool of xrJSON in cell eu-1, as Crossplane first calls
@@ -503,5 +504,37 @@ func TestCellSafetyRules(t *testing.T) {
 			}
 			tc.check(t, before, after)
 		})
+	}
+}
+
+// TestCellWatch: a cell whose policy asks for watches has provider-kubernetes
+// watch what the pool reads there (its Cluster, control plane and
+// MachineDeployments), not the templates, through the cell's provider
+// config of the kind the policy names.
+func TestCellWatch(t *testing.T) {
+	f := newFunction(WithCacheSize(0))
+	cell := newFakeCell()
+	req := cellPool(t, "us-1")
+	var rsp *fnv1.RunFunctionResponse
+	for range 3 {
+		rsp = answer(t, f, req)
+		req = cell.reconcile(t, req, rsp)
+	}
+	got := map[string]string{}
+	for k, r := range rsp.GetDesired().GetResources() {
+		spec := r.GetResource().GetFields()["spec"].GetStructValue().GetFields()
+		got[k] = fmt.Sprintf("watch=%v %s/%s", spec["watch"].GetBoolValue(), field(spec, "providerConfigRef", "kind").GetStringValue(), field(spec, "providerConfigRef", "name").GetStringValue())
+	}
+	want := map[string]string{
+		keyRemoteCluster: "watch=true ProviderConfig/us-1", keyRemoteControlPlane: "watch=true ProviderConfig/us-1",
+		"machinedeployment": "watch=true ProviderConfig/us-1", "machinehealthcheck": "watch=false ProviderConfig/us-1",
+	}
+	for k := range got {
+		if strings.HasPrefix(k, "infra-") || strings.HasPrefix(k, "bootstrap-") {
+			want[k] = "watch=false ProviderConfig/us-1"
+		}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("watched Objects: -want +got:\n%s", diff)
 	}
 }

@@ -83,6 +83,15 @@ type Cell struct {
 	// the cell's API server.
 	// +required
 	ProviderConfigRef ProviderConfigReference `json:"providerConfigRef"`
+
+	// Watch asks provider-kubernetes to watch, in the cell, the objects
+	// whose state pools read (their MachineDeployments and MachinePools,
+	// Clusters and control planes), instead of reading them every poll
+	// interval (--poll, 10m by default): rollouts then move as soon as
+	// Cluster API does. It needs provider-kubernetes' --enable-watches,
+	// an alpha feature (Object spec.watch); without it, it does nothing.
+	// +optional
+	Watch bool `json:"watch,omitempty"`
 }
 
 // A ProviderConfigReference names a provider-kubernetes provider config.
