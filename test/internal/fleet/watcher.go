@@ -55,7 +55,10 @@ type Seen struct {
 // A Watcher checks the invariants on a live API server, snapshot after
 // snapshot, and remembers every violation it saw.
 type Watcher struct {
-	c     client.Reader
+	c client.Reader
+	// pools reads the FleetNodePools: c, unless the Cluster API objects
+	// live in a cell (PoolsFrom).
+	pools client.Reader
 	start time.Time
 
 	mu   sync.Mutex
@@ -87,11 +90,23 @@ type Watcher struct {
 	errs                               int
 }
 
+// A WatcherOption configures a Watcher.
+type WatcherOption func(*Watcher)
+
+// PoolsFrom has the watcher read the FleetNodePools through r: the
+// central API server of a cell's pools, whose Cluster API objects it reads
+// in the cell.
+func PoolsFrom(r client.Reader) WatcherOption { return func(w *Watcher) { w.pools = r } }
+
 // NewWatcher returns a watcher reading through c.
-func NewWatcher(c client.Reader) *Watcher {
-	return &Watcher{c: c, seen: map[string]bool{}, start: time.Now(),
+func NewWatcher(c client.Reader, o ...WatcherOption) *Watcher {
+	w := &Watcher{c: c, pools: c, seen: map[string]bool{}, start: time.Now(),
 		concurrency: map[string]int{}, holds: map[string]string{}, heldSnapshots: map[string]int{},
 		failing: map[string]time.Time{}, notSettledAt: map[string]time.Time{}, waveHeldSnapshots: map[string]int{}, haltedSnapshots: map[string]int{}}
+	for _, fn := range o {
+		fn(w)
+	}
+	return w
 }
 
 // SetConcurrency tells the watcher how many pools of a Cluster
@@ -133,7 +148,7 @@ func (w *Watcher) Run(ctx context.Context, interval time.Duration) {
 	defer t.Stop()
 	for {
 		at := time.Now()
-		objs, err := read(ctx, w.c)
+		objs, err := read(ctx, w.c, w.pools)
 		if err != nil {
 			w.mu.Lock()
 			w.errs++
@@ -263,15 +278,16 @@ func FunctionManager(m string) bool { return strings.HasPrefix(m, "apiextensions
 // resource version. What only the test knows (Snapshot.Concurrency and
 // Held) is left empty: the Watcher fills it.
 func Take(ctx context.Context, c client.Reader) (invariant.Snapshot, error) {
-	objs, err := read(ctx, c)
+	objs, err := read(ctx, c, c)
 	if err != nil {
 		return invariant.Snapshot{}, err
 	}
 	return snapshot(objs), nil
 }
 
-// read lists the kinds a snapshot is made of, at one resource version.
-func read(ctx context.Context, c client.Reader) (map[string][]unstructured.Unstructured, error) {
+// read lists the kinds a snapshot is made of, at one resource version, and
+// the FleetNodePools through pools (at that version, where that is c).
+func read(ctx context.Context, c, pools client.Reader) (map[string][]unstructured.Unstructured, error) {
 	l := &lister{c: c}
 	objs := map[string][]unstructured.Unstructured{}
 	for _, k := range []struct{ apiVersion, kind string }{
@@ -282,6 +298,9 @@ func read(ctx context.Context, c client.Reader) (map[string][]unstructured.Unstr
 		{"cluster.x-k8s.io/v1beta2", "MachineDeployment"},
 		{"fleet.nodepool.dev/v1alpha1", "FleetNodePool"},
 	} {
+		if k.kind == "FleetNodePool" && pools != c {
+			l = &lister{c: pools}
+		}
 		items, err := l.list(ctx, k.apiVersion, k.kind)
 		if err != nil {
 			return nil, err
