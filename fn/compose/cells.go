@@ -274,17 +274,36 @@ const ReasonReadingCell = "ReadingCell"
 // one's.
 func unwrap(f map[string]*structpb.Value, withSpec bool) plan.Observed {
 	sent := field(f, "spec", "forProvider", "manifest").GetStructValue().GetFields()
-	seen := field(f, "status", "atProvider", "manifest").GetStructValue().GetFields()
+	reported := field(f, "status", "atProvider", "manifest").GetStructValue().GetFields()
+	seen := reported
 	if seen == nil {
 		seen = sent
 	}
 	o := backing(seen)
 	o.Load = func() map[string]any { return keepable(sent) }
+	if reported != nil {
+		pending(&o, backing(sent))
+	}
 	if withSpec {
 		o.Spec = seen["spec"].GetStructValue().AsMap()
 	}
 	o.Cell = field(f, "metadata", "labels").GetStructValue().GetFields()[LabelCell].GetStringValue()
 	return o
+}
+
+// pending makes o, an object as the cell reports it, say what was sent
+// since: the function's own annotations (the rollout queue's, a rotation's)
+// as sent, and a MachineDeployment or MachinePool sent other machines
+// (version, templates) than the cell reports as a spec Cluster API has not
+// acted on yet. Locally Crossplane's apply bumps the generation at once;
+// through a cell it shows only once provider-kubernetes has applied it and
+// read it back, and until then the rollout gates must still see that pool
+// as starting to roll: the Cluster's other pools wait their turn.
+func pending(o *plan.Observed, sent plan.Observed) {
+	o.QueuedSince, o.HoldsSequence, o.Rotation = sent.QueuedSince, sent.HoldsSequence, sent.Rotation
+	if sent.Version != o.Version || !slices.Equal(sent.References, o.References) {
+		o.Generation = max(o.Generation, o.ObservedGeneration) + 1
+	}
 }
 
 // isObject reports whether an observed resource is a provider-kubernetes

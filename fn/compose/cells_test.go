@@ -431,6 +431,9 @@ func manifests(rsp *fnv1.RunFunctionResponse) map[string]map[string]any {
 // would delete running nodes is refused, and the Cluster's pools roll one
 // at a time.
 func TestCellSafetyRules(t *testing.T) {
+	toLarge := func(req *fnv1.RunFunctionRequest) {
+		req.Observed.Composite.Resource.Fields["spec"].GetStructValue().Fields["machine"] = mustValue(map[string]any{"class": "large"})
+	}
 	cases := map[string]struct {
 		reason string
 		// edit changes the settled pool (and its cell), check the answer
@@ -470,14 +473,8 @@ func TestCellSafetyRules(t *testing.T) {
 		"OnePoolAtATime": {
 			reason: "Another pool of the Cluster rolls in the cell: the class change waits its turn, and the MachineDeployment keeps its template.",
 			edit: func(req *fnv1.RunFunctionRequest, cell *fakeCell) {
-				req.Observed.Composite.Resource.Fields["spec"].GetStructValue().Fields["machine"] = mustValue(map[string]any{"class": "large"})
-				cell.others = append(cell.others, &fnv1.Resource{Resource: resource.MustStructJSON(`{"apiVersion": "kubernetes.m.crossplane.io/v1alpha1", "kind": "Object",
-					"metadata": {"name": "machinedeployment-prod-eu-1-other", "namespace": "team-a", "labels": {"cluster.x-k8s.io/cluster-name": "prod-eu-1", "fleet.nodepool.dev/cell": "eu-1", "fleet.nodepool.dev/pool": "other"}},
-					"spec": {"forProvider": {"manifest": {"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "MachineDeployment",
-						"metadata": {"name": "prod-eu-1-other", "namespace": "team-a", "labels": {"fleet.nodepool.dev/pool": "other"}}}}},
-					"status": {"atProvider": {"manifest": {"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "MachineDeployment",
-						"metadata": {"name": "prod-eu-1-other", "namespace": "team-a", "generation": 3, "labels": {"fleet.nodepool.dev/pool": "other"}},
-						"spec": {"replicas": 3}, "status": {"observedGeneration": 3, "replicas": 4, "upToDateReplicas": 1}}}}}`)})
+				toLarge(req)
+				cell.others = append(cell.others, cellSibling("v1.33.4", "v1.33.4", 1))
 			},
 			check: func(t *testing.T, before, after *fnv1.RunFunctionResponse) {
 				if c := condition(after, TypeRolloutHeld); c.GetReason() != plan.HoldConcurrency {
@@ -490,17 +487,35 @@ func TestCellSafetyRules(t *testing.T) {
 			},
 		},
 	}
+	cases["OnePoolAtATimeJustStarted"] = struct {
+		reason string
+		edit   func(req *fnv1.RunFunctionRequest, cell *fakeCell)
+		check  func(t *testing.T, before, after *fnv1.RunFunctionResponse)
+	}{
+		reason: "Another pool of the Cluster was just sent a new version, which the cell does not report yet (it reports the old one, rolled out): " +
+			"it is rolling all the same, and the class change waits its turn.",
+		edit: func(req *fnv1.RunFunctionRequest, cell *fakeCell) {
+			toLarge(req)
+			cell.others = append(cell.others, cellSibling("v1.34.1", "v1.33.4", 3))
+		},
+		check: cases["OnePoolAtATime"].check,
+	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			f := newFunction(WithCacheSize(0))
+			now := sunday2300
+			f := newFunction(WithCacheSize(0), WithClock(func() time.Time { return now }))
 			cell := newFakeCell()
 			req := settledCellPool(t, f, cell)
 			before := answer(t, f, req)
 			tc.edit(req, cell)
 			after := answer(t, f, req)
-			// Crossplane fetches what the answer requires, and calls again.
-			for range 2 {
-				after = answer(t, f, cell.reconcile(t, req, after))
+			// Crossplane fetches what the answer requires, and calls again;
+			// a pool queued to roll looks for others that queued with it
+			// for a few seconds, then starts if its turn.
+			for range 3 {
+				req = cell.reconcile(t, req, after)
+				after = answer(t, f, req)
+				now = now.Add(time.Minute)
 			}
 			tc.check(t, before, after)
 		})
@@ -537,4 +552,24 @@ func TestCellWatch(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("watched Objects: -want +got:\n%s", diff)
 	}
+}
+
+// cellSibling is the Object of another pool's MachineDeployment on the same
+// Cluster and cell: sent at a version, reported at another with upToDate of
+// its 3 machines up to date.
+func cellSibling(sent, seen string, upToDate int) *fnv1.Resource {
+	md := func(version string) map[string]any {
+		return map[string]any{"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "MachineDeployment",
+			"metadata": map[string]any{"name": "prod-eu-1-other", "namespace": "team-a", "generation": 3, "labels": map[string]any{"fleet.nodepool.dev/pool": "other"}},
+			"spec": map[string]any{"replicas": 3, "template": map[string]any{"spec": map[string]any{"version": version,
+				"infrastructureRef": map[string]any{"name": "prod-eu-1-other-1"}}}}}
+	}
+	reported := md(seen)
+	reported["status"] = map[string]any{"observedGeneration": 3, "replicas": 3, "upToDateReplicas": upToDate}
+	return &fnv1.Resource{Resource: mustStruct(map[string]any{"apiVersion": "kubernetes.m.crossplane.io/v1alpha1", "kind": "Object",
+		"metadata": map[string]any{"name": "machinedeployment-prod-eu-1-other", "namespace": "team-a",
+			"labels": map[string]any{"cluster.x-k8s.io/cluster-name": "prod-eu-1", "fleet.nodepool.dev/cell": "eu-1", "fleet.nodepool.dev/pool": "other"}},
+		"spec":   map[string]any{"forProvider": map[string]any{"manifest": md(sent)}},
+		"status": map[string]any{"atProvider": map[string]any{"manifest": reported}},
+	})}
 }
