@@ -500,6 +500,20 @@ func TestCellSafetyRules(t *testing.T) {
 		},
 		check: cases["OnePoolAtATime"].check,
 	}
+	cases["OnePoolAtATimeVersions"] = struct {
+		reason string
+		edit   func(req *fnv1.RunFunctionRequest, cell *fakeCell)
+		check  func(t *testing.T, before, after *fnv1.RunFunctionResponse)
+	}{
+		reason: "Another pool of the Cluster reports every machine up to date (its MachineSets have not caught up) but one of them at the old version: " +
+			"it is rolling, and the class change waits its turn.",
+		edit: func(req *fnv1.RunFunctionRequest, cell *fakeCell) {
+			toLarge(req)
+			cell.others = append(cell.others, cellSibling("v1.34.1", "v1.34.1", 3,
+				map[string]any{"version": "v1.33.4", "replicas": 1}, map[string]any{"version": "v1.34.1", "replicas": 2}))
+		},
+		check: cases["OnePoolAtATime"].check,
+	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			now := sunday2300
@@ -556,8 +570,8 @@ func TestCellWatch(t *testing.T) {
 
 // cellSibling is the Object of another pool's MachineDeployment on the same
 // Cluster and cell: sent at a version, reported at another with upToDate of
-// its 3 machines up to date.
-func cellSibling(sent, seen string, upToDate int) *fnv1.Resource {
+// its 3 machines up to date, and the versions its machines run.
+func cellSibling(sent, seen string, upToDate int, versions ...any) *fnv1.Resource {
 	md := func(version string) map[string]any {
 		return map[string]any{"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "MachineDeployment",
 			"metadata": map[string]any{"name": "prod-eu-1-other", "namespace": "team-a", "generation": 3, "labels": map[string]any{"fleet.nodepool.dev/pool": "other"}},
@@ -565,7 +579,7 @@ func cellSibling(sent, seen string, upToDate int) *fnv1.Resource {
 				"infrastructureRef": map[string]any{"name": "prod-eu-1-other-1"}}}}}
 	}
 	reported := md(seen)
-	reported["status"] = map[string]any{"observedGeneration": 3, "replicas": 3, "upToDateReplicas": upToDate}
+	reported["status"] = map[string]any{"observedGeneration": 3, "replicas": 3, "upToDateReplicas": upToDate, "versions": versions}
 	return &fnv1.Resource{Resource: mustStruct(map[string]any{"apiVersion": "kubernetes.m.crossplane.io/v1alpha1", "kind": "Object",
 		"metadata": map[string]any{"name": "machinedeployment-prod-eu-1-other", "namespace": "team-a",
 			"labels": map[string]any{"cluster.x-k8s.io/cluster-name": "prod-eu-1", "fleet.nodepool.dev/cell": "eu-1", "fleet.nodepool.dev/pool": "other"}},

@@ -470,6 +470,12 @@ func backing(f map[string]*structpb.Value) plan.Observed {
 			o.Available = cf["status"].GetStringValue() == "True"
 		}
 	}
+	for _, v := range st["versions"].GetListValue().GetValues() {
+		vf := v.GetStructValue().GetFields()
+		if vf["version"].GetStringValue() != o.Version {
+			o.OtherVersions += int32(vf["replicas"].GetNumberValue())
+		}
+	}
 	if ts := field(spec, "template", "spec").GetStructValue().GetFields(); ts != nil {
 		for _, ref := range []*structpb.Value{field(ts, "infrastructureRef", "name"), field(ts, "bootstrap", "configRef", "name")} {
 			if n := ref.GetStringValue(); n != "" {

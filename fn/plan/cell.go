@@ -95,7 +95,7 @@ func remoteMachineSets(observed map[string]Observed) map[string][]MachineSet {
 // acted on its latest spec and runs every machine up to date, and false
 // for one that has not (or reports nothing).
 func (o Observed) settledMachineSet() (MachineSet, bool) {
-	if o.Generation == 0 || o.ObservedGeneration < o.Generation || o.Replicas == nil || o.UpToDateReplicas == nil ||
+	if o.Generation == 0 || o.ObservedGeneration < o.Generation || o.Replicas == nil || o.UpToDateReplicas == nil || o.OtherVersions > 0 ||
 		*o.UpToDateReplicas != *o.Replicas || o.SpecReplicas != nil && *o.SpecReplicas != *o.Replicas {
 		return MachineSet{}, false
 	}

@@ -36,6 +36,10 @@ func TestRemoteMachineSets(t *testing.T) {
 			reason:   "Machines not up to date: old MachineSets exist, which the function cannot name: unknown.",
 			observed: map[string]Observed{keyMachineDeployment: settled(func(o *Observed) { o.UpToDateReplicas = ptr.To[int32](1) })},
 		},
+		"OldVersionRunning": {
+			reason:   "Its status.versions reports machines of another version: a version rollout under way, whatever the up-to-date count says yet: unknown.",
+			observed: map[string]Observed{keyMachineDeployment: settled(func(o *Observed) { o.OtherVersions = 1 })},
+		},
 		"NotCaughtUp": {
 			reason:   "Cluster API has not acted on its latest spec: a rollout may be about to start: unknown.",
 			observed: map[string]Observed{keyMachineDeployment: settled(func(o *Observed) { o.ObservedGeneration = 1 })},

@@ -105,7 +105,7 @@ type Sibling struct {
 // rolling reports whether a MachineDeployment or MachinePool has not caught
 // up with its spec or not replaced every machine yet.
 func (o Observed) rolling() bool {
-	return o.ObservedGeneration < o.Generation || o.Replicas != nil && o.UpToDateReplicas != nil && *o.UpToDateReplicas < *o.Replicas
+	return o.ObservedGeneration < o.Generation || o.Replicas != nil && o.UpToDateReplicas != nil && *o.UpToDateReplicas < *o.Replicas || o.OtherVersions > 0
 }
 
 // makes reports whether a MachineDeployment makes a MachineSet's machines:
@@ -136,7 +136,7 @@ func rollingPool(backings []Observed, sets map[string][]MachineSet) bool {
 // pool skip its queue.
 func replacing(backings []Observed, sets map[string][]MachineSet) bool {
 	for _, b := range backings {
-		if b.Replicas != nil && b.UpToDateReplicas != nil && *b.UpToDateReplicas < *b.Replicas {
+		if b.Replicas != nil && b.UpToDateReplicas != nil && *b.UpToDateReplicas < *b.Replicas || b.OtherVersions > 0 {
 			return true
 		}
 		for _, ms := range sets[b.Name] {

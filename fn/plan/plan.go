@@ -108,6 +108,11 @@ type Observed struct {
 	Available bool
 	// Replica counts from the object's status, if it has any.
 	Replicas, ReadyReplicas, AvailableReplicas, UpToDateReplicas *int32
+	// OtherVersions counts the machines a MachineDeployment's or
+	// MachinePool's status.versions reports at another version than its
+	// spec's: a version rollout under way, even while its up-to-date count
+	// still lags (Cluster API's MachineSets report it first).
+	OtherVersions int32
 	// Spec of the object, kept only for the infrastructure machine pool,
 	// whose immutable fields providers check.
 	Spec map[string]any
