@@ -36,6 +36,7 @@ CAPA_VERSION            := $(call modver,capa,sigs.k8s.io/cluster-api-provider-a
 CAPZ_VERSION            := $(call modver,capz,sigs.k8s.io/cluster-api-provider-azure)
 KSM_VERSION             := $(call modver,kube-state-metrics,k8s.io/kube-state-metrics/v2)
 PROMETHEUS_VERSION      := $(call modver,prometheus,github.com/prometheus/prometheus)
+PROVIDER_KUBERNETES_VERSION := $(call modver,provider-kubernetes,github.com/crossplane-contrib/provider-kubernetes)
 
 CROSSPLANE_CLI  := $(BIN)/crossplane-cli-$(CROSSPLANE_CLI_VERSION)/crossplane
 CROSSPLANE_CORE := $(BIN)/crossplane-core-$(CROSSPLANE_CORE_VERSION)/crossplane
@@ -52,6 +53,7 @@ CAPI_DIR        := $(BIN)/capi-$(CAPI_VERSION)
 CAPI_MANAGERS   := $(CAPI_DIR)/core $(CAPI_DIR)/kubeadm-bootstrap $(CAPI_DIR)/kubeadm-control-plane $(CAPI_DIR)/capd
 CAPA_MANAGER    := $(BIN)/capa-$(CAPA_VERSION)/manager
 CAPZ_MANAGER    := $(BIN)/capz-$(CAPZ_VERSION)/manager
+PROVIDER_KUBERNETES := $(BIN)/provider-kubernetes-$(PROVIDER_KUBERNETES_VERSION)/provider
 
 # Version ldflags so the Kubernetes binaries report the version they are.
 KUBE_MINOR   = $(word 2,$(subst ., ,$(KUBE_VERSION)))
@@ -124,11 +126,28 @@ PROVIDERS ?=
 # DIRECT=1 applies the XRD and Composition files and registers the function
 # by hand, instead of installing the packages through the package manager.
 DIRECT ?=
+# CELLS=N adds N cells (issue #18): Cluster API management clusters of their
+# own (etcd, kube-apiserver, the Cluster API managers, each in a network
+# namespace of its own: needs root and unshare), holding the sim examples'
+# Clusters, reached from the central cluster through provider-kubernetes.
+CELLS ?=
+
+CELL_CMD := $(BIN)/cell-cmd
+# What the cells need beside the sandbox's tools, and the variables that
+# pass them with CAPI_ENV's (sandbox.CellsEnv, sandbox.ProviderKubernetesEnv).
+CELLS_TOOLS := $(CAPI_MANAGERS) $(PROVIDER_KUBERNETES) cell-cmd
+CELLS_ENV = CELL_CMD=$(CELL_CMD) PROVIDER_KUBERNETES=$(PROVIDER_KUBERNETES)
 
 .PHONY: sandbox
-sandbox: $(SANDBOX_TOOLS) $(KUBECTL) $(if $(CAPI)$(PROVIDERS),$(CAPI_MANAGERS)) $(if $(PROVIDERS),$(CAPA_MANAGER) $(CAPZ_MANAGER)) $(if $(DIRECT),,xpkg) ## The real Crossplane core reconciling the example FleetNodePools on a local control plane (Ctrl-C stops it), the packages installed through the package manager; CAPI=1 adds the real Cluster API managers and sim clusters, PROVIDERS=1 also the CAPA and CAPZ managers and the AWS and Azure examples, DIRECT=1 installs from files instead.
+sandbox: $(SANDBOX_TOOLS) $(KUBECTL) $(if $(CAPI)$(PROVIDERS),$(CAPI_MANAGERS)) $(if $(PROVIDERS),$(CAPA_MANAGER) $(CAPZ_MANAGER)) $(if $(CELLS),$(CELLS_TOOLS)) $(if $(DIRECT),,xpkg) ## The real Crossplane core reconciling the example FleetNodePools on a local control plane (Ctrl-C stops it), the packages installed through the package manager; CAPI=1 adds the real Cluster API managers and sim clusters, PROVIDERS=1 also the CAPA and CAPZ managers and the AWS and Azure examples, CELLS=N N cells (Cluster API management clusters reached through provider-kubernetes), DIRECT=1 installs from files instead.
 	$(GO) build -o $(BIN)/sandbox-cmd ./test/cmd/sandbox
-	$(SANDBOX_ENV) $(CAPI_ENV) $(PROVIDERS_ENV) XPKG_DIR=$(BIN) $(BIN)/sandbox-cmd --dir=$(BIN)/sandbox $(if $(CAPI),--capi) $(if $(PROVIDERS),--providers) $(if $(DIRECT),--direct)
+	$(SANDBOX_ENV) $(CAPI_ENV) $(PROVIDERS_ENV) $(CELLS_ENV) XPKG_DIR=$(BIN) $(BIN)/sandbox-cmd --dir=$(BIN)/sandbox $(if $(CAPI),--capi) $(if $(PROVIDERS),--providers) $(if $(CELLS),--cells=$(CELLS)) $(if $(DIRECT),--direct)
+
+# The cell command is the repository's own code: built every time (a
+# relink on a warm cache), as the sandbox command is.
+.PHONY: cell-cmd
+cell-cmd: ## Build the command each cell runs (test/cmd/cell) into bin/: CELLS=N and the tiers that start cells.
+	$(GO) build -o $(CELL_CMD) ./test/cmd/cell
 
 .PHONY: kubectl
 kubectl: $(KUBECTL) ## Build kubectl into bin/ to look around the sandbox.
@@ -151,7 +170,7 @@ lint: $(GOLANGCI_LINT) ## golangci-lint (.golangci.yml: gosec and correctness li
 # variables, a tier skips with a message (fails under CI=true).
 
 .PHONY: test
-test: lint test-unit test-fuzz test-generate test-rules test-render test-conformance test-xpkg test-package test-sandbox test-providers test-metrics test-fleet ## Run every test tier.
+test: lint test-unit test-fuzz test-generate test-rules test-render test-conformance test-xpkg test-package test-sandbox test-providers test-cells test-metrics test-fleet ## Run every test tier.
 
 .PHONY: test-unit
 test-unit: test-core-deps ## Unit tests under the race detector: the planning core, providers and RunFunction adapter.
@@ -205,6 +224,14 @@ test-providers: $(SANDBOX_TOOLS) $(CAPI_MANAGERS) $(CAPA_MANAGER) $(CAPZ_MANAGER
 	$(SANDBOX_ENV) $(CAPI_ENV) $(PROVIDERS_ENV) FUNCTION_BIN=$(FUNCTION_BIN) CROSSPLANE_CORE=$(CROSSPLANE_CORE) \
 		$(GO) test -count=1 -tags providers ./test/e2e/providers/... -v -timeout 15m
 
+# CELLS_ARGS sizes the cells run, e.g. '-cells.pools=50 -cells.cells=1'.
+CELLS_ARGS ?=
+
+.PHONY: test-cells
+test-cells: $(SANDBOX_TOOLS) $(CELLS_TOOLS) ## Cells e2e: one Crossplane composing pools into two cells (Cluster API management clusters of their own) through provider-kubernetes: compose, channel bump, class change, a cell's API server stopped; the invariant watcher on each cell.
+	$(SANDBOX_ENV) $(CAPI_ENV) $(CELLS_ENV) FUNCTION_BIN=$(FUNCTION_BIN) CROSSPLANE_CORE=$(CROSSPLANE_CORE) \
+		$(GO) test -count=1 -tags cells ./test/e2e/cells/... -v -timeout 30m $(if $(CELLS_ARGS),-args $(CELLS_ARGS))
+
 MONITORING_ENV = KUBE_STATE_METRICS=$(KUBE_STATE_METRICS) PROMETHEUS=$(PROMETHEUS)
 
 .PHONY: test-metrics
@@ -243,7 +270,7 @@ golden: build $(CROSSPLANE_CLI) $(CROSSPLANE_CORE) ## Regenerate the render gold
 ##@ Tools (built from pinned modules into bin/, reused after)
 
 .PHONY: tools
-tools: $(CROSSPLANE_CLI) $(CROSSPLANE_CORE) $(KUBE_APISERVER) $(ETCD) $(GOLANGCI_LINT) $(CAPI_MANAGERS) $(CAPA_MANAGER) $(CAPZ_MANAGER) $(KUBE_STATE_METRICS) $(PROMTOOL) $(PROMETHEUS) ## Build every tool.
+tools: $(CROSSPLANE_CLI) $(CROSSPLANE_CORE) $(KUBE_APISERVER) $(ETCD) $(GOLANGCI_LINT) $(CAPI_MANAGERS) $(CAPA_MANAGER) $(CAPZ_MANAGER) $(KUBE_STATE_METRICS) $(PROMTOOL) $(PROMETHEUS) $(PROVIDER_KUBERNETES) ## Build every tool.
 
 $(CROSSPLANE_CLI):
 	$(call building,crossplane CLI $(CROSSPLANE_CLI_VERSION))
@@ -322,6 +349,12 @@ $(PROMTOOL):
 $(PROMETHEUS):
 	$(call building,Prometheus $(PROMETHEUS_VERSION))
 	cd $(TOOLS)/prometheus && time $(GO) build -o $@ github.com/prometheus/prometheus/cmd/prometheus
+
+# provider-kubernetes: the cells sandbox (CELLS=N) runs it out of cluster
+# next to the central Crossplane, to compose into each cell.
+$(PROVIDER_KUBERNETES):
+	$(call building,provider-kubernetes $(PROVIDER_KUBERNETES_VERSION))
+	cd $(TOOLS)/provider-kubernetes && time $(GO) build -o $@ github.com/crossplane-contrib/provider-kubernetes/cmd/provider
 
 $(GOLANGCI_LINT):
 	$(call building,golangci-lint $(GOLANGCI_LINT_VERSION))

@@ -3,6 +3,7 @@ package sandbox
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -81,6 +82,49 @@ func kill(cmd *exec.Cmd) {
 // killAPIServer kills envtest's kube-apiserver and starts it again with the
 // same command line, its output in the sandbox's kube-apiserver.log.
 func (s *Sandbox) killAPIServer(ctx context.Context) error {
+	args, err := s.endAPIServer(ctx, syscall.SIGKILL, 0)
+	if err != nil {
+		return err
+	}
+	return s.serveAPIServer(ctx, s.bins.APIServer, args, 90*time.Second)
+}
+
+// apiServerGrace is how long StopAPIServer lets kube-apiserver shut down
+// before it is killed: it waits for its watches to drain, which can take a
+// minute, and an outage is all the cells need.
+const apiServerGrace = 5 * time.Second
+
+// StopAPIServer stops kube-apiserver (SIGTERM, SIGKILL after
+// apiServerGrace; etcd keeps the data) and keeps its command line for
+// StartAPIServer: the cells' outages.
+func (s *Sandbox) StopAPIServer(ctx context.Context) error {
+	if s.stoppedAPIServer != nil {
+		return nil
+	}
+	args, err := s.endAPIServer(ctx, syscall.SIGTERM, apiServerGrace)
+	if err != nil {
+		return err
+	}
+	s.stoppedAPIServer = args
+	return nil
+}
+
+// StartAPIServer starts the kube-apiserver StopAPIServer stopped, on its
+// port, and returns once it serves.
+func (s *Sandbox) StartAPIServer(ctx context.Context) error {
+	if s.stoppedAPIServer == nil {
+		return errors.New("cannot start kube-apiserver: it was not stopped")
+	}
+	if err := s.serveAPIServer(ctx, s.bins.APIServer, s.stoppedAPIServer, 90*time.Second); err != nil {
+		return err
+	}
+	s.stoppedAPIServer = nil
+	return nil
+}
+
+// endAPIServer ends kube-apiserver with sig (SIGKILL if it still runs after
+// grace) and returns its arguments once it is gone.
+func (s *Sandbox) endAPIServer(ctx context.Context, sig syscall.Signal, grace time.Duration) ([]string, error) {
 	bin, args := s.bins.APIServer, []string(nil)
 	pid := 0
 	if cmd, ok := s.procs[processAPIServer]; ok && cmd.Process != nil {
@@ -88,30 +132,35 @@ func (s *Sandbox) killAPIServer(ctx context.Context) error {
 	} else if pid = pidOf(bin); pid != 0 {
 		b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
 		if err != nil {
-			return err
+			return nil, err
 		}
 		args = strings.Split(string(bytes.TrimRight(b, "\x00")), "\x00")[1:]
 	}
 	if pid == 0 {
-		return fmt.Errorf("no %s running %s", processAPIServer, bin)
+		return nil, fmt.Errorf("no %s running %s", processAPIServer, bin)
 	}
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-		return err
+	if err := syscall.Kill(pid, sig); err != nil {
+		return nil, err
 	}
 	if cmd, ok := s.procs[processAPIServer]; ok {
-		_ = cmd.Wait()
+		go func() { _ = cmd.Wait() }()
 	}
 	// envtest reaps its own child; wait until it is gone, so its port is
-	// free.
-	if err := eventually(ctx, 30*time.Second, func() error {
+	// free. A graceful stop that takes too long is cut short.
+	gone := func() error {
 		if alive(pid) {
 			return fmt.Errorf("%s %d still running", processAPIServer, pid)
 		}
 		return nil
-	}); err != nil {
-		return err
 	}
-	return s.serveAPIServer(ctx, bin, args, 90*time.Second)
+	if err := eventually(ctx, grace, gone); err != nil || grace == 0 {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		if err := eventually(ctx, 30*time.Second, gone); err != nil {
+			return nil, err
+		}
+	}
+	delete(s.procs, processAPIServer)
+	return args, nil
 }
 
 // serveAPIServer starts kube-apiserver again on its port, and again while

@@ -89,6 +89,9 @@ type Sandbox struct {
 	progress    func(string, ...any)
 	// managers are the Cluster API managers StartCAPI ran, if it did.
 	managers []string
+	// stoppedAPIServer is the command line of the kube-apiserver
+	// StopAPIServer stopped, until StartAPIServer starts it again.
+	stoppedAPIServer []string
 
 	// Registry is the host:port of the loopback OCI registry the sandbox
 	// serves when started WithPackages.
@@ -111,34 +114,68 @@ func Start(ctx context.Context, dir string, bins Binaries, progress func(string,
 			s.Stop()
 		}
 	}()
-	type step struct {
-		what string
-		fn   func(context.Context) error
-	}
-	steps := []step{
-		{"etcd, kube-apiserver and the Cluster API CRDs", s.controlPlane},
-		{"the CRDs' Cluster API contract labels", s.contractLabels},
-		{"kube-controller-manager (garbage collector only)", s.garbageCollector},
-		{"crossplane core init", s.crossplaneInit},
-		{"the function, served with mTLS", s.function},
-		{"crossplane core start", s.crossplaneStart},
-		{"the function's registration", s.register},
-	}
+	steps := append(s.controlPlaneSteps(),
+		step{"crossplane core init", s.crossplaneInit},
+		step{"the function, served with mTLS", s.function},
+		step{"crossplane core start", s.crossplaneStart},
+		step{"the function's registration", s.register},
+	)
 	if s.packages != nil {
 		steps = append(steps[:len(steps)-1],
 			step{"an OCI registry on loopback", s.serveRegistry},
 			step{"the package runtime (TLS Secret, endpoint and health of the FunctionRevisions the package manager creates)", s.playRuntime})
 	}
-	for _, step := range steps {
-		t0 := time.Now()
-		s.progress("starting %s", step.what)
-		if err := step.fn(ctx); err != nil {
-			return nil, fmt.Errorf("%s: %w", step.what, err)
-		}
-		s.progress("  ready in %s", time.Since(t0).Round(100*time.Millisecond))
+	if err := s.runSteps(ctx, steps); err != nil {
+		return nil, err
 	}
 	ok = true
 	return s, nil
+}
+
+// StartControlPlane brings up the control plane alone, without Crossplane:
+// etcd and kube-apiserver with the CRDs of bins.CRDDirs and their contract
+// labels, and the garbage collector. A cell (cells.go) is one, with the
+// Cluster API managers (StartCAPI) next to it; only the fields of bins it
+// runs need be set.
+func StartControlPlane(ctx context.Context, dir string, bins Binaries, progress func(string, ...any)) (*Sandbox, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, err
+	}
+	s := &Sandbox{Dir: dir, bins: bins, procs: map[string]*exec.Cmd{}, logs: map[string]*os.File{}, progress: progress}
+	if err := s.runSteps(ctx, s.controlPlaneSteps()); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+// A step is one stage of a start, named for the progress report.
+type step struct {
+	what string
+	fn   func(context.Context) error
+}
+
+// controlPlaneSteps start what every sandbox and cell runs before any
+// controller: the API server with the CRDs, and the garbage collector.
+func (s *Sandbox) controlPlaneSteps() []step {
+	return []step{
+		{"etcd, kube-apiserver and the Cluster API CRDs", s.controlPlane},
+		{"the CRDs' Cluster API contract labels", s.contractLabels},
+		{"kube-controller-manager (garbage collector only)", s.garbageCollector},
+	}
+}
+
+// runSteps runs steps in order, reporting how long each took.
+func (s *Sandbox) runSteps(ctx context.Context, steps []step) error {
+	for _, st := range steps {
+		t0 := time.Now()
+		s.progress("starting %s", st.what)
+		if err := st.fn(ctx); err != nil {
+			return fmt.Errorf("%s: %w", st.what, err)
+		}
+		s.progress("  ready in %s", time.Since(t0).Round(100*time.Millisecond))
+	}
+	return nil
 }
 
 func (s *Sandbox) controlPlane(_ context.Context) error {
@@ -151,9 +188,16 @@ func (s *Sandbox) controlPlane(_ context.Context) error {
 			return err
 		}
 	}
+	// kube-apiserver's output goes to its log (Kill's restarts append to
+	// it): why it did not start is there.
+	apiLog, err := os.OpenFile(s.Log(processAPIServer), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	s.logs[processAPIServer+"-envtest"] = apiLog
 	s.env = &envtest.Environment{
 		ControlPlane: envtest.ControlPlane{
-			APIServer: &envtest.APIServer{Path: s.bins.APIServer},
+			APIServer: &envtest.APIServer{Path: s.bins.APIServer, Out: apiLog, Err: apiLog},
 			Etcd:      &envtest.Etcd{Path: s.bins.Etcd},
 		},
 		CRDDirectoryPaths:     s.bins.CRDDirs,
@@ -402,20 +446,32 @@ func ReadObjects(file string) ([]*unstructured.Unstructured, error) {
 // started.
 func (s *Sandbox) PeakMemory() map[string]uint64 {
 	out := map[string]uint64{}
+	for name, pid := range s.Pids() {
+		out[name] = peakRSS(pid)
+	}
+	return out
+}
+
+// Pids are the sandbox's processes, by name.
+func (s *Sandbox) Pids() map[string]int {
+	out := map[string]int{}
 	for name, cmd := range s.procs {
 		if cmd.Process != nil {
-			out[name] = peakRSS(cmd.Process.Pid)
+			out[name] = cmd.Process.Pid
 		}
 	}
-	// envtest starts etcd and kube-apiserver: find them by executable.
+	// envtest starts etcd and kube-apiserver as children of this process:
+	// find them by executable (a cell runs the same ones, as children of
+	// its own command).
+	dirs, _ := os.ReadDir("/proc")
 	for name, bin := range map[string]string{"etcd": s.bins.Etcd, "kube-apiserver": s.bins.APIServer} {
-		dirs, _ := os.ReadDir("/proc")
 		for _, d := range dirs {
+			var pid int
+			if _, err := fmt.Sscan(d.Name(), &pid); err != nil || parent(pid) != os.Getpid() {
+				continue
+			}
 			if exe, err := os.Readlink(filepath.Join("/proc", d.Name(), "exe")); err == nil && exe == bin {
-				var pid int
-				if _, err := fmt.Sscan(d.Name(), &pid); err == nil {
-					out[name] = peakRSS(pid)
-				}
+				out[name] = pid
 			}
 		}
 	}
