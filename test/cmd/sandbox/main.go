@@ -14,6 +14,15 @@
 // which installs the Function. With --direct (`make sandbox DIRECT=1`) the
 // XRD and Composition files are applied and the function registered by
 // hand instead, which needs no package build.
+//
+// With --cells N (`make sandbox CELLS=N`, issue #18) N cells run next to
+// it: separate Cluster API management clusters (cell-1 ... cell-N), each
+// its own etcd and kube-apiserver with the Cluster API managers, in a
+// network namespace of its own, holding the sim examples' Clusters; and
+// provider-kubernetes runs against the central cluster with a
+// ClusterProviderConfig per cell, so that Objects composed centrally reach
+// the cells. The central sandbox is as without it (with --capi, its own
+// Cluster API managers too: it does not depend on the cells).
 package main
 
 import (
@@ -35,6 +44,7 @@ func main() {
 	capi := flag.Bool("capi", false, "also run the Cluster API managers with simulated (in-memory) clusters")
 	direct := flag.Bool("direct", false, "apply the XRD and Composition files and register the function by hand, instead of installing the packages through the package manager")
 	providers := flag.Bool("providers", false, "with --capi, also run the CAPA and CAPZ managers and compose the AWS and Azure examples")
+	cells := flag.Int("cells", 0, "also run this many cells (cell-1 ...): Cluster API management clusters of their own holding the sim examples' Clusters, reached through provider-kubernetes")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	set := sandbox.AllExamples
@@ -44,7 +54,7 @@ func main() {
 	case *capi:
 		set = sandbox.SimExamples
 	}
-	err := run(ctx, *dir, *capi, *direct, set)
+	err := run(ctx, *dir, *capi, *direct, set, *cells)
 	// Ctrl-C while starting is a stop, not a failure. Read it before stop(),
 	// which cancels the context too (and hid every start error).
 	interrupted := ctx.Err() != nil
@@ -79,7 +89,7 @@ func simSiblings(ctx context.Context, s *sandbox.Sandbox, progress func(string, 
 	return nil
 }
 
-func run(ctx context.Context, dir string, capi, direct bool, set sandbox.ExampleSet) error {
+func run(ctx context.Context, dir string, capi, direct bool, set sandbox.ExampleSet, cells int) error {
 	dir, err := filepath.Abs(dir)
 	if err != nil {
 		return err
@@ -132,6 +142,13 @@ func run(ctx context.Context, dir string, capi, direct bool, set sandbox.Example
 	pools, err := s.Examples(ctx, "examples", "package/configuration", set, progress)
 	if err != nil {
 		return err
+	}
+	var cs []*sandbox.Cell
+	if cells > 0 {
+		if cs, err = startCells(ctx, s, dir, cells, progress); err != nil {
+			return err
+		}
+		defer stopCells(cs, progress)
 	}
 	if capi {
 		// Two more pools on the sim cluster: a class change of all three
@@ -201,6 +218,7 @@ needed. Look at what they hold:
   kubectl get awsmachinetemplates,azuremachinetemplates,kubeadmconfigs -A
 `)
 		}
+		printCells(cs, s.Kubeconfig, dir)
 		<-ctx.Done()
 		return nil
 	}
@@ -217,6 +235,7 @@ The sandbox runs until Ctrl-C. Look around with kubectl (v1.36.3, in bin/kube-v1
 
 Logs: %s/{crossplane,function,kube-controller-manager}.log
 `, s.Kubeconfig, dir)
+	printCells(cs, s.Kubeconfig, dir)
 	<-ctx.Done()
 	return nil
 }

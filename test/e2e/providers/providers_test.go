@@ -98,36 +98,18 @@ func TestExamplesConverge(t *testing.T) {
 	// MachinePool's. The policy moved to Flexible scale sets (as the
 	// azure-machinepool example's own Composition has them), three more
 	// pools like team-d/web converge, and CAPZ never refuses one.
-	sandbox.Eventually(t, "the policy's scale sets Flexible", 10*time.Second, func() error {
-		comp := sb.Get(ctx, "apiextensions.crossplane.io/v1", "Composition", "", "fleetnodepool")
-		if comp == nil {
-			return fmt.Errorf("no Composition fleetnodepool")
-		}
-		steps, _, _ := unstructured.NestedSlice(comp.Object, "spec", "pipeline")
-		if err := unstructured.SetNestedField(steps[0].(map[string]any), "Flexible", "input", "azure", "orchestrationMode"); err != nil {
-			return err
-		}
-		if err := unstructured.SetNestedSlice(comp.Object, steps, "spec", "pipeline"); err != nil {
-			return err
-		}
-		return sb.Client.Update(ctx, comp)
-	})
+	if err := sb.EditPolicy(ctx, func(input map[string]any) {
+		input["azure"].(map[string]any)["orchestrationMode"] = "Flexible"
+	}); err != nil {
+		t.Fatal(err)
+	}
 	// New pools take the Composition's latest revision, which Crossplane
 	// makes from the edit asynchronously: one composed from the one before
 	// would have Uniform scale sets, and the mode is immutable.
 	sandbox.Eventually(t, "a CompositionRevision with Flexible scale sets", time.Minute, func() error {
-		var latest *unstructured.Unstructured
-		for _, r := range sb.List(ctx, "apiextensions.crossplane.io/v1", "CompositionRevision") {
-			if n, _, _ := unstructured.NestedInt64(r.Object, "spec", "revision"); latest == nil || n > mustRevision(latest) {
-				latest = r.DeepCopy()
-			}
-		}
-		if latest == nil {
-			return fmt.Errorf("no CompositionRevision")
-		}
-		steps, _, _ := unstructured.NestedSlice(latest.Object, "spec", "pipeline")
-		if mode, _, _ := unstructured.NestedString(steps[0].(map[string]any), "input", "azure", "orchestrationMode"); mode != "Flexible" {
-			return fmt.Errorf("the latest revision (%d) has orchestrationMode %q", mustRevision(latest), mode)
+		input := sb.LatestPolicy(ctx)
+		if mode, _, _ := unstructured.NestedString(input, "azure", "orchestrationMode"); mode != "Flexible" {
+			return fmt.Errorf("the latest revision has orchestrationMode %q", mode)
 		}
 		return nil
 	})
@@ -177,9 +159,4 @@ func TestExamplesConverge(t *testing.T) {
 			t.Errorf("manager %s: %s", name, why)
 		}
 	}
-}
-
-func mustRevision(u *unstructured.Unstructured) int64 {
-	n, _, _ := unstructured.NestedInt64(u.Object, "spec", "revision")
-	return n
 }
