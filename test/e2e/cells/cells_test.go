@@ -51,7 +51,7 @@ var (
 	steady = flag.Duration("cells.steady", 0, "after the pools are composed, how long to measure the CPU the steady fleet costs (0: not measured)")
 	only   = flag.Bool("cells.compose-only", false, "stop after the pools are composed (and measured): a scale run")
 	watch  = flag.Bool("cells.watch", true, "the policy's cells ask provider-kubernetes to watch what pools read (input.cells.<cell>.watch)")
-	pkArgs = flag.String("cells.provider-args", "", "more flags of provider-kubernetes, space separated (e.g. '--poll=10m --no-debug'): the last of a flag wins")
+	pkArgs = flag.String("cells.provider-args", "", "more flags of provider-kubernetes, comma separated (e.g. --poll=10m,--no-debug): the last of a flag wins")
 )
 
 func TestMain(m *testing.M) {
@@ -144,7 +144,7 @@ func start(t *testing.T) *run {
 			c.Stop()
 		}
 	})
-	if err := sb.StartProviderKubernetes(ctx, pk, cells, strings.Fields(*pkArgs)...); err != nil {
+	if err := sb.StartProviderKubernetes(ctx, pk, cells, strings.FieldsFunc(*pkArgs, func(r rune) bool { return r == ',' })...); err != nil {
 		t.Fatal(err)
 	}
 	version, err := sandbox.ChannelVersion(filepath.Join(config, "composition.yaml"), "stable")
@@ -193,7 +193,7 @@ func (r *run) compose() {
 	}
 	for _, c := range r.cells {
 		for i := range *nPools {
-			name := fmt.Sprintf("%s-%c", c.Name, 'a'+i)
+			name := fmt.Sprintf("%s-p%d", c.Name, i+1)
 			xr, err := sandbox.CellPool(root, name, c.Name)
 			if err != nil {
 				r.t.Fatal(err)
@@ -204,7 +204,9 @@ func (r *run) compose() {
 			r.pools[c.Name] = append(r.pools[c.Name], name)
 		}
 	}
-	r.waitReady("every pool Ready, its MachineDeployment Available in its cell", 5*time.Minute)
+	// A minute per 10 pools beyond the first minutes: a scale run's cell
+	// makes every machine on the same 2 cores.
+	r.waitReady("every pool Ready, its MachineDeployment Available in its cell", 4*time.Minute+time.Duration(*nCells**nPools)*6*time.Second)
 	for _, c := range r.cells {
 		mds := r.cellList(c, "MachineDeployment")
 		if len(mds) != len(r.pools[c.Name]) {
