@@ -165,7 +165,7 @@ func (v *cellView) object(name string, manifest map[string]any, labels map[strin
 	return map[string]any{
 		"apiVersion": objectAPIVersion,
 		"kind":       objectKind,
-		"metadata":   map[string]any{"name": name, "labels": labels},
+		"metadata":   map[string]any{"name": name, "namespace": v.namespace, "labels": labels},
 		"spec": map[string]any{
 			"forProvider":       map[string]any{"manifest": manifest},
 			"providerConfigRef": map[string]any{"kind": v.ref.Kind, "name": v.ref.Name},

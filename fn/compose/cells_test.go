@@ -179,7 +179,7 @@ func TestCellPoolLifecycle(t *testing.T) {
 		t.Errorf("A new pool in a cell reads its Cluster from the cell first: -want +got:\n%s", diff)
 	}
 	wantObserver := resource.MustStructJSON(`{"apiVersion": "kubernetes.m.crossplane.io/v1alpha1", "kind": "Object",
-		"metadata": {"name": "workers-cluster", "labels": {"fleet.nodepool.dev/pool": "workers", "cluster.x-k8s.io/cluster-name": "prod-eu-1", "fleet.nodepool.dev/cell": "eu-1"}},
+		"metadata": {"name": "workers-cluster", "namespace": "team-a", "labels": {"fleet.nodepool.dev/pool": "workers", "cluster.x-k8s.io/cluster-name": "prod-eu-1", "fleet.nodepool.dev/cell": "eu-1"}},
 		"spec": {"managementPolicies": ["Observe"], "providerConfigRef": {"kind": "ClusterProviderConfig", "name": "eu-1-admin"},
 			"forProvider": {"manifest": {"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Cluster", "metadata": {"name": "prod-eu-1", "namespace": "team-a"}}}}}`)
 	if diff := cmp.Diff(wantObserver, rsp.GetDesired().GetResources()[keyRemoteCluster].GetResource(), protocmp.Transform()); diff != "" {
