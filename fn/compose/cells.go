@@ -61,6 +61,9 @@ const (
 const (
 	errFmtCellUnreadable = "cannot read the %s %s/%s from cell %s (%s): nothing is composed, changed or deleted until the cell answers; " +
 		"check that its API server is up and that provider-kubernetes reaches it (%s %s)"
+	errFmtCellConfigMoved = "cannot move the pool's Objects from provider config %s %s to %s %s (input.cells.%s.providerConfigRef): " +
+		"another provider config may reach another cluster, where the pool would be created anew; nothing was changed. " +
+		"Revert the policy; or, if both reach the same cluster, set spec.providerConfigRef of each of the pool's Objects to the new one (kubectl patch)"
 )
 
 // A cellView is how a pool in a cell reads its state and writes its
@@ -96,6 +99,9 @@ func (f *Function) remote(req *fnv1.RunFunctionRequest, in *plan.Input) (*cellVi
 		v.ref.Kind = "ClusterProviderConfig"
 	}
 	observed := req.GetObserved().GetResources()
+	if err := v.sameConfig(observed); err != nil {
+		return nil, err
+	}
 	m, err := v.read(observed, keyRemoteCluster, clusterv1.GroupVersion.String(), "Cluster", in.Spec.ClusterName)
 	if err != nil || m == nil {
 		return v, err
@@ -112,6 +118,25 @@ func (f *Function) remote(req *fnv1.RunFunctionRequest, in *plan.Input) (*cellVi
 	}
 	in.ControlPlane = &plan.ControlPlane{Kind: cl.ControlPlaneKind, Name: cl.ControlPlaneName, Version: field(m, "status", "version").GetStringValue()}
 	return v, nil
+}
+
+// sameConfig refuses a pool whose Objects of the cell reach it through
+// another provider config than the policy now names: the Objects would
+// apply everything again through the new one, which may reach another
+// cluster, while what runs stays where it is, unmanaged.
+func (v *cellView) sameConfig(observed map[string]*fnv1.Resource) error {
+	for _, k := range slices.Sorted(maps.Keys(observed)) {
+		f := observed[k].GetResource().GetFields()
+		if !isObject(f) || field(f, "metadata", "labels").GetStructValue().GetFields()[LabelCell].GetStringValue() != v.name {
+			continue
+		}
+		kind := cmp.Or(field(f, "spec", "providerConfigRef", "kind").GetStringValue(), "ClusterProviderConfig")
+		name := field(f, "spec", "providerConfigRef", "name").GetStringValue()
+		if kind != v.ref.Kind || name != v.ref.Name {
+			return withReason(FatalInvalidPolicy, errors.Errorf(errFmtCellConfigMoved, kind, name, v.ref.Kind, v.ref.Name, v.name))
+		}
+	}
+	return nil
 }
 
 // read composes the observe-only Object of a remote object under key, and
@@ -137,6 +162,12 @@ func (v *cellView) read(observed map[string]*fnv1.Resource, key, apiVersion, kin
 	f := r.GetResource().GetFields()
 	status, message := syncedOf(f)
 	m := field(f, "status", "atProvider", "manifest").GetStructValue().GetFields()
+	if m != nil && (m["kind"].GetStringValue() != kind || field(m, "metadata", "name").GetStringValue() != name) {
+		// It reports what it was asked for before (the control plane the
+		// Cluster named): read it again.
+		v.waiting = true
+		return nil, nil
+	}
 	if status == "True" && m != nil {
 		return m, nil
 	}
@@ -253,18 +284,14 @@ func (v *cellView) holding(req *fnv1.RunFunctionRequest) *planned {
 	}}
 	// The pool's status and state stay as the last plan left them.
 	p.status = &structpb.Struct{Fields: map[string]*structpb.Value{}}
-	for k, v := range req.GetObserved().GetComposite().GetResource().GetFields()["status"].GetStructValue().GetFields() {
+	for k, val := range req.GetObserved().GetComposite().GetResource().GetFields()["status"].GetStructValue().GetFields() {
 		if k != "conditions" {
-			p.status.Fields[k] = v
+			p.status.Fields[k] = val
 		}
 	}
 	p.state = observedState(req)
 	return p
 }
-
-// ReasonReadingCell: a pool in a cell waits for its first report of its
-// Cluster or control plane.
-const ReasonReadingCell = "ReadingCell"
 
 // unwrap reads an observed Object of a pool in a cell as the object it
 // applies: its state as the cell reported it (status.atProvider.manifest),

@@ -300,8 +300,11 @@ func TestCellTemplateRetention(t *testing.T) {
 	}{
 		{"The MachineDeployments roll: their old MachineSets use the old templates.", func() { cell.rolling(2) }, time.Minute, true},
 		{"Still rolling long after: still kept.", func() {}, 10 * plan.ReleaseAfter, true},
-		{"Rolled out: the old templates are unused, kept for ReleaseAfter from then.", func() { cell.settle(2) }, 0, true},
-		{"ReleaseAfter later: released.", func() {}, plan.ReleaseAfter, false},
+		{"A report that counts every machine up to date (a rollout Cluster API has just begun may look so): unused from now.", func() { cell.settle(2) }, 0, true},
+		{"The next report shows the rollout again: in use, the wait starts anew.", func() { cell.rolling(2) }, 10 * time.Minute, true},
+		{"Rolled out: unused from now.", func() { cell.settle(2) }, 0, true},
+		{"Longer than the local wait, shorter than the cell's (it outlasts provider-kubernetes' poll): kept.", func() {}, 10 * plan.ReleaseAfter, true},
+		{"The cell's wait since it was last seen in use: released.", func() {}, plan.CellReleaseAfter - 10*plan.ReleaseAfter, false},
 	}
 	for _, tc := range cases {
 		tc.state()
@@ -336,8 +339,26 @@ func TestCellInput(t *testing.T) {
 				req.Input = resource.MustStructJSON(policyJSON)
 				return req
 			},
-			want: `spec.cell: Invalid value: "eu-1": the platform policy defines no cells: remove spec.cell to compose into this management cluster, ` +
-				`or ask the platform team to add the cell to the Composition's input.cells`,
+			want: `spec.cell: Invalid value: "eu-1": the platform policy defines no cells: ask the platform team to add the cell to the Composition's input.cells, ` +
+				`or leave spec.cell out if the pool's Cluster is in the management cluster Crossplane runs in`,
+		},
+		"NoProviderConfig": {
+			reason: "A cell of the policy that names no provider config: the field to fix.",
+			req: func(t *testing.T) *fnv1.RunFunctionRequest {
+				req := cellPool(t, "eu-1")
+				req.Input.Fields["cells"] = mustValue(map[string]any{"eu-1": map[string]any{"providerConfigRef": map[string]any{"kind": "ClusterProviderConfig"}}})
+				return req
+			},
+			want: `input.cells[eu-1].providerConfigRef.name: Required value: name the provider-kubernetes provider config whose kubeconfig reaches the cell's API server`,
+		},
+		"ProviderConfigKind": {
+			reason: "A provider config of a kind provider-kubernetes does not have.",
+			req: func(t *testing.T) *fnv1.RunFunctionRequest {
+				req := cellPool(t, "eu-1")
+				req.Input.Fields["cells"] = mustValue(map[string]any{"eu-1": map[string]any{"providerConfigRef": map[string]any{"kind": "Secret", "name": "eu-1"}}})
+				return req
+			},
+			want: `input.cells[eu-1].providerConfigRef.kind: Unsupported value: "Secret": supported values: "ClusterProviderConfig", "ProviderConfig"`,
 		},
 	}
 	for name, tc := range cases {
@@ -392,7 +413,7 @@ func TestCellChangeRefused(t *testing.T) {
 	}
 	rsp := answer(t, f, req)
 	c := condition(rsp, TypeChangeRefused)
-	if c.GetReason() != plan.ReasonCellChanged || !strings.Contains(c.GetMessage(), "nodes cannot move between management clusters") {
+	if c.GetReason() != plan.ReasonCellChanged || !strings.Contains(c.GetMessage(), "a pool cannot move between management clusters") {
 		t.Errorf("Moving a running pool to a cell is refused: got %v", c)
 	}
 	for k, r := range local.GetObserved().GetResources() {
@@ -586,4 +607,89 @@ func cellSibling(sent, seen string, upToDate int, versions ...any) *fnv1.Resourc
 		"spec":   map[string]any{"forProvider": map[string]any{"manifest": md(sent)}},
 		"status": map[string]any{"atProvider": map[string]any{"manifest": reported}},
 	})}
+}
+
+// TestCellRemovedRefused: a pool in a cell whose spec.cell is removed (CEL
+// cannot stop removing an optional field) keeps every Object as it is:
+// planned locally, Crossplane would replace each with a local object of
+// another kind under the same key, and provider-kubernetes would delete
+// what runs in the cell.
+func TestCellRemovedRefused(t *testing.T) {
+	f := newFunction(WithCacheSize(0))
+	cell := newFakeCell()
+	req := settledCellPool(t, f, cell)
+	delete(req.Observed.Composite.Resource.Fields["spec"].GetStructValue().Fields, "cell")
+	req.RequiredResources = map[string]*fnv1.Resources{"cluster": {Items: []*fnv1.Resource{{Resource: resource.MustStructJSON(kubeadmCluster)}}}}
+	rsp := answer(t, f, req)
+	if c := condition(rsp, TypeChangeRefused); c.GetReason() != plan.ReasonCellChanged {
+		t.Errorf("Moving a pool out of its cell is refused: got %v", c)
+	}
+	for k, r := range req.GetObserved().GetResources() {
+		got := rsp.GetDesired().GetResources()[k]
+		if diff := cmp.Diff(keepable(r.GetResource().GetFields()), got.GetResource().AsMap()); diff != "" {
+			t.Errorf("%s: a refused move keeps the Object as it is: -observed +desired:\n%s", k, diff)
+		}
+	}
+}
+
+// TestCellHolds: what the function cannot trust of a cell holds the pool as
+// it is: Objects that reach the cell through another provider config than
+// the policy now names, and an observer that reports another object than
+// the one it asks for.
+func TestCellHolds(t *testing.T) {
+	cases := map[string]struct {
+		reason string
+		edit   func(req *fnv1.RunFunctionRequest)
+		// fatal is the Fatal result's message; "" for an answer that keeps
+		// every Object as observed, reading the cell again.
+		fatal string
+	}{
+		"ProviderConfigMoved": {
+			reason: "The policy names another provider config for the pool's cell: it may reach another cluster, where the pool would be created anew.",
+			edit: func(req *fnv1.RunFunctionRequest) {
+				req.Input.Fields["cells"] = mustValue(map[string]any{"eu-1": map[string]any{"providerConfigRef": map[string]any{"name": "eu-1-other"}}})
+			},
+			fatal: "cannot move the pool's Objects from provider config ClusterProviderConfig eu-1-admin to ClusterProviderConfig eu-1-other (input.cells.eu-1.providerConfigRef): " +
+				"another provider config may reach another cluster, where the pool would be created anew; nothing was changed. " +
+				"Revert the policy; or, if both reach the same cluster, set spec.providerConfigRef of each of the pool's Objects to the new one (kubectl patch)",
+		},
+		"ObserverReportsAnotherObject": {
+			reason: "The Cluster's observer still reports another Cluster (what it was asked before): the pool waits for the one it asks for.",
+			edit: func(req *fnv1.RunFunctionRequest) {
+				m := field(req.Observed.Resources[keyRemoteCluster].GetResource().GetFields(), "status", "atProvider", "manifest", "metadata").GetStructValue()
+				m.Fields["name"] = structpb.NewStringValue("prod-eu-2")
+			},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			f := newFunction(WithCacheSize(0))
+			req := settledCellPool(t, f, newFakeCell())
+			tc.edit(req)
+			rsp := answer(t, f, req)
+			got := ""
+			for _, r := range rsp.GetResults() {
+				if r.GetSeverity() == fnv1.Severity_SEVERITY_FATAL {
+					got = r.GetMessage()
+				}
+			}
+			if got != tc.fatal {
+				t.Errorf("%s\nFatal: got %q, want %q", tc.reason, got, tc.fatal)
+			}
+			if tc.fatal != "" {
+				return
+			}
+			if c := condition(rsp, TypePoolAvailable); c.GetReason() != ReasonReadingCell {
+				t.Errorf("%s\nPoolAvailable: got %v", tc.reason, c)
+			}
+			for k, r := range req.GetObserved().GetResources() {
+				if k == keyRemoteCluster || k == keyRemoteControlPlane {
+					continue
+				}
+				if diff := cmp.Diff(keepable(r.GetResource().GetFields()), rsp.GetDesired().GetResources()[k].GetResource().AsMap()); diff != "" {
+					t.Errorf("%s\n%s: changed while the pool reads its cell: -observed +desired:\n%s", tc.reason, k, diff)
+				}
+			}
+		})
+	}
 }

@@ -472,7 +472,7 @@ func backing(f map[string]*structpb.Value) plan.Observed {
 	}
 	for _, v := range st["versions"].GetListValue().GetValues() {
 		vf := v.GetStructValue().GetFields()
-		if vf["version"].GetStringValue() != o.Version {
+		if v := vf["version"].GetStringValue(); o.Version != "" && v != "" && v != o.Version {
 			o.OtherVersions += int32(vf["replicas"].GetNumberValue())
 		}
 	}

@@ -54,6 +54,10 @@ const (
 
 	// ReasonClusterNotFound says the pool's Cluster does not exist.
 	ReasonClusterNotFound = "ClusterNotFound"
+
+	// ReasonReadingCell says a pool in a cell waits for a report of its
+	// Cluster or control plane from the cell (their observe-only Objects).
+	ReasonReadingCell = "ReadingCell"
 )
 
 // A planned pool is what the function adds to a response for one request.

@@ -3,6 +3,7 @@ package plan
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
@@ -20,31 +21,69 @@ func CheckCell(in Input) error {
 	return nil
 }
 
-// resolveCell checks the pool's cell is one of the policy's.
+// resolveCell checks the pool's cell is one of the policy's, and that the
+// policy says how to reach it.
 func resolveCell(in Input) *field.Error {
 	c := in.Spec.Cell
 	if c == "" {
 		return nil
 	}
-	if _, ok := in.Policy.Cells[c]; ok {
-		return nil
-	}
-	if len(in.Policy.Cells) == 0 {
+	cell, ok := in.Policy.Cells[c]
+	switch {
+	case !ok && len(in.Policy.Cells) == 0:
 		return field.Invalid(specPath.Child("cell"), c,
-			"the platform policy defines no cells: remove spec.cell to compose into this management cluster, or ask the platform team to add the cell to the Composition's input.cells")
+			"the platform policy defines no cells: ask the platform team to add the cell to the Composition's input.cells, "+
+				"or leave spec.cell out if the pool's Cluster is in the management cluster Crossplane runs in")
+	case !ok:
+		return field.NotSupported(specPath.Child("cell"), c, sortedKeys(in.Policy.Cells))
 	}
-	return field.NotSupported(specPath.Child("cell"), c, sortedKeys(in.Policy.Cells))
+	ref := inputPath.Child("cells").Key(c).Child("providerConfigRef")
+	switch k := cell.ProviderConfigRef.Kind; {
+	case cell.ProviderConfigRef.Name == "":
+		return field.Required(ref.Child("name"), "name the provider-kubernetes provider config whose kubeconfig reaches the cell's API server")
+	case k != "" && k != "ClusterProviderConfig" && k != "ProviderConfig":
+		return field.NotSupported(ref.Child("kind"), k, []string{"ClusterProviderConfig", "ProviderConfig"})
+	}
+	return nil
 }
 
-// cellChange refuses moving running objects to another management cluster:
-// the cell's Cluster API would create new nodes and the old ones would be
-// deleted with their objects. It returns the refusal and the cell they run
-// in.
+// Release waits of the templates of a pool in a cell. The cell's
+// MachineSets cannot be read (remoteMachineSets), and a cell's report of a
+// MachineDeployment that has just begun replacing its machines may still
+// count them up to date: only the next report shows the rollout, and resets
+// the wait. It comes as soon as Cluster API acts on a watched cell, and at
+// provider-kubernetes' next poll otherwise (--poll, 10m by default, plus
+// 10% jitter): the waits outlast either.
+const (
+	CellReleaseAfter        = 15 * time.Minute
+	WatchedCellReleaseAfter = 2 * time.Minute
+)
+
+// releaseAfter is how long a template of the pool that nothing uses is kept
+// before it is released.
+func releaseAfter(in Input) time.Duration {
+	c, ok := in.Policy.Cells[in.Spec.Cell]
+	switch {
+	case in.Spec.Cell == "" || !ok:
+		return ReleaseAfter
+	case c.Watch:
+		return WatchedCellReleaseAfter
+	default:
+		return CellReleaseAfter
+	}
+}
+
+// cellChange refuses moving a pool's MachineDeployments or MachinePool to
+// another management cluster: its Cluster API would create new nodes, the
+// old ones would be deleted with their objects, and Crossplane would
+// replace each Object with a local object of another kind under the same
+// key. Running or not, the pool is re-created instead. It returns the
+// refusal and the cell its objects live in.
 func cellChange(in Input) (_ *Refusal, was string) {
 	var moved []string
 	for _, k := range sortedKeys(in.Observed) {
 		o := in.Observed[k]
-		if !isBacking(k) || o.Cell == in.Spec.Cell || !o.running() {
+		if !isBacking(k) || o.Cell == in.Spec.Cell {
 			continue
 		}
 		moved, was = append(moved, o.Name), o.Cell
@@ -53,7 +92,7 @@ func cellChange(in Input) (_ *Refusal, was string) {
 		return nil, ""
 	}
 	return &Refusal{Reason: ReasonCellChanged, Message: fmt.Sprintf(
-		"%s run nodes in %s, and the pool is now in %s (spec.cell): nodes cannot move between management clusters; nothing was changed. "+
+		"%s live in %s, and the pool is now in %s (spec.cell): a pool cannot move between management clusters; nothing was changed. "+
 			"Create a new FleetNodePool in the new cell and delete this one", strings.Join(moved, ", "), cellName(was), cellName(in.Spec.Cell))}, was
 }
 
@@ -72,7 +111,7 @@ func cellName(c string) string {
 // cell's MachineDeployments report: one whose controller has acted on its
 // latest spec and runs every machine up to date has one MachineSet with
 // machines, made from its own templates; Cluster API deletes the others
-// once they have none (ReleaseAfter covers the moment it takes). While any
+// once they have none (CellReleaseAfter covers the moment it takes). While any
 // MachineDeployment rolls, or reports nothing yet, the MachineSets are
 // unknown (nil): every template is kept, as for a local pool whose
 // MachineSets were not fetched.

@@ -154,7 +154,7 @@ func (p *Plan) keepUnused(key string, o Observed, in Input) {
 	if since.IsZero() || since.After(now) {
 		since = now
 	}
-	release := since.Add(ReleaseAfter)
+	release := since.Add(releaseAfter(in))
 	if caughtUp && !now.Before(release) {
 		return
 	}
