@@ -30,6 +30,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/fleetnodepool/function-fleetnodepool/fn/plan"
 	"github.com/fleetnodepool/function-fleetnodepool/test/internal/fleet"
 	"github.com/fleetnodepool/function-fleetnodepool/test/internal/sandbox"
 	"github.com/fleetnodepool/function-fleetnodepool/test/internal/tier"
@@ -317,7 +318,9 @@ func (r *run) classChange() {
 		}
 		return r.everyCellMD(settled)
 	})
-	sandbox.Eventually(r.t, "every old template released in its cell", 3*time.Minute, func() error {
+	// Released once unused for plan.WatchedCellReleaseAfter (the cells are
+	// watched).
+	sandbox.Eventually(r.t, "every old template released in its cell", plan.WatchedCellReleaseAfter+3*time.Minute, func() error {
 		for _, c := range r.cells {
 			for _, tpl := range r.cellList(c, "DevMachineTemplate") {
 				if tpl.GetName() == olds[c.Name] {
