@@ -33,9 +33,12 @@ func (s *Sandbox) UseCells(ctx context.Context, cells []*Cell, watch bool) error
 	if err := s.EditPolicy(ctx, func(input map[string]any) { input["cells"] = want }); err != nil {
 		return err
 	}
-	return eventually(ctx, time.Minute, func() error {
+	// Crossplane makes the revision asynchronously; a loaded 2-core machine
+	// once took over a minute.
+	return eventually(ctx, 3*time.Minute, func() error {
 		if _, ok := s.LatestPolicy(ctx)["cells"]; !ok {
-			return fmt.Errorf("no CompositionRevision of fleetnodepool has input.cells yet")
+			return fmt.Errorf("no CompositionRevision of fleetnodepool has input.cells yet (%d revisions)",
+				len(s.List(ctx, "apiextensions.crossplane.io/v1", "CompositionRevision")))
 		}
 		return nil
 	})
