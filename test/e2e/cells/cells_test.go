@@ -80,6 +80,7 @@ func (r *run) logf(f string, a ...any) { r.t.Logf(f, a...) }
 // invariant breaks in any cell.
 func TestCells(t *testing.T) {
 	r := start(t)
+	defer r.peakMemory()
 	r.phase("compose", r.compose)
 	if *steady > 0 {
 		r.phase("steady", r.measure)
@@ -100,12 +101,17 @@ func TestCells(t *testing.T) {
 			t.Errorf("cell %s: invariant violated at %s: %s", r.cells[i].Name, v.At.Round(time.Second), v.Violation)
 		}
 	}
-	for name, mem := range r.sb.PeakMemory() {
-		r.logf("central %s: peak RSS %d MiB", name, mem>>20)
+}
+
+// peakMemory logs the peak RSS of every process of the run.
+func (r *run) peakMemory() {
+	for _, name := range slices.Sorted(maps.Keys(r.sb.Pids())) {
+		r.logf("central %s: peak RSS %d MiB", name, r.sb.PeakMemory()[name]>>20)
 	}
 	for _, c := range r.cells {
-		for name, mem := range c.PeakMemory() {
-			r.logf("cell %s %s: peak RSS %d MiB", c.Name, name, mem>>20)
+		mem := c.PeakMemory()
+		for _, name := range slices.Sorted(maps.Keys(mem)) {
+			r.logf("cell %s %s: peak RSS %d MiB", c.Name, name, mem[name]>>20)
 		}
 	}
 }
