@@ -105,8 +105,9 @@ func TestCells(t *testing.T) {
 
 // peakMemory logs the peak RSS of every process of the run.
 func (r *run) peakMemory() {
-	for _, name := range slices.Sorted(maps.Keys(r.sb.Pids())) {
-		r.logf("central %s: peak RSS %d MiB", name, r.sb.PeakMemory()[name]>>20)
+	central := r.sb.PeakMemory()
+	for _, name := range slices.Sorted(maps.Keys(central)) {
+		r.logf("central %s: peak RSS %d MiB", name, central[name]>>20)
 	}
 	for _, c := range r.cells {
 		mem := c.PeakMemory()
