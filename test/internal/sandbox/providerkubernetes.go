@@ -6,6 +6,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -100,7 +102,7 @@ func (s *Sandbox) StartProviderKubernetes(ctx context.Context, bin string, cells
 		return err
 	}
 	env := []string{"KUBECONFIG=" + s.Kubeconfig, "TLS_SERVER_CERTS_DIR=" + certDir}
-	flags := append(append(ProviderKubernetesArgs(), "--health-probe-bind-addr="+health), args...)
+	flags := withFlags(append(ProviderKubernetesArgs(), "--health-probe-bind-addr="+health), args)
 	if err := s.run(processProviderKubernetes, env, bin, flags...); err != nil {
 		return err
 	}
@@ -115,6 +117,23 @@ func (s *Sandbox) StartProviderKubernetes(ctx context.Context, bin string, cells
 	}
 	s.progress("  ready in %s", time.Since(t0).Round(100*time.Millisecond))
 	return nil
+}
+
+// withFlags is flags with more added, each replacing a flag of the same
+// name (--X, --X=v and --no-X are one flag): provider-kubernetes' flag
+// parser (kingpin) refuses a flag given twice.
+func withFlags(flags, more []string) []string {
+	name := func(f string) string {
+		n, _, _ := strings.Cut(strings.TrimPrefix(f, "--"), "=")
+		return strings.TrimPrefix(n, "no-")
+	}
+	out := make([]string, 0, len(flags)+len(more))
+	for _, f := range flags {
+		if !slices.ContainsFunc(more, func(m string) bool { return name(m) == name(f) }) {
+			out = append(out, f)
+		}
+	}
+	return append(out, more...)
 }
 
 // installProviderKubernetesCRDs creates the CRDs of the pinned module,
