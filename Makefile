@@ -126,10 +126,11 @@ PROVIDERS ?=
 # DIRECT=1 applies the XRD and Composition files and registers the function
 # by hand, instead of installing the packages through the package manager.
 DIRECT ?=
-# CELLS=N adds N cells (issue #18): Cluster API management clusters of their
-# own (etcd, kube-apiserver, the Cluster API managers, each in a network
-# namespace of its own: needs root and unshare), holding the sim examples'
-# Clusters, reached from the central cluster through provider-kubernetes.
+# CELLS=N adds N cells (docs/cells.md): Cluster API management clusters of
+# their own (etcd, kube-apiserver, the Cluster API managers, each in a
+# network namespace of its own: needs root and unshare) with the cells
+# example's Cluster and pool, reached from the central cluster through
+# provider-kubernetes.
 CELLS ?=
 
 CELL_CMD := $(BIN)/cell-cmd

@@ -1,4 +1,4 @@
-// Command cell is one cell (issue #18): a Cluster API management cluster of
+// Command cell is one cell: a Cluster API management cluster of
 // its own, with etcd, kube-apiserver, the garbage collector and the real
 // Cluster API managers (core, kubeadm bootstrap and control plane, CAPD in
 // memory), until SIGTERM, SIGINT or its control channel stops it, stopping

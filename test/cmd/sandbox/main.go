@@ -15,14 +15,15 @@
 // XRD and Composition files are applied and the function registered by
 // hand instead, which needs no package build.
 //
-// With --cells N (`make sandbox CELLS=N`, issue #18) N cells run next to
-// it: separate Cluster API management clusters (cell-1 ... cell-N), each
+// With --cells N (`make sandbox CELLS=N`, docs/cells.md) N cells run next
+// to it: separate Cluster API management clusters (cell-1 ... cell-N), each
 // its own etcd and kube-apiserver with the Cluster API managers, in a
-// network namespace of its own, holding the sim examples' Clusters; and
+// network namespace of its own, holding the cells example's Cluster; and
 // provider-kubernetes runs against the central cluster with a
-// ClusterProviderConfig per cell, so that Objects composed centrally reach
-// the cells. The central sandbox is as without it (with --capi, its own
-// Cluster API managers too: it does not depend on the cells).
+// ClusterProviderConfig per cell. The policy lists the cells, and the cells
+// example's pool is created in each. The central sandbox is as without it
+// (with --capi, its own Cluster API managers too: it does not depend on
+// the cells).
 package main
 
 import (
@@ -44,7 +45,7 @@ func main() {
 	capi := flag.Bool("capi", false, "also run the Cluster API managers with simulated (in-memory) clusters")
 	direct := flag.Bool("direct", false, "apply the XRD and Composition files and register the function by hand, instead of installing the packages through the package manager")
 	providers := flag.Bool("providers", false, "with --capi, also run the CAPA and CAPZ managers and compose the AWS and Azure examples")
-	cells := flag.Int("cells", 0, "also run this many cells (cell-1 ...): Cluster API management clusters of their own holding the sim examples' Clusters, reached through provider-kubernetes")
+	cells := flag.Int("cells", 0, "also run this many cells (cell-1 ...): Cluster API management clusters of their own, reached through provider-kubernetes, with the cells example's pool in each")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	set := sandbox.AllExamples

@@ -24,7 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// Cells (issue #18) are separate Cluster API management clusters, each its
+// Cells are separate Cluster API management clusters, each its
 // own etcd, kube-apiserver, garbage collector and Cluster API managers
 // (core, kubeadm bootstrap and control plane, CAPD in memory) with
 // simulated workload clusters, next to the central sandbox, which composes

@@ -1,5 +1,5 @@
 // Module provider-kubernetes pins crossplane-contrib/provider-kubernetes,
-// which the cells sandbox (issue #18) runs out of cluster next to the
+// which the cells sandbox runs out of cluster next to the
 // central Crossplane: its namespaced Objects
 // (kubernetes.m.crossplane.io/v1alpha1) apply what Crossplane composes into
 // each cell's Cluster API management cluster, and observe what is there.
