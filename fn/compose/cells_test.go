@@ -455,13 +455,14 @@ func TestCellSafetyRules(t *testing.T) {
 	toLarge := func(req *fnv1.RunFunctionRequest) {
 		req.Observed.Composite.Resource.Fields["spec"].GetStructValue().Fields["machine"] = mustValue(map[string]any{"class": "large"})
 	}
-	cases := map[string]struct {
+	type safetyCase struct {
 		reason string
 		// edit changes the settled pool (and its cell), check the answer
 		// after the cell reported it.
 		edit  func(req *fnv1.RunFunctionRequest, cell *fakeCell)
 		check func(t *testing.T, before, after *fnv1.RunFunctionResponse)
-	}{
+	}
+	cases := map[string]safetyCase{
 		"ControlPlaneFirst": {
 			reason: "The channel moves to v1.34.1 while the cell's control plane runs v1.33.4: the workers stay, UpgradePending says why.",
 			edit: func(req *fnv1.RunFunctionRequest, _ *fakeCell) {
@@ -508,11 +509,7 @@ func TestCellSafetyRules(t *testing.T) {
 			},
 		},
 	}
-	cases["OnePoolAtATimeJustStarted"] = struct {
-		reason string
-		edit   func(req *fnv1.RunFunctionRequest, cell *fakeCell)
-		check  func(t *testing.T, before, after *fnv1.RunFunctionResponse)
-	}{
+	cases["OnePoolAtATimeJustStarted"] = safetyCase{
 		reason: "Another pool of the Cluster was just sent a new version, which the cell does not report yet (it reports the old one, rolled out): " +
 			"it is rolling all the same, and the class change waits its turn.",
 		edit: func(req *fnv1.RunFunctionRequest, cell *fakeCell) {
@@ -521,11 +518,7 @@ func TestCellSafetyRules(t *testing.T) {
 		},
 		check: cases["OnePoolAtATime"].check,
 	}
-	cases["OnePoolAtATimeVersions"] = struct {
-		reason string
-		edit   func(req *fnv1.RunFunctionRequest, cell *fakeCell)
-		check  func(t *testing.T, before, after *fnv1.RunFunctionResponse)
-	}{
+	cases["OnePoolAtATimeVersions"] = safetyCase{
 		reason: "Another pool of the Cluster reports every machine up to date (its MachineSets have not caught up) but one of them at the old version: " +
 			"it is rolling, and the class change waits its turn.",
 		edit: func(req *fnv1.RunFunctionRequest, cell *fakeCell) {
