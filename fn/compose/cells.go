@@ -95,9 +95,7 @@ func (f *Function) remote(req *fnv1.RunFunctionRequest, in *plan.Input) (*cellVi
 	}
 	c := in.Policy.Cells[in.Spec.Cell]
 	v := &cellView{name: in.Spec.Cell, ref: c.ProviderConfigRef, watched: c.Watch, namespace: in.Namespace, pool: in.Name, cluster: in.Spec.ClusterName, observers: map[string]*structpb.Struct{}}
-	if v.ref.Kind == "" {
-		v.ref.Kind = "ClusterProviderConfig"
-	}
+	v.ref.Kind = cmp.Or(v.ref.Kind, v1beta1.ClusterProviderConfigKind)
 	observed := req.GetObserved().GetResources()
 	if err := v.sameConfig(observed); err != nil {
 		return nil, err
@@ -130,7 +128,7 @@ func (v *cellView) sameConfig(observed map[string]*fnv1.Resource) error {
 		if !isObject(f) || field(f, "metadata", "labels").GetStructValue().GetFields()[LabelCell].GetStringValue() != v.name {
 			continue
 		}
-		kind := cmp.Or(field(f, "spec", "providerConfigRef", "kind").GetStringValue(), "ClusterProviderConfig")
+		kind := cmp.Or(field(f, "spec", "providerConfigRef", "kind").GetStringValue(), v1beta1.ClusterProviderConfigKind)
 		name := field(f, "spec", "providerConfigRef", "name").GetStringValue()
 		if kind != v.ref.Kind || name != v.ref.Name {
 			return withReason(FatalInvalidPolicy, errors.Errorf(errFmtCellConfigMoved, kind, name, v.ref.Kind, v.ref.Name, v.name))

@@ -185,7 +185,7 @@ func (f *Function) planPool(req *fnv1.RunFunctionRequest, fleet map[string]plan.
 		// What runs is kept where it runs, as it is, whichever cell the
 		// spec now names.
 		err = asObserved(req, p.resources)
-	case cell != nil && pl.Cell != "":
+	case cell != nil:
 		err = cell.wrap(p)
 	}
 	if err != nil {

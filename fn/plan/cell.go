@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/fleetnodepool/function-fleetnodepool/apis/input/v1beta1"
 )
 
 // ReasonCellChanged refuses moving a running pool to another management
@@ -41,8 +43,8 @@ func resolveCell(in Input) *field.Error {
 	switch k := cell.ProviderConfigRef.Kind; {
 	case cell.ProviderConfigRef.Name == "":
 		return field.Required(ref.Child("name"), "name the provider-kubernetes provider config whose kubeconfig reaches the cell's API server")
-	case k != "" && k != "ClusterProviderConfig" && k != "ProviderConfig":
-		return field.NotSupported(ref.Child("kind"), k, []string{"ClusterProviderConfig", "ProviderConfig"})
+	case k != "" && k != v1beta1.ClusterProviderConfigKind && k != v1beta1.ProviderConfigKind:
+		return field.NotSupported(ref.Child("kind"), k, []string{v1beta1.ClusterProviderConfigKind, v1beta1.ProviderConfigKind})
 	}
 	return nil
 }
@@ -77,10 +79,12 @@ func releaseAfter(in Input) time.Duration {
 // another management cluster: its Cluster API would create new nodes, the
 // old ones would be deleted with their objects, and Crossplane would
 // replace each Object with a local object of another kind under the same
-// key. Running or not, the pool is re-created instead. It returns the
-// refusal and the cell its objects live in.
-func cellChange(in Input) (_ *Refusal, was string) {
-	var moved []string
+// key. Running or not, the pool is re-created instead.
+func cellChange(in Input) *Refusal {
+	var (
+		moved []string
+		was   string
+	)
 	for _, k := range sortedKeys(in.Observed) {
 		o := in.Observed[k]
 		if !isBacking(k) || o.Cell == in.Spec.Cell {
@@ -89,11 +93,11 @@ func cellChange(in Input) (_ *Refusal, was string) {
 		moved, was = append(moved, o.Name), o.Cell
 	}
 	if len(moved) == 0 {
-		return nil, ""
+		return nil
 	}
 	return &Refusal{Reason: ReasonCellChanged, Message: fmt.Sprintf(
 		"%s live in %s, and the pool is now in %s (spec.cell): a pool cannot move between management clusters; nothing was changed. "+
-			"Create a new FleetNodePool in the new cell and delete this one", strings.Join(moved, ", "), cellName(was), cellName(in.Spec.Cell))}, was
+			"Create a new FleetNodePool in the new cell and delete this one", strings.Join(moved, ", "), cellName(was), cellName(in.Spec.Cell))}
 }
 
 // cellName names a cell in messages.

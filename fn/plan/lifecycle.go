@@ -76,8 +76,8 @@ func (pl *Planner) keep(p *Plan, in Input) *Refusal {
 	}
 	p.NeedsMachineSets = needsMachineSets(p, in, desired)
 
-	if ref, was := cellChange(in); ref != nil {
-		p.Resources, p.Cell = passThroughAll(in.Observed), was
+	if ref := cellChange(in); ref != nil {
+		p.Resources = passThroughAll(in.Observed)
 		return ref
 	}
 	if ref := pl.clusterChange(p, in); ref != nil {

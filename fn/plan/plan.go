@@ -175,10 +175,6 @@ type Resource struct {
 type Plan struct {
 	// Status is the pool's status as far as planning knows it.
 	Status v1alpha1.FleetNodePoolStatus
-	// Cell is the cell (Input.Spec.Cell) the Resources are applied in, ""
-	// for the local management cluster: the one they are in, while a move
-	// to another is refused.
-	Cell string
 	// Resources in the order they should be created: templates before the
 	// MachineDeployment that references them.
 	Resources []Resource
@@ -366,7 +362,7 @@ func (pl *Planner) Plan(in Input) (*Plan, error) {
 		return nil, &InvalidError{Errs: field.ErrorList{ferr}}
 	}
 	r.pool.Version = seq.version
-	p := &Plan{Cell: in.Spec.Cell, UpgradePending: seq.pending, ScaleFromZero: r.scaleFromZero, Status: v1alpha1.FleetNodePoolStatus{
+	p := &Plan{UpgradePending: seq.pending, ScaleFromZero: r.scaleFromZero, Status: v1alpha1.FleetNodePoolStatus{
 		Provider:      r.provider.Name(),
 		Backend:       r.pool.Backend,
 		Version:       r.pool.Version,

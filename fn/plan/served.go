@@ -55,7 +55,7 @@ func (e *NotServedError) Error() string {
 // says (in.CRDs), once read. It returns the names of those CRDs, or the
 // error naming a kind that is not served.
 func (pl *Planner) computeServed(p *Plan, in Input) ([]string, error) {
-	if p.Cell != "" {
+	if in.Spec.Cell != "" {
 		// Crossplane reads only its own API server's CRDs: the cell's
 		// show in its Objects' Synced condition.
 		return nil, nil

@@ -94,6 +94,13 @@ type Cell struct {
 	Watch bool `json:"watch,omitempty"`
 }
 
+// Kinds of provider-kubernetes provider configs (its namespaced API). An
+// Object without a kind names a ClusterProviderConfig.
+const (
+	ClusterProviderConfigKind = "ClusterProviderConfig"
+	ProviderConfigKind        = "ProviderConfig"
+)
+
 // A ProviderConfigReference names a provider-kubernetes provider config.
 type ProviderConfigReference struct {
 	// Kind is ClusterProviderConfig (the default) or ProviderConfig, which
