@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	"k8s.io/utils/ptr"
 
+	"github.com/crossplane/crossplane-runtime/v2/pkg/xcrd"
 	"github.com/crossplane/function-sdk-go/errors"
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
 	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
@@ -351,19 +352,29 @@ func withCellSiblings(rs *fnv1.Requirements, namespace, cluster, cell string) {
 // cellSiblings reads the Cluster's other pools in the cell from their
 // Objects' reports: nil while Crossplane has not fetched them. What their
 // MachineSets are is not known (see plan.remoteMachineSets): their
-// MachineDeployments' status says whether they roll.
+// MachineDeployments' status says whether they roll, and the templates they
+// keep (by their Objects' composition resource names) whether they have
+// just changed templates.
 func cellSiblings(req *fnv1.RunFunctionRequest, self string) []plan.Sibling {
 	rs, ok := req.GetRequiredResources()[requirementObjects]
 	if !ok {
 		return nil
 	}
 	others := map[string]*plan.Sibling{}
+	templates := map[string][]string{}
 	for _, item := range rs.GetItems() {
-		o := unwrap(item.GetResource().GetFields(), false)
-		m := field(item.GetResource().GetFields(), "spec", "forProvider", "manifest").GetStructValue().GetFields()
-		kind := m["kind"].GetStringValue()
+		f := item.GetResource().GetFields()
+		m := field(f, "spec", "forProvider", "manifest").GetStructValue().GetFields()
 		pool := field(m, "metadata", "labels").GetStructValue().GetFields()[capi.PoolLabel].GetStringValue()
-		if kind != "MachineDeployment" && kind != "MachinePool" || pool == "" || pool == self {
+		if pool == "" || pool == self {
+			continue
+		}
+		key := field(f, "metadata", "annotations").GetStructValue().GetFields()[xcrd.AnnotationKeyCompositionResourceName].GetStringValue()
+		if plan.IsTemplate(key) {
+			templates[pool] = append(templates[pool], field(m, "metadata", "name").GetStringValue())
+			continue
+		}
+		if kind := m["kind"].GetStringValue(); kind != "MachineDeployment" && kind != "MachinePool" {
 			continue
 		}
 		s := others[pool]
@@ -371,11 +382,13 @@ func cellSiblings(req *fnv1.RunFunctionRequest, self string) []plan.Sibling {
 			s = &plan.Sibling{Pool: pool, MachineSets: map[string][]plan.MachineSet{}}
 			others[pool] = s
 		}
-		s.Backings = append(s.Backings, o)
+		s.Backings = append(s.Backings, unwrap(f, false))
 	}
 	out := make([]plan.Sibling, 0, len(others))
 	for _, k := range slices.Sorted(maps.Keys(others)) {
-		out = append(out, *others[k])
+		s := others[k]
+		s.Templates = slices.Sorted(slices.Values(templates[k]))
+		out = append(out, *s)
 	}
 	return out
 }

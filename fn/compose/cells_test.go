@@ -528,6 +528,30 @@ func TestCellSafetyRules(t *testing.T) {
 		},
 		check: cases["OnePoolAtATime"].check,
 	}
+	cases["OnePoolAtATimeTemplateChange"] = safetyCase{
+		reason: "Another pool of the Cluster reports every machine up to date on its new template (its cell's report came before its MachineSets caught up) " +
+			"but still keeps its old template: it has just changed templates, is rolling, and the class change waits its turn.",
+		edit: func(req *fnv1.RunFunctionRequest, cell *fakeCell) {
+			toLarge(req)
+			cell.others = append(cell.others, cellSibling("v1.33.4", "v1.33.4", 3), cellSiblingTemplate("prod-eu-1-other-0"), cellSiblingTemplate("prod-eu-1-other-1"))
+		},
+		check: cases["OnePoolAtATime"].check,
+	}
+	cases["SiblingSettled"] = safetyCase{
+		reason: "Another pool of the Cluster runs every machine up to date and keeps only the template it references: it is not rolling, and the class change starts.",
+		edit: func(req *fnv1.RunFunctionRequest, cell *fakeCell) {
+			toLarge(req)
+			cell.others = append(cell.others, cellSibling("v1.33.4", "v1.33.4", 3), cellSiblingTemplate("prod-eu-1-other-1"))
+		},
+		check: func(t *testing.T, before, after *fnv1.RunFunctionResponse) {
+			if c := condition(after, TypeRolloutHeld); c.GetStatus() == fnv1.Status_STATUS_CONDITION_TRUE {
+				t.Errorf("RolloutHeld: got %v", c)
+			}
+			if diff := cmp.Diff(manifests(before)["machinedeployment"]["spec"], manifests(after)["machinedeployment"]["spec"]); diff == "" {
+				t.Errorf("the MachineDeployment's spec did not change: the class change did not start")
+			}
+		},
+	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			now := sunday2300
@@ -599,6 +623,20 @@ func cellSibling(sent, seen string, upToDate int, versions ...any) *fnv1.Resourc
 			"labels": map[string]any{"cluster.x-k8s.io/cluster-name": "prod-eu-1", "fleet.nodepool.dev/cell": "eu-1", "fleet.nodepool.dev/pool": "other"}},
 		"spec":   map[string]any{"forProvider": map[string]any{"manifest": md(sent)}},
 		"status": map[string]any{"atProvider": map[string]any{"manifest": reported}},
+	})}
+}
+
+// cellSiblingTemplate is the Object of another pool's infrastructure
+// template named name, on the same Cluster and cell, as the cell reports it.
+func cellSiblingTemplate(name string) *fnv1.Resource {
+	labels := map[string]any{"cluster.x-k8s.io/cluster-name": "prod-eu-1", "fleet.nodepool.dev/cell": "eu-1", "fleet.nodepool.dev/pool": "other"}
+	tpl := map[string]any{"apiVersion": "infrastructure.cluster.x-k8s.io/v1beta2", "kind": "DevMachineTemplate",
+		"metadata": map[string]any{"name": name, "namespace": "team-a", "labels": map[string]any{"fleet.nodepool.dev/pool": "other"}}}
+	return &fnv1.Resource{Resource: mustStruct(map[string]any{"apiVersion": "kubernetes.m.crossplane.io/v1alpha1", "kind": "Object",
+		"metadata": map[string]any{"name": "devmachinetemplate-" + name, "namespace": "team-a", "labels": labels,
+			"annotations": map[string]any{"crossplane.io/composition-resource-name": "infra-" + name}},
+		"spec":   map[string]any{"forProvider": map[string]any{"manifest": tpl}},
+		"status": map[string]any{"atProvider": map[string]any{"manifest": tpl}},
 	})}
 }
 

@@ -100,6 +100,9 @@ type Sibling struct {
 	Backings []Observed
 	// MachineSets of its MachineDeployments, by MachineDeployment name.
 	MachineSets map[string][]MachineSet
+	// Templates are the names of the templates a pool in a cell keeps (its
+	// MachineSets cannot be read there); nil for a local pool.
+	Templates []string
 }
 
 // rolling reports whether a MachineDeployment or MachinePool has not caught
@@ -334,7 +337,7 @@ func computeQueue(in Input, pol v1beta1.RolloutPolicy) gated {
 			return g
 		}
 		switch {
-		case rollingPool(s.Backings, s.MachineSets):
+		case rollingPool(s.Backings, s.MachineSets) || s.retiring():
 			rolling = append(rolling, s.Pool)
 		case bad != "":
 			ahead = append(ahead, fmt.Sprintf("%s (queued since %q, which is not a time)", s.Pool, bad))
@@ -355,6 +358,28 @@ func computeQueue(in Input, pol v1beta1.RolloutPolicy) gated {
 	g.hold = &Hold{Reason: HoldConcurrency, Message: fmt.Sprintf("waiting its turn: %d pool(s) of Cluster %s may roll at once, and %s; it starts when one of them finishes",
 		n, cluster, strings.Join(waits, ", "))}
 	return g
+}
+
+// retiring reports whether a pool in a cell keeps a template none of its
+// MachineDeployments or MachinePools references: it changed templates, and
+// keeps the old ones until they have looked unused for longer than its cell
+// takes to report again (releaseAfter). The first report after a change
+// may count every machine up to date (Cluster API's MachineSets update the
+// count after the MachineDeployment acts), and its MachineSets cannot be
+// read: until the old templates go, the pool counts as rolling.
+func (s Sibling) retiring() bool {
+	used := map[string]bool{}
+	for _, b := range s.Backings {
+		for _, n := range b.References {
+			used[n] = true
+		}
+	}
+	for _, n := range s.Templates {
+		if !used[n] {
+			return true
+		}
+	}
+	return false
 }
 
 // holdsSequence reports whether the sibling holds its Cluster's sequence.
@@ -438,7 +463,7 @@ func holdAsRunning(p *Plan, in Input, held []string) {
 	}
 	kept := p.Resources[:0]
 	for _, r := range p.Resources {
-		if _, exists := in.Observed[r.Key]; isTemplate(r.Key) && !exists && !referenced[r.Object.GetName()] {
+		if _, exists := in.Observed[r.Key]; IsTemplate(r.Key) && !exists && !referenced[r.Object.GetName()] {
 			continue
 		}
 		kept = append(kept, r)

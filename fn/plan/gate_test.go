@@ -64,6 +64,15 @@ func onMachineSet(infra string) Sibling {
 	return s
 }
 
+// inCell is another pool of the Cluster in a cell, not rolling by its
+// status, on its own templates ("new-infra", "new-bootstrap"), keeping the
+// templates named (its MachineSets cannot be read there).
+func inCell(templates ...string) Sibling {
+	s := onMachineSet("new-infra")
+	s.MachineSets, s.Templates = map[string][]MachineSet{}, templates
+	return s
+}
+
 // queuedAt marks the observed MachineDeployments queued since t.
 func queuedAt(observed map[string]Observed, t string) {
 	for k, o := range observed {
@@ -323,6 +332,19 @@ func TestGates(t *testing.T) {
 		"SiblingSettledOnItsMachineSet": {
 			reason:   "A pool whose machines run on a MachineSet of its own templates is not rolling: the pool starts.",
 			mods:     []func(*Input){func(in *Input) { in.Siblings = []Sibling{onMachineSet("new-infra")} }},
+			observed: func(o map[string]Observed) { queuedAt(o, placed) },
+			want:     gateOutcome{Started: true},
+		},
+		"CellSiblingKeepsOldTemplate": {
+			reason: "A pool in a cell that still keeps a template it no longer references has just changed templates: its cell's first report may count " +
+				"every machine up to date, and its MachineSets cannot be read, so it is rolling until the old template is released: the pool waits for it.",
+			mods:     []func(*Input){func(in *Input) { in.Siblings = []Sibling{inCell("new-infra", "new-bootstrap", "old-infra")} }},
+			observed: func(o map[string]Observed) { queuedAt(o, placed) },
+			want:     gateOutcome{Reason: HoldConcurrency, Queued: placed, Recheck: recheckSiblings},
+		},
+		"CellSiblingOnItsTemplates": {
+			reason:   "A pool in a cell that keeps only the templates it references, settled by its status, is not rolling: the pool starts.",
+			mods:     []func(*Input){func(in *Input) { in.Siblings = []Sibling{inCell("new-infra", "new-bootstrap")} }},
 			observed: func(o map[string]Observed) { queuedAt(o, placed) },
 			want:     gateOutcome{Started: true},
 		},

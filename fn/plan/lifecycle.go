@@ -105,7 +105,7 @@ func (pl *Planner) keep(p *Plan, in Input) *Refusal {
 		// Opted in: keep the old backing until every new one is available.
 		if !p.available(in.Observed) {
 			for _, k := range sortedKeys(in.Observed) {
-				if !desired[k] && (isBacking(k) || isTemplate(k) || k == keyHealthCheck) {
+				if !desired[k] && (isBacking(k) || IsTemplate(k) || k == keyHealthCheck) {
 					p.Resources = append(p.Resources, passThrough(k, in.Observed[k]))
 				}
 			}
@@ -124,7 +124,7 @@ func (pl *Planner) keep(p *Plan, in Input) *Refusal {
 	mpRolling := ok && mp.rolling()
 	for _, k := range sortedKeys(in.Observed) {
 		o := in.Observed[k]
-		if desired[k] || !isTemplate(k) || o.object() == nil {
+		if desired[k] || !IsTemplate(k) || o.object() == nil {
 			continue
 		}
 		if in.MachineSets == nil || used[o.Name] || mpRolling && strings.HasPrefix(k, keyBootstrap+"-") {
@@ -225,7 +225,7 @@ func needsMachineSets(p *Plan, in Input, desired map[string]bool) bool {
 		return true
 	}
 	for k, o := range in.Observed {
-		if isTemplate(k) && !desired[k] || strings.HasPrefix(k, keyMachineDeployment) && o.rolling() {
+		if IsTemplate(k) && !desired[k] || strings.HasPrefix(k, keyMachineDeployment) && o.rolling() {
 			return true
 		}
 	}
@@ -295,7 +295,9 @@ func isBacking(key string) bool {
 	return strings.HasPrefix(key, keyMachineDeployment) || key == keyMachinePool || key == keyInfraPool
 }
 
-func isTemplate(key string) bool {
+// IsTemplate reports whether key names one of a pool's templates: an
+// infrastructure machine template or a bootstrap config template.
+func IsTemplate(key string) bool {
 	return strings.HasPrefix(key, keyInfra+"-") || strings.HasPrefix(key, keyBootstrap+"-")
 }
 

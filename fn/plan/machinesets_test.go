@@ -22,7 +22,7 @@ func TestNeedsMachineSets(t *testing.T) {
 		_, before := running(t, input())
 		_, after := running(t, input(disruptiveChange))
 		for k, o := range before {
-			if isTemplate(k) {
+			if IsTemplate(k) {
 				if _, ok := after[k]; !ok {
 					after[k+"-old"] = o
 				}

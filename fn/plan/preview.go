@@ -258,7 +258,7 @@ func valueAt(o map[string]any, path ...string) any {
 func revisions(p *Plan) []string {
 	var out []string
 	for _, r := range p.Resources {
-		if isTemplate(r.Key) {
+		if IsTemplate(r.Key) {
 			out = append(out, r.Object.GetName())
 		}
 	}

@@ -44,7 +44,7 @@ func runningSince(t *testing.T, in Input, created time.Time) Input {
 		switch {
 		case strings.HasPrefix(k, keyMachineDeployment):
 			in.MachineSets[o.Name] = []MachineSet{{Version: o.Version, Infra: o.References[0], Bootstrap: o.References[1], Replicas: 3, Created: created}}
-		case isTemplate(k):
+		case IsTemplate(k):
 			o.Created = created
 			in.Observed[k] = o
 		}
@@ -274,7 +274,7 @@ func TestRotation(t *testing.T) {
 		setup:  func(in *Input) { withMaxAge(in); mp(in) },
 		edit: func(in *Input) {
 			for k, o := range in.Observed {
-				if isTemplate(k) && o.Name == in.Observed[keyMachinePool].Bootstrap {
+				if IsTemplate(k) && o.Name == in.Observed[keyMachinePool].Bootstrap {
 					o.Rotation, o.Created = at(due), due.Add(time.Minute)
 					in.Observed[k] = o
 				}

@@ -19,7 +19,7 @@ func legacyObserved(t *testing.T, p *Plan) map[string]Observed {
 	renamed := map[string]string{}
 	keys := map[string]string{}
 	for _, r := range p.Resources {
-		if !isTemplate(r.Key) {
+		if !IsTemplate(r.Key) {
 			continue
 		}
 		c := r.Object.DeepCopyObject().(provider.Object)
