@@ -36,7 +36,13 @@ const policyCellsJSON = `{
 // reads its Cluster from the cell, not from Crossplane's API server).
 func cellPool(t *testing.T, cell string) *fnv1.RunFunctionRequest {
 	t.Helper()
-	req := newRequest(xrJSON, policyCellsJSON)
+	return cellPoolOf(t, xrJSON, cell)
+}
+
+// cellPoolOf is cellPool of another XR (the legacy one).
+func cellPoolOf(t *testing.T, xr, cell string) *fnv1.RunFunctionRequest {
+	t.Helper()
+	req := newRequest(xr, policyCellsJSON)
 	req.Observed.Composite.Resource.Fields["spec"].GetStructValue().Fields["cell"] = structpb.NewStringValue(cell)
 	req.RequiredResources = nil
 	return req
@@ -434,6 +440,39 @@ func settledCellPool(t *testing.T, f *Function, cell *fakeCell) *fnv1.RunFunctio
 	}
 	cell.settle(1)
 	return cell.reconcile(t, req, answer(t, f, req))
+}
+
+// TestCellLegacyClaim: a legacy cluster-scoped XR (created for a claim) in
+// a cell composes, at every step from new to settled, the same Objects as
+// the namespaced form: in the claim's namespace, named after the claim,
+// reading the Cluster's other pools in that namespace.
+func TestCellLegacyClaim(t *testing.T) {
+	settle := func(xr string) []*fnv1.RunFunctionResponse {
+		f, cell := newFunction(WithCacheSize(0)), newFakeCell()
+		req := cellPoolOf(t, xr, "eu-1")
+		var rsps []*fnv1.RunFunctionResponse
+		for i := range 5 { // Cluster, control plane, objects, settled.
+			rsp := answer(t, f, req)
+			rsps = append(rsps, rsp)
+			if i == 3 {
+				cell.settle(1)
+			}
+			req = cell.reconcile(t, req, rsp)
+		}
+		return rsps
+	}
+	want, got := settle(xrJSON), settle(legacyXRJSON)
+	for i := range want {
+		if diff := cmp.Diff(want[i].GetDesired().GetResources(), got[i].GetDesired().GetResources(), protocmp.Transform()); diff != "" {
+			t.Errorf("step %d: the legacy XR composes other Objects than the namespaced form: -namespaced +legacy:\n%s", i, diff)
+		}
+		if diff := cmp.Diff(want[i].GetRequirements(), got[i].GetRequirements(), protocmp.Transform()); diff != "" {
+			t.Errorf("step %d: the legacy XR requires other resources than the namespaced form: -namespaced +legacy:\n%s", i, diff)
+		}
+	}
+	if n := len(got[len(got)-1].GetDesired().GetResources()); n < 5 {
+		t.Errorf("the settled legacy pool composes %d Objects, want the observers, templates, MachineDeployment and health check", n)
+	}
 }
 
 // manifests are the manifests of the answer's Objects, by key.
