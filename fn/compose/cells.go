@@ -326,7 +326,7 @@ func unwrap(f map[string]*structpb.Value, withSpec bool) plan.Observed {
 // read it back, and until then the rollout gates must still see that pool
 // as starting to roll: the Cluster's other pools wait their turn.
 func pending(o *plan.Observed, sent plan.Observed) {
-	o.QueuedSince, o.HoldsSequence, o.Rotation = sent.QueuedSince, sent.HoldsSequence, sent.Rotation
+	o.QueuedSince, o.HoldsSequence, o.Rotation, o.Revision = sent.QueuedSince, sent.HoldsSequence, sent.Rotation, sent.Revision
 	if sent.Version != o.Version || !slices.Equal(sent.References, o.References) {
 		o.Generation = max(o.Generation, o.ObservedGeneration) + 1
 	}

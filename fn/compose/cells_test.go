@@ -203,7 +203,9 @@ func TestCellPoolLifecycle(t *testing.T) {
 	}
 
 	// 3. With both read, every object is sent in an Object of the cell: the
-	// same objects a local pool composes, byte for byte.
+	// same objects a local pool composes, byte for byte, but for the record
+	// of when each MachineDeployment's machines were sent (a cell's
+	// MachineSets cannot be read to date them).
 	req = cell.reconcile(t, req, rsp)
 	rsp = answer(t, f, req)
 	local := answer(t, newFunction(WithCacheSize(0)), newRequest(xrJSON, policyCellsJSON))
@@ -218,7 +220,13 @@ func TestCellPoolLifecycle(t *testing.T) {
 		}
 		wf := w.GetResource().GetFields()
 		inner := proto.CloneOf(r.GetResource())
-		inner.Fields["metadata"].GetStructValue().Fields["namespace"] = structpb.NewStringValue("team-a")
+		meta := inner.Fields["metadata"].GetStructValue()
+		meta.Fields["namespace"] = structpb.NewStringValue("team-a")
+		if ts := field(inner.GetFields(), "spec", "template", "spec").GetStructValue().GetFields(); inner.GetFields()["kind"].GetStringValue() == "MachineDeployment" {
+			meta.Fields["annotations"] = structpb.NewStructValue(mustStruct(map[string]any{plan.AnnotationRevision: strings.Join([]string{
+				sunday2300.UTC().Format(time.RFC3339), ts["version"].GetStringValue(), field(ts, "infrastructureRef", "name").GetStringValue(),
+				field(ts, "bootstrap", "configRef", "name").GetStringValue(), "-"}, " ")}))
+		}
 		if diff := cmp.Diff(inner, field(wf, "spec", "forProvider", "manifest").GetStructValue(), protocmp.Transform()); diff != "" {
 			t.Errorf("%s: the cell gets what a local pool composes, in the pool's namespace: -want +got:\n%s", k, diff)
 		}

@@ -463,6 +463,7 @@ func backing(f map[string]*structpb.Value) plan.Observed {
 		Created:            timeField(md["creationTimestamp"]),
 		RolloutAfter:       timeField(field(spec, "rollout", "after")),
 		Rotation:           annotations[plan.AnnotationRotation].GetStringValue(),
+		Revision:           annotations[plan.AnnotationRevision].GetStringValue(),
 	}
 	for _, c := range st["conditions"].GetListValue().GetValues() {
 		cf := c.GetStructValue().GetFields()

@@ -148,5 +148,10 @@ func (o Observed) settledMachineSet() (MachineSet, bool) {
 			ms.Infra = n
 		}
 	}
+	// Dated by the function's record of the machines it runs, if it has
+	// one (stampRevisions): a revision of unknown age is not rotated.
+	if sent, made := revisionOf(o.Revision); made == machinesOf(o.Version, o.References, o.RolloutAfter) {
+		ms.Created = sent
+	}
 	return ms, true
 }

@@ -34,6 +34,7 @@ func observe(t *testing.T, p *Plan, replicas int32) map[string]Observed {
 			o.Spec, _ = b["spec"].(map[string]any)
 		}
 		o.Rotation, _, _ = unstructured.NestedString(b, "metadata", "annotations", AnnotationRotation)
+		o.Revision, _, _ = unstructured.NestedString(b, "metadata", "annotations", AnnotationRevision)
 		if a, _, _ := unstructured.NestedString(b, "spec", "rollout", "after"); a != "" {
 			if o.RolloutAfter, err = time.Parse(time.RFC3339, a); err != nil {
 				t.Fatal(err)

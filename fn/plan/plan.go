@@ -139,6 +139,8 @@ type Observed struct {
 	RolloutAfter time.Time
 	// Rotation is a bootstrap config's AnnotationRotation.
 	Rotation string
+	// Revision is a MachineDeployment's AnnotationRevision, in a cell.
+	Revision string
 	// Cell is the cell the object lives in (its provider-kubernetes
 	// Object's), "" for one in the local management cluster.
 	Cell string
@@ -417,6 +419,7 @@ func (pl *Planner) Plan(in Input) (*Plan, error) {
 	if p.Refused == nil {
 		p.Refused = p.immutable
 	}
+	stampRevisions(p, in)
 	p.Status = rollup(p, in.Observed)
 	p.Status.Revisions = revisions(p)
 	if p.applies() {
