@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"google.golang.org/protobuf/types/known/structpb"
 	"k8s.io/utils/ptr"
@@ -361,7 +362,7 @@ func cellSiblings(req *fnv1.RunFunctionRequest, self string) []plan.Sibling {
 		return nil
 	}
 	others := map[string]*plan.Sibling{}
-	templates := map[string][]string{}
+	templates := map[string]map[string]time.Time{}
 	for _, item := range rs.GetItems() {
 		f := item.GetResource().GetFields()
 		m := field(f, "spec", "forProvider", "manifest").GetStructValue().GetFields()
@@ -371,7 +372,11 @@ func cellSiblings(req *fnv1.RunFunctionRequest, self string) []plan.Sibling {
 		}
 		key := field(f, "metadata", "annotations").GetStructValue().GetFields()[xcrd.AnnotationKeyCompositionResourceName].GetStringValue()
 		if plan.IsTemplate(key) {
-			templates[pool] = append(templates[pool], field(m, "metadata", "name").GetStringValue())
+			if templates[pool] == nil {
+				templates[pool] = map[string]time.Time{}
+			}
+			meta := field(m, "metadata").GetStructValue().GetFields()
+			templates[pool][meta["name"].GetStringValue()] = timeField(field(meta, "annotations", plan.AnnotationUnusedSince))
 			continue
 		}
 		if kind := m["kind"].GetStringValue(); kind != "MachineDeployment" && kind != "MachinePool" {
@@ -387,7 +392,7 @@ func cellSiblings(req *fnv1.RunFunctionRequest, self string) []plan.Sibling {
 	out := make([]plan.Sibling, 0, len(others))
 	for _, k := range slices.Sorted(maps.Keys(others)) {
 		s := others[k]
-		s.Templates = slices.Sorted(slices.Values(templates[k]))
+		s.Templates = templates[k]
 		out = append(out, *s)
 	}
 	return out

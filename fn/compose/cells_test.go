@@ -224,7 +224,7 @@ func TestCellPoolLifecycle(t *testing.T) {
 		meta.Fields["namespace"] = structpb.NewStringValue("team-a")
 		if ts := field(inner.GetFields(), "spec", "template", "spec").GetStructValue().GetFields(); inner.GetFields()["kind"].GetStringValue() == "MachineDeployment" {
 			meta.Fields["annotations"] = structpb.NewStructValue(mustStruct(map[string]any{plan.AnnotationRevision: strings.Join([]string{
-				sunday2300.UTC().Format(time.RFC3339), ts["version"].GetStringValue(), field(ts, "infrastructureRef", "name").GetStringValue(),
+				sunday2300.UTC().Format(time.RFC3339), sunday2300.UTC().Format(time.RFC3339), ts["version"].GetStringValue(), field(ts, "infrastructureRef", "name").GetStringValue(),
 				field(ts, "bootstrap", "configRef", "name").GetStringValue(), "-"}, " ")}))
 		}
 		if diff := cmp.Diff(inner, field(wf, "spec", "forProvider", "manifest").GetStructValue(), protocmp.Transform()); diff != "" {
@@ -483,6 +483,56 @@ func TestCellLegacyClaim(t *testing.T) {
 	}
 }
 
+// TestCellChangeNotReported: a change sent to a cell that has not
+// reported it yet is sent again as it was, byte for byte, the record of
+// when its machines were sent (plan.AnnotationRevision) included, however
+// many times the pool is planned meanwhile: the function reads what it
+// sent, not only what the cell reports.
+func TestCellChangeNotReported(t *testing.T) {
+	now := sunday2300
+	f := newFunction(WithCacheSize(0), WithClock(func() time.Time { return now }))
+	cell := newFakeCell()
+	req := settledCellPool(t, f, cell)
+	infra := func(rsp *fnv1.RunFunctionResponse) any {
+		return field(mustStruct(manifests(rsp)["machinedeployment"]).GetFields(), "spec", "template", "spec", "infrastructureRef", "name").GetStringValue()
+	}
+	was := infra(answer(t, f, req))
+	req.Observed.Composite.Resource.Fields["spec"].GetStructValue().Fields["machine"] = mustValue(map[string]any{"class": "large"})
+	// The pool queues, then starts: the first answer that sends the new
+	// template.
+	var sent *fnv1.RunFunctionResponse
+	for range 5 {
+		rsp := answer(t, f, req)
+		if infra(rsp) != was {
+			sent = rsp
+			break
+		}
+		req = cell.reconcile(t, req, rsp)
+		now = now.Add(time.Minute)
+	}
+	if sent == nil {
+		t.Fatal("the class change never started")
+	}
+	// provider-kubernetes has applied nothing yet: the Objects say what
+	// was sent, their status what the cell reported before.
+	for k, r := range sent.GetDesired().GetResources() {
+		o := req.GetObserved().GetResources()[k]
+		if o == nil {
+			req.Observed.Resources[k] = &fnv1.Resource{Resource: proto.CloneOf(r.GetResource())}
+			continue
+		}
+		o.Resource.Fields["spec"] = proto.CloneOf(r.GetResource().GetFields()["spec"])
+	}
+	want := manifests(sent)["machinedeployment"]
+	for i := range 3 {
+		now = now.Add(time.Minute)
+		got := manifests(answer(t, f, req))["machinedeployment"]
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("planned %d more time(s) before the cell reports the change, the MachineDeployment sent changed: -first sent +now:\n%s", i+1, diff)
+		}
+	}
+}
+
 // manifests are the manifests of the answer's Objects, by key.
 func manifests(rsp *fnv1.RunFunctionResponse) map[string]map[string]any {
 	out := map[string]map[string]any{}
@@ -585,10 +635,13 @@ func TestCellSafetyRules(t *testing.T) {
 		check: cases["OnePoolAtATime"].check,
 	}
 	cases["SiblingSettled"] = safetyCase{
-		reason: "Another pool of the Cluster runs every machine up to date and keeps only the template it references: it is not rolling, and the class change starts.",
+		reason: "Another pool of the Cluster runs every machine up to date and keeps only the templates it references, and its health check: " +
+			"it is not rolling, and the class change starts.",
 		edit: func(req *fnv1.RunFunctionRequest, cell *fakeCell) {
 			toLarge(req)
-			cell.others = append(cell.others, cellSibling("v1.33.4", "v1.33.4", 3), cellSiblingTemplate("prod-eu-1-other-1"))
+			cell.others = append(cell.others, cellSibling("v1.33.4", "v1.33.4", 3), cellSiblingTemplate("prod-eu-1-other-1"),
+				cellSiblingObject("bootstrap-b0075", "KubeadmConfigTemplate", "prod-eu-1-other-b0075"),
+				cellSiblingObject("machinehealthcheck", "MachineHealthCheck", "prod-eu-1-other"))
 		},
 		check: func(t *testing.T, before, after *fnv1.RunFunctionResponse) {
 			if c := condition(after, TypeRolloutHeld); c.GetStatus() == fnv1.Status_STATUS_CONDITION_TRUE {
@@ -661,7 +714,7 @@ func cellSibling(sent, seen string, upToDate int, versions ...any) *fnv1.Resourc
 		return map[string]any{"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "MachineDeployment",
 			"metadata": map[string]any{"name": "prod-eu-1-other", "namespace": "team-a", "generation": 3, "labels": map[string]any{"fleet.nodepool.dev/pool": "other"}},
 			"spec": map[string]any{"replicas": 3, "template": map[string]any{"spec": map[string]any{"version": version,
-				"infrastructureRef": map[string]any{"name": "prod-eu-1-other-1"}}}}}
+				"infrastructureRef": map[string]any{"name": "prod-eu-1-other-1"}, "bootstrap": map[string]any{"configRef": map[string]any{"name": "prod-eu-1-other-b0075"}}}}}}
 	}
 	reported := md(seen)
 	reported["status"] = map[string]any{"observedGeneration": 3, "replicas": 3, "upToDateReplicas": upToDate, "versions": versions}
@@ -676,14 +729,21 @@ func cellSibling(sent, seen string, upToDate int, versions ...any) *fnv1.Resourc
 // cellSiblingTemplate is the Object of another pool's infrastructure
 // template named name, on the same Cluster and cell, as the cell reports it.
 func cellSiblingTemplate(name string) *fnv1.Resource {
+	return cellSiblingObject("infra-"+name, "DevMachineTemplate", name)
+}
+
+// cellSiblingObject is the Object, under the composition resource name
+// key, of another pool's object of kind named name, on the same Cluster and
+// cell, as the cell reports it.
+func cellSiblingObject(key, kind, name string) *fnv1.Resource {
 	labels := map[string]any{"cluster.x-k8s.io/cluster-name": "prod-eu-1", "fleet.nodepool.dev/cell": "eu-1", "fleet.nodepool.dev/pool": "other"}
-	tpl := map[string]any{"apiVersion": "infrastructure.cluster.x-k8s.io/v1beta2", "kind": "DevMachineTemplate",
+	m := map[string]any{"apiVersion": "example.x-k8s.io/v1beta2", "kind": kind,
 		"metadata": map[string]any{"name": name, "namespace": "team-a", "labels": map[string]any{"fleet.nodepool.dev/pool": "other"}}}
 	return &fnv1.Resource{Resource: mustStruct(map[string]any{"apiVersion": "kubernetes.m.crossplane.io/v1alpha1", "kind": "Object",
-		"metadata": map[string]any{"name": "devmachinetemplate-" + name, "namespace": "team-a", "labels": labels,
-			"annotations": map[string]any{"crossplane.io/composition-resource-name": "infra-" + name}},
-		"spec":   map[string]any{"forProvider": map[string]any{"manifest": tpl}},
-		"status": map[string]any{"atProvider": map[string]any{"manifest": tpl}},
+		"metadata": map[string]any{"name": strings.ToLower(kind) + "-" + name, "namespace": "team-a", "labels": labels,
+			"annotations": map[string]any{"crossplane.io/composition-resource-name": key}},
+		"spec":   map[string]any{"forProvider": map[string]any{"manifest": m}},
+		"status": map[string]any{"atProvider": map[string]any{"manifest": m}},
 	})}
 }
 

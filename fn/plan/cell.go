@@ -150,8 +150,6 @@ func (o Observed) settledMachineSet() (MachineSet, bool) {
 	}
 	// Dated by the function's record of the machines it runs, if it has
 	// one (stampRevisions): a revision of unknown age is not rotated.
-	if sent, made := revisionOf(o.Revision); made == machinesOf(o.Version, o.References, o.RolloutAfter) {
-		ms.Created = sent
-	}
+	ms.Created = revisionCreated(o)
 	return ms, true
 }

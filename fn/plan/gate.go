@@ -100,9 +100,10 @@ type Sibling struct {
 	Backings []Observed
 	// MachineSets of its MachineDeployments, by MachineDeployment name.
 	MachineSets map[string][]MachineSet
-	// Templates are the names of the templates a pool in a cell keeps (its
-	// MachineSets cannot be read there); nil for a local pool.
-	Templates []string
+	// Templates are the templates a pool in a cell keeps (its MachineSets
+	// cannot be read there), by name, each with when its pool first saw it
+	// unused (AnnotationUnusedSince; zero if not): nil for a local pool.
+	Templates map[string]time.Time
 }
 
 // rolling reports whether a MachineDeployment or MachinePool has not caught
@@ -337,8 +338,10 @@ func computeQueue(in Input, pol v1beta1.RolloutPolicy) gated {
 			return g
 		}
 		switch {
-		case rollingPool(s.Backings, s.MachineSets) || s.retiring():
+		case rollingPool(s.Backings, s.MachineSets):
 			rolling = append(rolling, s.Pool)
+		case s.retiring(in.Now, releaseAfter(in)):
+			rolling = append(rolling, s.Pool+" (it keeps the templates it left until its cell reports them unused)")
 		case bad != "":
 			ahead = append(ahead, fmt.Sprintf("%s (queued since %q, which is not a time)", s.Pool, bad))
 		case isAhead:
@@ -361,21 +364,19 @@ func computeQueue(in Input, pol v1beta1.RolloutPolicy) gated {
 }
 
 // retiring reports whether a pool in a cell keeps a template none of its
-// MachineDeployments or MachinePools references: it changed templates, and
-// keeps the old ones until they have looked unused for longer than its cell
-// takes to report again (releaseAfter). The first report after a change
-// may count every machine up to date (Cluster API's MachineSets update the
-// count after the MachineDeployment acts), and its MachineSets cannot be
-// read: until the old templates go, the pool counts as rolling.
-func (s Sibling) retiring() bool {
-	used := map[string]bool{}
-	for _, b := range s.Backings {
-		for _, n := range b.References {
-			used[n] = true
-		}
-	}
-	for _, n := range s.Templates {
-		if !used[n] {
+// MachineDeployments or MachinePools references: it has just changed
+// templates, and keeps the old ones until they have looked unused for
+// longer than its cell takes to report again (wait, releaseAfter). The
+// first report after a change may count every machine up to date (Cluster
+// API's MachineSets update the count after the MachineDeployment acts),
+// and a cell's MachineSets cannot be read: until the old templates have
+// looked unused for that long, the pool counts as rolling. A template left
+// longer ago than that, and still kept (the pool's changes are refused, or
+// its function fails), holds no one.
+func (s Sibling) retiring(now time.Time, wait time.Duration) bool {
+	used := referencedBy(s.Backings)
+	for n, since := range s.Templates {
+		if !used[n] && (since.IsZero() || now.Before(since.Add(wait))) {
 			return true
 		}
 	}
@@ -476,6 +477,9 @@ func holdAsRunning(p *Plan, in Input, held []string) {
 func keepTemplateSpec(s *clusterv1.MachineSpec, o Observed) {
 	obj := o.object()
 	s.Version = o.Version
+	if v, ok, _ := unstructured.NestedString(obj, "spec", "template", "spec", "version"); ok {
+		s.Version = v // What was sent: a cell may not report it yet.
+	}
 	s.InfrastructureRef.Name, _, _ = unstructured.NestedString(obj, "spec", "template", "spec", "infrastructureRef", "name")
 	s.Bootstrap.ConfigRef.Name, _, _ = unstructured.NestedString(obj, "spec", "template", "spec", "bootstrap", "configRef", "name")
 }

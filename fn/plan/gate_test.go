@@ -66,10 +66,13 @@ func onMachineSet(infra string) Sibling {
 
 // inCell is another pool of the Cluster in a cell, not rolling by its
 // status, on its own templates ("new-infra", "new-bootstrap"), keeping the
-// templates named (its MachineSets cannot be read there).
+// templates named (its MachineSets cannot be read there), none seen unused.
 func inCell(templates ...string) Sibling {
 	s := onMachineSet("new-infra")
-	s.MachineSets, s.Templates = map[string][]MachineSet{}, templates
+	s.MachineSets, s.Templates = map[string][]MachineSet{}, map[string]time.Time{}
+	for _, n := range templates {
+		s.Templates[n] = time.Time{}
+	}
 	return s
 }
 
@@ -339,6 +342,28 @@ func TestGates(t *testing.T) {
 			reason: "A pool in a cell that still keeps a template it no longer references has just changed templates: its cell's first report may count " +
 				"every machine up to date, and its MachineSets cannot be read, so it is rolling until the old template is released: the pool waits for it.",
 			mods:     []func(*Input){func(in *Input) { in.Siblings = []Sibling{inCell("new-infra", "new-bootstrap", "old-infra")} }},
+			observed: func(o map[string]Observed) { queuedAt(o, placed) },
+			want:     gateOutcome{Reason: HoldConcurrency, Queued: placed, Recheck: recheckSiblings},
+		},
+		"CellSiblingLeftTemplateLongAgo": {
+			reason: "A pool in a cell that has kept a template it left for longer than its cell takes to report (its changes refused, or its function failing) " +
+				"is not changing templates now: it holds no one, and the pool starts.",
+			mods: []func(*Input){func(in *Input) {
+				s := inCell("new-infra", "new-bootstrap", "old-infra")
+				s.Templates["old-infra"] = testNow.Add(-ReleaseAfter - time.Second)
+				in.Siblings = []Sibling{s}
+			}},
+			observed: func(o map[string]Observed) { queuedAt(o, placed) },
+			want:     gateOutcome{Started: true},
+		},
+		"CellSiblingLeftTemplateJustNow": {
+			reason: "A pool in a cell that saw a template it left unused a moment ago (its cell's report may lag the rollout) still changes templates: " +
+				"the pool waits for it.",
+			mods: []func(*Input){func(in *Input) {
+				s := inCell("new-infra", "new-bootstrap", "old-infra")
+				s.Templates["old-infra"] = testNow.Add(-ReleaseAfter + time.Second)
+				in.Siblings = []Sibling{s}
+			}},
 			observed: func(o map[string]Observed) { queuedAt(o, placed) },
 			want:     gateOutcome{Reason: HoldConcurrency, Queued: placed, Recheck: recheckSiblings},
 		},

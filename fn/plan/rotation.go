@@ -10,7 +10,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
-	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
 
 	"github.com/fleetnodepool/function-fleetnodepool/apis/fleet/v1alpha1"
 	"github.com/fleetnodepool/function-fleetnodepool/apis/input/v1beta1"
@@ -22,16 +21,6 @@ import (
 // pool's instances. Every later config of the pool carries the value of
 // the one it replaces, so only a rotation renames it.
 const AnnotationRotation = v1alpha1.Group + "/rotation"
-
-// AnnotationRevision is set by the function on a MachineDeployment of a
-// pool in a cell: when it sent the machines the MachineDeployment makes,
-// and which (its version, templates and spec.rollout.after), as
-// "<RFC 3339 time> <version> <templates...> <rollout.after or ->". A
-// cell's MachineSets cannot be read (remoteMachineSets), so the record
-// dates the revision for rotation. Cluster API makes a MachineSet after
-// its machines were sent, never before: its nodes are no older than the
-// record says.
-const AnnotationRevision = v1alpha1.Group + "/revision"
 
 // A rotation replaces a pool's nodes before they reach a max age. A pool's
 // revision (its MachineSet, or its MachinePool's bootstrap config) is due
@@ -216,76 +205,6 @@ func (p *Plan) rotation(in Input, rev revision, done time.Time, rolling bool) ro
 // rotationReason is a rotation's reason in status.changes.
 func rotationReason(rt *rotation, rev revision) string {
 	return fmt.Sprintf("rotation: nodes since %s reach the max node age %s", rev.created.UTC().Format(time.RFC3339), rt.maxAge)
-}
-
-// machinesOf describes the machines a MachineDeployment makes, as
-// AnnotationRevision records them.
-func machinesOf(version string, refs []string, after time.Time) string {
-	a := "-"
-	if !after.IsZero() {
-		a = after.UTC().Format(time.RFC3339)
-	}
-	var b strings.Builder
-	b.WriteString(version)
-	for _, r := range refs {
-		if r != "" {
-			b.WriteString(" " + r)
-		}
-	}
-	b.WriteString(" " + a)
-	return b.String()
-}
-
-// revisionOf reads an AnnotationRevision: when the machines it describes
-// were sent, zero if it does not parse.
-func revisionOf(record string) (sent time.Time, machines string) {
-	t, m, ok := strings.Cut(record, " ")
-	if !ok {
-		return time.Time{}, ""
-	}
-	return parseTime(t), m
-}
-
-// stampRevisions records, on each MachineDeployment of a pool in a cell,
-// when its machines were sent (AnnotationRevision): the record observed
-// while it describes the planned machines, a new one when they change
-// now. A MachineDeployment whose machines do not change and that has no
-// record of them (one made before records were kept) gets none: its age is
-// unknown, and it is not rotated. Dating it now would make its nodes look
-// younger than they are.
-func stampRevisions(p *Plan, in Input) {
-	if in.Spec.Cell == "" {
-		return
-	}
-	for _, r := range p.Resources {
-		md, ok := r.Object.(*clusterv1.MachineDeployment)
-		if !ok {
-			continue
-		}
-		made := machinesOf(md.Spec.Template.Spec.Version, references(md), md.Spec.Rollout.After.Time)
-		o, seen := in.Observed[r.Key]
-		record := ""
-		switch sent, was := revisionOf(o.Revision); {
-		case seen && !sent.IsZero() && was == made:
-			record = o.Revision
-		case seen && machinesOf(o.Version, o.References, o.RolloutAfter) == made:
-			// Unchanged, and not recorded: unknown.
-		default:
-			record = in.Now.UTC().Format(time.RFC3339) + " " + made
-		}
-		a := md.GetAnnotations()
-		delete(a, AnnotationRevision)
-		if record != "" {
-			if a == nil {
-				a = map[string]string{}
-			}
-			a[AnnotationRevision] = record
-		}
-		if len(a) == 0 {
-			a = nil
-		}
-		md.SetAnnotations(a)
-	}
 }
 
 // parseTime reads an RFC 3339 time, zero if it does not parse: unreadable
