@@ -484,52 +484,84 @@ func TestCellLegacyClaim(t *testing.T) {
 }
 
 // TestCellChangeNotReported: a change sent to a cell that has not
-// reported it yet is sent again as it was, byte for byte, the record of
-// when its machines were sent (plan.AnnotationRevision) included, however
-// many times the pool is planned meanwhile: the function reads what it
-// sent, not only what the cell reports.
+// reported it yet is sent again as it was (its spec, and the record of when
+// its machines were sent, plan.AnnotationRevision), however many times the
+// pool is planned meanwhile, and when another change is held then: the
+// function reads what it sent, not only what the cell reports.
 func TestCellChangeNotReported(t *testing.T) {
-	now := sunday2300
-	f := newFunction(WithCacheSize(0), WithClock(func() time.Time { return now }))
-	cell := newFakeCell()
-	req := settledCellPool(t, f, cell)
-	infra := func(rsp *fnv1.RunFunctionResponse) any {
-		return field(mustStruct(manifests(rsp)["machinedeployment"]).GetFields(), "spec", "template", "spec", "infrastructureRef", "name").GetStringValue()
+	toLarge := func(req *fnv1.RunFunctionRequest) {
+		req.Observed.Composite.Resource.Fields["spec"].GetStructValue().Fields["machine"] = mustValue(map[string]any{"class": "large"})
 	}
-	was := infra(answer(t, f, req))
-	req.Observed.Composite.Resource.Fields["spec"].GetStructValue().Fields["machine"] = mustValue(map[string]any{"class": "large"})
-	// The pool queues, then starts: the first answer that sends the new
-	// template.
-	var sent *fnv1.RunFunctionResponse
-	for range 5 {
-		rsp := answer(t, f, req)
-		if infra(rsp) != was {
-			sent = rsp
-			break
-		}
-		req = cell.reconcile(t, req, rsp)
-		now = now.Add(time.Minute)
+	cases := map[string]struct {
+		reason string
+		// change is sent to the settled pool; then edits the pool before
+		// the cell reports it.
+		change, then func(req *fnv1.RunFunctionRequest, cell *fakeCell)
+	}{
+		"ClassChange": {
+			reason: "A class change the cell has not reported is sent again as it was.",
+			change: func(req *fnv1.RunFunctionRequest, _ *fakeCell) { toLarge(req) },
+		},
+		"VersionThenHeldClassChange": {
+			reason: "A version change the cell has not reported, then a class change the paused policy holds: the held pool keeps the version sent.",
+			change: func(req *fnv1.RunFunctionRequest, cell *fakeCell) {
+				cell.objects["KubeadmControlPlane/prod-eu-1"]["status"] = map[string]any{"version": "v1.34.1"}
+				req.Input.Fields["channels"] = mustValue(map[string]any{"stable": "v1.34.1"})
+			},
+			then: func(req *fnv1.RunFunctionRequest, _ *fakeCell) {
+				toLarge(req)
+				req.Input.Fields["rollouts"] = mustValue(map[string]any{"paused": true})
+			},
+		},
 	}
-	if sent == nil {
-		t.Fatal("the class change never started")
+	sent := func(rsp *fnv1.RunFunctionResponse) map[string]any {
+		md := manifests(rsp)["machinedeployment"]
+		return map[string]any{"spec": md["spec"], "revision": field(mustStruct(md).GetFields(), "metadata", "annotations", plan.AnnotationRevision).GetStringValue()}
 	}
-	// provider-kubernetes has applied nothing yet: the Objects say what
-	// was sent, their status what the cell reported before.
-	for k, r := range sent.GetDesired().GetResources() {
-		o := req.GetObserved().GetResources()[k]
-		if o == nil {
-			req.Observed.Resources[k] = &fnv1.Resource{Resource: proto.CloneOf(r.GetResource())}
-			continue
-		}
-		o.Resource.Fields["spec"] = proto.CloneOf(r.GetResource().GetFields()["spec"])
-	}
-	want := manifests(sent)["machinedeployment"]
-	for i := range 3 {
-		now = now.Add(time.Minute)
-		got := manifests(answer(t, f, req))["machinedeployment"]
-		if diff := cmp.Diff(want, got); diff != "" {
-			t.Errorf("planned %d more time(s) before the cell reports the change, the MachineDeployment sent changed: -first sent +now:\n%s", i+1, diff)
-		}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			now := sunday2300
+			f := newFunction(WithCacheSize(0), WithClock(func() time.Time { return now }))
+			cell := newFakeCell()
+			req := settledCellPool(t, f, cell)
+			was := sent(answer(t, f, req))
+			tc.change(req, cell)
+			// The pool reads its control plane, queues, then starts: the
+			// first answer that sends other machines.
+			var first *fnv1.RunFunctionResponse
+			for range 6 {
+				rsp := answer(t, f, req)
+				if cmp.Diff(was["spec"], sent(rsp)["spec"]) != "" {
+					first = rsp
+					break
+				}
+				req = cell.reconcile(t, req, rsp)
+				now = now.Add(time.Minute)
+			}
+			if first == nil {
+				t.Fatal("the change never started")
+			}
+			// provider-kubernetes has applied nothing yet: the Objects say
+			// what was sent, their status what the cell reported before.
+			for k, r := range first.GetDesired().GetResources() {
+				o := req.GetObserved().GetResources()[k]
+				if o == nil {
+					req.Observed.Resources[k] = &fnv1.Resource{Resource: proto.CloneOf(r.GetResource())}
+					continue
+				}
+				o.Resource.Fields["spec"] = proto.CloneOf(r.GetResource().GetFields()["spec"])
+			}
+			if tc.then != nil {
+				tc.then(req, cell)
+			}
+			want := sent(first)
+			for i := range 3 {
+				now = now.Add(time.Minute)
+				if diff := cmp.Diff(want, sent(answer(t, f, req))); diff != "" {
+					t.Errorf("%s\nplanned %d more time(s) before the cell reports the change, the MachineDeployment sent changed: -first sent +now:\n%s", tc.reason, i+1, diff)
+				}
+			}
+		})
 	}
 }
 
