@@ -438,6 +438,20 @@ func TestCellChangeRefused(t *testing.T) {
 	}
 }
 
+// clockedCellPool is a function whose clock reads *now, a fake cell, and
+// the pool settled in it.
+func clockedCellPool(t *testing.T, now *time.Time) (*Function, *fakeCell, *fnv1.RunFunctionRequest) {
+	t.Helper()
+	f := newFunction(WithCacheSize(0), WithClock(func() time.Time { return *now }))
+	cell := newFakeCell()
+	return f, cell, settledCellPool(t, f, cell)
+}
+
+// toLarge moves the pool to class large: other templates.
+func toLarge(req *fnv1.RunFunctionRequest) {
+	req.Observed.Composite.Resource.Fields["spec"].GetStructValue().Fields["machine"] = mustValue(map[string]any{"class": "large"})
+}
+
 // settledCellPool is the pool of xrJSON in cell eu-1, composed and rolled
 // out there.
 func settledCellPool(t *testing.T, f *Function, cell *fakeCell) *fnv1.RunFunctionRequest {
@@ -489,9 +503,6 @@ func TestCellLegacyClaim(t *testing.T) {
 // pool is planned meanwhile, and when another change is held then: the
 // function reads what it sent, not only what the cell reports.
 func TestCellChangeNotReported(t *testing.T) {
-	toLarge := func(req *fnv1.RunFunctionRequest) {
-		req.Observed.Composite.Resource.Fields["spec"].GetStructValue().Fields["machine"] = mustValue(map[string]any{"class": "large"})
-	}
 	cases := map[string]struct {
 		reason string
 		// change is sent to the settled pool; then edits the pool before
@@ -521,9 +532,7 @@ func TestCellChangeNotReported(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			now := sunday2300
-			f := newFunction(WithCacheSize(0), WithClock(func() time.Time { return now }))
-			cell := newFakeCell()
-			req := settledCellPool(t, f, cell)
+			f, cell, req := clockedCellPool(t, &now)
 			was := sent(answer(t, f, req))
 			tc.change(req, cell)
 			// The pool reads its control plane, queues, then starts: the
@@ -581,9 +590,6 @@ func manifests(rsp *fnv1.RunFunctionResponse) map[string]map[string]any {
 // would delete running nodes is refused, and the Cluster's pools roll one
 // at a time.
 func TestCellSafetyRules(t *testing.T) {
-	toLarge := func(req *fnv1.RunFunctionRequest) {
-		req.Observed.Composite.Resource.Fields["spec"].GetStructValue().Fields["machine"] = mustValue(map[string]any{"class": "large"})
-	}
 	type safetyCase struct {
 		reason string
 		// edit changes the settled pool (and its cell), check the answer
@@ -687,9 +693,7 @@ func TestCellSafetyRules(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			now := sunday2300
-			f := newFunction(WithCacheSize(0), WithClock(func() time.Time { return now }))
-			cell := newFakeCell()
-			req := settledCellPool(t, f, cell)
+			f, cell, req := clockedCellPool(t, &now)
 			before := answer(t, f, req)
 			tc.edit(req, cell)
 			after := answer(t, f, req)
