@@ -319,17 +319,21 @@ func unwrap(f map[string]*structpb.Value, withSpec bool) plan.Observed {
 }
 
 // pending makes o, an object as the cell reports it, say what was sent
-// since: the function's own annotations (the rollout queue's, a rotation's)
-// as sent, and a MachineDeployment or MachinePool sent other machines
-// (version, templates) than the cell reports as a spec Cluster API has not
-// acted on yet. Locally Crossplane's apply bumps the generation at once;
+// since, as a local object says what was applied: the function's own
+// annotations (the rollout queue's, a rotation's, the revision record) as
+// sent, and, for a MachineDeployment or MachinePool sent other machines
+// (version, templates, spec.rollout.after) than the cell reports, those
+// machines, as a spec Cluster API has not acted on yet. Locally
+// Crossplane's apply shows the new spec and bumps the generation at once;
 // through a cell it shows only once provider-kubernetes has applied it and
-// read it back, and until then the rollout gates must still see that pool
-// as starting to roll: the Cluster's other pools wait their turn.
+// read it back. Until then the plan must keep what it sent (a hold must not
+// take a version or a rotation back), and the rollout gates must see the
+// pool as starting to roll: the Cluster's other pools wait their turn.
 func pending(o *plan.Observed, sent plan.Observed) {
 	o.QueuedSince, o.HoldsSequence, o.Rotation, o.Revision = sent.QueuedSince, sent.HoldsSequence, sent.Rotation, sent.Revision
-	if sent.Version != o.Version || !slices.Equal(sent.References, o.References) {
+	if sent.Version != o.Version || !slices.Equal(sent.References, o.References) || !sent.RolloutAfter.Equal(o.RolloutAfter) {
 		o.Generation = max(o.Generation, o.ObservedGeneration) + 1
+		o.Version, o.References, o.Bootstrap, o.RolloutAfter = sent.Version, sent.References, sent.Bootstrap, sent.RolloutAfter
 	}
 }
 

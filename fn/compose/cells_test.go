@@ -513,6 +513,24 @@ func TestCellChangeNotReported(t *testing.T) {
 			reason: "A class change the cell has not reported is sent again as it was.",
 			change: func(req *fnv1.RunFunctionRequest, _ *fakeCell) { toLarge(req) },
 		},
+		"Rotation": {
+			reason: "A rotation (spec.rollout.after, the pool's nodes past their max age) the cell has not reported is sent again as it was: " +
+				"not taken back, nor dated again.",
+			change: func(req *fnv1.RunFunctionRequest, _ *fakeCell) {
+				req.Input.Fields["rotation"] = mustValue(map[string]any{"maxNodeAge": "2m", "spread": "0s"})
+			},
+		},
+		"VersionThenControlPlaneBehind": {
+			reason: "A patch version the cell has not reported, then a channel move past the control plane: the pool waits for its control plane " +
+				"at the version sent, not the one the cell reports.",
+			change: func(req *fnv1.RunFunctionRequest, cell *fakeCell) {
+				cell.objects["KubeadmControlPlane/prod-eu-1"]["status"] = map[string]any{"version": "v1.33.5"}
+				req.Input.Fields["channels"] = mustValue(map[string]any{"stable": "v1.33.5"})
+			},
+			then: func(req *fnv1.RunFunctionRequest, _ *fakeCell) {
+				req.Input.Fields["channels"] = mustValue(map[string]any{"stable": "v1.34.1"})
+			},
+		},
 		"VersionThenHeldClassChange": {
 			reason: "A version change the cell has not reported, then a class change the paused policy holds: the held pool keeps the version sent.",
 			change: func(req *fnv1.RunFunctionRequest, cell *fakeCell) {

@@ -477,9 +477,6 @@ func holdAsRunning(p *Plan, in Input, held []string) {
 func keepTemplateSpec(s *clusterv1.MachineSpec, o Observed) {
 	obj := o.object()
 	s.Version = o.Version
-	if v, ok, _ := unstructured.NestedString(obj, "spec", "template", "spec", "version"); ok {
-		s.Version = v // What was sent: a cell may not report it yet.
-	}
 	s.InfrastructureRef.Name, _, _ = unstructured.NestedString(obj, "spec", "template", "spec", "infrastructureRef", "name")
 	s.Bootstrap.ConfigRef.Name, _, _ = unstructured.NestedString(obj, "spec", "template", "spec", "bootstrap", "configRef", "name")
 }
