@@ -309,7 +309,8 @@ func unwrap(f map[string]*structpb.Value, withSpec bool) plan.Observed {
 	o := backing(seen)
 	o.Load = func() map[string]any { return keepable(sent) }
 	if reported != nil {
-		pending(&o, backing(sent))
+		status, _ := syncedOf(f)
+		pending(&o, backing(sent), status != "False")
 	}
 	if withSpec {
 		o.Spec = seen["spec"].GetStructValue().AsMap()
@@ -322,18 +323,29 @@ func unwrap(f map[string]*structpb.Value, withSpec bool) plan.Observed {
 // since, as a local object says what was applied: the function's own
 // annotations (the rollout queue's, a rotation's, the revision record) as
 // sent, and, for a MachineDeployment or MachinePool sent other machines
-// (version, templates, spec.rollout.after) than the cell reports, those
-// machines, as a spec Cluster API has not acted on yet. Locally
-// Crossplane's apply shows the new spec and bumps the generation at once;
-// through a cell it shows only once provider-kubernetes has applied it and
-// read it back. Until then the plan must keep what it sent (a hold must not
-// take a version or a rotation back), and the rollout gates must see the
-// pool as starting to roll: the Cluster's other pools wait their turn.
-func pending(o *plan.Observed, sent plan.Observed) {
+// (version, templates, a later spec.rollout.after) than the cell reports,
+// a spec Cluster API has not acted on yet. Locally Crossplane's apply shows
+// the new spec and bumps the generation at once; through a cell it shows
+// only once provider-kubernetes has applied it and read it back. Until
+// then the rollout gates must see the pool as starting to roll (the
+// Cluster's other pools wait their turn), and, while the cell takes what is
+// sent (applies: the Object is not Synced False), the plan reads the
+// machines sent: a hold must not take a version or a rotation back. A
+// spec.rollout.after set in the cell (a rollout restart) and later than
+// the one sent is the cell's, as it is a local pool's.
+func pending(o *plan.Observed, sent plan.Observed, applies bool) {
 	o.QueuedSince, o.HoldsSequence, o.Rotation, o.Revision = sent.QueuedSince, sent.HoldsSequence, sent.Rotation, sent.Revision
-	if sent.Version != o.Version || !slices.Equal(sent.References, o.References) || !sent.RolloutAfter.Equal(o.RolloutAfter) {
-		o.Generation = max(o.Generation, o.ObservedGeneration) + 1
-		o.Version, o.References, o.Bootstrap, o.RolloutAfter = sent.Version, sent.References, sent.Bootstrap, sent.RolloutAfter
+	later := sent.RolloutAfter.After(o.RolloutAfter)
+	if sent.Version == o.Version && slices.Equal(sent.References, o.References) && !later {
+		return
+	}
+	o.Generation = max(o.Generation, o.ObservedGeneration) + 1
+	if !applies {
+		return
+	}
+	o.Version, o.References, o.Bootstrap = sent.Version, sent.References, sent.Bootstrap
+	if later {
+		o.RolloutAfter = sent.RolloutAfter
 	}
 }
 

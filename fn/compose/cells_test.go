@@ -592,6 +592,67 @@ func TestCellChangeNotReported(t *testing.T) {
 	}
 }
 
+// TestCellReportedSpec: what the cell reports of a MachineDeployment's
+// spec where the function did not send it, or where the cell refused what
+// it sent.
+func TestCellReportedSpec(t *testing.T) {
+	restart := "2026-11-29T22:00:00Z"
+	reported := func(req *fnv1.RunFunctionRequest) map[string]*structpb.Value {
+		return field(req.GetObserved().GetResources()["machinedeployment"].GetResource().GetFields(), "status", "atProvider", "manifest").GetStructValue().GetFields()
+	}
+	cases := map[string]struct {
+		reason string
+		edit   func(req *fnv1.RunFunctionRequest)
+		check  func(rsp *fnv1.RunFunctionResponse) string
+	}{
+		"RolloutRestartInTheCell": {
+			reason: "A rollout restart in the cell (spec.rollout.after, which the function did not send) is the cell's, as it is a local pool's: " +
+				"kept, and the MachineDeployment is not taken for one whose spec the cell has not acted on.",
+			edit: func(req *fnv1.RunFunctionRequest) {
+				reported(req)["spec"].GetStructValue().Fields["rollout"].GetStructValue().Fields["after"] = structpb.NewStringValue(restart)
+			},
+			check: func(rsp *fnv1.RunFunctionResponse) string {
+				md := mustStruct(manifests(rsp)["machinedeployment"]).GetFields()
+				if got := field(md, "spec", "rollout", "after").GetStringValue(); got != restart {
+					return fmt.Sprintf("spec.rollout.after sent: got %q, want the cell's %q", got, restart)
+				}
+				if r := rsp.GetDesired().GetResources()["machinedeployment"]; r.GetReady() != fnv1.Ready_READY_TRUE {
+					return fmt.Sprintf("the MachineDeployment is ready in the cell: got %v", r.GetReady())
+				}
+				return ""
+			},
+		},
+		"ChangeRefusedByTheCell": {
+			reason: "A version the cell refuses to apply (its Object Synced False, the old version reported) is not read as sent: " +
+				"when the control plane falls behind the target, the pool holds at the version its machines run.",
+			edit: func(req *fnv1.RunFunctionRequest) {
+				o := req.GetObserved().GetResources()["machinedeployment"].GetResource().GetFields()
+				field(o, "spec", "forProvider", "manifest", "spec", "template", "spec").GetStructValue().Fields["version"] = structpb.NewStringValue("v1.33.5")
+				o["status"].GetStructValue().Fields["conditions"] = mustValue([]any{map[string]any{"type": "Synced", "status": "False", "reason": "ReconcileError",
+					"message": "admission webhook denied the request"}})
+				req.Input.Fields["channels"] = mustValue(map[string]any{"stable": "v1.34.1"})
+			},
+			check: func(rsp *fnv1.RunFunctionResponse) string {
+				md := mustStruct(manifests(rsp)["machinedeployment"]).GetFields()
+				if got := field(md, "spec", "template", "spec", "version").GetStringValue(); got != "v1.33.4" {
+					return fmt.Sprintf("held at %q, want v1.33.4, the version the cell runs", got)
+				}
+				return ""
+			},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			now := sunday2300
+			f, _, req := clockedCellPool(t, &now)
+			tc.edit(req)
+			if msg := tc.check(answer(t, f, req)); msg != "" {
+				t.Errorf("%s\n%s", tc.reason, msg)
+			}
+		})
+	}
+}
+
 // manifests are the manifests of the answer's Objects, by key.
 func manifests(rsp *fnv1.RunFunctionResponse) map[string]map[string]any {
 	out := map[string]map[string]any{}
