@@ -447,6 +447,15 @@ func clockedCellPool(t *testing.T, now *time.Time) (*Function, *fakeCell, *fnv1.
 	return f, cell, settledCellPool(t, f, cell)
 }
 
+// toLargeBeside moves the pool to class large while the cell holds the
+// other pools' Objects others.
+func toLargeBeside(others ...*fnv1.Resource) func(req *fnv1.RunFunctionRequest, cell *fakeCell) {
+	return func(req *fnv1.RunFunctionRequest, cell *fakeCell) {
+		toLarge(req)
+		cell.others = append(cell.others, others...)
+	}
+}
+
 // toLarge moves the pool to class large: other templates.
 func toLarge(req *fnv1.RunFunctionRequest) {
 	req.Observed.Composite.Resource.Fields["spec"].GetStructValue().Fields["machine"] = mustValue(map[string]any{"class": "large"})
@@ -708,10 +717,7 @@ func TestCellSafetyRules(t *testing.T) {
 		},
 		"OnePoolAtATime": {
 			reason: "Another pool of the Cluster rolls in the cell: the class change waits its turn, and the MachineDeployment keeps its template.",
-			edit: func(req *fnv1.RunFunctionRequest, cell *fakeCell) {
-				toLarge(req)
-				cell.others = append(cell.others, cellSibling("v1.33.4", "v1.33.4", 1))
-			},
+			edit:   toLargeBeside(cellSibling("v1.33.4", "v1.33.4", 1)),
 			check: func(t *testing.T, before, after *fnv1.RunFunctionResponse) {
 				if c := condition(after, TypeRolloutHeld); c.GetReason() != plan.HoldConcurrency {
 					t.Errorf("RolloutHeld: got %v", c)
@@ -726,40 +732,28 @@ func TestCellSafetyRules(t *testing.T) {
 	cases["OnePoolAtATimeJustStarted"] = safetyCase{
 		reason: "Another pool of the Cluster was just sent a new version, which the cell does not report yet (it reports the old one, rolled out): " +
 			"it is rolling all the same, and the class change waits its turn.",
-		edit: func(req *fnv1.RunFunctionRequest, cell *fakeCell) {
-			toLarge(req)
-			cell.others = append(cell.others, cellSibling("v1.34.1", "v1.33.4", 3))
-		},
+		edit:  toLargeBeside(cellSibling("v1.34.1", "v1.33.4", 3)),
 		check: cases["OnePoolAtATime"].check,
 	}
 	cases["OnePoolAtATimeVersions"] = safetyCase{
 		reason: "Another pool of the Cluster reports every machine up to date (its MachineSets have not caught up) but one of them at the old version: " +
 			"it is rolling, and the class change waits its turn.",
-		edit: func(req *fnv1.RunFunctionRequest, cell *fakeCell) {
-			toLarge(req)
-			cell.others = append(cell.others, cellSibling("v1.34.1", "v1.34.1", 3,
-				map[string]any{"version": "v1.33.4", "replicas": 1}, map[string]any{"version": "v1.34.1", "replicas": 2}))
-		},
+		edit: toLargeBeside(cellSibling("v1.34.1", "v1.34.1", 3,
+			map[string]any{"version": "v1.33.4", "replicas": 1}, map[string]any{"version": "v1.34.1", "replicas": 2})),
 		check: cases["OnePoolAtATime"].check,
 	}
 	cases["OnePoolAtATimeTemplateChange"] = safetyCase{
 		reason: "Another pool of the Cluster reports every machine up to date on its new template (its cell's report came before its MachineSets caught up) " +
 			"but still keeps its old template: it has just changed templates, is rolling, and the class change waits its turn.",
-		edit: func(req *fnv1.RunFunctionRequest, cell *fakeCell) {
-			toLarge(req)
-			cell.others = append(cell.others, cellSibling("v1.33.4", "v1.33.4", 3), cellSiblingTemplate("prod-eu-1-other-0"), cellSiblingTemplate("prod-eu-1-other-1"))
-		},
+		edit:  toLargeBeside(cellSibling("v1.33.4", "v1.33.4", 3), cellSiblingTemplate("prod-eu-1-other-0"), cellSiblingTemplate("prod-eu-1-other-1")),
 		check: cases["OnePoolAtATime"].check,
 	}
 	cases["SiblingSettled"] = safetyCase{
 		reason: "Another pool of the Cluster runs every machine up to date and keeps only the templates it references, and its health check: " +
 			"it is not rolling, and the class change starts.",
-		edit: func(req *fnv1.RunFunctionRequest, cell *fakeCell) {
-			toLarge(req)
-			cell.others = append(cell.others, cellSibling("v1.33.4", "v1.33.4", 3), cellSiblingTemplate("prod-eu-1-other-1"),
-				cellSiblingObject("bootstrap-b0075", "KubeadmConfigTemplate", "prod-eu-1-other-b0075"),
-				cellSiblingObject("machinehealthcheck", "MachineHealthCheck", "prod-eu-1-other"))
-		},
+		edit: toLargeBeside(cellSibling("v1.33.4", "v1.33.4", 3), cellSiblingTemplate("prod-eu-1-other-1"),
+			cellSiblingObject("bootstrap-b0075", "KubeadmConfigTemplate", "prod-eu-1-other-b0075"),
+			cellSiblingObject("machinehealthcheck", "MachineHealthCheck", "prod-eu-1-other")),
 		check: func(t *testing.T, before, after *fnv1.RunFunctionResponse) {
 			if c := condition(after, TypeRolloutHeld); c.GetStatus() == fnv1.Status_STATUS_CONDITION_TRUE {
 				t.Errorf("RolloutHeld: got %v", c)

@@ -191,6 +191,14 @@ func TestCellRotation(t *testing.T) {
 		}
 		return in
 	}
+	// fromLarge is toLarge(upToDate), planned at now for class.
+	fromLarge := func(upToDate int32, class string, now time.Time) func(t *testing.T) Input {
+		return func(t *testing.T) Input {
+			in := toLarge(t, upToDate)
+			in.Spec.Machine.Class, in.Now = class, now
+			return in
+		}
+	}
 	// at is a time in a summary, "-" for zero.
 	at := func(t time.Time) string {
 		if t.IsZero() {
@@ -330,40 +338,24 @@ func TestCellRotation(t *testing.T) {
 		},
 		"ChangeNotReported": {
 			reason: "A change sent, which the cell does not report yet: the record sent is kept, not dated again.",
-			in: func(t *testing.T) Input {
-				in := toLarge(t, -1)
-				in.Now = back
-				return in
-			},
-			want: rec(changed, sent, "-"),
+			in:     fromLarge(-1, "large", back),
+			want:   rec(changed, sent, "-"),
 		},
 		"BackWhileRolling": {
 			reason: "Going back to the old class while the MachineDeployments roll to the new one: Cluster API keeps the old MachineSets' nodes, " +
 				"so the record dates them by the floor, not now.",
-			in: func(t *testing.T) Input {
-				in := toLarge(t, 1)
-				in.Spec.Machine.Class, in.Now = "medium", back
-				return in
-			},
+			in:   fromLarge(1, "medium", back),
 			want: rec(sent, sent, "-"),
 		},
 		"BackBeforeReported": {
 			reason: "Going back to the old class before the cell reports the change: the old nodes run on, dated by the floor; the record is not dropped.",
-			in: func(t *testing.T) Input {
-				in := toLarge(t, -1)
-				in.Spec.Machine.Class, in.Now = "medium", back
-				return in
-			},
-			want: rec(sent, sent, "-"),
+			in:     fromLarge(-1, "medium", back),
+			want:   rec(sent, sent, "-"),
 		},
 		"SettledOnTheChange": {
 			reason: "Once the MachineDeployments settle on the new class, its record dates them: the next change floors at it.",
-			in: func(t *testing.T) Input {
-				in := toLarge(t, 3)
-				in.Spec.Machine.Class, in.Now = "medium", back
-				return in
-			},
-			want: rec(back, changed, "-"),
+			in:     fromLarge(3, "medium", back),
+			want:   rec(back, changed, "-"),
 		},
 	}
 	for name, tc := range cases {
